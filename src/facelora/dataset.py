@@ -1,0 +1,132 @@
+"""The training folder as Kohya reads it: `train_data_dir` holds `<repeats>_<trigger>` folders
+of images with same-stem captions. This module finds the images and captions and says clearly
+what is wrong with a folder; it knows nothing of tensors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .project import Concept, ProjectError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+class DatasetError(ProjectError):
+    """A training folder Kohya's trainer would also reject (or silently misread)."""
+
+
+@dataclass
+class Subset:
+    folder: Path
+    concept: Concept
+    images: list[Path]
+    captions: dict[Path, str]  # image -> caption (from its file, or the folder words)
+    missing_captions: list[Path] = field(default_factory=list)
+
+    @property
+    def repeats(self) -> int:
+        return self.concept.repeats
+
+
+@dataclass
+class Dataset:
+    root: Path
+    subsets: list[Subset]
+
+    @property
+    def num_images(self) -> int:
+        return sum(len(s.images) for s in self.subsets)
+
+    @property
+    def num_samples(self) -> int:
+        """Images x repeats: what one epoch goes through."""
+        return sum(len(s.images) * s.repeats for s in self.subsets)
+
+    @property
+    def missing_captions(self) -> list[Path]:
+        return [p for s in self.subsets for p in s.missing_captions]
+
+    def items(self) -> list[tuple[Path, str, int]]:
+        """(image, caption, repeats) for every image."""
+        return [(p, s.captions[p], s.repeats) for s in self.subsets for p in s.images]
+
+    def tag_frequency(self) -> dict[str, dict[str, int]]:
+        """Kohya's `ss_tag_frequency`: {folder: {tag: count}}."""
+        out: dict[str, dict[str, int]] = {}
+        for s in self.subsets:
+            freq: dict[str, int] = {}
+            for cap in s.captions.values():
+                for tag in (t.strip() for t in cap.split(",")):
+                    if tag:
+                        freq[tag] = freq.get(tag, 0) + 1
+            out[s.folder.name] = freq
+        return out
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def read_caption(image: Path, caption_extension: str) -> str | None:
+    cap = image.with_suffix(caption_extension)
+    if not cap.is_file():
+        return None
+    return " ".join(cap.read_text(encoding="utf-8", errors="replace").split())
+
+
+def scan(train_data_dir: str | Path, caption_extension: str = ".txt") -> Dataset:
+    """Read `train_data_dir` the way Kohya does, with a message that says what to do when the
+    layout is one of the usual mistakes."""
+    root = Path(train_data_dir)
+    if not root.is_dir():
+        raise DatasetError(f"Training folder '{root}' does not exist.")
+    try:
+        Concept.parse(root.name)
+        leaf = bool(list_images(root))
+    except ProjectError:
+        leaf = False
+    if leaf:
+        raise DatasetError(
+            f"'{root}' is a '<repeats>_<trigger>' folder itself. Point train_data_dir at its parent "
+            f"('{root.parent}'), as in Kohya's trainer: the number in the folder name is how often "
+            f"each image repeats."
+        )
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    loose = list_images(root)
+    if not folders:
+        hint = f" It holds {len(loose)} images directly;" if loose else ""
+        raise DatasetError(
+            f"'{root}' has no '<repeats>_<trigger>' folder.{hint} put the images in a folder such as "
+            f"'{root / '15_ohwx woman'}' (15 repeats, trigger word 'ohwx', class 'woman')."
+        )
+    subsets = []
+    for folder in folders:
+        concept = Concept.parse(folder.name)
+        images = list_images(folder)
+        if not images:
+            raise DatasetError(
+                f"'{folder}' holds no images ({', '.join(IMAGE_EXTENSIONS)}). Add photos, or run "
+                f"'facelora prepare PHOTOS {root.parent}' to make them."
+            )
+        captions, missing = {}, []
+        for img in images:
+            text = read_caption(img, caption_extension)
+            if text is None:
+                missing.append(img)
+                text = concept.words
+            captions[img] = text
+        subsets.append(Subset(folder, concept, images, captions, missing))
+    return Dataset(root, subsets)
+
+
+def missing_caption_warning(dataset: Dataset, caption_extension: str) -> str | None:
+    missing = dataset.missing_captions
+    if not missing:
+        return None
+    names = ", ".join(p.name for p in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    return (
+        f"{len(missing)} image(s) have no '{caption_extension}' caption, so the folder words are "
+        f"used as their caption: {names}. Check caption_extension (Kohya's 'no caption file found')."
+    )

@@ -1,0 +1,59 @@
+"""Shared fixtures. Tests run torch on one thread: on these 2 shared cores a second thread makes
+steps 3-7x slower whenever another process takes a core."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+try:
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def astronaut_rgb() -> np.ndarray:
+    """scikit-image's astronaut (Eileen Collins, public domain), read from the installed package."""
+    from skimage import data
+
+    return data.astronaut()
+
+
+def grace_hopper_rgb() -> np.ndarray:
+    """matplotlib's grace_hopper.jpg (public domain), read from the installed package."""
+    import matplotlib.cbook as cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture
+def astronaut() -> np.ndarray:
+    return astronaut_rgb()
+
+
+@pytest.fixture
+def grace_hopper() -> np.ndarray:
+    return grace_hopper_rgb()
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """A folder (with a space and Chinese characters in its name) holding the two package photos."""
+    from PIL import Image
+
+    d = tmp_path / "照片 photos"
+    d.mkdir()
+    Image.fromarray(astronaut_rgb()).save(d / "astronaut.png")
+    Image.fromarray(grace_hopper_rgb()).save(d / "grace hopper.jpg", quality=95)
+    return d
