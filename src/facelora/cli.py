@@ -25,7 +25,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}

@@ -17,6 +17,9 @@ import numpy as np
 MATCH_THRESHOLD = 0.6
 _DETECT_MAX_SIDE = 1024  # detection runs on a copy no larger than this; boxes are scaled back
 _CNN_MAX_SIDE = 640  # the CNN detector is slow on the CPU; it sees a smaller copy
+# HOG scores below this are mostly false alarms (the astronaut's suit patch scores 0.12, her
+# face 1.16); they are kept only when nothing better is found.
+_HOG_MIN_SCORE = 0.3
 
 
 class FaceModelsMissing(RuntimeError):
@@ -32,6 +35,7 @@ class Face:
     right: float
     bottom: float
     detector: str  # "hog" or "cnn"
+    score: float = 0.0
 
     @property
     def width(self) -> float:
@@ -116,11 +120,14 @@ def detect(image: np.ndarray, cnn_fallback: bool = True) -> list[Face]:
     image = _as_rgb8(image)
     small, s = _shrunk(image, _DETECT_MAX_SIDE)
     upsample = 1 if max(small.shape[:2]) < 800 else 0
-    rects = [(r, "hog") for r in _hog()(small, upsample)]
-    if not rects and cnn_fallback:
+    rects, scores, _ = _hog().run(small, upsample, 0.0)
+    found = [(r, "hog", sc) for r, sc in zip(rects, scores)]
+    if any(sc >= _HOG_MIN_SCORE for _, _, sc in found):
+        found = [f for f in found if f[2] >= _HOG_MIN_SCORE]
+    if not found and cnn_fallback:
         small, s = _shrunk(image, _CNN_MAX_SIDE)
-        rects = [(d.rect, "cnn") for d in _cnn()(small, 1 if max(small.shape[:2]) < 400 else 0)]
-    faces = [Face(r.left() * s, r.top() * s, r.right() * s, r.bottom() * s, name) for r, name in rects]
+        found = [(d.rect, "cnn", d.confidence) for d in _cnn()(small, 1 if max(small.shape[:2]) < 400 else 0)]
+    faces = [Face(r.left() * s, r.top() * s, r.right() * s, r.bottom() * s, name, float(sc)) for r, name, sc in found]
     return sorted(faces, key=lambda f: f.area, reverse=True)
 
 
