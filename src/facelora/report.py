@@ -1,0 +1,161 @@
+"""`PROJECT/report.html`: one page that shows a whole run, built only from the files the steps
+left in the project folder (so it can be rebuilt at any time, and the folder copied elsewhere):
+the contact sheet, the plan, the loss curve, the grid, the likeness heatmap, the best file and
+weight, and the commands that reproduce each step."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from .fileio import atomic_write_text
+from .project import Project
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """events.jsonl, skipping a last line that is still being written."""
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def loss_chart(events: list[dict[str, Any]], out: Path) -> Path | None:
+    """Current and average loss against step, as a PNG; None when there are no steps yet."""
+    steps = [e for e in events if e.get("event") == "step" and e.get("loss") is not None]
+    if not steps:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    x = [e["step"] for e in steps]
+    ax.plot(x, [e["loss"] for e in steps], lw=0.8, alpha=0.45, label="loss")
+    if any("avg_loss" in e for e in steps):
+        ax.plot(x, [e.get("avg_loss") for e in steps], lw=1.8, label="average loss")
+    for e in events:
+        if e.get("event") == "saved" and e.get("step"):
+            ax.axvline(e["step"], color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def _img(project: Project, path: Path, alt: str) -> str:
+    if not path.is_file():
+        return f"<p class=missing>{html.escape(alt)}: not made yet.</p>"
+    rel = path.relative_to(project.root).as_posix()
+    return f'<a href="{html.escape(rel)}"><img src="{html.escape(rel)}" alt="{html.escape(alt)}"></a>'
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+_CSS = """
+body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+img{max-width:100%;border:1px solid #ccc} table{border-collapse:collapse}
+th,td{text-align:left;padding:.2em .8em;border-bottom:1px solid #eee;vertical-align:top}
+.best{background:#eef8ee;border:1px solid #9c9;padding:.8em 1em;border-radius:6px}
+.warn{background:#fff6e0;border:1px solid #e8c56b;padding:.8em 1em;border-radius:6px}
+pre{background:#f5f5f5;padding:.6em;overflow-x:auto} .missing{color:#999}
+"""
+
+
+def write_report(project: Project, plan: dict[str, Any] | None, commands: list[str],
+                 notes: list[str] | None = None) -> Path:
+    """Build report.html from what the project folder holds now."""
+    settings = project.settings()
+    events = read_events(project.events_path)
+    chart = loss_chart(events, project.log_dir / "loss.png")
+    parts = [f"<h1>facelora report: {html.escape(settings.trigger)}</h1>"]
+    for n in notes or []:
+        parts.append(f'<p class="warn">{html.escape(n)}</p>')
+
+    parts.append("<h2>Photos</h2>")
+    prep = _json(project.prepare_report)
+    if prep:
+        items = prep.get("items", [])
+        acc = sum(1 for i in items if i.get("status") == "accepted")
+        parts.append(f"<p>{acc} of {len(items)} photos accepted.</p>")
+        rejected = [(Path(i["source"]).name, i.get("reason", "")) for i in items if i.get("status") == "rejected"]
+        if rejected:
+            parts.append("<p>Rejected:</p>" + _table(rejected))
+    parts.append(_img(project, project.root / "prepare-contact-sheet.png", "contact sheet"))
+
+    parts.append("<h2>Plan</h2>")
+    if plan:
+        keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps")
+        parts.append(_table([(k.replace("_", " "), plan[k]) for k in keys if k in plan]))
+
+    parts.append("<h2>Training</h2>")
+    end = next((e for e in reversed(events) if e.get("event") in ("end", "error")), None)
+    if end:
+        parts.append(f"<p>{html.escape(_describe_end(end))}</p>")
+    parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
+    saved = [e["path"] for e in events if e.get("event") == "saved" and e.get("path")]
+    if saved:
+        parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")
+
+    parts.append("<h2>Grid: saved files x LoRA weights</h2>")
+    parts.append(_img(project, project.eval_dir / "grid.png", "X/Y grid"))
+
+    parts.append("<h2>Likeness</h2>")
+    parts.append(_best(_json(project.eval_dir / "likeness.json")))
+    parts.append(_img(project, project.eval_dir / "heatmap.png", "likeness heatmap"))
+
+    parts.append("<h2>Reproduce</h2><pre>" + html.escape("\n".join(commands)) + "</pre>")
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>facelora: {html.escape(settings.trigger)}"
+            f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
+    out = project.root / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _describe_end(e: dict[str, Any]) -> str:
+    if e.get("event") == "error":
+        return f"Training stopped: {e.get('message', 'an error')}"
+    secs = e.get("seconds") or e.get("elapsed")
+    took = f" in {secs:.0f} s" if isinstance(secs, (int, float)) else ""
+    return f"Trained {e.get('step', '?')} steps{took}."
+
+
+def _best(likeness: dict[str, Any] | None) -> str:
+    if not likeness:
+        return "<p class=missing>Not scored yet.</p>"
+    best = likeness.get("best")
+    parts = []
+    if best:
+        parts.append(f'<p class="best">Most alike: <b>{html.escape(str(best.get("file")))}</b> at weight '
+                     f'<b>{best.get("weight")}</b>. {html.escape(str(likeness.get("rule", "")))}</p>')
+    else:
+        parts.append(f'<p class="warn">{html.escape(str(likeness.get("verdict") or "No generated image had a face, so there is no best file."))}</p>')
+    baseline = likeness.get("baseline")
+    if isinstance(baseline, dict) and baseline.get("mean") is not None:
+        parts.append(f"<p>How alike the training photos are to each other (leave-one-out distance): "
+                     f"{baseline['mean']:.3f} on average.</p>")
+    return "".join(parts)
