@@ -3,11 +3,44 @@ or a full disk never leaves a half-written file in place of a good one."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from .errors import FaceloraError
+
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_UMASK = os.umask(0o022)  # read the process umask (set it back at once)
+os.umask(_UMASK)
+
+
+class DiskFullError(FaceloraError, OSError):
+    """The disk (or quota) filled up while writing; the earlier file, if any, is untouched."""
+
+
+@contextmanager
+def disk_full_is_clear(path: Path) -> Iterator[None]:
+    """Turn 'No space left on device' into a message that says what happened and what to do."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in _DISK_FULL:
+            raise DiskFullError(
+                f"The disk is full: could not write {path}. Nothing was overwritten (any earlier file "
+                f"of that name is intact). Free some space on {Path(path).parent} and run again."
+            ) from e
+        raise
+
+
+def usual_permissions(path: Path) -> None:
+    """Temporary files are created private (0600); the finished file gets the permissions an
+    ordinary write would give it."""
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -16,11 +49,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with disk_full_is_clear(path):
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            usual_permissions(Path(tmp))
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
