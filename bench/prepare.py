@@ -1,0 +1,125 @@
+"""How fast prepare goes on this CPU, in photos per second.
+
+    python bench/prepare.py [--rounds 3] [--realesrgan]
+
+Two figures over the demo set (twelve variants of scikit-image's astronaut, 512 x 512) plus
+matplotlib's Grace Hopper (512 x 600):
+- `detect_crop_lanczos`: dlib face detection + the crop box + Lanczos to 512, on decoded photos;
+- `full_prepare`: the whole `prepare` run from files (decode, detect, crop, Lanczos, identity
+  descriptors before and after, blur, pHash, PNG and caption writing, report, contact sheet).
+With --realesrgan, also Real-ESRGAN x4plus (ncnn, CPU) on one 117 px crop.
+Prints one JSON object: the command, the machine, the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import dlib
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "dlib": dlib.__version__,
+            "platform": platform.platform(),
+            # other processes on the machine slow these figures down; this says how busy it was
+            "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
+
+
+def photos() -> list[tuple[str, np.ndarray]]:
+    import matplotlib.cbook as cbook
+
+    from facelora import demo_photos
+
+    out = [(name, demo_photos.as_array(im)) for name, im in demo_photos.variants()]
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        out.append(("grace_hopper", np.asarray(im.convert("RGB"))))
+    return out
+
+
+def detect_crop_lanczos(images: list[tuple[str, np.ndarray]], size: int = 512) -> int:
+    from facelora import faces
+    from facelora.prepare import crop, upscale
+
+    done = 0
+    for _, rgb in images:
+        found = faces.detect(rgb)
+        box = crop.square_crop(found[0], rgb.shape[1], rgb.shape[0])
+        upscale.lanczos(Image.fromarray(rgb).crop(tuple(box.as_list())), size)
+        done += 1
+    return done
+
+
+def full_prepare(images: list[tuple[str, np.ndarray]]) -> tuple[int, float]:
+    from facelora.prepare.pipeline import PrepareOptions, open_or_create, prepare
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "photos"
+        folder.mkdir()
+        for i, (name, rgb) in enumerate(images):
+            Image.fromarray(rgb).save(folder / f"{i:02d} {name}.{'jpg' if i % 2 else 'png'}", quality=92)
+        project = open_or_create(Path(tmp) / "project", "ohwx", "woman")
+        t = time.perf_counter()
+        report = prepare(folder, project, PrepareOptions())
+        return len(report.accepted), time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--realesrgan", action="store_true")
+    args = ap.parse_args()
+
+    info = machine()
+    images = photos()
+    detect_crop_lanczos(images[:1])  # load dlib's models once, outside the timing
+    rates, cpu = [], []
+    for _ in range(args.rounds):
+        t, c = time.perf_counter(), time.process_time()
+        n = detect_crop_lanczos(images)
+        rates.append(n / (time.perf_counter() - t))
+        cpu.append((time.process_time() - c) / n)
+    full = [full_prepare(images) for _ in range(args.rounds)]
+    figures = {
+        "photos": len(images),
+        "detect_crop_lanczos_photos_per_s": round(statistics.median(rates), 2),
+        "detect_crop_lanczos_photos_per_s_best": round(max(rates), 2),
+        # CPU seconds per photo: what an idle core gives (dlib's HOG runs on one thread), whatever the load
+        "detect_crop_lanczos_cpu_s_per_photo": round(min(cpu), 3),
+        "full_prepare_photos_per_s": round(statistics.median(n / s for n, s in full), 2),
+        "full_prepare_accepted": full[0][0],
+        "rounds": args.rounds,
+    }
+    if args.realesrgan:
+        from facelora.prepare import upscale
+
+        model = upscale.get_upscaler("realesrgan")
+        small = Image.fromarray(images[0][1]).resize((256, 256), Image.Resampling.LANCZOS).crop((50, 20, 167, 137))
+        t = time.perf_counter()
+        model(small, 512)
+        figures["realesrgan_x4plus_117px_crop_s"] = round(time.perf_counter() - t, 2)
+    info["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": info,
+                      "figures": figures}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

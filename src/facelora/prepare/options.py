@@ -1,0 +1,42 @@
+"""Every choice `prepare` makes, with its default: the one place the CLI, the GUI and the
+pipeline take them from. Light to import (pydantic only), so `facelora --help` stays quick."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .crop import FACE_OFFSET, FACE_RATIO
+
+# The audit's thresholds (measured on the package photos; see quality.py for the measures).
+BLUR_WARNING = 40.0  # Laplacian variance of the face at 128 px: the astronaut ~150, blurred by 1 px ~19
+DRIFT_WARNING = 0.2  # descriptor distance an upscaler may move a face (Lanczos ~0.07, Real-ESRGAN ~0.14)
+DUPLICATE_BITS = 4  # pHash distance (of 64 bits) at or below which two crops are near-duplicates
+# Same-person photos lie about 0.1-0.3 from the centroid of the others; another person about 0.6+.
+OUTLIER_DISTANCE = 0.45
+MIN_CROP_PX = 128  # a crop smaller than this (source pixels) is stretched more than 4x to 512
+
+
+class PrepareOptions(BaseModel):
+    """Every choice `prepare` makes; the CLI's options and the GUI's form are these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Literal[512, 768] = 512
+    upscaler: str = Field("lanczos", description="lanczos, realesrgan, or a model file (.param+.bin, .pth, .safetensors)")
+    captioner: str = Field("template", description="template, or a WD14 tagger folder (model.onnx + selected_tags.csv)")
+    tags: list[str] = Field(default_factory=list, description="tags added to every caption after the class word")
+    face_ratio: float = Field(FACE_RATIO, gt=1.0, le=8.0, description="crop side in face heights")
+    face_offset: float = Field(FACE_OFFSET, ge=-1.0, le=1.5, description="crop centre below the face, in face heights")
+    allow_multiple: bool = False
+    second_face_ratio: float = Field(0.5, gt=0.0, le=1.0, description="a second face taller than this share of the subject's means several people")
+    min_crop_px: int = Field(MIN_CROP_PX, ge=16, description="crops smaller than this (source px) are flagged")
+    general_threshold: float = Field(0.35, ge=0.0, le=1.0)
+    character_threshold: float = Field(0.85, ge=0.0, le=1.0)
+    keep_identity_tags: bool = False
+    overwrite_captions: bool = False
+    blur_threshold: float = Field(BLUR_WARNING, ge=0.0)
+    drift_threshold: float = Field(DRIFT_WARNING, ge=0.0)
+    duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64)
+    outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0)

@@ -1,0 +1,464 @@
+"""`prepare`: from a folder of photos to the training folder Kohya reads.
+
+For each photo: read it (images), find the person's face (faces), cut the square around it
+(crop), bring it to the training resolution (upscale), caption it (captions), and measure it
+(quality). Then, over the whole set: near-duplicates and identity outliers. Everything lands in
+the project:
+
+    image/<repeats>_<trigger>[ <class>]/001.png + 001.txt, ...
+    prepare-report.json          one entry per photo: accepted or rejected, why, and the measures
+    prepare-contact-sheet.png    the crops with their numbers, the rejected photos greyed
+
+Runs are incremental: a photo whose bytes and settings are those of the last run is taken from
+the report as it was, so adding three photos to a set of fifty costs three photos. The report
+is rewritten after every photo, so an interrupted run loses nothing it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from .. import faces
+from ..errors import FaceloraError
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..project import Project, ProjectError, init_project
+from . import captions, contact_sheet, crop, images, quality, upscale
+from .options import PrepareOptions
+
+PIPELINE_VERSION = 1  # bump when a change makes earlier outputs stale
+CONTACT_SHEET = "prepare-contact-sheet.png"
+_DUPLICATE_NOTE = "near-duplicate of "
+_OUTLIER_NOTE = "identity outlier: "
+
+Progress = Callable[[int, int, str], None]
+
+
+class PrepareError(FaceloraError):
+    """The photos or the project cannot be prepared as asked; the message says what to do."""
+
+
+class PrepareItem(BaseModel):
+    """One input photo's fate. Boxes are [left, top, right, bottom] in source pixels; `output`
+    and `caption_file` are relative to the project folder."""
+
+    source: str
+    status: Literal["accepted", "rejected"]
+    reason: str | None = None
+    number: int | None = None
+    output: str | None = None
+    caption_file: str | None = None
+    caption: str | None = None
+    caption_from: str | None = None  # template, tagger, beside photo, existing file
+    face_box: list[int] | None = None
+    faces: int | None = None
+    face_px: int | None = None  # face-box height in source pixels
+    crop_box: list[int] | None = None
+    scale: float | None = None  # output pixels per source pixel
+    upscaler: str | None = None
+    drift: float | None = None  # descriptor distance from the source face to the output face
+    blur: float | None = None
+    phash: str | None = None
+    duplicate_of: str | None = None
+    identity_distance: float | None = None
+    identity_outlier: bool = False
+    warnings: list[str] = Field(default_factory=list)
+    sha256: str | None = None
+    key: str | None = None
+    descriptor: list[float] | None = None
+    reused: bool = False  # taken from the last run unchanged
+    earlier_run: bool = False  # from an earlier run's photos, not among this run's inputs
+
+
+class PrepareReport(BaseModel):
+    photos: str
+    project: str
+    concept_dir: str
+    trigger: str
+    class_word: str | None
+    options: PrepareOptions
+    complete: bool = False
+    created: str = ""
+    contact_sheet: str | None = None
+    items: list[PrepareItem] = Field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[PrepareItem]:
+        return [i for i in self.items if i.status == "accepted"]
+
+    @property
+    def rejected(self) -> list[PrepareItem]:
+        return [i for i in self.items if i.status == "rejected"]
+
+    def item(self, source: str | Path) -> PrepareItem:
+        """The entry of one input photo (by its path)."""
+        key = str(Path(source).resolve())
+        for it in self.items:
+            if it.source == key:
+                return it
+        raise KeyError(source)
+
+
+def open_or_create(project: str | Path, trigger: str | None = None, class_word: str | None = None) -> Project:
+    """The project at `project`; created with `trigger` (and `class_word`) when it is not one yet.
+    A trigger or class word that contradicts an existing project is an error, not a silent choice."""
+    if not Project.is_project(project):
+        if not trigger:
+            raise ProjectError(
+                f"'{project}' is not a facelora project yet. Give --trigger NAME (and --class-word) to create it, "
+                f"or run 'facelora init \"{project}\" --trigger NAME' first."
+            )
+        return init_project(project, trigger, class_word)
+    p = Project.open(project)
+    s = p.settings()
+    if trigger and trigger != s.trigger:
+        raise ProjectError(f"The project's trigger word is '{s.trigger}', not '{trigger}'; leave out --trigger to use it.")
+    if class_word and class_word != s.class_word:
+        raise ProjectError(
+            f"The project's class word is '{s.class_word or ''}', not '{class_word}'; leave out --class-word to use it."
+        )
+    return p
+
+
+def prepare(photos: str | Path, project: Project | str | Path, options: PrepareOptions | None = None,
+            progress: Progress | None = None) -> PrepareReport:
+    """Prepare every photo in `photos` (a folder, or one file) into `project`'s concept folder;
+    returns (and writes) the report. `progress(done, total, message)` is called after each photo."""
+    options = options or PrepareOptions()
+    project = project if isinstance(project, Project) else Project.open(project)
+    photos = Path(photos).expanduser()
+    if not photos.exists():
+        raise PrepareError(f"Photo folder '{photos}' does not exist.")
+    inputs = images.list_inputs(photos)
+    if not inputs:
+        raise PrepareError(f"'{photos}' holds no files; put the person's photos in it.")
+    settings = project.settings()
+    folder, _ = project.concept_dir()
+    # Load the models first: a missing piece fails before any photo is touched.
+    upscaler = upscale.get_upscaler(options.upscaler)
+    tagger = captions.load_captioner(options.captioner, options.general_threshold, options.character_threshold)
+
+    run = _Run(project, folder, settings.trigger, settings.class_word, options, upscaler, tagger)
+    report = PrepareReport(photos=str(photos.resolve()), project=str(project.root), concept_dir=_rel(project, folder),
+                           trigger=settings.trigger, class_word=settings.class_word, options=options)
+    done: list[PrepareItem] = []
+    for i, path in enumerate(inputs, start=1):
+        item = run.process(path)
+        done.append(item)
+        report.items = done + run.carried(done)
+        _write_report(project, report)
+        if progress:
+            progress(i, len(inputs), f"{path.name}: {item.status}" + (f" ({item.reason})" if item.reason else ""))
+
+    report.items = done + run.earlier(done)
+    _audit(report.items, options)
+    report.contact_sheet = CONTACT_SHEET
+    contact_sheet.write([run.cell(it) for it in report.items], project.root / CONTACT_SHEET)
+    report.complete = True
+    _write_report(project, report)
+    return report
+
+
+def load_report(project: Project) -> PrepareReport | None:
+    """The last run's report, or None when there is none (or it cannot be read)."""
+    try:
+        return PrepareReport.model_validate_json(project.prepare_report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class _Run:
+    """The state of one prepare run: the models, the last run's results, the numbers in use."""
+
+    def __init__(self, project: Project, folder: Path, trigger: str, class_word: str | None,
+                 options: PrepareOptions, upscaler, tagger):
+        self.project, self.folder = project, folder
+        self.trigger, self.class_word = trigger, class_word
+        self.options, self.upscaler, self.tagger = options, upscaler, tagger
+        self.settings_key = _settings_key(options, trigger, class_word)
+        previous = load_report(project)
+        self.previous: dict[str, PrepareItem] = {}
+        if previous is not None:
+            for it in previous.items:
+                if it.sha256 and (it.status == "accepted" or it.sha256 not in self.previous):
+                    self.previous[it.sha256] = it
+        self.numbers = {sha: it.number for sha, it in self.previous.items() if it.status == "accepted" and it.number}
+        self.seen: dict[str, str] = {}  # sha256 -> source of this run's first photo with those bytes
+        self.thumbs: dict[str, Image.Image] = {}
+
+    # -- one photo --------------------------------------------------------------------------
+
+    def process(self, path: Path) -> PrepareItem:
+        source = str(path.resolve())
+        try:
+            data = images.read_bytes(path)
+        except images.ImageRejected as e:
+            return PrepareItem(source=source, status="rejected", reason=str(e))
+        sha = images.file_sha256(data)
+        if sha in self.seen:
+            return PrepareItem(source=source, status="rejected", sha256=sha,
+                               reason=f"the same file as {Path(self.seen[sha]).name}")
+        self.seen[sha] = source
+        key = hashlib.sha256(f"{sha}:{self.settings_key}".encode()).hexdigest()[:32]
+        reused = self._reuse(source, sha, key)
+        if reused is not None:
+            return reused
+        item = PrepareItem(source=source, status="rejected", sha256=sha, key=key)
+        try:
+            self._make(path, data, item)
+        except (images.ImageRejected, crop.CropRejected, _Rejected) as e:
+            item.status, item.reason = "rejected", str(e)
+        except FaceloraError:
+            raise
+        except Exception as e:  # one strange photo must not end a run of a hundred
+            item.status, item.reason = "rejected", f"could not be processed ({type(e).__name__}: {e})"
+            item.key = None  # not remembered: the next run tries again
+        if item.reason:  # rejected, perhaps after its crop was written: no crop of it may stay
+            if item.output:
+                (self.project.root / item.output).unlink(missing_ok=True)
+            item.status, item.number, item.output, item.caption_file = "rejected", None, None, None
+            self._withdraw(sha)
+        return item
+
+    def _make(self, path: Path, data: bytes, item: PrepareItem) -> None:
+        """Decode, find the face, crop, upscale, measure, write: the item is accepted at the end."""
+        o = self.options
+        rgb, _, notes = images.decode(data, path)
+        item.warnings += notes
+        self.thumbs[item.source] = _thumb(Image.fromarray(rgb))
+        face = self._subject(rgb, item)
+        box = crop.square_crop(face, rgb.shape[1], rgb.shape[0], o.face_ratio, o.face_offset)
+        item.crop_box = box.as_list()
+        item.scale = round(o.resolution / box.side, 4)
+        if box.side < o.min_crop_px:
+            item.warnings.append(
+                f"small face: the crop is {box.side} px, stretched {item.scale:.1f}x to {o.resolution}; "
+                f"too small to upscale honestly, use a closer or larger photo"
+            )
+        out, item.upscaler = self.upscaler(Image.fromarray(rgb).crop(tuple(box.as_list())), o.resolution)
+        self._measure(rgb, face, box, out, item)
+        self._write(out, item)
+        self._caption(path, lambda: out, item)
+
+    def _subject(self, rgb: np.ndarray, item: PrepareItem) -> faces.Face:
+        """The person's face: the largest one, unless another is nearly as large."""
+        o = self.options
+        found = faces.detect(rgb)
+        item.faces = len(found)
+        if not found:
+            raise _Rejected("no face found")
+        face = found[0]
+        item.face_box, item.face_px = face.as_list(), round(face.height)
+        if len(found) > 1 and found[1].height > o.second_face_ratio * face.height:
+            if not o.allow_multiple:
+                raise _Rejected(
+                    f"several people: a second face {found[1].height / face.height:.0%} of the subject's height "
+                    f"(use --allow-multiple to keep the largest face)"
+                )
+            item.warnings.append(f"{len(found)} faces; the largest is taken as the person")
+        return face
+
+    def _measure(self, rgb: np.ndarray, face: faces.Face, box: crop.CropBox, out: Image.Image,
+                 item: PrepareItem) -> None:
+        """Identity before and after upscaling (the drift), sharpness, and the crop's pHash."""
+        o = self.options
+        before = faces.descriptor(rgb, face)
+        s = item.scale
+        in_crop = faces.Face((face.left - box.left) * s, (face.top - box.top) * s, (face.right - box.left) * s,
+                             (face.bottom - box.top) * s, face.detector, face.score)
+        after = faces.descriptor(np.asarray(out.convert("RGB")), in_crop)
+        item.drift = round(faces.distance(before, after), 4)
+        if item.drift > o.drift_threshold:
+            item.warnings.append(f"the upscaler moved the face's identity by {item.drift:.2f} (over {o.drift_threshold})")
+        item.descriptor = [round(float(v), 6) for v in before]
+        item.blur = round(quality.blur(rgb, face), 2)
+        if item.blur < o.blur_threshold:
+            item.warnings.append(f"blurry face (sharpness {item.blur:.0f}, below {o.blur_threshold:.0f})")
+        item.phash = str(quality.phash(out))
+
+    def _write(self, out: Image.Image, item: PrepareItem) -> None:
+        """NNN.png in the concept folder: the photo's number from the last run, else the next free one."""
+        number = self.numbers.get(item.sha256) or self._next_number()
+        self.numbers[item.sha256] = number
+        png = self.folder / f"{number:03d}.png"
+        buf = io.BytesIO()
+        out.save(buf, "PNG", compress_level=1)  # level 6 takes 4x as long for 10% less disk
+        atomic_write_bytes(png, buf.getvalue())
+        item.status, item.number, item.output = "accepted", number, _rel(self.project, png)
+        self.thumbs[item.source] = _thumb(out)
+
+    def _caption(self, path: Path, image: Callable[[], Image.Image], item: PrepareItem) -> None:
+        """The existing caption file, else one beside the photo, else a new one (template or tagger)."""
+        o = self.options
+        txt = self.folder / f"{item.number:03d}.txt"
+        item.caption_file = _rel(self.project, txt)
+        if txt.is_file() and not o.overwrite_captions:
+            item.caption, item.caption_from = " ".join(txt.read_text(encoding="utf-8", errors="replace").split()), "existing file"
+            return
+        beside = None if o.overwrite_captions else images.side_caption(path)
+        if beside:
+            item.caption, item.caption_from = beside, "beside photo"
+        else:
+            tags = list(o.tags) + (self.tagger(image()) if self.tagger else [])
+            item.caption = captions.compose(self.trigger, self.class_word, tags, o.keep_identity_tags)
+            item.caption_from = "tagger" if self.tagger else "template"
+        atomic_write_text(txt, item.caption + "\n")
+
+    # -- incremental runs -----------------------------------------------------------------------
+
+    def _reuse(self, source: str, sha: str, key: str) -> PrepareItem | None:
+        prev = self.previous.get(sha)
+        if prev is None or prev.key != key:
+            return None
+        item = prev.model_copy(deep=True)
+        item.source, item.reused, item.earlier_run = source, True, False
+        item.warnings = [w for w in item.warnings if not w.startswith((_DUPLICATE_NOTE, _OUTLIER_NOTE))]
+        item.duplicate_of, item.identity_outlier, item.identity_distance = None, False, None
+        if item.status == "rejected":
+            return item
+        png = self.folder / f"{item.number:03d}.png"
+        if not png.is_file():
+            return None  # the output was deleted or the folder renamed: make it again
+        item.output = _rel(self.project, png)
+        self._caption(Path(source), lambda: _open_rgb(png), item)
+        return item
+
+    def _withdraw(self, sha: str) -> None:
+        """A photo accepted last time and rejected now: its crop must not stay in the training set.
+        Its caption goes too, unless the user edited it."""
+        prev = self.previous.get(sha)
+        number = self.numbers.pop(sha, None)
+        if prev is None or prev.status != "accepted" or number is None:
+            return
+        (self.folder / f"{number:03d}.png").unlink(missing_ok=True)
+        txt = self.folder / f"{number:03d}.txt"
+        if txt.is_file() and " ".join(txt.read_text(encoding="utf-8", errors="replace").split()) == prev.caption:
+            txt.unlink()
+
+    def _next_number(self) -> int:
+        used = set(self.numbers.values())
+        for p in self.folder.iterdir():
+            if p.stem.isdigit():
+                used.add(int(p.stem))
+        return max(used, default=0) + 1
+
+    def carried(self, done: list[PrepareItem]) -> list[PrepareItem]:
+        """While running: the last run's entries not yet reached, so an interrupted run keeps them."""
+        reached = {it.sha256 for it in done if it.sha256}
+        return [it for sha, it in self.previous.items() if sha not in reached]
+
+    def earlier(self, done: list[PrepareItem]) -> list[PrepareItem]:
+        """Crops from an earlier run's photos that are not among this run's inputs but are still in
+        the concept folder (a set put together from several folders): they stay, and are audited."""
+        reached = {it.sha256 for it in done if it.sha256}
+        out = []
+        for sha, it in self.previous.items():
+            if sha in reached or it.status != "accepted" or not it.number:
+                continue
+            png = self.folder / f"{it.number:03d}.png"
+            if png.is_file():
+                kept = it.model_copy(deep=True)
+                kept.earlier_run, kept.output = True, _rel(self.project, png)
+                kept.warnings = [w for w in kept.warnings if not w.startswith((_DUPLICATE_NOTE, _OUTLIER_NOTE))]
+                kept.duplicate_of, kept.identity_outlier, kept.identity_distance = None, False, None
+                out.append(kept)
+        return out
+
+    # -- contact sheet ----------------------------------------------------------------------------
+
+    def cell(self, item: PrepareItem) -> contact_sheet.Cell:
+        if item.status == "accepted":
+            image = self.thumbs.get(item.source) if not item.reused else None
+            if image is None:
+                image = _open_thumb(self.project.root / item.output)
+            note = "; ".join([Path(item.source).name, *item.warnings])
+            return contact_sheet.Cell(f"{item.number:03d}", image, True, note)
+        image = self.thumbs.get(item.source)
+        if image is None and item.faces is not None:  # decoded fine last time: show it again
+            image = _open_thumb(Path(item.source))
+        return contact_sheet.Cell("rejected", image, False, f"{Path(item.source).name}: {item.reason}")
+
+
+class _Rejected(Exception):
+    pass
+
+
+def _audit(items: list[PrepareItem], options: PrepareOptions) -> None:
+    """Set-wide checks over the accepted photos: near-duplicates and identity outliers."""
+    accepted = [it for it in items if it.status == "accepted"]
+    dup = quality.near_duplicates([it.phash for it in accepted], options.duplicate_bits)
+    for it, j in zip(accepted, dup):
+        if j is not None:
+            it.duplicate_of = accepted[j].source
+            it.warnings.append(f"{_DUPLICATE_NOTE}{Path(accepted[j].source).name} (pHash within {options.duplicate_bits} bits)")
+    with_desc = [it for it in accepted if it.descriptor]
+    distances = quality.identity_distances([np.asarray(it.descriptor) for it in with_desc])
+    flags = quality.outliers(distances, options.outlier_threshold)
+    for it, d, flag in zip(with_desc, distances, flags):
+        it.identity_distance = round(d, 4)
+        it.identity_outlier = flag
+        if flag:
+            it.warnings.append(
+                f"{_OUTLIER_NOTE}{d:.2f} from the others' average face (over {options.outlier_threshold}); "
+                f"is this somebody else?"
+            )
+
+
+def _settings_key(options: PrepareOptions, trigger: str, class_word: str | None) -> str:
+    """What an output depends on besides the photo's bytes."""
+    data = options.model_dump(exclude={"overwrite_captions", "duplicate_bits", "outlier_threshold"})
+    data["upscaler"] = upscale.identity_name(options.upscaler)
+    data["captioner"] = _file_identity(options.captioner) if options.captioner != "template" else "template"
+    data.update(trigger=trigger, class_word=class_word, version=PIPELINE_VERSION)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _file_identity(spec: str) -> str:
+    path = Path(spec).expanduser().resolve()
+    parts = [str(path)]
+    for p in ([path / "model.onnx", path / "selected_tags.csv"] if path.is_dir() else [path]):
+        try:
+            st = p.stat()
+            parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}")
+        except OSError:
+            pass
+    return "|".join(parts)
+
+
+def _rel(project: Project, path: Path) -> str:
+    return Path(path).resolve().relative_to(project.root).as_posix()
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def _thumb(image: Image.Image) -> Image.Image:
+    small = image.copy()
+    small.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
+    return small
+
+
+def _open_thumb(path: Path) -> Image.Image | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (contact_sheet.THUMB, contact_sheet.THUMB))
+            im.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
+            return im.convert("RGB")
+    except Exception:  # the contact sheet shows a grey square for what cannot be read
+        return None
+
+
+def _write_report(project: Project, report: PrepareReport) -> None:
+    report.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic_write_json(project.prepare_report, report.model_dump(mode="json"))
