@@ -10,12 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import config as cfgmod
 from .dataset import scan
 from .errors import FaceloraError
 from .plan import Plan, make_plan, plan_from_budget
+from .prepare.options import PrepareOptions
 from .project import Project, init_project
 
 app = typer.Typer(
@@ -39,14 +41,14 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except FaceloraError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
             raise typer.Exit(2)
 
     return wrapper
 
 
 def note(msg: str) -> None:
-    err.print(f"[yellow]note:[/] {msg}", markup=True)
+    err.print(f"[yellow]note:[/] {escape(msg)}", markup=True)
 
 
 def overrides_from(ctx: typer.Context, preset: str | None = None) -> dict:
@@ -71,6 +73,108 @@ def init(
     folder, _ = p.concept_dir()
     console.print(f"Created project {p.root}")
     console.print(f"  put the photos in  {folder}  (or run: facelora prepare PHOTOS \"{p.root}\")")
+
+
+def _prepared(name: str):
+    """A prepare option's default, from PrepareOptions (the one place defaults live)."""
+    return PrepareOptions.model_fields[name].default
+
+
+@app.command()
+@friendly
+def prepare(
+    photos: Annotated[Path, typer.Argument(help="Folder of photos of the person (or one photo); never modified.")],
+    project: Annotated[Path, typer.Argument(help="The project (created when --trigger is given and it does not exist).")],
+    trigger: Annotated[Optional[str], typer.Option(help="Create the project with this trigger word.")] = None,
+    class_word: Annotated[Optional[str], typer.Option("--class-word", help="With --trigger: woman, man, person.")] = None,
+    resolution: Annotated[int, typer.Option(help="Side of the square training images: 512 or 768.")] = _prepared("resolution"),
+    upscaler: Annotated[str, typer.Option(help="lanczos, realesrgan, or a model file (.param+.bin for ncnn; .pth/.safetensors via spandrel).")] = _prepared("upscaler"),
+    captioner: Annotated[str, typer.Option(help="template, or a WD14 tagger folder (model.onnx + selected_tags.csv).")] = _prepared("captioner"),
+    tags: Annotated[Optional[str], typer.Option(help="Comma-separated tags added to every caption.")] = None,
+    face_ratio: Annotated[float, typer.Option("--face-ratio", help="Crop side in face heights (smaller = tighter).")] = _prepared("face_ratio"),
+    allow_multiple: Annotated[bool, typer.Option("--allow-multiple", help="Keep photos with other large faces (the largest is the person).")] = False,
+    second_face_ratio: Annotated[float, typer.Option("--second-face-ratio", help="A second face taller than this share of the person's means several people.")] = _prepared("second_face_ratio"),
+    general_threshold: Annotated[float, typer.Option("--general-threshold", help="Tagger: score for a general tag.")] = _prepared("general_threshold"),
+    character_threshold: Annotated[float, typer.Option("--character-threshold", help="Tagger: score for a character tag.")] = _prepared("character_threshold"),
+    keep_identity_tags: Annotated[bool, typer.Option("--keep-identity-tags", help="Keep hair/eye colour, freckles, beard... in captions (by default the trigger word absorbs them).")] = False,
+    overwrite_captions: Annotated[bool, typer.Option("--overwrite-captions", help="Rewrite captions that already exist.")] = False,
+    outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help="Flag photos whose face is farther than this from the others' average.")] = _prepared("outlier_threshold"),
+) -> None:
+    """Turn a folder of photos into the training set: find the face in each photo, cut a square
+    around it, upscale it to the training resolution, caption it, and audit the set (blur,
+    near-duplicates, somebody else's face). Writes PROJECT/prepare-report.json and a contact sheet;
+    unchanged photos are skipped on a second run."""
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .prepare import pipeline
+
+    try:
+        options = PrepareOptions(
+            resolution=resolution, upscaler=upscaler, captioner=captioner,
+            tags=[t.strip() for t in (tags or "").split(",") if t.strip()], face_ratio=face_ratio,
+            allow_multiple=allow_multiple, second_face_ratio=second_face_ratio,
+            general_threshold=general_threshold, character_threshold=character_threshold,
+            keep_identity_tags=keep_identity_tags, overwrite_captions=overwrite_captions,
+            outlier_threshold=outlier_threshold,
+        )
+    except ValidationError as e:
+        problems = "; ".join(f"--{'-'.join(str(x) for x in er['loc']).replace('_', '-')}: {er['msg']}" for er in e.errors())
+        raise pipeline.PrepareError(f"Invalid option: {problems}") from None
+    p = pipeline.open_or_create(project, trigger, class_word)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("Preparing photos", total=None)
+        report = pipeline.prepare(photos, p, options,
+                                  progress=lambda done, total, msg: bar.update(task, completed=done, total=total,
+                                                                               description=escape(msg[:60])))
+    console.print(prepare_table(report))
+    print_prepare_notes(report)
+    folder = p.root / report.concept_dir
+    console.print(f"{len(report.accepted)} accepted, {len(report.rejected)} rejected -> {folder}")
+    console.print(f"Report: {p.prepare_report}   contact sheet: {p.root / (report.contact_sheet or '')}")
+
+
+def prepare_table(report) -> Table:
+    """One row per photo: what became of it, and its measures."""
+    from rich import box
+
+    t = Table(title="Prepared photos", title_justify="left", caption_justify="left", box=box.SIMPLE_HEAD)
+    t.add_column("#", no_wrap=True)
+    t.add_column("photo", overflow="fold", min_width=12, ratio=1)
+    t.add_column("result", no_wrap=True)
+    for col in ("face", "scale", "drift", "blur", "identity"):
+        t.add_column(col, no_wrap=True, justify="right")
+
+    def num(v, fmt):
+        return "" if v is None else format(v, fmt)
+
+    for it in report.items:
+        ok = it.status == "accepted"
+        result = ("[green]kept[/]" if it.earlier_run else "[green]accepted[/]") if ok else "[red]rejected[/]"
+        identity = num(it.identity_distance, ".2f")
+        t.add_row(f"{it.number:03d}" if it.number else "", escape(Path(it.source).name), result,
+                  num(it.face_px, "d"), num(it.scale, ".2f"), num(it.drift, ".3f"), num(it.blur, ".0f"),
+                  f"[yellow]{identity}![/]" if it.identity_outlier else identity)
+    t.caption = ("face: face height in source px; scale: output px per source px; drift: how far upscaling moved "
+                 "the face's identity; identity: distance to the others' average face (! = outlier)")
+    return t
+
+
+def print_prepare_notes(report) -> None:
+    """The reason of each rejection and every warning, one line each, under the table."""
+    for it in report.items:
+        name = escape(Path(it.source).name)
+        if it.status == "rejected":
+            console.print(f"  [red]{name}[/]: {escape(it.reason or '')}")
+        for w in it.warnings:
+            console.print(f"  [yellow]{name}[/]: {escape(w)}")
+    reused = sum(it.reused for it in report.items)
+    earlier = sum(it.earlier_run for it in report.items)
+    if reused:
+        console.print(f"{reused} photo(s) unchanged since the last run were not processed again.")
+    if earlier:
+        console.print(f"{earlier} crop(s) marked 'kept' come from photos of an earlier run.")
 
 
 def plan_table(plan: Plan, title: str = "Training plan") -> Table:
@@ -108,6 +212,10 @@ def project_plan(p: Project, num_processes: int = 1) -> Plan:
     """The plan of an existing project, from its images and settings."""
     cfg = p.train_config()
     data = scan(cfg.train_data_dir, cfg.caption_extension)
+    if cfg.enable_bucket:  # batches form per aspect-ratio bucket: the trainer's own count
+        from .train.data import TrainData
+
+        return TrainData(data, cfg).plan(num_processes)
     repeats = data.subsets[0].repeats
     return make_plan(
         data.num_images, repeats, cfg.train_batch_size, cfg.output_name, cfg.max_train_epochs,
@@ -160,6 +268,41 @@ def plan(
                  f"{new.repeats}_... and save epochs={e}.")
 
 
+_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
+
+
+@app.command(context_settings=OVERRIDES)
+@friendly
+def train(
+    ctx: typer.Context,
+    project: Annotated[Path, typer.Argument(help="The project to train.")],
+    base_model: Annotated[Optional[str], typer.Option(
+        "--base-model", help="SD1.5 base model: a .safetensors file, a diffusers folder, or 'tiny' (the test "
+                             "model). Default: the project's pretrained_model_name_or_path.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Go on from the state saved with the last file "
+                                                          "(save_state), after an interruption.")] = False,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model (a pickle, "
+                                               "read with weights_only=True). Only for files you trust.")] = False,
+) -> None:
+    """Train the LoRA on the project's images, as Kohya's train_network.py does: the parameters
+    and the plan first, then a progress bar, and a 'model saved:' line for every file. Any
+    training parameter can follow in Kohya's spelling (--network_dim 32 --optimizer_args
+    "decouple=True" "weight_decay=0.01"); they apply to this run only and are not saved."""
+    from .train.loop import train as train_lora
+
+    p = Project.open(project)
+    updates = overrides_from(ctx)
+    if base_model:
+        updates["pretrained_model_name_or_path"] = base_model
+    for key in _FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
+        if key in updates and not Path(updates[key]).is_absolute():
+            updates[key] = str(p.root / updates[key])
+    cfg = cfgmod.apply(p.train_config(), updates)
+    result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
+    if result.interrupted:
+        raise typer.Exit(130)
+
+
 config_app = typer.Typer(help="Read and write Kohya training TOML files.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
@@ -194,6 +337,236 @@ def config_import(
     for n in notes:
         note(n)
     console.print(f"Imported {kohya_toml.name} into {p.config_path}")
+
+
+def _progress_bar(description: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err, transient=True)
+
+
+def _with_bar(description: str, work):
+    """Run work(progress_callback) under a rich progress bar."""
+    with _progress_bar(description) as bar:
+        task = bar.add_task(description, total=None)
+        return work(lambda done, total, msg: bar.update(task, completed=done, total=total,
+                                                        description=escape(f"{description}: {msg}"[:70])))
+
+
+def likeness_table(report) -> Table:
+    """One row per (file, weight): how often a face appears, how close it is, how often it matches."""
+    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}",
+              title_justify="left")
+    widest = max((len(g.file or g.label) for g in report.groups), default=4)
+    t.add_column("file", min_width=min(widest, 40), overflow="fold")
+    for col in ("weight", "images", "faces", "distance", "match", "spread"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("", no_wrap=True)
+    best = report.best
+    for g in report.groups:
+        flag = "best" if best is not None and g is best else ("clones" if g.clones else "")
+        t.add_row(
+            escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
+            f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
+            f"{g.match_rate:.0%}", "-" if g.spread is None else f"{g.spread:.3f}",
+            f"[bold green]{flag}[/]" if flag == "best" else (f"[yellow]{flag}[/]" if flag else ""),
+        )
+    return t
+
+
+def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    console.print(likeness_table(report))
+    b = report.baseline
+    if b.get("mean") is not None:
+        console.print(f"Training photos among themselves (leave-one-out distance): mean {b['mean']:.3f}, "
+                      f"max {b['max']:.3f} over {b['faces']} faces.")
+    for w in report.warnings:
+        note(escape(w))
+    console.print(escape(report.verdict))
+    if report.best is not None:
+        console.print(escape(report.rule))
+    if report.heatmap:
+        console.print(f"Heatmap: {root / report.heatmap if root else report.heatmap}")
+
+
+@app.command()
+@friendly
+def grid(
+    project: Annotated[Path, typer.Argument(help="The project whose saved LoRA files to compare.")],
+    checkpoints: Annotated[str, typer.Option(help="all, or names/epochs: 'ohwx-000004,ohwx' or '2,4,6'.")] = "all",
+    weights: Annotated[str, typer.Option(help="LoRA weights (Y): '0.4,0.6,0.8,1.0', '0.2-1.0 (+0.2)', '0-1 [6]'.")] = "0.4,0.6,0.8,1.0",
+    prompt: Annotated[Optional[str], typer.Option(help="Prompt (may hold <lora:NAME:W>); default from the trigger and class word.")] = None,
+    negative: Annotated[Optional[str], typer.Option(help="Negative prompt.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Seeds, e.g. '1234' or '1,2,3' (each cell holds one image per seed); -1 = random, fixed for the grid.")] = None,
+    z: Annotated[Optional[tuple[str, str]], typer.Option(help="Third axis and its values: prompts 'A,B' (Prompt S/R), seeds '1,2', cfg '5,7', steps '20,30'.")] = None,
+    xsr: Annotated[Optional[str], typer.Option(help="X as Prompt S/R, e.g. '000004,000006,000008' (the first must be in the prompt).")] = None,
+    ysr: Annotated[Optional[str], typer.Option(help="Y as Prompt S/R instead of --weights.")] = None,
+    sampler: Annotated[str, typer.Option(help="Euler a, Euler, DPM++ 2M, DPM++ 2M Karras, DDIM.")] = "Euler a",
+    steps: Annotated[int, typer.Option(min=1, max=150, help="Sampling steps.")] = 20,
+    cfg: Annotated[float, typer.Option(min=0, max=30, help="CFG scale.")] = 7.0,
+    size: Annotated[Optional[str], typer.Option(help="WxH, e.g. 512x512 (default: the training resolution).")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help="SD1.5 checkpoint or diffusers folder (default: the project's).")] = None,
+    clip_skip: Annotated[Optional[int], typer.Option("--clip-skip", min=1, max=12, help="Clip skip (default: the project's).")] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model (read with weights_only=True).")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
+    threshold: Annotated[float, typer.Option(help="With --score: a face matches below this distance.")] = 0.6,
+    install_to: Annotated[Optional[Path], typer.Option("--install-to", help="With --score: copy the best file into this LoRA folder (e.g. A1111's models/Lora).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")] = False,
+) -> None:
+    """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
+    AUTOMATIC1111's X/Y/Z plot does, with an optional third axis. Writes PROJECT/eval/grid.png,
+    eval/cells/*.png (each with A1111's parameters text) and eval/grid.json."""
+    from pydantic import ValidationError
+
+    from .evaluate.grid import GridError, GridOptions, make_grid
+
+    if install_to is not None and not score:
+        raise FaceloraError("--install-to picks the best file by likeness: add --score.")
+    p = Project.open(project)
+    try:
+        options = GridOptions(
+            checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
+            z=z[0] if z else None, z_values=z[1] if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
+            steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
+            allow_pickle=allow_pickle, device=device,
+        )
+    except ValidationError as e:
+        raise GridError("; ".join(f"--{er['loc'][0]}: {er['msg']}" for er in e.errors())) from None
+    result = _with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
+    for n in result.notes:
+        note(n)
+    if result.tiny:
+        note("tiny test model: these images are noise, not results.")
+    console.print(f"Grid: {result.grid}  ({len(result.cells)} images, {result.seconds_per_image:.1f} s each)")
+    console.print(f"Cells: {result.grid.parent / 'cells'}")
+    console.print(f"Every cell described in: {result.json}")
+    if score:
+        _score_project(p, threshold, install_to, overwrite, as_json=False)
+
+
+def _score_project(p: Project, threshold: float, install_to: Optional[Path], overwrite: bool, as_json: bool) -> None:
+    from .evaluate.scoring import ScoreOptions, install_best, score_project
+
+    report = _with_bar("Scoring", lambda cb: score_project(p, ScoreOptions(threshold=threshold), cb))
+    print_likeness(report, as_json, p.root)
+    if not as_json:
+        console.print(f"Scores: {p.eval_dir / 'likeness.json'}")
+    if install_to is not None:
+        done = install_best(p, report, install_to, overwrite)
+        (err if as_json else console).print(
+            f"Installed {done.path} (preferred weight {done.weight:g}; use <lora:{done.path.stem}:{done.weight:g}>)")
+
+
+@app.command()
+@friendly
+def score(
+    project: Annotated[Optional[Path], typer.Argument(help="A project with a grid (facelora grid).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Without a project: folder of photos of the person.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Without a project: folder of generated images (e.g. an A1111 X/Y/Z plot's).")] = None,
+    threshold: Annotated[float, typer.Option(help="A face matches below this distance (dlib: 0.6).")] = 0.6,
+    install_to: Annotated[Optional[Path], typer.Option("--install-to", help="Copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score how alike the grid's faces are to the person: dlib's face descriptor of every cell
+    against the training photos. Per file and weight: faces found, mean distance, match rate and
+    spread; names the best file and weight. With --reference and --images, scores images made
+    anywhere, grouped by the <lora:NAME:W> in their PNG parameters text."""
+    from .evaluate.scoring import ScoreOptions, score_folder
+
+    if project is not None:
+        if reference is not None or images is not None:
+            raise FaceloraError("Give either a PROJECT or --reference and --images, not both.")
+        _score_project(Project.open(project), threshold, install_to, overwrite, as_json)
+        return
+    if reference is None or images is None:
+        raise FaceloraError("Give a PROJECT, or both --reference DIR (photos of the person) and --images DIR.")
+    if install_to is not None:
+        raise FaceloraError("--install-to needs a PROJECT (it copies the project's best file).")
+    report = _with_bar("Scoring", lambda cb: score_folder(reference, images, ScoreOptions(threshold=threshold), cb))
+    print_likeness(report, as_json)
+
+
+@app.command()
+@friendly
+def gui(
+    project: Annotated[Optional[Path], typer.Argument(help="A project to open.")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the web page.")] = 7860,
+    workspace: Annotated[Optional[Path], typer.Option(
+        help="Folder where projects are created and opened (default: PROJECT's parent, else here).")] = None,
+    allow: Annotated[Optional[list[Path]], typer.Option(
+        help="Another folder the page may use: photos, base models, a LoRA folder to install into.")] = None,
+    listen: Annotated[bool, typer.Option(help="Serve to other machines (0.0.0.0) instead of this one only.")] = False,
+    auth: Annotated[Optional[str], typer.Option(help="USER:PASSWORD the page asks for.")] = None,
+) -> None:
+    """Open the web interface: the whole workflow in a browser, over the same functions as these
+    commands. It serves http://127.0.0.1:PORT to this machine only unless --listen is given."""
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise FaceloraError("The web interface needs gradio: pip install 'facelora[gui]'")
+    from .gui.app import launch
+
+    for folder in [workspace, *(allow or [])]:
+        if folder is not None and not folder.is_dir():
+            raise FaceloraError(f"'{folder}' is not a folder.")
+    launch(project, workspace, list(allow or []), port, listen, auth)
+
+
+@app.command(context_settings=OVERRIDES)
+@friendly
+def run(
+    ctx: typer.Context,
+    photos: Annotated[Path, typer.Argument(help="Folder of photos of one person.")],
+    project: Annotated[Path, typer.Argument(help="Project folder (created when it does not exist).")],
+    trigger: Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")],
+    base_model: Annotated[str, typer.Option("--base-model", help="SD1.5 .safetensors file or diffusers folder ('tiny' = test model).")],
+    class_word: Annotated[Optional[str], typer.Option("--class-word", help="woman, man, person...")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")] = None,
+    resolution: Annotated[int, typer.Option(help="Size of the prepared crops: 512 or 768.")] = 512,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs (5-10 for a face).")] = 10,
+    max_train_steps: Annotated[int, typer.Option("--max-train-steps", min=1, help="Step budget; repeats are solved from it.")] = 4800,
+    weights: Annotated[str, typer.Option(help="LoRA weights of the grid's rows.")] = "0.4,0.6,0.8,1.0",
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model.")] = False,
+) -> None:
+    """Everything in one go: init, prepare, plan, train, grid, score, and PROJECT/report.html with
+    the best file and weight. Any training parameter can follow in Kohya's spelling."""
+    from .run import RunOptions, run as run_all
+
+    opts = RunOptions(photos=photos, project=project, trigger=trigger, base_model=base_model,
+                      class_word=class_word, preset=preset, overrides=cfgmod.parse_overrides(list(ctx.args)),
+                      resolution=resolution, epochs=epochs, max_train_steps=max_train_steps, weights=weights,
+                      allow_pickle=allow_pickle)
+    _finish(run_all(opts, console.print))
+
+
+@app.command()
+@friendly
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Folder for the demo's photos and project.")] = Path("facelora-demo"),
+    base_model: Annotated[str, typer.Option("--base-model", help="'tiny' (random test model), or a real SD1.5 file.")] = "tiny",
+) -> None:
+    """The embedded default: photos made from scikit-image's astronaut (public domain), trained end
+    to end on the tiny test model on the CPU in a few minutes. The tiny model's images are noise."""
+    from .run import demo as run_demo
+
+    if (folder / "project").exists():
+        raise FaceloraError(f"'{folder / 'project'}' already exists; give another folder (facelora demo DIR) "
+                            f"or remove it.")
+    _finish(run_demo(folder, base_model, console.print))
+
+
+def _finish(result) -> None:
+    if result.best:
+        console.print(f"Most alike: {result.best['file']} at weight {result.best['weight']}")
+    else:
+        console.print(result.verdict)
+    console.print(f"Report: {result.report}")
 
 
 if __name__ == "__main__":  # pragma: no cover

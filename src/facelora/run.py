@@ -1,0 +1,152 @@
+"""`facelora run`: the tutorial end to end, photos in, the best LoRA file and weight out:
+init -> prepare -> plan -> train -> grid -> score -> report.html. Each step is the same function
+its own command calls; this module only chains them and records how to repeat each one."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import config as cfgmod
+from .errors import FaceloraError
+from .plan import plan_from_budget
+from .project import Project, init_project
+
+MIN_PHOTOS = 10
+
+Say = Callable[[str], None]
+
+
+class TooFewPhotos(FaceloraError):
+    pass
+
+
+@dataclass
+class RunOptions:
+    photos: Path
+    project: Path
+    trigger: str
+    base_model: str
+    class_word: str | None = None
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    resolution: int = 512  # of the prepared crops
+    max_train_steps: int = 4800  # the tutorial's budget; repeats are solved from it
+    epochs: int = 10
+    weights: str = "0.4,0.6,0.8,1.0"
+    grid_size: str | None = None  # e.g. "512x512"; defaults to the training resolution
+    grid_steps: int = 20
+    min_photos: int = MIN_PHOTOS
+    allow_pickle: bool = False
+
+
+@dataclass
+class RunResult:
+    project: Project
+    report: Path
+    best: dict[str, Any] | None
+    verdict: str
+    commands: list[str]
+
+
+def _q(p: Any) -> str:
+    return shlex.quote(str(p))
+
+
+def run(opts: RunOptions, say: Say = print) -> RunResult:
+    from .evaluate import GridOptions, ScoreOptions, make_grid, score_project
+    from .prepare.options import PrepareOptions
+    from .prepare.pipeline import prepare
+    from .report import write_report
+    from .train.loop import train
+
+    updates = cfgmod.preset(opts.preset) if opts.preset else {}
+    updates.update(opts.overrides)
+    updates["pretrained_model_name_or_path"] = opts.base_model
+    commands: list[str] = []
+
+    # 1. project
+    if Project.is_project(opts.project):
+        project = Project.open(opts.project)
+        settings = project.settings()
+        settings.train = cfgmod.apply(settings.train, updates)
+        project.save_settings(settings)
+        say(f"Using the existing project {project.root}")
+    else:
+        train_cfg = cfgmod.apply(cfgmod.TrainConfig(), updates)
+        project = init_project(opts.project, opts.trigger, opts.class_word, 1, train_cfg)
+        say(f"Created project {project.root}")
+    commands.append(f"facelora init {_q(project.root)} --trigger {_q(opts.trigger)}"
+                    + (f" --class-word {_q(opts.class_word)}" if opts.class_word else ""))
+
+    # 2. prepare
+    report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution))
+    commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
+    accepted = report.accepted
+    if len(accepted) < opts.min_photos:
+        raise TooFewPhotos(
+            f"Only {len(accepted)} photo(s) passed preparation (see {project.prepare_report}); at least "
+            f"{opts.min_photos} are needed. With fewer, the LoRA learns those few pictures (their light, "
+            f"clothes and expression) instead of the face, and it will not look like the person in new "
+            f"scenes. Add varied, sharp photos of the same person with one face each."
+        )
+
+    # 3. plan: solve repeats from the step budget and rename the folder, as the tutorial does
+    cfg = project.train_config()
+    plan = plan_from_budget(len(accepted), opts.epochs, opts.max_train_steps, cfg.train_batch_size,
+                            cfg.output_name, cfg.save_every_n_epochs)
+    project.rename_repeats(plan.repeats)
+    settings = project.settings()
+    settings.train = cfgmod.apply(settings.train, {"max_train_epochs": opts.epochs,
+                                                   "max_train_steps": opts.max_train_steps})
+    project.save_settings(settings)
+    commands.append(f"facelora plan {_q(project.root)} --epochs {opts.epochs} "
+                    f"--max-train-steps {opts.max_train_steps} --yes")
+
+    # 4. train
+    train(project, project.train_config(), allow_pickle=opts.allow_pickle)
+    commands.append(f"facelora train {_q(project.root)}")
+
+    # 5. grid and 6. score
+    grid_opts = GridOptions(weights=opts.weights, steps=opts.grid_steps, size=opts.grid_size)
+    make_grid(project, grid_opts)
+    commands.append(f"facelora grid {_q(project.root)} --weights {opts.weights} --steps {opts.grid_steps}"
+                    + (f" --size {opts.grid_size}" if opts.grid_size else ""))
+    likeness = score_project(project, ScoreOptions())
+    commands.append(f"facelora score {_q(project.root)}")
+
+    notes = []
+    if opts.base_model == "tiny":
+        notes.append("This run used the tiny test model: its weights are random, so every generated image "
+                     "is noise and the likeness scorer is expected to find no faces. Run with "
+                     "--base-model path/to/sd15.safetensors for real results.")
+    out = write_report(project, plan.to_dict(), commands, notes)
+    return RunResult(project, out, likeness.to_dict().get("best"), likeness.verdict, commands)
+
+
+# The demo's settings for the tiny test model: small enough to run end to end on a CPU in a few
+# minutes. With a real base model the demo uses the tutorial's settings instead.
+TINY_DEMO = dict(
+    overrides={"resolution": "128", "network_dim": 8, "network_alpha": 4, "optimizer_type": "AdamW",
+               "lr_scheduler": "cosine_with_restarts", "unet_lr": 1e-3, "text_encoder_lr": 5e-4},
+    max_train_steps=144, epochs=3, weights="0,0.5,1.0", grid_size="128x128", grid_steps=8,
+)
+
+
+def demo(folder: Path, base_model: str = "tiny", say: Say = print) -> RunResult:
+    """The embedded default: photos made from scikit-image's astronaut, trained end to end."""
+    from .demo_photos import write_demo_photos
+
+    photos = folder / "photos"
+    write_demo_photos(photos)
+    say(f"Demo photos: {len(list(photos.iterdir()))} variants of scikit-image's astronaut (public domain) in {photos}")
+    extra = TINY_DEMO if base_model == "tiny" else {}
+    if base_model == "tiny":
+        say("The demo uses the tiny test model. Its weights are random, so its images are noise and the "
+            "likeness scorer is expected to find no faces; every step still runs for real. Give "
+            "--base-model path/to/sd15.safetensors to do real work.")
+    opts = RunOptions(photos=photos, project=folder / "project", trigger="ohwx", class_word="woman",
+                      base_model=base_model, **extra)
+    return run(opts, say)
