@@ -199,13 +199,18 @@ def plan_table(plan: Plan, title: str = "Training plan") -> Table:
     return t
 
 
-def print_plan(plan: Plan, as_json: bool) -> None:
+def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None) -> None:
     if as_json:
         print(json.dumps(plan.to_dict(), ensure_ascii=False))
         return
     console.print(plan_table(plan))
     for n in plan.notes:
         note(n)
+    if cfg is not None:  # time and memory, from measured step figures (facelora.estimate)
+        from .estimate import estimate
+
+        for line in estimate(cfg, plan.total_steps).lines():
+            console.print(escape(line))
 
 
 def project_plan(p: Project, num_processes: int = 1) -> Plan:
@@ -242,19 +247,20 @@ def plan(
     if project is None:
         if not (images and epochs and max_train_steps):
             raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
-        print_plan(plan_from_budget(images, epochs, max_train_steps, batch, num_processes=num_processes), as_json)
+        print_plan(plan_from_budget(images, epochs, max_train_steps, batch, num_processes=num_processes), as_json,
+                   cfgmod.TrainConfig(train_batch_size=batch))
         return
     p = Project.open(project)
     current = project_plan(p, num_processes)
-    if not (epochs or max_train_steps):
-        print_plan(current, as_json)
-        return
     cfg = p.train_config()
+    if not (epochs or max_train_steps):
+        print_plan(current, as_json, cfg)
+        return
     e = epochs or cfg.max_train_epochs or current.epochs
     steps = max_train_steps or cfg.max_train_steps
     new = plan_from_budget(current.images, e, steps, cfg.train_batch_size, cfg.output_name,
                            cfg.save_every_n_epochs, num_processes)
-    print_plan(new, as_json)
+    print_plan(new, as_json, cfg)
     if new.repeats != current.repeats or e != cfg.max_train_epochs:
         if yes:
             folder = p.rename_repeats(new.repeats)

@@ -1,0 +1,368 @@
+"""Long jobs (training, grids) run as their own process: `python -m facelora <verb> PROJECT ...`,
+the same command a person would type. The GUI only starts, stops and watches them, so closing or
+reloading the browser (or restarting the GUI) leaves a job running, and the page shows its state
+again from the files the job writes.
+
+Per project and job kind, under PROJECT/log/:
+  <kind>.lock   JSON {pid, kind, command, started, ...} while the job runs: one job of a kind at a time
+  <kind>.out    the job's terminal output (the log tail the page shows)
+  <kind>.last   JSON of the lock of the last finished job, with its exit code when known
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import FaceloraError
+from ..fileio import atomic_write_json
+from ..project import Project
+
+# Jobs that must not run beside each other in one project: training reads the image folder that
+# prepare rewrites, and a grid reads the files training is still writing.
+CONFLICTS = {"train": ("prepare",), "prepare": ("train",), "grid": (), "score": ("grid",)}
+STALE_START_S = 60  # a lock without a pid older than this is left from a crash while starting
+
+
+class JobError(FaceloraError):
+    """A job that cannot start or stop, with what to do."""
+
+
+def facelora_command(*args: str) -> list[str]:
+    """The command line of a facelora step, run by this Python (so the same installation)."""
+    return [sys.executable, "-m", "facelora", *args]
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+_children: dict[int, subprocess.Popen] = {}  # processes this GUI started, so they can be reaped
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process (field 22 of /proc/PID/stat), to tell it from a later
+    process that reuses the pid. None where /proc does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid: int, start_time: str | None = None) -> bool:
+    child = _children.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: os.kill said it exists
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return False
+    return start_time is None or fields[19] == start_time
+
+
+def _returncode(pid: int) -> int | None:
+    """The exit code of a finished child of this GUI (forgotten once read); None for others."""
+    child = _children.pop(pid, None)
+    return child.returncode if child is not None else None
+
+
+# --- lock files ---------------------------------------------------------------------------------
+
+
+@dataclass
+class JobState:
+    kind: str
+    running: bool
+    pid: int | None = None
+    command: list[str] = field(default_factory=list)
+    started: float | None = None
+    stop_requested: float | None = None
+    returncode: int | None = None  # of the last finished job, when this GUI saw it end
+    output: str = ""  # the tail of the job's terminal output
+
+
+def lock_path(project: Project, kind: str) -> Path:
+    return project.log_dir / f"{kind}.lock"
+
+
+def output_path(project: Project, kind: str) -> Path:
+    return project.log_dir / f"{kind}.out"
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _live_lock(project: Project, kind: str) -> dict[str, Any] | None:
+    """The lock of a running job of this kind; a lock left by a job that ended is moved to
+    `<kind>.last` (with its exit code when this GUI started it)."""
+    path = lock_path(project, kind)
+    lock = _read_json(path)
+    if lock is None:
+        if path.exists() and time.time() - path.stat().st_mtime > STALE_START_S:
+            path.unlink(missing_ok=True)  # unreadable and old: left by a crash while writing
+        return None if not path.exists() else {"pid": None, "started": path.stat().st_mtime}
+    pid = lock.get("pid")
+    if pid is None:
+        if time.time() - float(lock.get("started", 0)) < STALE_START_S:
+            return lock  # another request is starting it right now
+    elif _alive(pid, lock.get("start_time")):
+        return lock
+    lock["returncode"] = _returncode(pid) if pid else None
+    lock["ended"] = time.time()
+    atomic_write_json(project.log_dir / f"{kind}.last", lock)
+    path.unlink(missing_ok=True)
+    return None
+
+
+def tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
+    """The last lines of a text file (progress bars' carriage returns keep only their last state)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            data = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    text = data.replace("\r\n", "\n").rstrip("\n")
+    out = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return "\n".join(out[-lines:])
+
+
+def state(project: Project, kind: str, lines: int = 30) -> JobState:
+    lock = _live_lock(project, kind)
+    out = tail(output_path(project, kind), lines)
+    if lock is not None:
+        return JobState(kind, True, lock.get("pid"), lock.get("command", []), lock.get("started"),
+                        lock.get("stop_requested"), None, out)
+    last = _read_json(project.log_dir / f"{kind}.last") or {}
+    return JobState(kind, False, last.get("pid"), last.get("command", []), last.get("started"),
+                    last.get("stop_requested"), last.get("returncode"), out)
+
+
+def _acquire(project: Project, kind: str, command: list[str]) -> Path:
+    """Create the `kind` lock (pid still empty), or refuse when that job or a conflicting one runs."""
+    for other in (kind, *CONFLICTS.get(kind, ())):
+        lock = _live_lock(project, other)
+        if lock is not None:
+            pid = f" (process {lock['pid']})" if lock.get("pid") else ""
+            beside = "" if other == kind else f"; {kind} cannot run beside it"
+            raise JobError(
+                f"A {other} job is already running for this project{pid}{beside}. Wait for it to "
+                f"end, or stop it first."
+            )
+    project.log_dir.mkdir(parents=True, exist_ok=True)
+    path = lock_path(project, kind)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise JobError(f"A {kind} job is just starting for this project; wait a moment.") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"pid": None, "kind": kind, "command": command, "started": time.time()}, f)
+    return path
+
+
+def _hold(path: Path, kind: str, command: list[str], pid: int) -> None:
+    atomic_write_json(path, {"pid": pid, "kind": kind, "command": command, "started": time.time(),
+                             "start_time": _proc_start_time(pid)})
+
+
+def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
+    """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs."""
+    command = facelora_command(*args)
+    path = _acquire(project, kind, command)
+    try:
+        with output_path(project, kind).open("wb") as out:
+            child = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=project.root, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                start_new_session=True,  # its own process group: the GUI's Ctrl-C is not the job's
+            )
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    _children[child.pid] = child
+    _hold(path, kind, command, child.pid)
+    return state(project, kind)
+
+
+@contextmanager
+def running_here(project: Project, kind: str, what: str) -> Iterator[None]:
+    """Hold the `kind` lock while this process does the job itself (prepare runs inside the GUI,
+    to show its progress bar), so a job that conflicts with it is refused meanwhile."""
+    command = [what]
+    path = _acquire(project, kind, command)
+    try:
+        _hold(path, kind, command, os.getpid())
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def stop(project: Project, kind: str, wait_s: float = 30.0) -> JobState:
+    """Ask the job to stop as Ctrl-C does (SIGINT: training saves what it has and exits), then wait
+    up to `wait_s`. Asked a second time, a job that is still running is ended with SIGTERM."""
+    lock = _live_lock(project, kind)
+    if lock is None or not lock.get("pid"):
+        raise JobError(f"No {kind} job is running for this project.")
+    pid = lock["pid"]
+    again = lock.get("stop_requested") is not None
+    try:
+        os.killpg(pid, signal.SIGTERM if again else signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM if again else signal.SIGINT)
+    lock["stop_requested"] = time.time()
+    if lock_path(project, kind).exists():
+        atomic_write_json(lock_path(project, kind), lock)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and _alive(pid, lock.get("start_time")):
+        time.sleep(0.2)
+    return state(project, kind)
+
+
+# --- events.jsonl -------------------------------------------------------------------------------
+
+
+class EventLog:
+    """The events a training run appends to PROJECT/log/events.jsonl, read incrementally (the page
+    polls it every second; a long run writes thousands of lines). A line still being written is
+    read on the next call. A shorter file means a new run: it is read from the start again."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.events: list[dict[str, Any]] = []
+        self._offset = 0
+        self._stamp: tuple[int, int] | None = None  # (inode, size) at the last read
+
+    def refresh(self) -> bool:
+        """Read new lines; True when something changed."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            changed = bool(self.events)
+            self.events, self._offset, self._stamp = [], 0, None
+            return changed
+        stamp = (st.st_ino, st.st_size)
+        if stamp == self._stamp:
+            return False
+        if self._stamp is None or st.st_ino != self._stamp[0] or st.st_size < self._offset:
+            self.events, self._offset = [], 0
+        with self.path.open("rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                self.events.append(event)
+        self._offset += end
+        self._stamp = stamp
+        return True
+
+    def current_run(self) -> list[dict[str, Any]]:
+        """Events since the last 'start' (a resumed run appends a new 'start')."""
+        starts = [i for i, e in enumerate(self.events) if e.get("event") == "start"]
+        return self.events[starts[-1]:] if starts else list(self.events)
+
+
+@dataclass
+class Progress:
+    """What the Train page shows, worked out from the events alone."""
+
+    status: str  # "not started" | "running" | "finished" | "failed" | "stopped"
+    step: int = 0
+    total_steps: int | None = None
+    epoch: int = 0
+    epochs: int | None = None
+    loss: float | None = None
+    avg_loss: float | None = None
+    lr_unet: float | None = None
+    lr_te: float | None = None
+    elapsed_s: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+    losses: list[tuple[int, float, float | None]] = field(default_factory=list)  # (step, loss, avg)
+    saved: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)
+
+
+def _first(event: dict[str, Any], *keys: str) -> Any:
+    for k in keys:
+        if event.get(k) is not None:
+            return event[k]
+    return None
+
+
+def progress(events: list[dict[str, Any]], running: bool) -> Progress:
+    """Step, epoch, loss, ETA and files from one run's events. ETA = remaining steps x the mean
+    time of the steps so far in this run (a resumed run starts counting again)."""
+    if not events:
+        return Progress("running" if running else "not started")
+    p = Progress("running")
+    start = next((e for e in events if e.get("event") == "start"), events[0])
+    p.total_steps = _first(start, "total_steps", "max_train_steps", "steps")
+    p.epochs = _first(start, "epochs", "max_train_epochs")
+    first_step_at, first_step = None, None
+    for e in events:
+        kind = e.get("event")
+        if kind == "step":
+            p.step = int(e.get("step") or p.step)
+            p.epoch = int(e.get("epoch") or p.epoch)
+            p.loss, p.avg_loss = e.get("loss"), e.get("avg_loss")
+            p.lr_unet, p.lr_te = e.get("lr_unet"), e.get("lr_te")
+            if e.get("loss") is not None:
+                p.losses.append((p.step, float(e["loss"]), e.get("avg_loss")))
+            if first_step_at is None and e.get("time") is not None:
+                first_step_at, first_step = float(e["time"]), p.step
+            if e.get("time") is not None and first_step_at is not None and p.step > first_step and p.total_steps:
+                per_step = (float(e["time"]) - first_step_at) / (p.step - first_step)
+                p.eta_s = max(0.0, (int(p.total_steps) - p.step) * per_step)
+        elif kind == "epoch":
+            p.epoch = int(e.get("epoch") or p.epoch)
+        elif kind == "saved" and e.get("path"):
+            p.saved.append(str(e["path"]))
+        elif kind == "sample" and e.get("path"):
+            paths = e["path"] if isinstance(e["path"], list) else [e["path"]]
+            p.samples.extend(str(x) for x in paths)
+        elif kind == "end":
+            p.status = "stopped" if e.get("interrupted") or e.get("stopped") else "finished"
+            p.step = int(e.get("step") or p.step)
+            p.eta_s = 0.0
+            p.message = str(e.get("message") or "")
+        elif kind == "error":
+            p.status = "failed"
+            p.message = str(e.get("message") or e.get("error") or "training stopped with an error")
+        t0 = start.get("time")
+        if t0 is not None and e.get("time") is not None:
+            p.elapsed_s = float(e["time"]) - float(t0)
+    if p.status == "running" and not running:
+        # the process is gone without an 'end' event: killed, or it crashed before writing one
+        p.status = "stopped"
+        p.message = p.message or "The training process ended without finishing (see the log below)."
+    return p

@@ -1,0 +1,235 @@
+"""Evaluate: render the grid (saved files x LoRA weights), score how alike the faces are to the
+training photos, see the best file and weight, and download the LoRA or install it into another
+program's LoRA folder. The grid and the scoring run as their own processes (`facelora grid`,
+`facelora score`), like training, so they survive a closed browser."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ...errors import FaceloraError
+from ...evaluate import loras
+from ...evaluate.grid import GRID_PNG
+from ...evaluate.scoring import HEATMAP_PNG, LIKENESS_JSON
+from ...project import Project
+from .. import jobs
+from ..common import Page, friendly, note, widget
+from ..fields import TINY, FieldSpec, from_widget, grid_specs
+from ..workspace import Workspace
+
+KINDS = ("grid", "score")
+
+
+def _likeness(p: Project) -> dict[str, Any] | None:
+    try:
+        return json.loads((p.eval_dir / LIKENESS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def best_html(p: Project) -> str:
+    """The best file and weight from likeness.json, with the scorer's verdict and warnings."""
+    data = _likeness(p)
+    if data is None:
+        return note("Not scored yet: render the grid, then score it.")
+    best, verdict = data.get("best"), str(data.get("verdict") or "")
+    if best:
+        text = (f"Most alike: <b>{html.escape(str(best.get('file')))}</b> at weight <b>{best.get('weight')}</b>. "
+                f"{html.escape(verdict)}")
+        out = f'<div class="fl-note fl-ok" id="best-file">{text}</div>'
+    else:
+        out = note(verdict or "No generated image had a face, so there is no best file.", "warn")
+    if data.get("rule"):
+        out += note(f"Rule: {data['rule']}")
+    return out + "".join(note(str(w), "warn") for w in data.get("warnings") or [])
+
+
+def lora_names(p: Project) -> list[str]:
+    """The saved files in training order, as `<lora:NAME>` calls them."""
+    cfg = p.train_config()
+    return [f.name for f in loras.list_loras(Path(cfg.output_dir), cfg.output_name)] if Path(cfg.output_dir).is_dir() else []
+
+
+def lora_path(p: Project, name: str) -> Path:
+    source = Path(p.train_config().output_dir) / (Path(name or "").name + loras.SUFFIX)
+    if not name or not source.is_file():
+        raise FaceloraError("Choose one of the project's LoRA files.")
+    return source
+
+
+def install(p: Project, ws: Workspace, name: str, dest: str, weight: float | None, overwrite: bool = False) -> Path:
+    """Copy a LoRA file, with its preferred weight, into a folder the GUI was started with (e.g.
+    A1111's models/Lora), as `facelora score --install-to` does."""
+    if weight is None:
+        raise FaceloraError("Give the weight the LoRA should be used at (the best weight, or 1.0).")
+    folder = ws.roots.resolve(dest)
+    return loras.install(lora_path(p, name), folder, float(weight), p.settings().trigger, overwrite)
+
+
+def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> list[str]:
+    """`facelora grid PROJECT` with an option for every field changed from its default, as a person
+    would type it (the third axis is `--z AXIS VALUES`)."""
+    chosen = {spec.name: from_widget(spec, v) for spec, v in zip(specs, values)}
+    defaults = {spec.name: spec.default for spec in specs}
+    if chosen.get("base_model") and chosen["base_model"] != TINY:
+        chosen["base_model"] = ws.outside_path(chosen["base_model"])
+    args = ["grid", str(p.root)]
+    z, z_values = chosen.pop("z", None), chosen.pop("z_values", None)
+    if z or z_values:
+        if not (z and z_values):
+            raise FaceloraError("The third axis needs both z (prompts, seeds, cfg or steps) and z_values.")
+        args += ["--z", z, z_values]
+    for name, value in chosen.items():
+        if value is None or value == defaults[name] or value is False:
+            continue
+        flag = "--" + name.replace("_", "-")
+        args += [flag] if value is True else [flag, str(value)]
+    return args
+
+
+def job_status(job: jobs.JobState) -> str:
+    """running, finished, failed, ended (a job another GUI started: its exit code is unknown) or none."""
+    if job.running:
+        return "running"
+    if not job.command:
+        return "none"
+    return {None: "ended", 0: "finished"}.get(job.returncode, "failed")
+
+
+def job_html(job: jobs.JobState) -> str:
+    status = job_status(job)
+    what = {"grid": "The grid", "score": "Scoring"}[job.kind]
+    text = {"running": f"{what} is running (process {job.pid}).", "finished": f"{what} finished.",
+            "failed": f"{what} failed (exit code {job.returncode}); the log says why.",
+            "ended": f"{what} ended.", "none": ""}[status]
+    kind = {"failed": "error", "finished": "ok"}.get(status, "info")
+    return f'<div id="eval-state" data-kind="{job.kind}" data-status="{status}">{note(text, kind)}</div>'
+
+
+def build(ws: Workspace, current: gr.State) -> Page:
+    specs = grid_specs()
+    with gr.Tab("Evaluate", id="evaluate"):
+        gr.Markdown("The grid renders the same prompts and seeds with each saved LoRA file at several "
+                    "weights; scoring measures how alike each face is to the training photos (dlib's face "
+                    "descriptors; below 0.6 usually means the same person). Images of the tiny test "
+                    "model are noise, never results.")
+        options: dict[str, gr.components.Component] = {}
+        with gr.Group():
+            with gr.Row():
+                cols = [gr.Column(), gr.Column(), gr.Column()]
+            for i, spec in enumerate(s for s in specs if s.group == "basic"):
+                with cols[i % 3]:
+                    options[spec.name] = widget(spec, "grid", ws.base_models() if spec.name == "base_model" else ())
+        with gr.Accordion("More grid options", open=False, elem_id="grid-advanced"):
+            with gr.Row():
+                cols = [gr.Column(), gr.Column(), gr.Column()]
+            for i, spec in enumerate(s for s in specs if s.group == "advanced"):
+                with cols[i % 3]:
+                    options[spec.name] = widget(spec, "grid", ws.base_models() if spec.name == "base_model" else ())
+        with gr.Row():
+            grid_btn = gr.Button("Render grid", variant="primary", elem_id="run-grid")
+            score_btn = gr.Button("Score likeness", elem_id="run-score")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="eval-stop")
+        action = gr.HTML(elem_id="eval-action")
+        state = gr.HTML(elem_id="eval-status")
+        log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, interactive=False, elem_id="eval-log")
+        best = gr.HTML(elem_id="eval-best")
+        with gr.Row():
+            grid = gr.Image(label="Grid", type="filepath", interactive=False, elem_id="grid-image",
+                            buttons=["fullscreen", "download"])
+            heatmap = gr.Image(label="Likeness", type="filepath", interactive=False, elem_id="heatmap-image",
+                               buttons=["fullscreen", "download"])
+        gr.Markdown("### The LoRA file")
+        with gr.Row(equal_height=True):
+            chosen = gr.Dropdown([], label="LoRA file", elem_id="lora-file")
+            weight = gr.Number(label="Weight", value=1.0, elem_id="lora-weight",
+                               info="Recorded with the installed file (the best weight once scored).")
+            download = gr.DownloadButton("Download", elem_id="lora-download")
+        with gr.Row(equal_height=True):
+            dest = gr.Textbox(label="Install into folder", scale=3, elem_id="install-dest",
+                              info="Your program's LoRA folder (e.g. stable-diffusion-webui/models/Lora), "
+                                   "opened with --allow when the GUI started.")
+            overwrite = gr.Checkbox(label="Replace a different file of that name", value=False, scale=1)
+            install_btn = gr.Button("Install", scale=1, elem_id="lora-install")
+        seen = gr.State(None)
+        timer = gr.Timer(2.0)
+
+    grid_specs_in_order = [next(s for s in specs if s.name == n) for n in options]
+
+    @friendly
+    def run(project_name: str, kind: str, *values: Any) -> str:
+        p = ws.open(project_name)  # a grid may run beside training: it draws the files saved so far
+        args = grid_args(p, ws, grid_specs_in_order, list(values)) if kind == "grid" else ["score", str(p.root)]
+        job = jobs.start(p, kind, args)
+        return note(f"{'Grid' if kind == 'grid' else 'Scoring'} started (process {job.pid}).", "ok")
+
+    grid_btn.click(lambda n, *v: run(n, "grid", *v), [current, *options.values()], [action])
+    score_btn.click(lambda n: run(n, "score"), [current], [action])
+
+    @friendly
+    def stop(project_name: str) -> str:
+        p = ws.open(project_name)
+        running = [k for k in KINDS if jobs.state(p, k).running]
+        if not running:
+            return note("Nothing is running.")
+        for k in running:
+            jobs.stop(p, k, wait_s=10)
+        return note(f"Stopped: {', '.join(running)}.", "ok")
+
+    stop_btn.click(stop, [current], [action])
+
+    @friendly
+    def pick(project_name: str, name: str):
+        if not name:
+            return None, gr.skip()
+        p = ws.open(project_name)
+        data = _likeness(p) or {}
+        best = data.get("best") or {}
+        w = best.get("weight") if best.get("file") == name else gr.skip()
+        return str(lora_path(p, name)), w
+
+    chosen.change(pick, [current, chosen], [download, weight])
+
+    @friendly
+    def do_install(project_name: str, name: str, folder: str, w: float | None, replace: bool) -> str:
+        target = install(ws.open(project_name), ws, name, folder, w, replace)
+        return note(f"Installed {target} (weight {w:g}).", "ok")
+
+    install_btn.click(do_install, [current, chosen, dest, weight, overwrite], [action])
+
+    def values(project_name: str, last: Any):
+        try:
+            p = ws.open(project_name)
+        except (FaceloraError, OSError):
+            return last, "", "", None, None, "", gr.skip()
+        states = [jobs.state(p, k, lines=8) for k in KINDS]
+        running = [s for s in states if s.running]
+        shown = running[0] if running else max(states, key=lambda s: s.started or 0)
+        files = [p.eval_dir / GRID_PNG, p.eval_dir / HEATMAP_PNG, p.eval_dir / LIKENESS_JSON]
+        stamp = tuple(f.stat().st_mtime if f.is_file() else 0 for f in files)
+        names = lora_names(p)
+        key = (str(p.root), stamp, tuple(names), shown.output[-200:], bool(running))
+        if key == last:
+            return (last,) + (gr.skip(),) * 6
+        changed = last is None or last[:3] != key[:3]
+        if not changed:
+            return key, job_html(shown), shown.output, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        best_file = ((_likeness(p) or {}).get("best") or {}).get("file")
+        return (key, job_html(shown), shown.output,
+                str(files[0]) if files[0].is_file() else None,
+                str(files[1]) if files[1].is_file() else None,
+                best_html(p),
+                gr.update(choices=names, value=best_file if best_file in names else None))
+
+    outputs = [seen, state, log, grid, heatmap, best, chosen]
+    timer.tick(values, [current, seen], outputs, show_progress="hidden")
+
+    def refresh(project_name: str):
+        return values(project_name, None)[1:] + ("",)
+
+    return Page(refresh, outputs[1:] + [action])

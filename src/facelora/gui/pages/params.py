@@ -1,0 +1,183 @@
+"""Plan and parameters: the step plan, updated as the numbers change; the tutorial's presets; every
+training parameter with its one-line help, Basic and Advanced as in Kohya's LoRA tab. The widgets
+are generated from TrainConfig's fields (fields.py), so a new parameter appears here by itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from ... import config as cfgmod
+from ...dataset import scan
+from ...errors import FaceloraError
+from ...plan import Plan, make_plan, plan_from_budget
+from ...project import Project
+from .. import jobs
+from ..common import Page, friendly, note, table, widget
+from ..fields import OUTSIDE_FILES, PROJECT_FOLDERS, TINY, field_specs, from_widget, to_widget
+from ..workspace import Workspace
+
+PRESET_TITLES = {
+    "static": "Static learning rate: AdamW8bit, cosine with 3 restarts, UNet 1e-4, text encoder 5e-5",
+    "dynamic": "Dynamic learning rate: DAdaptAdam finds the rate itself (all rates 1)",
+    "dynamic-adafactor": "Dynamic, for smaller GPUs: Adafactor with relative steps (all rates 1)",
+}
+
+
+def plan_rows(plan: Plan) -> list[tuple[str, Any]]:
+    return [
+        ("images", plan.images), ("repeats", plan.repeats), ("epochs", plan.epochs),
+        ("batch size", plan.batch_size), ("images x repeats per epoch", plan.samples_per_epoch),
+        ("steps per epoch", plan.steps_per_epoch), ("total steps", plan.total_steps),
+        ("files saved", "\n".join(plan.saved_files)),
+    ]
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if v not in (None, "") else None
+
+
+def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, steps: Any, batch: Any,
+                      output_name: str, save_every: Any) -> Plan:
+    """The tutorial's plan: with epochs set, repeats are solved from the step budget (as
+    `facelora plan --epochs --max-train-steps`); without, the folder's repeats run until the steps."""
+    images, epochs, steps, batch = _int(images), _int(epochs), _int(steps), _int(batch) or 1
+    if not images or not steps:
+        raise ValueError("Give the number of images and max_train_steps to see the plan.")
+    name = output_name or "lora"
+    if epochs:
+        return plan_from_budget(images, epochs, steps, batch, name, _int(save_every))
+    return make_plan(images, folder_repeats or 1, batch, name, None, steps, _int(save_every))
+
+
+def build(ws: Workspace, current: gr.State) -> Page:
+    specs = field_specs()
+    widgets: dict[str, gr.components.Component] = {}
+    with gr.Tab("Plan and parameters", id="params") as tab:
+        gr.Markdown("### Plan\nThe tutorial's sum: repeats = steps x batch / (images x epochs). "
+                    "The plan follows `max_train_epochs`, `max_train_steps` and `train_batch_size` below.")
+        with gr.Row():
+            images = gr.Number(label="images", precision=0, info="Training images (from the project; "
+                               "change it to try other numbers).", elem_id="plan-images")
+            folder_repeats = gr.Number(label="repeats now", precision=0, interactive=False,
+                                       info="The number in the image/<repeats>_<trigger> folder name.")
+        plan_html = gr.HTML(elem_id="plan-table")
+        gr.Markdown("### Presets\nThe tutorial's two learning-rate schemes; a preset fills the fields, "
+                    "**Save** keeps them.")
+        with gr.Row():
+            preset_btns = {name: gr.Button(title, size="sm", elem_id=f"preset-{name}")
+                           for name, title in PRESET_TITLES.items() if name in cfgmod.PRESETS}
+        for group, title, open_ in (("basic", "Basic", True), ("advanced", "Advanced", False)):
+            with gr.Accordion(title, open=open_, elem_id=f"params-{group}"):
+                with gr.Row():
+                    cols = [gr.Column(), gr.Column()]
+                group_specs = [s for s in specs if s.group == group]
+                for i, spec in enumerate(group_specs):
+                    with cols[i % 2]:
+                        widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
+        with gr.Row():
+            save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
+        status = gr.HTML(elem_id="params-status")
+
+    names = [s.name for s in specs]
+    by_name = {s.name: s for s in specs}
+    plan_inputs = [folder_repeats, images] + [widgets[n] for n in
+                                              ("max_train_epochs", "max_train_steps", "train_batch_size",
+                                               "output_name", "save_every_n_epochs")]
+
+    def show_plan(*values: Any) -> str:
+        try:
+            plan = make_project_plan(*values)
+        except ValueError as e:
+            return note(str(e), "warn")
+        return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
+
+    for c in plan_inputs[1:]:
+        c.change(show_plan, plan_inputs, [plan_html], show_progress="hidden")
+
+    def fill_preset(name: str):
+        values = cfgmod.preset(name)
+        return [gr.update(value=to_widget(by_name[n], values[n])) if n in values else gr.skip() for n in names]
+
+    for name, btn in preset_btns.items():
+        btn.click(lambda n=name: fill_preset(n), None, [widgets[n] for n in names])
+
+    @friendly
+    def save(project_name: str, *values: Any):
+        p = ws.open(project_name)
+        if jobs.state(p, "train").running:
+            raise jobs.JobError("Training is running: stop it before changing its parameters.")
+        updates = {n: from_widget(by_name[n], v) for n, v in zip(names, values)}
+        for n in PROJECT_FOLDERS:
+            ws.inside_project(p, updates[n] or ".")
+        for n in OUTSIDE_FILES:
+            if updates.get(n) and not (n == "pretrained_model_name_or_path" and updates[n] == TINY):
+                updates[n] = ws.outside_path(updates[n])
+        settings = p.settings()
+        cfg = cfgmod.apply(settings.train, updates)
+        _, notes = cfgmod.check(cfg, cuda=_cuda())
+        messages = []
+        _, images_now = _folder_numbers(p, cfg)
+        if cfg.max_train_epochs and not images_now:
+            messages.append("No training images yet: save again after preparing photos to set the repeats.")
+        elif cfg.max_train_epochs:
+            plan = plan_from_budget(images_now, cfg.max_train_epochs, cfg.max_train_steps, cfg.train_batch_size,
+                                    cfg.output_name or settings.trigger, cfg.save_every_n_epochs)
+            _, concept = p.concept_dir()
+            if plan.repeats != concept.repeats:
+                new = p.rename_repeats(plan.repeats)
+                messages.append(f"Renamed the training folder to image/{new.name} ({plan.repeats} repeats).")
+        settings.train = cfg
+        p.save_settings(settings)
+        messages.insert(0, f"Saved in {p.config_path.name}.")
+        done = note(" ".join(messages), "ok") + "".join(note(n, "warn") for n in notes)
+        return done, _folder_numbers(p, cfg)[0]
+
+    save_btn.click(save, [current] + [widgets[n] for n in names], [status, folder_repeats])
+
+    def refresh(project_name: str):
+        try:
+            p = ws.open(project_name)
+            cfg = p.settings().train
+        except (FaceloraError, OSError):
+            return [gr.skip()] * (len(names) + 3) + [""]
+        folder_r, count = _folder_numbers(p, cfg)
+        values = [folder_r, count] + [to_widget(by_name[n], getattr(cfg, n)) for n in names]
+        widget_values = dict(zip(names, values[2:]))
+        plan = show_plan(folder_r, count, *(widget_values[n] for n in ("max_train_epochs", "max_train_steps",
+                                                                         "train_batch_size", "output_name",
+                                                                         "save_every_n_epochs")))
+        return values + [plan, ""]
+
+    def numbers(project_name: str, *plan_values: Any):
+        """On opening the tab: the image count and repeats (prepare may have changed them) and the
+        plan; the parameter fields keep what the person typed."""
+        try:
+            p = ws.open(project_name)
+            folder_r, count = _folder_numbers(p, p.train_config())
+        except (FaceloraError, OSError):
+            return gr.skip(), gr.skip(), gr.skip()
+        return folder_r, count, show_plan(folder_r, count, *plan_values)
+
+    return Page(refresh, [folder_repeats, images] + [widgets[n] for n in names] + [plan_html, status], tab,
+                numbers, plan_inputs[2:], [folder_repeats, images, plan_html])
+
+
+def _folder_numbers(p: Project, cfg: cfgmod.TrainConfig) -> tuple[int | None, int | None]:
+    """(repeats in the folder name, images in it), or None where the folder is not usable yet."""
+    try:
+        data = scan(p.root / cfg.train_data_dir, cfg.caption_extension)
+        return data.subsets[0].repeats, data.num_images
+    except FaceloraError:
+        try:
+            return p.concept_dir()[1].repeats, 0
+        except FaceloraError:
+            return None, None
+
+
+def _cuda() -> bool:
+    """Whether training here would have CUDA (the 8-bit and fp16 notes depend on it)."""
+    import torch
+
+    return torch.cuda.is_available()

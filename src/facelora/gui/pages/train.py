@@ -1,0 +1,164 @@
+"""Train: start, stop and resume training, which runs as its own process (`python -m facelora
+train PROJECT`), and watch it: progress, ETA, the loss chart, the log, saved files and sample
+images as they appear. Everything shown is read from the project's files, so closing the browser
+changes nothing and reopening shows the run where it is."""
+
+from __future__ import annotations
+
+import html
+import threading
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ...errors import FaceloraError
+from ...project import Project
+from .. import jobs
+from ..common import Page, duration, friendly, note, table
+from ..workspace import Workspace
+
+KIND = "train"
+CHART_POINTS = 1000
+LOG_LINES = 15  # the tail shown is as tall as the box, so its end is always in view
+_logs: dict[Path, jobs.EventLog] = {}  # one incremental reader per project, shared by all browsers
+_logs_lock = threading.Lock()
+
+
+def events_of(p: Project) -> list[dict[str, Any]]:
+    with _logs_lock:
+        log = _logs.setdefault(p.events_path, jobs.EventLog(p.events_path))
+        log.refresh()
+        return log.current_run()
+
+
+def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
+    label = {"running": "Training", "finished": "Finished", "failed": "Failed", "stopped": "Stopped",
+             "not started": "Not started"}[prog.status]
+    if job.running and job.stop_requested:
+        label = "Stopping (saving what it has)"
+    total = prog.total_steps
+    frac = min(1.0, prog.step / total) if total else 0.0
+    rows = [
+        ("state", label + (f" (process {job.pid})" if job.running and job.pid else "")),
+        ("step", f"{prog.step} of {total}" if total else prog.step),
+        ("epoch", f"{prog.epoch} of {prog.epochs}" if prog.epochs else prog.epoch),
+        ("loss", "-" if prog.loss is None else f"{prog.loss:.4f}  (average {prog.avg_loss:.4f})"
+         if prog.avg_loss is not None else f"{prog.loss:.4f}"),
+        ("learning rate", "-" if prog.lr_unet is None else f"UNet {prog.lr_unet:.3g}, text encoder "
+                                                           f"{prog.lr_te if prog.lr_te is not None else '-'}"),
+        ("elapsed", duration(prog.elapsed_s)),
+        ("time left", duration(prog.eta_s) if prog.status == "running" else "-"),
+    ]
+    bar = f'<div class="fl-bar" id="train-bar"><div style="width:{frac * 100:.1f}%"></div></div>'
+    kind = {"failed": "error", "stopped": "warn", "finished": "ok"}.get(prog.status, "info")
+    msg = note(prog.message, kind) if prog.message else ""
+    if not job.running and job.returncode not in (None, 0) and prog.status in ("running", "not started"):
+        msg += note(f"The training process exited with code {job.returncode}; the log below says why.", "error")
+    return f'<div id="train-state" data-status="{html.escape(prog.status)}">{bar}{table(rows)}{msg}</div>'
+
+
+def loss_frame(prog: jobs.Progress, max_points: int = CHART_POINTS) -> pd.DataFrame:
+    """Loss and average loss against step, typed even when empty (the chart takes its axis types
+    from the first frame it gets). A long run is thinned to about `max_points` steps (always
+    keeping the last), so the page is not sent thousands of points every second."""
+    losses = prog.losses
+    if len(losses) > max_points:
+        every = -(-len(losses) // max_points)
+        losses = losses[::every] + ([losses[-1]] if (len(losses) - 1) % every else [])
+    rows = [(s, loss, "loss") for s, loss, _ in losses]
+    rows += [(s, avg, "average") for s, _, avg in losses if avg is not None]
+    return pd.DataFrame({
+        "step": pd.Series([r[0] for r in rows], dtype="int64"),
+        "loss": pd.Series([r[1] for r in rows], dtype="float64"),
+        "series": pd.Series([r[2] for r in rows], dtype="object"),
+    })
+
+
+def saved_html(p: Project, prog: jobs.Progress) -> str:
+    if not prog.saved:
+        return note("No LoRA file saved yet.")
+    items = "".join(f"<li>{html.escape(Path(s).name)}</li>" for s in prog.saved)
+    return f'<div id="saved-files"><b>Saved LoRA files</b> (in {html.escape(str(p.models_dir))})<ul>{items}</ul></div>'
+
+
+def build(ws: Workspace, current: gr.State) -> Page:
+    with gr.Tab("Train", id="train"):
+        gr.Markdown("Training runs in its own process: closing this page does not stop it, and "
+                    "reopening shows it again. **Stop** asks it to save what it has and end (as Ctrl-C); "
+                    "**Resume** goes on from the last saved state.")
+        with gr.Row():
+            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            resume_btn = gr.Button("Resume", elem_id="train-resume")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        allow_pickle = gr.Checkbox(False, label="Allow a .ckpt base model", elem_id="train-allow-pickle",
+                                   info="A .ckpt is a pickle that can run code when loaded; it is read with "
+                                        "weights_only=True, but tick this only for files you trust.")
+        action = gr.HTML(elem_id="train-action")
+        status = gr.HTML(elem_id="train-status")
+        # Fixed colours: a chart that starts empty otherwise draws its lines without a stroke.
+        chart = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260,
+                            color_map={"loss": "#4c78a8", "average": "#f58518"},
+                            elem_id="loss-chart", x_title="step", y_title="loss")
+        with gr.Row():
+            saved = gr.HTML(elem_id="train-saved")
+            samples = gr.Gallery(label="Sample images", columns=4, height=220, elem_id="train-samples")
+        log = gr.Textbox(label="Log (the end of log/train.out)", lines=LOG_LINES, max_lines=LOG_LINES,
+                         autoscroll=True, interactive=False, elem_id="train-log")
+        seen = gr.State(None)
+        timer = gr.Timer(1.0)
+
+    @friendly
+    def start(project_name: str, pickle_ok: bool, resume: bool = False) -> str:
+        p = ws.open(project_name)
+        args = ["train", str(p.root)] + (["--resume"] if resume else []) + (["--allow-pickle"] if pickle_ok else [])
+        job = jobs.start(p, KIND, args)
+        return note(f"Training {'resumed' if resume else 'started'} (process {job.pid}).", "ok")
+
+    @friendly
+    def stop(project_name: str) -> str:
+        p = ws.open(project_name)
+        job = jobs.stop(p, KIND, wait_s=20)
+        if job.running:
+            return note("Training is saving and stopping; press Stop again to end it at once.", "warn")
+        return note("Training stopped.", "ok")
+
+    start_btn.click(start, [current, allow_pickle], [action])
+    resume_btn.click(lambda n, ok: start(n, ok, resume=True), [current, allow_pickle], [action])
+    stop_btn.click(stop, [current], [action])
+
+    def values(project_name: str, last: dict[str, Any] | None):
+        """Everything the tab shows; a component whose data did not change since this browser's
+        last tick is skipped (the chart and the gallery are not sent again every second)."""
+        try:
+            p = ws.open(project_name)
+        except (FaceloraError, OSError):
+            return None, "", gr.skip(), "", None, ""
+        job = jobs.state(p, KIND, lines=LOG_LINES)
+        events = events_of(p)
+        prog = jobs.progress(events, job.running)
+        sample_files = [str(f) for f in (p.root / s for s in prog.samples) if f.is_file()]  # relative: to the project
+        keys = {"project": str(p.root), "status": (len(events), job.running, job.stop_requested, job.returncode),
+                "chart": len(prog.losses), "saved": len(prog.saved), "samples": len(sample_files),
+                "log": job.output[-300:]}
+        old = last if last and last.get("project") == keys["project"] else {}
+
+        def fresh(name: str) -> bool:
+            return old.get(name) != keys[name]
+
+        return (keys,
+                status_html(prog, job) if fresh("status") else gr.skip(),
+                (loss_frame(prog) if prog.losses else None) if fresh("chart") else gr.skip(),
+                saved_html(p, prog) if fresh("saved") else gr.skip(),
+                (sample_files or None) if fresh("samples") else gr.skip(),
+                job.output if fresh("log") else gr.skip())
+
+    outputs = [seen, status, chart, saved, samples, log]
+    timer.tick(values, [current, seen], outputs, show_progress="hidden")
+
+    def refresh(project_name: str):
+        return values(project_name, None)[1:] + ("",)
+
+    return Page(refresh, outputs[1:] + [action])
+

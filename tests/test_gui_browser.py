@@ -1,0 +1,270 @@
+"""The web GUI driven in a real browser (headless Chromium through Playwright): the whole workflow
+on the tiny test model, and requests that try to leave the workspace.
+
+Needs Debian's Chromium (`apt-get install chromium`); Playwright's own browser download is never
+used. Screenshots of every page are saved in out/screenshots/ (ignored by git) for a person to
+look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "out" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    path = CHROMIUM if Path(CHROMIUM).is_file() else shutil.which("chromium")
+    if not path:
+        pytest.fail("Chromium is not installed; the browser tests need it: apt-get install chromium")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """`facelora gui` on a free localhost port, serving a fresh workspace."""
+    ws = tmp_path / "workspace"
+    ws.mkdir()
+    port = _free_port()
+    log = (tmp_path / "server.log").open("wb")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "facelora", "gui", "--workspace", str(ws), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail("the GUI server exited:\n" + (tmp_path / "server.log").read_text())
+        try:
+            if _get(url)[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the GUI server did not answer in 90 s:\n" + (tmp_path / "server.log").read_text())
+    yield url, ws
+    proc.send_signal(2)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture
+def page(server):
+    chromium = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("Playwright is not installed: pip install 'facelora[test]'")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.set_default_timeout(30_000)
+        pg.goto(server[0])
+        pg.wait_for_selector("#create-project")
+        yield pg
+        browser.close()
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_timeout(300)
+
+
+def _fill(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id}").locator("input, textarea").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def _shot(page, name: str) -> None:
+    page.wait_for_timeout(500)  # let the last update paint
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _error(page, text: str) -> None:
+    """A refused request shows its message in a toast."""
+    from playwright.sync_api import expect
+
+    toast = page.locator(".toast-body").filter(has_text=text)
+    expect(toast.first).to_be_visible(timeout=15_000)
+    for close in page.locator(".toast-close").all():
+        close.click()
+
+
+def _wait_for_job(page, state: str, out: Path, timeout_s: float) -> None:
+    """Wait until the page says the job finished; fail at once, with its output, if it failed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = page.locator(state).get_attribute("data-status") if page.locator(state).count() else None
+        if status == "finished":
+            return
+        if status in ("failed", "stopped") or "exited with code" in page.locator(state).inner_text():
+            break
+        page.wait_for_timeout(500)
+    output = out.read_text(errors="replace")[-3000:] if out.is_file() else "(no output)"
+    shown = page.locator(state).inner_text() if page.locator(state).count() else "nothing"
+    pytest.fail(f"the job did not finish (the page shows {shown!r}); its output:\n{output}")
+
+
+def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, grace_hopper):
+    from playwright.sync_api import expect
+
+    url, ws = server
+
+    # --- Project ------------------------------------------------------------------------------
+    _fill(page, "new-name", "alice")
+    _fill(page, "new-trigger", "ohwx")
+    _fill(page, "new-class", "woman")
+    page.click("#create-project")
+    expect(page.locator("#project-summary")).to_contain_text("ohwx", timeout=20_000)
+    expect(page.locator("#current-project")).to_contain_text("alice")
+    assert (ws / "alice" / "facelora.toml").is_file()
+    _shot(page, "1-project")
+
+    # --- Photos: upload two package photos, prepare, edit a caption ---------------------------
+    _tab(page, "Photos")
+    photos = tmp_path / "uploads"
+    photos.mkdir()
+    Image.fromarray(astronaut).save(photos / "astronaut.png")
+    Image.fromarray(grace_hopper).save(photos / "grace_hopper.jpg", quality=95)
+    page.locator("#photo-upload input[type=file]").set_input_files(
+        [str(photos / "astronaut.png"), str(photos / "grace_hopper.jpg")])
+    expect(page.locator("#photos-status")).to_contain_text("Kept 2 photo(s)", timeout=30_000)
+    page.click("#run-prepare")
+    expect(page.locator("#prepare-report")).to_contain_text("astronaut", timeout=90_000)
+    expect(page.locator("#contact-sheet img")).to_be_visible()
+    folder = next((ws / "alice" / "image").iterdir())
+    images = sorted(p for p in folder.iterdir() if p.suffix == ".png")
+    assert len(images) == 2, "both package photos hold one clear face"
+    expect(page.locator("#captions")).to_contain_text(images[0].name)
+    cell = page.locator('#captions [data-testid="cell-0-1"]')  # row 0, the caption column
+    cell.dblclick()
+    editor = cell.locator("textarea").first
+    editor.fill("ohwx woman, edited in the browser")
+    editor.press("Enter")
+    page.click("#save-captions")
+    expect(page.locator("#photos-status")).to_contain_text("Saved 1 caption", timeout=15_000)
+    assert images[0].with_suffix(".txt").read_text().strip() == "ohwx woman, edited in the browser"
+    _shot(page, "2-photos")
+
+    # --- Plan and parameters: the tiny model, 64 px, one epoch of 2 x 2 steps --------------------
+    _tab(page, "Plan and parameters")
+    expect(page.locator("#plan-images input")).to_have_value("2")
+    model = page.locator("#param-pretrained_model_name_or_path input")
+    model.fill("tiny")
+    model.press("Enter")
+    for name, value in (("resolution", "64"), ("max_train_epochs", "1"), ("max_train_steps", "4"),
+                        ("network_dim", "4"), ("network_alpha", "2")):
+        _fill(page, f"param-{name}", value)
+    expect(page.locator("#plan-table")).to_contain_text("total steps", timeout=10_000)
+    plan = page.locator("#plan-table")
+    expect(plan.get_by_role("row", name="repeats 2", exact=True)).to_be_visible()  # 4 steps / (2 images x 1 epoch)
+    expect(plan.get_by_role("row", name="total steps 4", exact=True)).to_be_visible()
+    page.locator("#param-mixed_precision input").click()
+    page.get_by_role("option", name="no", exact=True).click()
+    page.click("#preset-dynamic")
+    expect(page.locator("#param-optimizer_type input")).to_have_value("DAdaptAdam")
+    page.click("#preset-static")
+    expect(page.locator("#param-optimizer_type input")).to_have_value("AdamW8bit")
+    page.click("#save-params")
+    expect(page.locator("#params-status")).to_contain_text("Saved", timeout=15_000)
+    expect(page.locator("#params-status")).to_contain_text("2 repeats")
+    saved = (ws / "alice" / "facelora.toml").read_text()
+    assert 'pretrained_model_name_or_path = "tiny"' in saved and 'resolution = "64"' in saved
+    assert (ws / "alice" / "image" / "2_ohwx woman").is_dir()
+    _shot(page, "3-params")
+
+    # --- Train: start, a second start is refused, reload shows the live state ------------------
+    _tab(page, "Train")
+    page.click("#train-start")
+    expect(page.locator("#train-action")).to_contain_text("Training started", timeout=15_000)
+    page.click("#train-start")
+    _error(page, "already running")
+    page.reload()
+    page.wait_for_selector("#create-project")
+    expect(page.locator("#current-project")).to_contain_text("alice", timeout=15_000)
+    _tab(page, "Train")
+    _wait_for_job(page, "#train-state", ws / "alice" / "log" / "train.out", 150)
+    expect(page.locator("#train-saved")).to_contain_text("ohwx.safetensors")
+    lines = page.locator('#loss-chart path[aria-roledescription="line mark"][stroke]')  # drawn: loss and average
+    expect(lines).to_have_count(2, timeout=10_000)
+    assert (ws / "alice" / "models" / "ohwx.safetensors").is_file()
+    _shot(page, "4-train")
+
+    # --- Evaluate: render a grid -----------------------------------------------------------------
+    _tab(page, "Evaluate")
+    _fill(page, "grid-weights", "0.5,1.0")
+    _fill(page, "grid-steps", "4")
+    page.click("#run-grid")
+    expect(page.locator("#eval-action")).to_contain_text("Grid started", timeout=15_000)
+    _wait_for_job(page, '#eval-state[data-kind="grid"]', ws / "alice" / "log" / "grid.out", 120)
+    expect(page.locator("#grid-image img")).to_be_visible(timeout=10_000)
+    assert (ws / "alice" / "eval" / "grid.png").is_file()
+    page.click("#run-score")
+    _wait_for_job(page, '#eval-state[data-kind="score"]', ws / "alice" / "log" / "score.out", 90)
+    expect(page.locator("#eval-best")).to_contain_text("tiny test model")  # noise: no face, no best file
+    expect(page.locator("#heatmap-image img")).to_be_visible(timeout=10_000)
+    page.locator("#lora-file input").click()
+    page.get_by_role("option", name="ohwx", exact=True).click()
+    expect(page.locator("#lora-download")).to_be_enabled()
+    _shot(page, "5-evaluate")
+
+    # --- Requests that try to leave the workspace ----------------------------------------------
+    _tab(page, "Project")
+    box = page.locator("#open-name input")
+    box.fill("../")
+    box.press("Enter")
+    page.click("#open-project")
+    _error(page, "lies outside")
+    _fill(page, "new-name", "../escaped")
+    _fill(page, "new-trigger", "ohwx")
+    page.click("#create-project")
+    _error(page, "lies outside")
+    assert not (ws.parent / "escaped").exists()
+    _tab(page, "Photos")
+    _fill(page, "photo-folder", "/etc")
+    page.click("#run-prepare")
+    _error(page, "lies outside")
+    secret = ws.parent / "secret.txt"
+    secret.write_text("not for the browser")
+    for path in (secret, ws / ".." / "secret.txt", Path("/etc/passwd")):
+        status, body = _get(f"{url}/gradio_api/file={path}")
+        assert status != 200 and b"not for the browser" not in body, path
+    status, _ = _get(f"{url}/gradio_api/file={ws / 'alice' / 'facelora.toml'}")
+    assert status == 200  # the same route does serve files inside the workspace
