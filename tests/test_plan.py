@@ -50,7 +50,9 @@ def test_max_train_epochs_overrides_steps():
 
 def test_saved_files_follow_save_every_and_last_n():
     assert saved_epochs(10, 2) == [2, 4, 6, 8, 10]
-    assert saved_epochs(10, 1, save_last_n_epochs=3) == [8, 9, 10]
+    # Kohya keeps the newest n epoch files (get_remove_epoch_no) and the final file
+    assert saved_epochs(10, 1, save_last_n_epochs=3) == [7, 8, 9, 10]
+    assert saved_epochs(10, 2, save_last_n_epochs=2) == [6, 8, 10]
     assert saved_epochs(5, None) == [5]
 
 

@@ -207,6 +207,15 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         )
     if cfg.sample_every_n_epochs and not cfg.sample_prompts:
         raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
+    if cfg.network_module != "networks.lora":
+        raise ConfigError(f"network_module '{cfg.network_module}': facelora trains Kohya's standard LoRA "
+                          f"(networks.lora) only; use Kohya's trainer for LyCORIS and other networks.")
+    if cfg.network_args:
+        raise ConfigError(f"network_args {cfg.network_args}: facelora's LoRA takes none (conv_dim, "
+                          f"conv_alpha and the like are LoCon/LyCORIS options). Remove them.")
+    if cfg.max_token_length != 75:
+        raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
+                          f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
     changes: dict[str, Any] = {}
     if not cuda:
         if cfg.optimizer_type in EIGHT_BIT:

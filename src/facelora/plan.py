@@ -17,19 +17,34 @@ def solve_repeats(max_train_steps: int, images: int, epochs: int, batch_size: in
     return max(1, round(max_train_steps * batch_size / (images * epochs)))
 
 
-def steps_per_epoch(samples: int, batch_size: int, num_processes: int = 1, accumulation: int = 1) -> int:
-    """Optimizer steps in one epoch, as Kohya counts them: ceil(images x repeats / batch) batches,
-    shared among the processes, then divided by gradient accumulation."""
-    batches = math.ceil(samples / batch_size)
+def steps_per_epoch(samples: int, batch_size: int, num_processes: int = 1, accumulation: int = 1,
+                    bucket_samples: list[int] | None = None) -> int:
+    """Optimizer steps in one epoch, as Kohya counts them: ceil(images x repeats / batch) batches
+    (with aspect-ratio buckets, each bucket's samples batched on their own), shared among the
+    processes, then divided by gradient accumulation."""
+    if bucket_samples:
+        batches = sum(math.ceil(n / batch_size) for n in bucket_samples)
+    else:
+        batches = math.ceil(samples / batch_size)
     return max(1, math.ceil(batches / num_processes / accumulation))
 
 
 def saved_epochs(epochs: int, save_every_n_epochs: int | None, save_last_n_epochs: int | None = None) -> list[int]:
-    """Epochs whose LoRA file stays on disk (the last epoch is always saved, as `<name>.safetensors`)."""
+    """Epochs whose LoRA file stays on disk: every n-th epoch (only the newest save_last_n_epochs
+    of them, as Kohya keeps them), and the last epoch always, as `<name>.safetensors`."""
     every = [e for e in range(1, epochs) if save_every_n_epochs and e % save_every_n_epochs == 0]
     if save_last_n_epochs:
-        every = [e for e in every if e > epochs - save_last_n_epochs]
+        every = every[-save_last_n_epochs:]
     return every + [epochs]
+
+
+def epoch_to_remove(saved_epoch: int, save_every_n_epochs: int | None, save_last_n_epochs: int | None) -> int | None:
+    """The epoch file that falls out of the kept window when `saved_epoch` is saved (Kohya's
+    get_remove_epoch_no): save_last_n_epochs keeps the newest n epoch files."""
+    if not save_last_n_epochs or not save_every_n_epochs:
+        return None
+    old = saved_epoch - save_every_n_epochs * save_last_n_epochs
+    return old if old > 0 else None
 
 
 @dataclass
@@ -68,11 +83,13 @@ def make_plan(
     save_last_n_epochs: int | None = None,
     num_processes: int = 1,
     gradient_accumulation_steps: int = 1,
+    bucket_samples: list[int] | None = None,
 ) -> Plan:
-    """The real schedule. `max_train_epochs` overrides `max_train_steps`, as in Kohya."""
+    """The real schedule. `max_train_epochs` overrides `max_train_steps`, as in Kohya.
+    `bucket_samples`: samples per aspect-ratio bucket, when the images are bucketed."""
     if images < 1:
         raise ValueError("The training folder holds no images.")
-    spe = steps_per_epoch(images * repeats, batch_size, num_processes, gradient_accumulation_steps)
+    spe = steps_per_epoch(images * repeats, batch_size, num_processes, gradient_accumulation_steps, bucket_samples)
     notes = []
     if max_train_epochs:
         epochs, total = max_train_epochs, max_train_epochs * spe

@@ -1,0 +1,319 @@
+"""The training data as Kohya's trainer feeds it: every image `repeats` times an epoch, grouped
+into aspect-ratio buckets, shuffled per epoch, cut into batches; images resized to cover their
+bucket and centre-cropped; captions optionally shuffled; latents encoded once and cached.
+
+Everything random here is a pure function of (seed, epoch, position), so the batches of any
+epoch can be rebuilt at any time: a resumed run sees exactly the data an unbroken one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save as safetensors_save
+
+from ..config import TrainConfig
+from ..dataset import Dataset
+from ..errors import FaceloraError
+from ..fileio import atomic_write_bytes
+from ..plan import Plan, make_plan
+
+
+class TrainDataError(FaceloraError):
+    """An image that cannot be trained on; the message names it."""
+
+
+# --- captions ----------------------------------------------------------------------------------
+
+
+def shuffle_caption(caption: str, keep_tokens: int, rng: random.Random) -> str:
+    """Kohya's shuffle_caption: split on commas, keep the first `keep_tokens` tags in place (the
+    trigger word), shuffle the rest, join with ', '."""
+    tags = [t.strip() for t in caption.split(",") if t.strip()]
+    kept, rest = tags[:keep_tokens], tags[keep_tokens:]
+    rng.shuffle(rest)
+    return ", ".join(kept + rest)
+
+
+# --- aspect-ratio buckets ----------------------------------------------------------------------
+
+
+def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, divisible: int) -> list[tuple[int, int]]:
+    """Kohya's bucket list: every (w, h) with sides in [min_size, max_size], multiples of
+    `divisible`, and area at most the training resolution's, plus the square."""
+    max_area = max_reso[0] * max_reso[1]
+    side = int(math.sqrt(max_area) // divisible) * divisible
+    resos = {(side, side)}
+    width = min_size
+    while width <= max_size:
+        height = min(max_size, int((max_area // width) // divisible) * divisible)
+        if height >= min_size:
+            resos.add((width, height))
+            resos.add((height, width))
+        width += divisible
+    return sorted(resos)
+
+
+def select_bucket(size: tuple[int, int], resos: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect ratio is nearest the image's (Kohya's select_bucket)."""
+    ratio = size[0] / size[1]
+    return min(resos, key=lambda r: abs(r[0] / r[1] - ratio))
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def open_rgb(path: Path) -> Image.Image:
+    """The image upright (EXIF orientation applied) in RGB, or an error that names the file."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                w, h = h, w
+            return w, h
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
+
+
+def fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize so the image covers `size` (keeping its aspect ratio), then crop the centre."""
+    w, h = size
+    scale = max(w / image.width, h / image.height)
+    new = (max(w, round(image.width * scale)), max(h, round(image.height * scale)))
+    if new != image.size:
+        image = image.resize(new, Image.Resampling.LANCZOS)
+    left, top = (image.width - w) // 2, (image.height - h) // 2
+    return image.crop((left, top, left + w, top + h))
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """[3, H, W] float in [-1, 1], as the VAE expects."""
+    data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    return data.view(image.height, image.width, 3).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    return to_tensor(fit(open_rgb(path), size))
+
+
+# --- the dataset in training order -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainImage:
+    path: Path
+    caption: str
+    repeats: int
+    bucket: tuple[int, int]  # (width, height) it is trained at
+
+
+@dataclass
+class Batch:
+    """One micro-batch: the images' indices, their captions (shuffled if asked) and either the
+    cached latents or the pixels to encode."""
+
+    indices: list[int]
+    captions: list[str]
+    latents: torch.Tensor | None = None
+    pixels: torch.Tensor | None = None
+
+
+class TrainData:
+    """The images of a Dataset with their buckets, and the batch order of every epoch."""
+
+    def __init__(self, dataset: Dataset, cfg: TrainConfig):
+        self.cfg = cfg
+        resolution = cfg.resolution_wh
+        resos = (bucket_resolutions(resolution, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps)
+                 if cfg.enable_bucket else [resolution])
+        self.images = [
+            TrainImage(path, caption, repeats, select_bucket(image_size(path), resos) if cfg.enable_bucket else resolution)
+            for path, caption, repeats in dataset.items()
+        ]
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def buckets(self) -> dict[tuple[int, int], list[int]]:
+        """bucket -> the image indices of one epoch's samples (each image `repeats` times)."""
+        out: dict[tuple[int, int], list[int]] = {}
+        for i, im in enumerate(self.images):
+            out.setdefault(im.bucket, []).extend([i] * im.repeats)
+        return dict(sorted(out.items()))
+
+    def bucket_info(self) -> dict | None:
+        """Kohya's ss_bucket_info (None without buckets)."""
+        if not self.cfg.enable_bucket:
+            return None
+        return {"buckets": {str(i): {"resolution": list(reso), "count": len(samples)}
+                            for i, (reso, samples) in enumerate(self.buckets().items())}}
+
+    def plan(self, num_processes: int = 1) -> Plan:
+        """The run's plan (steps per epoch, total steps, files), from facelora.plan: the batch
+        counts of the buckets go in, so the loop and the plan cannot disagree."""
+        cfg = self.cfg
+        return make_plan(
+            len(self.images), self.images[0].repeats if self.images else 1, cfg.train_batch_size,
+            cfg.output_name, cfg.max_train_epochs, cfg.max_train_steps, cfg.save_every_n_epochs,
+            cfg.save_last_n_epochs, num_processes, cfg.gradient_accumulation_steps,
+            bucket_samples=[len(s) for s in self.buckets().values()],
+        )
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """All micro-batches of one epoch (1-based), as Kohya orders them: each bucket's samples
+        shuffled and cut into batches, then the batches shuffled."""
+        rng = random.Random(f"order/{self.cfg.seed}/{epoch}")
+        batches = []
+        size = self.cfg.train_batch_size
+        for samples in self.buckets().values():
+            samples = list(samples)
+            rng.shuffle(samples)
+            batches += [samples[i:i + size] for i in range(0, len(samples), size)]
+        rng.shuffle(batches)
+        return batches
+
+    def epoch_steps(self, epoch: int, num_processes: int = 1, process_index: int = 0) -> list[list[list[int]]]:
+        """This process's optimizer steps of one epoch, each a list of micro-batches
+        (gradient_accumulation_steps of them, fewer in the epoch's last step). Processes take
+        every num_processes-th batch; one that runs short repeats the epoch's first batches, as
+        accelerate does, so every process makes the same number of steps."""
+        batches = self.epoch_batches(epoch)
+        per_process = math.ceil(len(batches) / num_processes)
+        padded = (batches * num_processes)[: per_process * num_processes]
+        mine = padded[process_index::num_processes]
+        acc = self.cfg.gradient_accumulation_steps
+        return [mine[i:i + acc] for i in range(0, len(mine), acc)]
+
+    def captions(self, indices: list[int], epoch: int, step: int, micro: int) -> list[str]:
+        """The captions of one micro-batch; shuffled from (seed, epoch, step, micro-batch) if asked."""
+        caps = [self.images[i].caption for i in indices]
+        if not self.cfg.shuffle_caption:
+            return caps
+        return [shuffle_caption(c, self.cfg.keep_tokens, random.Random(f"caption/{self.cfg.seed}/{epoch}/{step}/{micro}/{j}"))
+                for j, c in enumerate(caps)]
+
+
+# --- latents -----------------------------------------------------------------------------------
+
+
+def vae_fingerprint(vae: torch.nn.Module) -> str:
+    """A short hash of the VAE's weights (a few layers): cached latents belong to one VAE."""
+    h = hashlib.sha256()
+    for name, p in list(vae.state_dict().items())[:4] + list(vae.state_dict().items())[-4:]:
+        h.update(name.encode())
+        h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(path: Path, bucket: tuple[int, int], vae_id: str) -> str:
+    """Image content hash + resolution + VAE: a renamed image keeps its cache, an edited one not."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    return f"{digest}_{bucket[0]}x{bucket[1]}_{vae_id}"
+
+
+@torch.no_grad()
+def encode(vae: torch.nn.Module, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pixels [-1, 1] -> scaled latents (one sample of the VAE's latent distribution)."""
+    dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+    noise = torch.randn(dist.mean.shape, generator=generator, dtype=dist.mean.dtype).to(dist.mean.device)
+    return (dist.mean + dist.std * noise) * vae.config.scaling_factor
+
+
+def check_finite(latents: torch.Tensor, paths: list[Path]) -> None:
+    bad = [str(p) for p, lat in zip(paths, latents) if not torch.isfinite(lat).all()]
+    if bad:
+        raise TrainDataError(
+            f"The VAE gave NaN/inf latents for {', '.join(bad)}. The image may be broken (re-save it), or the "
+            f"VAE overflows in half precision: train with mixed_precision 'no' or use a fixed VAE."
+        )
+
+
+def cache_latents(data: TrainData, vae: torch.nn.Module, cache_dir: Path | None, seed: int,
+                  on_progress: Callable[[int, int], None] | None = None) -> tuple[list[torch.Tensor], int]:
+    """Encode every image once (in memory; with cache_dir also on disk, where a second run finds
+    them). Returns the latents (on the CPU, by image index) and how many were encoded now."""
+    latents: list[torch.Tensor | None] = [None] * len(data)
+    todo: list[int] = []
+    keys: list[str | None] = [None] * len(data)
+    vae_id = vae_fingerprint(vae) if cache_dir is not None else ""
+    for i, im in enumerate(data.images):
+        if cache_dir is not None:
+            keys[i] = cache_key(im.path, im.bucket, vae_id)
+            file = cache_dir / f"{keys[i]}.safetensors"
+            if file.is_file():
+                try:
+                    latents[i] = safetensors_load(file.read_bytes())["latents"]
+                    continue
+                except Exception:  # an unreadable cache file is encoded again and replaced
+                    pass
+        todo.append(i)
+    for n, i in enumerate(todo):
+        im = data.images[i]
+        gen = torch.Generator().manual_seed(int(hashlib.sha256(f"vae/{seed}/{im.path.name}".encode()).hexdigest()[:15], 16))
+        lat = encode(vae, load_pixels(im.path, im.bucket)[None], gen).float().cpu()
+        check_finite(lat, [im.path])
+        latents[i] = lat[0]
+        if cache_dir is not None:
+            atomic_write_bytes(cache_dir / f"{keys[i]}.safetensors", safetensors_save({"latents": lat[0].contiguous()}))
+        if on_progress:
+            on_progress(n + 1, len(todo))
+    return latents, len(todo)  # type: ignore[return-value]
+
+
+class StepLoader(torch.utils.data.Dataset):
+    """One item = one optimizer step's micro-batches, with latents from the cache or pixels
+    loaded from disk (in DataLoader workers when max_data_loader_n_workers > 0)."""
+
+    def __init__(self, data: TrainData, epoch: int, steps: list[list[list[int]]], first_step: int,
+                 latents: list[torch.Tensor] | None):
+        self.data, self.epoch, self.steps, self.first, self.latents = data, epoch, steps, first_step, latents
+
+    def __len__(self) -> int:
+        return len(self.steps) - self.first
+
+    def __getitem__(self, k: int) -> list[Batch]:
+        step = self.first + k
+        out = []
+        for j, indices in enumerate(self.steps[step]):
+            caps = self.data.captions(indices, self.epoch, step, j)
+            if self.latents is not None:
+                out.append(Batch(indices, caps, latents=torch.stack([self.latents[i] for i in indices])))
+            else:
+                out.append(Batch(indices, caps, pixels=torch.stack(
+                    [load_pixels(self.data.images[i].path, self.data.images[i].bucket) for i in indices])))
+        return out
+
+
+def epoch_loader(data: TrainData, epoch: int, first_step: int, latents: list[torch.Tensor] | None,
+                 num_processes: int = 1, process_index: int = 0, workers: int = 0) -> Iterator[list[Batch]]:
+    """The optimizer steps of one epoch from `first_step` on (0-based; a resumed run skips the
+    steps it has done)."""
+    steps = data.epoch_steps(epoch, num_processes, process_index)
+    ds = StepLoader(data, epoch, steps, first_step, latents)
+    if workers == 0 or latents is not None:
+        return (ds[k] for k in range(len(ds)))
+    return iter(torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, num_workers=workers,
+                                            collate_fn=_as_is))
+
+
+def _as_is(item: list[Batch]) -> list[Batch]:
+    return item

@@ -1,0 +1,233 @@
+"""What a run tells the world: the terminal (a parameter table, the plan, a progress bar and a
+`model saved:` line per file), TensorBoard (Kohya's tags), and PROJECT/log/events.jsonl, one JSON
+object a line, flushed as written, which the GUI tails to show a run's state live.
+
+events.jsonl (every line has "event" and "time", a Unix time in seconds):
+  start   run, total_steps, epochs, steps_per_epoch, images, repeats, batch_size, samples_per_epoch,
+          first_step, device, mixed_precision, params {every TrainConfig field}, notes [..]
+  step    step, epoch, loss, avg_loss, lr_unet, lr_te, [lr_dlr], s_per_it
+  epoch   epoch, step, loss (the epoch's mean loss)
+  saved   path, step, epoch, kind ("epoch" | "final" | "step")
+  sample  path [..], step, epoch
+  skipped step, epoch, count, message  (a NaN/inf loss: the step was skipped)
+  end     step, epoch, avg_loss, files [..], interrupted, message
+  error   step, message
+Only the main process writes (see Reporter(enabled=...)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..config import TrainConfig
+from ..plan import Plan
+
+PLAIN_EVERY_S = 30.0  # without a terminal (the GUI's log), a progress line this often
+
+
+def params_table(cfg: TrainConfig) -> Table:
+    """Every parameter of the run, in two columns of name = value."""
+    t = Table(title="Parameters", show_header=False, title_justify="left", box=None, pad_edge=False)
+    items = [(k, v) for k, v in cfg.model_dump().items()]
+    half = math.ceil(len(items) / 2)
+    for col in range(4):
+        t.add_column(style="bold" if col % 2 == 0 else None, overflow="fold")
+    for i in range(half):
+        row = []
+        for k, v in (items[i], items[i + half] if i + half < len(items) else ("", "")):
+            row += [k, "" if k == "" else _show(v)]
+        t.add_row(*row)
+    return t
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, list):
+        return " ".join(str(x) for x in v) or "[]"
+    return str(v)
+
+
+def run_table(plan: Plan, device: str, precision: str) -> Table:
+    t = Table(title="Training run", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    rows = [
+        ("images", plan.images), ("repeats", plan.repeats), ("images x repeats per epoch", plan.samples_per_epoch),
+        ("batch size", plan.batch_size), ("epochs", plan.epochs), ("steps (batches) per epoch", plan.steps_per_epoch),
+        ("total steps", plan.total_steps),
+    ]
+    if plan.gradient_accumulation_steps > 1:
+        rows.append(("gradient accumulation", plan.gradient_accumulation_steps))
+    if plan.num_processes > 1:
+        rows.append(("processes", plan.num_processes))
+    rows += [("device", device), ("precision", precision), ("files saved", "\n".join(plan.saved_files))]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    return t
+
+
+class Reporter:
+    """Terminal, TensorBoard and events.jsonl for one run. With enabled=False (a process other
+    than the main one) it does nothing."""
+
+    def __init__(self, events_path: Path, tensorboard_dir: Path | None, enabled: bool = True,
+                 console: Console | None = None):
+        self.enabled = enabled
+        self.console = console or Console(highlight=False)
+        self.events_path = Path(events_path)
+        self.tensorboard_dir = tensorboard_dir
+        self._events = None
+        self._tb = None
+        self._progress: Progress | None = None
+        self._task = None
+        self._total = 0
+        self._epochs = 0
+        self._first_step = 0
+        self._t0 = 0.0
+        self._last_plain = 0.0
+
+    # --- plumbing --------------------------------------------------------------------------
+
+    def event(self, kind: str, /, **fields: Any) -> None:
+        if not self.enabled:
+            return
+        if self._events is None:
+            self.events_path.parent.mkdir(parents=True, exist_ok=True)
+            self._events = self.events_path.open("a", encoding="utf-8")
+        line = {"event": kind, "time": round(time.time(), 3), **fields}
+        self._events.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+        self._events.flush()
+
+    def print(self, *args: Any, **kw: Any) -> None:
+        if self.enabled:
+            (self._progress.console if self._progress else self.console).print(*args, **kw)
+
+    def note(self, msg: str) -> None:
+        self.print(f"[yellow]note:[/] {msg}")
+
+    def _scalars(self, values: dict[str, float], step: int) -> None:
+        if self._tb is not None:
+            for tag, v in values.items():
+                if v is not None and math.isfinite(v):
+                    self._tb.add_scalar(tag, v, step)
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def start(self, cfg: TrainConfig, plan: Plan, device: str, first_step: int = 0,
+              notes: list[str] | None = None) -> None:
+        if not self.enabled:
+            return
+        notes = list(notes or [])
+        self.console.print(params_table(cfg))
+        self.console.print(run_table(plan, device, cfg.mixed_precision))
+        for n in notes:
+            self.note(n)
+        self.event("start", run=self.tensorboard_dir.name if self.tensorboard_dir else None,
+                   total_steps=plan.total_steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
+                   images=plan.images, repeats=plan.repeats, batch_size=plan.batch_size,
+                   samples_per_epoch=plan.samples_per_epoch, first_step=first_step, device=device,
+                   mixed_precision=cfg.mixed_precision, params=cfg.model_dump(), notes=notes)
+        if self.tensorboard_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(log_dir=str(self.tensorboard_dir))
+            self._tb.add_text("parameters", json.dumps(cfg.model_dump(), indent=1, default=str).replace("\n", "  \n"))
+        self._total, self._epochs, self._first_step = plan.total_steps, plan.epochs, first_step
+        self._t0 = self._last_plain = time.monotonic()
+        if self.console.is_terminal:
+            self._progress = Progress(
+                TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+                BarColumn(),
+                TextColumn("step {task.completed}/{task.total}"),
+                TimeElapsedColumn(), TextColumn("<"), TimeRemainingColumn(),
+                TextColumn("{task.fields[speed]}  loss {task.fields[loss]}  avg {task.fields[avg]}"),
+                console=self.console,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=plan.total_steps, completed=first_step,
+                                                 epoch=1, epochs=plan.epochs, speed="", loss="-", avg="-")
+
+    def step(self, step: int, epoch: int, loss: float, avg_loss: float, lrs: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        done = step - self._first_step
+        s_per_it = (time.monotonic() - self._t0) / done if done > 0 else None
+        fields = {"step": step, "epoch": epoch, "loss": _num(loss), "avg_loss": _num(avg_loss),
+                  "lr_unet": lrs.get("lr/unet"), "lr_te": lrs.get("lr/textencoder")}
+        if "lr/d*lr" in lrs:
+            fields["lr_dlr"] = lrs["lr/d*lr"]
+        fields["s_per_it"] = round(s_per_it, 4) if s_per_it else None
+        self.event("step", **fields)
+        self._scalars({"loss/current": loss, "loss/average": avg_loss, **lrs}, step)
+        speed = f"{s_per_it:.2f}s/it" if s_per_it else ""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, epoch=epoch, speed=speed,
+                                  loss=f"{loss:.4f}", avg=f"{avg_loss:.4f}")
+        elif time.monotonic() - self._last_plain >= PLAIN_EVERY_S or step in (self._first_step + 1, self._total):
+            self._last_plain = time.monotonic()
+            eta = (self._total - step) * s_per_it if s_per_it else 0
+            self.console.print(f"epoch {epoch}/{self._epochs}  step {step}/{self._total}  {speed}  "
+                               f"ETA {_hms(eta)}  loss {loss:.4f}  avg {avg_loss:.4f}")
+
+    def skipped(self, step: int, epoch: int, count: int, message: str) -> None:
+        self.event("skipped", step=step, epoch=epoch, count=count, message=message)
+        self.note(message)
+
+    def epoch_end(self, epoch: int, step: int, mean_loss: float) -> None:
+        self.event("epoch", epoch=epoch, step=step, loss=_num(mean_loss))
+        self._scalars({"loss/epoch": mean_loss}, epoch)
+
+    def saved(self, path: Path, step: int, epoch: int, kind: str) -> None:
+        self.event("saved", path=str(path), step=step, epoch=epoch, kind=kind)
+        self.print(f"model saved: {path}")
+
+    def removed(self, path: Path) -> None:
+        self.print(f"removed {path.name} (save_last_n_epochs)")
+
+    def samples(self, paths: list[Path], step: int, epoch: int) -> None:
+        self.event("sample", path=[str(p) for p in paths], step=step, epoch=epoch)
+        for p in paths:
+            self.print(f"sample saved: {p}")
+
+    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: str = "",
+            interrupted: bool = False) -> None:
+        self._stop_bar()
+        self.event("end", step=step, epoch=epoch, avg_loss=_num(avg_loss), files=[str(f) for f in files],
+                   interrupted=interrupted, message=message)
+        if message:
+            self.print(message)
+
+    def error(self, step: int, message: str) -> None:
+        self._stop_bar()
+        self.event("error", step=step, message=message)
+
+    def close(self) -> None:
+        self._stop_bar()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
+    def _stop_bar(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+
+def _num(v: float | None) -> float | None:
+    """JSON has no NaN: a non-finite loss is written as null."""
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

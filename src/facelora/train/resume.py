@@ -1,0 +1,374 @@
+"""The training state that `facelora train --resume` continues from, saved with every LoRA file,
+on Ctrl-C and on SIGTERM, under PROJECT/log/state/:
+
+    log/state/step00000012-epoch000003/
+      network.safetensors     the LoRA's weights in fp32 (not the save_precision copy)
+      optimizer.safetensors   the optimizer's tensors (Adam's moments, step counts, ...)
+      optimizer.json          the rest of the optimizer's state_dict, tensors as references
+      scheduler.json          the learning-rate scheduler's state_dict
+      scaler.json             fp16's GradScaler state (fp16 runs only)
+      rng.safetensors         torch's CPU (and CUDA) random states
+      rng.json                Python's and NumPy's random states
+      loop.json               facelora.train.state.LoopState: step, epoch, place in the epoch, losses
+      config.json             the TrainConfig the run used
+      manifest.json           written last: the format, the position, and every file's SHA-256
+
+Nothing here is a pickle: tensors are safetensors, everything else JSON, so loading a state runs
+no code. A state is written into a hidden temporary folder and renamed into place only when
+complete (manifest included), so a crash or a full disk mid-save leaves the previous state as it
+was; a folder whose manifest is missing or whose files do not match their hashes is passed over
+with a note. The newest KEEP states are kept.
+
+The data order, noise and timesteps are pure functions of (seed, epoch, step) (data.py and
+state.py), so the loop's position is all a resumed run needs to draw what an unbroken run would
+have drawn; the random-number states are kept as well for anything that uses the global
+generators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..config import TrainConfig
+from ..errors import FaceloraError
+from ..fileio import disk_full_is_clear, usual_permissions
+from .state import LoopState
+
+FORMAT = 1
+KEEP = 2
+MANIFEST = "manifest.json"
+_NAME = re.compile(r"^step(\d{8})-epoch(\d{6})$")
+TEMP_PREFIX = ".incomplete-"
+
+# Fields whose change makes a saved state meaningless for this run: the network's shape and the
+# optimizer whose moments are saved. Others (epochs, rates, ...) may change on resume, with a note.
+MUST_MATCH = ("network_dim", "network_alpha", "network_train_unet_only", "network_train_text_encoder_only",
+              "optimizer_type", "optimizer_args")
+
+
+class ResumeError(FaceloraError):
+    """No usable state to resume from, or one that does not fit this run."""
+
+
+def folder_name(loop: LoopState) -> str:
+    return f"step{loop.global_step:08d}-epoch{loop.epoch:06d}"
+
+
+# --- saving ------------------------------------------------------------------------------------
+
+
+def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+               loop: LoopState, cfg: TrainConfig, *, scaler: Any = None, finished: bool = False,
+               num_processes: int = 1, keep: int = KEEP) -> Path:
+    """Write the whole training state as one new folder in `state_dir` (atomically: a temporary
+    folder renamed into place once complete) and drop all but the newest `keep` states.
+    `finished`: the run's last epoch is done (a resume then has nothing left to do)."""
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    remove_incomplete(state_dir)
+    final = state_dir / folder_name(loop)
+    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=state_dir))
+    try:
+        with disk_full_is_clear(final):
+            files: dict[str, dict[str, Any]] = {}
+
+            def put_tensors(name: str, tensors: dict[str, torch.Tensor]) -> None:
+                save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / name))
+                files[name] = _fsync_and_hash(tmp / name)
+
+            def put_json(name: str, data: Any) -> None:
+                (tmp / name).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+                files[name] = _fsync_and_hash(tmp / name)
+
+            put_tensors("network.safetensors", network.state_dict())
+            opt_tensors: dict[str, torch.Tensor] = {}
+            put_json("optimizer.json", to_json(optimizer.state_dict(), opt_tensors, "optimizer"))
+            put_tensors("optimizer.safetensors", opt_tensors)
+            sched_tensors: dict[str, torch.Tensor] = {}
+            put_json("scheduler.json", to_json(scheduler.state_dict(), sched_tensors, "scheduler"))
+            if sched_tensors:
+                put_tensors("scheduler.safetensors", sched_tensors)
+            if scaler is not None:  # fp16's GradScaler: its scale and growth tracker
+                put_json("scaler.json", to_json(scaler.state_dict(), {}, "scaler"))
+            rng_tensors, rng_rest = rng_states()
+            put_tensors("rng.safetensors", rng_tensors)
+            put_json("rng.json", rng_rest)
+            put_json("loop.json", asdict(loop))
+            put_json("config.json", cfg.model_dump(mode="json"))
+            test_hook("state-files", loop.global_step)
+            put_json(MANIFEST, {
+                "format": FORMAT, "global_step": loop.global_step, "epoch": loop.epoch,
+                "step_in_epoch": loop.step_in_epoch, "finished": finished, "num_processes": num_processes,
+                "saved_at": time.time(), "files": files,
+            })
+            _fsync_dir(tmp)
+            usual_permissions(tmp)
+            if final.exists():  # the same position saved twice (a step save, then Ctrl-C): replace it
+                old = state_dir / f"{TEMP_PREFIX}old-{final.name}"
+                shutil.rmtree(old, ignore_errors=True)
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(final)
+            _fsync_dir(state_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for stale in complete_states(state_dir)[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return final
+
+
+def remove_incomplete(state_dir: Path) -> list[Path]:
+    """Delete the temporary folders of saves that never finished (a crash, a kill, a full disk)."""
+    gone = []
+    for p in Path(state_dir).glob(TEMP_PREFIX + "*"):
+        shutil.rmtree(p, ignore_errors=True)
+        gone.append(p)
+    return gone
+
+
+def _fsync_and_hash(path: Path) -> dict[str, Any]:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+        os.fsync(f.fileno())
+    return {"sha256": h.hexdigest(), "bytes": path.stat().st_size}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- tensors and plain values: a state_dict as safetensors + JSON, no pickle ----------------
+
+
+def to_json(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
+    """`obj` with each tensor replaced by {"__tensor__": key} (the tensor put in `tensors`), tuples
+    and dicts with non-string keys tagged, so from_json rebuilds the same structure."""
+    if isinstance(obj, torch.Tensor):
+        tensors[path] = obj.detach().cpu().clone()
+        return {"__tensor__": path}
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: to_json(v, tensors, f"{path}.{k}") for k, v in obj.items()}
+        return {"__items__": [[to_json(k, tensors, f"{path}.k{i}"), to_json(v, tensors, f"{path}.{i}")]
+                              for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [to_json(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [to_json(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
+    if isinstance(obj, (np.integer, np.floating, np.bool_)):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise ResumeError(f"Cannot save a {type(obj).__name__} in the training state ({path}); "
+                     f"this optimizer or scheduler keeps values facelora cannot save without pickle.")
+
+
+def from_json(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(from_json(v, tensors) for v in obj["__tuple__"])
+        if "__items__" in obj:
+            return {from_json(k, tensors): from_json(v, tensors) for k, v in obj["__items__"]}
+        return {k: from_json(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_json(v, tensors) for v in obj]
+    return obj
+
+
+def rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"cuda{i}"] = s
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    rest = {"python": to_json(random.getstate(), {}, "python"),
+            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]}
+    return tensors, rest
+
+
+def set_rng_states(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))]
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    random.setstate(from_json(rest["python"], {}))
+    kind, keys, pos, has_gauss, gauss = rest["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
+
+
+# --- finding and loading -----------------------------------------------------------------------
+
+
+def complete_states(state_dir: Path) -> list[Path]:
+    """State folders with a manifest, newest first (by position, not by file time)."""
+    found = []
+    for p in Path(state_dir).glob("step*-epoch*"):
+        m = _NAME.match(p.name)
+        if m and p.is_dir() and (p / MANIFEST).is_file():
+            found.append(((int(m.group(1)), int(m.group(2))), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def check_folder(folder: Path) -> str | None:
+    """Why `folder` is not a usable state (None when it is): a missing or unreadable manifest, a
+    missing file, or a file whose SHA-256 differs from the manifest's."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its manifest.json is missing or unreadable"
+    if manifest.get("format") != FORMAT:
+        return f"it has format {manifest.get('format')}, this facelora reads {FORMAT}"
+    for name, want in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != want["bytes"] or _fsync_and_hash(path)["sha256"] != want["sha256"]:
+            return f"{name} does not match its hash (a damaged or half-written file)"
+    return None
+
+
+def latest_state(state_dir: Path) -> tuple[Path | None, list[str]]:
+    """The newest usable state folder, and notes on the broken ones passed over."""
+    notes = []
+    state_dir = Path(state_dir)
+    if not state_dir.is_dir():
+        return None, notes
+    for p in sorted(state_dir.glob(TEMP_PREFIX + "*")):
+        notes.append(f"Ignoring {p.name}: a save that never finished (the run was killed while saving).")
+    for p in sorted(state_dir.glob("step*")):
+        if p.is_dir() and not (p / MANIFEST).is_file():
+            notes.append(f"Ignoring state {p.name}: it has no manifest.json (an incomplete save).")
+    for folder in complete_states(state_dir):
+        problem = check_folder(folder)
+        if problem is None:
+            return folder, notes
+        notes.append(f"Ignoring state {folder.name}: {problem}; trying the one before it.")
+    return None, notes
+
+
+@dataclass
+class Resumed:
+    folder: Path
+    loop: LoopState
+    finished: bool
+    config: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
+
+
+def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int, num_processes: int) -> list[str]:
+    """Refuse a state whose network or optimizer differs from this run's; note other changes."""
+    now = cfg.model_dump(mode="json")
+    differ = [k for k in now if k in saved and saved[k] != now[k]]
+    fatal = [k for k in differ if k in MUST_MATCH]
+    if fatal:
+        what = ", ".join(f"{k} (saved {saved[k]!r}, now {now[k]!r})" for k in fatal)
+        raise ResumeError(f"The saved state does not fit this run: {what}. Resume with the same settings, "
+                         f"or train from the start without --resume.")
+    notes = []
+    ignore = {"pretrained_model_name_or_path", "train_data_dir", "output_dir", "logging_dir"}
+    changed = [k for k in differ if k not in ignore]
+    if changed:
+        notes.append("Changed since the state was saved: " + ", ".join(
+            f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed) + ". The run continues with the new values.")
+    if saved_processes != num_processes:
+        notes.append(f"The state was saved by {saved_processes} process(es), this run has {num_processes}: "
+                     f"the rest of the run shares the data differently than an unbroken run would.")
+    return notes
+
+
+def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+               cfg: TrainConfig, num_processes: int = 1, scaler: Any = None) -> Resumed:
+    """Put the state in `folder` back into the network, optimizer, scheduler and random
+    generators; return the loop's position."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    saved_cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    notes = compare_config(saved_cfg, cfg, int(manifest.get("num_processes", 1)), num_processes)
+    weights = load_file(str(folder / "network.safetensors"))
+    own = network.state_dict()
+    if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
+        raise ResumeError(f"The network in {folder} does not match this run's LoRA (other modules or rank).")
+    network.load_state_dict({k: v.to(own[k].device, own[k].dtype) for k, v in weights.items()})
+    opt_tensors = load_file(str(folder / "optimizer.safetensors"))
+    optimizer.load_state_dict(from_json(json.loads((folder / "optimizer.json").read_text(encoding="utf-8")), opt_tensors))
+    sched_tensors = load_file(str(folder / "scheduler.safetensors")) if (folder / "scheduler.safetensors").is_file() else {}
+    scheduler.load_state_dict(from_json(json.loads((folder / "scheduler.json").read_text(encoding="utf-8")), sched_tensors))
+    if scaler is not None and (folder / "scaler.json").is_file():
+        scaler.load_state_dict(from_json(json.loads((folder / "scaler.json").read_text(encoding="utf-8")), {}))
+    set_rng_states(load_file(str(folder / "rng.safetensors")), json.loads((folder / "rng.json").read_text(encoding="utf-8")))
+    loop = LoopState(**json.loads((folder / "loop.json").read_text(encoding="utf-8")))
+    if loop.seed != cfg.seed:
+        raise ResumeError(f"The saved state was trained with seed {loop.seed}, this run has {cfg.seed}: "
+                         f"resume with --seed {loop.seed}.")
+    return Resumed(folder, loop, bool(manifest.get("finished")), saved_cfg, notes)
+
+
+def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
+    why = (" " + " ".join(notes)) if notes else ""
+    return ResumeError(f"Nothing to resume: no complete training state in {state_dir}.{why} "
+                      f"Train without --resume to start from the beginning.")
+
+
+def remove_partial_files(output_dir: Path, output_name: str) -> list[Path]:
+    """Temporary files of LoRA saves a kill interrupted (`.<name>...safetensors.*.tmp` beside the
+    LoRA files); the finished files are never touched."""
+    gone = []
+    for p in Path(output_dir).glob(f".{glob_escape(output_name)}*.safetensors.*.tmp"):
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+# --- test hook ---------------------------------------------------------------------------------
+
+TEST_KILL_ENV = "FACELORA_TEST_KILL_AT"
+
+
+def test_hook(point: str, step: int | None = None) -> None:
+    """For tests only: with FACELORA_TEST_KILL_AT=<point>[:<step>] in the environment the process
+    kills itself with SIGKILL there, as a crash or `kill -9` would. Points: "step" (after an
+    optimizer step, before anything is saved), "lora-saved" (after a LoRA file, before its state),
+    "state-files" (a state's files written, its manifest not yet: a kill mid-save). Unset (always,
+    outside tests) it does nothing."""
+    want = os.environ.get(TEST_KILL_ENV)
+    if not want:
+        return
+    name, _, at = want.partition(":")
+    if name == point and (not at or step is None or int(at) == step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
