@@ -287,7 +287,7 @@ def test_ctrl_c_saves_an_interrupted_file(tmp_path, monkeypatch):
 
 def test_resume_after_ctrl_c_continues_exactly(tmp_path, monkeypatch):
     from facelora.train import progress
-    from facelora.train.checkpoints import ResumeError
+    from facelora.train.resume import ResumeError
 
     unbroken_p, cfg = make_project(tmp_path / "unbroken", images=2, repeats=2, max_train_epochs=2,
                                    optimizer_type="AdamW", lr_scheduler="cosine")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -14,9 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import config as cfgmod
-from .dataset import scan
 from .errors import FaceloraError
-from .plan import Plan, make_plan, plan_from_budget
+from .plan import Plan, plan_from_budget
+from .replan import adopt, budget_plan, project_plan
 from .prepare.options import PrepareOptions
 from .project import Project, init_project
 
@@ -213,22 +214,6 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
             console.print(escape(line))
 
 
-def project_plan(p: Project, num_processes: int = 1) -> Plan:
-    """The plan of an existing project, from its images and settings."""
-    cfg = p.train_config()
-    data = scan(cfg.train_data_dir, cfg.caption_extension)
-    if cfg.enable_bucket:  # batches form per aspect-ratio bucket: the trainer's own count
-        from .train.data import TrainData
-
-        return TrainData(data, cfg).plan(num_processes)
-    repeats = data.subsets[0].repeats
-    return make_plan(
-        data.num_images, repeats, cfg.train_batch_size, cfg.output_name, cfg.max_train_epochs,
-        cfg.max_train_steps, cfg.save_every_n_epochs, cfg.save_last_n_epochs, num_processes,
-        cfg.gradient_accumulation_steps,
-    )
-
-
 @app.command()
 @friendly
 def plan(
@@ -258,15 +243,11 @@ def plan(
         return
     e = epochs or cfg.max_train_epochs or current.epochs
     steps = max_train_steps or cfg.max_train_steps
-    new = plan_from_budget(current.images, e, steps, cfg.train_batch_size, cfg.output_name,
-                           cfg.save_every_n_epochs, num_processes)
+    new = budget_plan(p, current.images, e, steps, num_processes)
     print_plan(new, as_json, cfg)
     if new.repeats != current.repeats or e != cfg.max_train_epochs:
         if yes:
-            folder = p.rename_repeats(new.repeats)
-            settings = p.settings()
-            settings.train = cfgmod.apply(settings.train, {"max_train_epochs": e, "max_train_steps": steps})
-            p.save_settings(settings)
+            folder = adopt(p, new, steps)
             if not as_json:
                 console.print(f"Renamed to {folder.name}; epochs {e} saved in {p.config_path.name}.")
         elif not as_json:
@@ -289,14 +270,21 @@ def train(
                                                           "(save_state), after an interruption.")] = False,
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model (a pickle, "
                                                "read with weights_only=True). Only for files you trust.")] = False,
+    num_processes: Annotated[int, typer.Option("--num_processes", "--num-processes", min=1, help=(
+        "Train on this many GPUs (processes; on a machine without a GPU, CPU processes): facelora "
+        "launches itself through accelerate."))] = 1,
 ) -> None:
     """Train the LoRA on the project's images, as Kohya's train_network.py does: the parameters
     and the plan first, then a progress bar, and a 'model saved:' line for every file. Any
     training parameter can follow in Kohya's spelling (--network_dim 32 --optimizer_args
-    "decouple=True" "weight_decay=0.01"); they apply to this run only and are not saved."""
+    "decouple=True" "weight_decay=0.01"); they apply to this run only and are not saved.
+    Ctrl-C saves the LoRA and the state and stops; --resume goes on from there."""
     from .train.loop import train as train_lora
 
     p = Project.open(project)
+    if num_processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside a launched process
+        args = [str(p.root)] + (["--base-model", base_model] if base_model else []) + (["--resume"] if resume else [])
+        raise typer.Exit(launch_processes(num_processes, args + (["--allow-pickle"] if allow_pickle else []) + list(ctx.args)))
     updates = overrides_from(ctx)
     if base_model:
         updates["pretrained_model_name_or_path"] = base_model
@@ -307,6 +295,28 @@ def train(
     result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def launch_processes(n: int, train_args: list[str]) -> int:
+    """Run `facelora train` in n processes through accelerate (torch.distributed: NCCL on GPUs,
+    gloo on the CPU) and return its exit status. Ctrl-C and SIGTERM are passed on once, so the
+    processes save and stop together; a second Ctrl-C stops them at once."""
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "facelora", "train", *train_args]
+    console.print("Launching " + " ".join(cmd[1:3] + cmd[4:]))
+    proc = subprocess.Popen(cmd, start_new_session=True)  # signals reach it from here only, once each
+    forward = lambda signum, frame: proc.send_signal(signum)  # noqa: E731
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 config_app = typer.Typer(help="Read and write Kohya training TOML files.", no_args_is_help=True)

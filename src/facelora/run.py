@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from . import config as cfgmod
 from .errors import FaceloraError
-from .plan import plan_from_budget
 from .project import Project, init_project
+from .replan import adopt, budget_plan
 
 MIN_PHOTOS = 10
 
@@ -94,14 +94,8 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
         )
 
     # 3. plan: solve repeats from the step budget and rename the folder, as the tutorial does
-    cfg = project.train_config()
-    plan = plan_from_budget(len(accepted), opts.epochs, opts.max_train_steps, cfg.train_batch_size,
-                            cfg.output_name, cfg.save_every_n_epochs)
-    project.rename_repeats(plan.repeats)
-    settings = project.settings()
-    settings.train = cfgmod.apply(settings.train, {"max_train_epochs": opts.epochs,
-                                                   "max_train_steps": opts.max_train_steps})
-    project.save_settings(settings)
+    plan = budget_plan(project, len(accepted), opts.epochs, opts.max_train_steps)
+    adopt(project, plan, opts.max_train_steps)
     commands.append(f"facelora plan {_q(project.root)} --epochs {opts.epochs} "
                     f"--max-train-steps {opts.max_train_steps} --yes")
 

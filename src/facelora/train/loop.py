@@ -5,7 +5,8 @@ optimizer step = gradient_accumulation_steps micro-batches), with saving and sam
 of each epoch. The parts it calls are one import away: data.py (images, buckets, batch order,
 latent cache), loss.py (noise and the objective), optim.py (optimizers and schedulers by Kohya's
 names), checkpoints.py (file names, metadata), samples.py (sample images), progress.py (terminal,
-TensorBoard, events.jsonl), state.py (the loop's state).
+TensorBoard, events.jsonl), state.py (the loop's state), resume.py (the state saved for --resume),
+stopping.py (Ctrl-C and SIGTERM).
 
 accelerate's Accelerator owns the device, mixed precision (autocast, and the GradScaler for
 fp16), gradient synchronisation between micro-batches (no_sync) and processes; only the main
@@ -29,16 +30,19 @@ from rich.console import Console
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import missing_caption_warning, scan
 from ..errors import FaceloraError
+from ..estimate import estimate
 from ..model.base import encode_prompt, load_base, tokenize
 from ..model.lora import LoRANetwork, read_lora
 from ..project import Project
 from . import checkpoints
+from . import resume as saved
 from .data import Batch, TrainData, cache_latents, encode, epoch_loader
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
 from .samples import make_samples, read_prompts
 from .state import LoopState
+from .stopping import StopRequest
 
 LATENT_CACHE_DIR = Path("cache") / "latents"  # in the project, for cache_latents_to_disk
 
@@ -140,17 +144,26 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     optimizer = optim.optimizer
     trainable = [p for p in network.parameters() if p.requires_grad]
     snr = snr_table(model.noise_scheduler) if cfg.min_snr_gamma else None
+    text_cache = text_cache_for(cfg)  # a frozen text encoder's outputs, computed once per caption
     info = checkpoints.RunInfo(cfg, plan, data, model.name, dataset.subsets[0].concept.trigger,
                                optim.description, started_at)
 
     # --- the loop ------------------------------------------------------------------------------
-    state = LoopState(cfg.seed)
+    state, finished = LoopState(cfg.seed), False
     if resume:
-        state = checkpoints.load_state(project.state_dir, accelerator.unwrap_model(network), optimizer, scheduler,
-                                       accelerator.scaler, cfg, plan)
-        notes.append(f"Training already finished ({state.global_step} steps); nothing to resume."
-                     if state.global_step >= plan.total_steps else
-                     f"Resuming at step {state.global_step} of {plan.total_steps} (epoch {state.epoch}).")
+        folder, found = saved.latest_state(project.state_dir)
+        notes += found
+        if folder is None:
+            raise saved.no_state_error(project.state_dir, found)
+        back = saved.load_state(folder, accelerator.unwrap_model(network), optimizer, scheduler, cfg,
+                                accelerator.num_processes, accelerator.scaler)
+        state, finished = back.loop, back.finished
+        notes += back.notes
+        if main:
+            for partial in saved.remove_partial_files(Path(cfg.output_dir), cfg.output_name):
+                notes.append(f"Removed {partial.name}: half of a LoRA file whose save was cut off.")
+        notes.append(f"Resuming at step {state.global_step} of {plan.total_steps} (epoch {state.epoch}) "
+                     f"from {project.state_dir / folder.name}.")
     losses: list[float] = []
     files: list[Path] = []
     samples: list[Path] = []
@@ -158,6 +171,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                    state.global_step, notes)
     if model.is_tiny:
         reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
+    else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
+        reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
 
     def write(path: Path, kind: str, epoch: int) -> None:
         """A LoRA file (and, with save_state, the state to resume from) on the main process."""
@@ -166,14 +181,32 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
             checkpoints.save(lora, info, path, epoch, state.global_step)
             files.append(path)
             reporter.saved(path, state.global_step, epoch, kind)
+            saved.test_hook("lora-saved", state.global_step)
             if cfg.save_state:
-                checkpoints.save_state(project.state_dir, lora, optimizer, scheduler, accelerator.scaler,
-                                       state, cfg, plan, path)
+                saved.save_state(project.state_dir, lora, optimizer, scheduler, state, cfg, scaler=accelerator.scaler,
+                                 finished=kind == "final", num_processes=accelerator.num_processes)
         accelerator.wait_for_everyone()
 
+    def stop_requested() -> bool:
+        """Ctrl-C or SIGTERM since the last step, on any process (they stop together)."""
+        if accelerator.num_processes == 1:
+            return stop.requested
+        if stop.requested:
+            accelerator.set_trigger()
+        return accelerator.check_trigger()
+
+    if finished:
+        final = checkpoints.epoch_path(cfg, plan.epochs, final=True)
+        reporter.end(state.global_step, state.epoch, _finite_or_none(state.average_loss), [],
+                     f"Nothing to resume: this run already finished at step {state.global_step}. Final LoRA: {final}")
+        reporter.close()
+        return TrainResult([], final, [], state, [], encoded, notes)
+
+    stop = StopRequest().install()  # Ctrl-C / SIGTERM: stop after the step, save, return
     try:
-        while state.global_step < plan.total_steps:
-            for micro_batches in epoch_loader(data, state.epoch, state.step_in_epoch, latents,
+        while not finished:
+            # (none left when a run resumes from a step save at its last step: only the epoch's end)
+            for micro_batches in [] if state.global_step >= plan.total_steps else epoch_loader(data, state.epoch, state.step_in_epoch, latents,
                                               accelerator.num_processes, accelerator.process_index,
                                               cfg.max_data_loader_n_workers):
                 # one optimizer step: gradients summed over the micro-batches, synchronised
@@ -183,9 +216,16 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                     sync = j == len(micro_batches) - 1
                     with nullcontext() if sync else accelerator.no_sync(network):
                         with accelerator.autocast():
-                            loss = batch_loss(model, batch, state, j, accelerator.process_index, cfg, snr, device)
+                            loss = batch_loss(model, batch, state, j, accelerator.process_index, cfg, snr, device,
+                                              text_cache)
                         accelerator.backward(loss / len(micro_batches))
                     step_loss += loss.detach() / len(micro_batches)
+                if accelerator.num_processes > 1:
+                    # the LoRA runs inside the UNet's forward, never DDP's own, so DDP's hooks do not
+                    # fire: the gradients (and the loss, so every process judges the step alike) are
+                    # averaged here, as Kohya's all_reduce_network does
+                    average_gradients(trainable, accelerator)
+                    step_loss = accelerator.reduce(step_loss, reduction="mean")
                 grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm) if cfg.max_grad_norm else None
                 # the one host sync of a step: a NaN/inf must be caught before it reaches the weights
                 # (fp16's GradScaler skips overflowing steps itself, so its grad norm is not judged)
@@ -205,8 +245,11 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                     reporter.step(state.global_step, state.epoch, loss_value, avg, current_lrs(optim, scheduler))
                 else:
                     skipped(state, reporter, cfg)
+                saved.test_hook("step", state.global_step)
                 if cfg.save_every_n_steps and state.global_step % cfg.save_every_n_steps == 0:
                     write(checkpoints.step_path(cfg, state.global_step), "step", state.epoch)
+                if stop_requested():
+                    raise KeyboardInterrupt
                 if state.global_step >= plan.total_steps:
                     break
 
@@ -230,8 +273,16 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                     samples += paths
                     reporter.samples(paths, state.global_step, epoch)
                 accelerator.wait_for_everyone()
+            finished = last
+            if not finished and stop_requested():
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
-        # Ctrl-C (or the GUI's Stop): keep what was learnt, under a name no epoch file has
+        if stop.twice:  # a second Ctrl-C: out at once; every file already saved is complete
+            reporter.end(state.global_step, state.epoch, _finite_or_none(state.average_loss), files,
+                         f"Stopped at once at step {state.global_step}; nothing more was saved.", interrupted=True)
+            reporter.close()
+            raise
+        # Ctrl-C or SIGTERM (the GUI's Stop): keep what was learnt, under a name no epoch file has
         path = checkpoints.interrupted_path(cfg, state.global_step)
         if state.global_step > 0:
             write(path, "interrupted", state.epoch)
@@ -244,6 +295,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         reporter.error(state.global_step, str(e) or type(e).__name__)
         reporter.close()
         raise
+    finally:
+        stop.uninstall()
 
     final = checkpoints.epoch_path(cfg, plan.epochs, final=True)
     reporter.end(state.global_step, state.epoch, _finite_or_none(state.average_loss), files,
@@ -273,21 +326,57 @@ def enable_text_encoder_checkpointing(text_encoder) -> None:
 
 
 def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, cfg: TrainConfig,
-               snr: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+               snr: torch.Tensor | None, device: torch.device,
+               text_cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """One micro-batch's loss: latents, caption embeddings, noise at random timesteps, the UNet's
-    noise prediction, and the (min-SNR weighted) MSE."""
+    noise prediction, and the (min-SNR weighted) MSE. Each sample's noise and timestep come from
+    its place in the step's global batch (process x batch size + k), so N processes x batch b
+    draw what 1 process x batch N*b draws."""
     if batch.latents is not None:
         latents = batch.latents.to(device)
     else:
         latents = encode(model.vae, batch.pixels, state.generator("vae", micro, process)).float()
-    with torch.set_grad_enabled(cfg.train_text_encoder):
-        text = encode_prompt(model, tokenize(model, batch.captions).to(device), cfg.clip_skip)
-    noise = sample_noise(latents, state.generator("noise", micro, process), cfg.noise_offset)
-    timesteps = sample_timesteps(latents.shape[0], model.noise_scheduler.config.num_train_timesteps,
-                                 state.generator("timesteps", micro, process), device)
+    text = caption_embeddings(model, batch.captions, cfg, device, text_cache)
+    places = [process * cfg.train_batch_size + k for k in range(latents.shape[0])]
+    noise = torch.cat([sample_noise(latents[k:k + 1], state.generator("noise", micro, place), cfg.noise_offset)
+                       for k, place in enumerate(places)])
+    timesteps = torch.cat([sample_timesteps(1, model.noise_scheduler.config.num_train_timesteps,
+                                            state.generator("timesteps", micro, place), device) for place in places])
     noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
     pred = model.unet(noisy, timesteps, text).sample
     return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma)
+
+
+def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """An empty cache of caption embeddings when every step would compute the same ones again:
+    the text encoder is frozen (network_train_unet_only) and captions are not shuffled."""
+    return {} if not cfg.train_text_encoder and not cfg.shuffle_caption else None
+
+
+def caption_embeddings(model, captions: list[str], cfg: TrainConfig, device: torch.device,
+                       cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The text encoder's output for the captions; with a cache (text_cache_for), each caption is
+    encoded once, the first time it is seen, and read back after that."""
+    if cache is None:
+        with torch.set_grad_enabled(cfg.train_text_encoder):
+            return encode_prompt(model, tokenize(model, captions).to(device), cfg.clip_skip)
+    new = [c for c in dict.fromkeys(captions) if c not in cache]
+    if new:
+        with torch.no_grad():
+            cache.update(zip(new, encode_prompt(model, tokenize(model, new).to(device), cfg.clip_skip)))
+    return torch.stack([cache[c] for c in captions])
+
+
+def average_gradients(params: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
+    """Replace each gradient by its mean over the processes: one all-reduce of one flat buffer."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:
@@ -302,9 +391,10 @@ def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:
             f"Training stopped: {state.nonfinite_in_row} steps in a row had a NaN/inf loss (max_nonfinite_steps "
             f"{cfg.max_nonfinite_steps}); the weights were not changed by them. Likely causes: a learning rate "
             f"too high for {cfg.optimizer_type} (now unet_lr {cfg.effective_unet_lr:g}, text_encoder_lr "
-            f"{cfg.effective_text_encoder_lr:g}); fp16 overflow (try --mixed_precision bf16 or no); a broken "
-            f"training image, base model or LoRA (network_weights); or a large noise_offset. Lower the rate or "
-            f"change precision and train again."
+            f"{cfg.effective_text_encoder_lr:g}); fp16 on a card without proper fp16 support, or an fp16 overflow "
+            f"(try --mixed_precision bf16 or no); a broken training image (re-save or remove it); a broken base "
+            f"model or LoRA (network_weights); or a large noise_offset. The files and training states saved "
+            f"before are kept: lower the rate or change precision and train again, or --resume from the last state."
         )
 
 

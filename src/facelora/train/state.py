@@ -2,8 +2,9 @@
 position in the epoch), the loss figures, and the count of skipped non-finite steps.
 
 There is no random-number state to keep: the data order comes from (seed, epoch) and each step's
-noise and timesteps from (seed, step, micro-batch, process), so a run restored from a LoopState
-draws exactly what an unbroken run would have drawn.
+noise and timesteps from (seed, step, micro-batch, place in the global batch), so a run restored
+from a LoopState draws exactly what an unbroken run would have drawn, and N processes draw what
+one process with N times the batch draws. (resume.py keeps the global generators' states too.)
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ class LoopState:
     epoch_loss_sum: float = 0.0
     epoch_loss_count: int = 0
 
-    def generator(self, what: str, micro: int = 0, process: int = 0) -> torch.Generator:
-        """A CPU generator for this step's `what` ("noise", "timesteps", ...)."""
-        return torch.Generator().manual_seed(derived_seed(self.seed, what, self.global_step, micro, process))
+    def generator(self, what: str, micro: int = 0, place: int = 0) -> torch.Generator:
+        """A CPU generator for this step's `what` ("noise", "timesteps", ...); `place`: the
+        sample's place in the step's global batch (or the process, for a whole micro-batch)."""
+        return torch.Generator().manual_seed(derived_seed(self.seed, what, self.global_step, micro, place))
 
     def record(self, loss: float, window: int) -> float:
         """Add a finite step loss; return the moving average over the last `window` steps (one
