@@ -38,7 +38,8 @@ from transformers.utils import logging as transformers_logging
 
 from ..errors import FaceloraError
 from . import ldm
-from .files import disk_full_is_clear, read_header, read_tensors, usual_permissions, write_safetensors
+from ..fileio import disk_full_is_clear, usual_permissions
+from .files import read_header, read_tensors, write_safetensors
 
 SD15_DIR = Path(__file__).parent / "sd15"
 TINY_CONFIG_DIR = SD15_DIR / "tiny"  # same layout as sd15/: unet/, text_encoder/, vae/ configs

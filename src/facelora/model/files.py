@@ -4,8 +4,6 @@ reads turn the library's terse errors into messages that say what is wrong with 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -13,25 +11,13 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import FaceloraError
-from ..fileio import disk_full_is_clear, usual_permissions
+from ..fileio import atomic_file
 
 def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     """Stream tensors to a temporary file beside `path`, fsync, rename. For large models, whose
     serialisation should not be held in memory a second time."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with disk_full_is_clear(path):
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-            usual_permissions(Path(tmp))
-            os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
 def read_header(path: Path, what: str, error: type[FaceloraError]) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
