@@ -57,3 +57,25 @@ def photo_dir(tmp_path: Path) -> Path:
     Image.fromarray(astronaut_rgb()).save(d / "astronaut.png")
     Image.fromarray(grace_hopper_rgb()).save(d / "grace hopper.jpg", quality=95)
     return d
+
+
+# (top, left) of 256 px squares of the astronaut around her face: small, distinct training images
+ASTRONAUT_CROPS = [(0, 100), (20, 140), (60, 80), (0, 0)]
+
+
+def tiny_training_project(root: Path, images: int = 2, repeats: int = 2):
+    """A project holding `images` 64 px crops of the astronaut with captions, for training tests
+    on the tiny model."""
+    from PIL import Image
+
+    from facelora.project import init_project
+
+    project = init_project(root, "ohwx", "woman", repeats=repeats)
+    folder, _ = project.concept_dir()
+    photo = astronaut_rgb()
+    for i in range(images):
+        top, left = ASTRONAUT_CROPS[i]
+        crop = Image.fromarray(photo[top:top + 256, left:left + 256]).resize((64, 64), Image.Resampling.LANCZOS)
+        crop.save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text(f"ohwx woman, smiling, photo {i}")
+    return project

@@ -21,18 +21,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 from rich.console import Console
 
-from conftest import astronaut_rgb
+from conftest import tiny_training_project
 from facelora.config import apply
 from facelora.fileio import DiskFullError
 from facelora.model.lora import read_lora
-from facelora.project import Project, init_project
+from facelora.project import Project
 from facelora.train import resume as resume_mod
 from facelora.train.loop import TrainingDiverged, train
 
-CROPS = [(0, 100), (20, 140), (60, 80)]
 # 2 images x 2 repeats, batch 1: 4 steps an epoch, 3 epochs, 12 steps; a warm-up and a cosine
 # curve, so a resumed run that lost its scheduler's place would end elsewhere
 BASE = dict(pretrained_model_name_or_path="tiny", resolution="64", max_train_epochs=3, network_dim=4,
@@ -46,13 +44,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE=
 def make_project(root: Path, images: int = 2, repeats: int = 2, **updates) -> tuple[Project, object]:
     """A project whose facelora.toml holds the run's settings, so `facelora train PROJECT` in a
     subprocess and train() here run the same configuration."""
-    project = init_project(root, "ohwx", "woman", repeats=repeats)
-    folder, _ = project.concept_dir()
-    photo = astronaut_rgb()
-    for i in range(images):
-        top, left = CROPS[i]
-        Image.fromarray(photo[top:top + 256, left:left + 256]).resize((64, 64), Image.Resampling.LANCZOS).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx woman, smiling, photo {i}")
+    project = tiny_training_project(root, images, repeats)
     settings = project.settings()
     settings.train = apply(settings.train, {**BASE, **updates})
     project.save_settings(settings)

@@ -15,23 +15,16 @@ from PIL import Image
 from rich.console import Console
 from typer.testing import CliRunner
 
-from conftest import astronaut_rgb
+from conftest import astronaut_rgb, tiny_training_project
 from facelora.config import apply
 from facelora.model.lora import read_lora, save_lora
-from facelora.project import Project, init_project
+from facelora.project import Project
 from facelora.train.loop import TrainingDiverged, train
 
-CROPS = [(0, 100), (20, 140), (60, 80), (0, 0)]  # (top, left) of 256 px squares around the face
 
 
 def make_project(root: Path, images: int = 2, repeats: int = 2, **updates) -> tuple[Project, object]:
-    project = init_project(root, "ohwx", "woman", repeats=repeats)
-    folder, _ = project.concept_dir()
-    photo = astronaut_rgb()
-    for i in range(images):
-        top, left = CROPS[i]
-        Image.fromarray(photo[top:top + 256, left:left + 256]).resize((64, 64), Image.Resampling.LANCZOS).save(folder / f"{i}.png")
-        (folder / f"{i}.txt").write_text(f"ohwx woman, smiling, photo {i}")
+    project = tiny_training_project(root, images, repeats)
     base = dict(pretrained_model_name_or_path="tiny", resolution="64", max_train_epochs=1, network_dim=4,
                 network_alpha=2, optimizer_type="AdamW", lr_scheduler="constant", unet_lr=1e-3, text_encoder_lr=1e-4)
     return project, apply(project.train_config(), {**base, **updates})
