@@ -30,7 +30,8 @@ class ReferenceStep:
     optimizer step on cached latents."""
 
     def __init__(self, size: int, rank: int = 128, alpha: float = 64, batch: int = 1,
-                 gradient_checkpointing: bool = False, device: str = "cpu", seed: int = 0):
+                 gradient_checkpointing: bool = False, device: str = "cpu", seed: int = 0,
+                 train_text_encoder: bool = True):
         torch.manual_seed(seed)
         self.device = torch.device(device)
         self.unet = UNet2DConditionModel.from_config(_config("unet")).to(self.device)
@@ -40,14 +41,17 @@ class ReferenceStep:
         self.te.requires_grad_(False)
         self.unet.add_adapter(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
                                          target_modules=UNET_TARGETS))
-        # transformers 5's own add_adapter wants a newer peft than PyPI has; peft's injector is the same.
-        inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
-                                           target_modules=TE_TARGETS), self.te)
+        self.train_text_encoder = train_text_encoder
+        if train_text_encoder:
+            # transformers 5's own add_adapter wants a newer peft than PyPI has; peft's injector is the same.
+            inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                               target_modules=TE_TARGETS), self.te)
         if gradient_checkpointing:
             self.unet.enable_gradient_checkpointing()
-            self.te.gradient_checkpointing_enable()
+            if train_text_encoder:
+                self.te.gradient_checkpointing_enable()
         self.unet.train()
-        self.te.train()
+        self.te.train(train_text_encoder)
         self.params = [p for m in (self.unet, self.te) for p in m.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(self.params, lr=1e-4)
         self.sched = DDPMScheduler.from_config(_config("scheduler"))
@@ -63,7 +67,8 @@ class ReferenceStep:
         t = torch.randint(0, self.sched.config.num_train_timesteps, (self.latents.shape[0],), device=self.device)
         noisy = self.sched.add_noise(self.latents, noise, t)
         with torch.autocast(self.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            enc = self.te(self.ids)[0]
+            with torch.set_grad_enabled(self.train_text_encoder):
+                enc = self.te(self.ids)[0]
             pred = self.unet(noisy, t, enc).sample
         loss = F.mse_loss(pred.float(), noise.float())
         loss.backward()

@@ -43,6 +43,10 @@ EPYC_2 = "cpu: AMD EPYC x2, 1 thread"
 MEASURED: tuple[Measured, ...] = (
     Measured(EPYC_2, 512, "fp32", False, 25.765, 8.191, COMPARE),
     Measured(EPYC_2, 512, "bf16", False, 16.603, 8.527, COMPARE),
+    Measured(EPYC_2, 512, "fp32", True, 39.925, 6.774, TABLE + " --sizes 512 --checkpointing"),
+    Measured(EPYC_2, 256, "fp32", True, 9.927, 5.639, TABLE + " --sizes 256"),
+    Measured(EPYC_2, 256, "fp32", False, 7.008, 6.026,
+             "python bench/train_step.py --threads 1 --no-flops --rounds 2 --steps 3 --sizes 256 --no-checkpointing"),
 )
 
 

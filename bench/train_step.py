@@ -1,0 +1,321 @@
+"""How long one LoRA training step takes, and how much memory it needs, on an SD1.5-architecture
+model (random weights built from the shipped configs, src/facelora/model/sd15/*/config.json):
+rank 128 / alpha 64, batch 1, cached latents, AdamW.
+
+    python bench/train_step.py                      # facelora at 256 and 512 px, with and without checkpointing
+    python bench/train_step.py --quick              # 256 px, 3 steps: while developing
+    python bench/train_step.py --compare-reference  # facelora / bench/reference.py at 512 px, fp32, interleaved
+    python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
+
+facelora's step is facelora's own code: the model parts from facelora.model.base, LoRANetwork,
+make_optimizer, accelerate, and train.loop.batch_loss (the loss train() computes), with
+train()'s NaN guard before the optimizer step. The reference (bench/reference.py) is the plainest correct diffusers +
+peft loop.
+
+Each measurement runs in its own subprocess (so peak resident memory is per implementation),
+and with --compare-reference the subprocesses alternate A B A B ... so the drift of a shared,
+noisy machine falls on both alike. Times are the median of the timed steps after a warm-up step;
+the warm-up step also counts the step's FLOPs (torch.utils.flop_counter.FlopCounterMode).
+Prints one JSON object: the command, the machine, the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RANK, ALPHA = 128, 64
+CAPTION = "photo of ohwx man"
+
+# Dense peak FLOP/s of known GPUs (vendor data sheets, SXM parts): fp32 on the CUDA cores and
+# bf16/fp16 on the tensor cores. An unknown GPU reports no fraction.
+GPU_PEAKS = {
+    "H100": {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12},
+    "H200": {"fp32": 67e12, "bf16": 989e12, "fp16": 989e12},
+    "A100": {"fp32": 19.5e12, "bf16": 312e12, "fp16": 312e12},
+}
+
+
+def machine(threads: int) -> dict:
+    import torch
+
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+            "load_average": list(os.getloadavg())}
+
+
+# --- the two implementations (run inside a worker subprocess) ----------------------------------
+
+
+def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
+                  compile_unet: bool, channels_last: bool | None):
+    """facelora's own step on random SD1.5 weights, put together as train() does it: the model
+    parts frozen, LoRANetwork applied, make_optimizer, accelerate's autocast and backward, then
+    train.loop.batch_loss and the NaN guard before optimizer.step. Returns the step function."""
+    import torch
+    from accelerate import Accelerator
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from facelora.config import TrainConfig
+    from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.model.lora import LoRANetwork
+    from facelora.train.data import Batch
+    from facelora.train.loop import batch_loss, text_cache_for
+    from facelora.train.optim import make_optimizer
+    from facelora.train.state import LoopState
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
+    te = CLIPTextModel(CLIPTextConfig.from_json_file(SD15_DIR / "text_encoder" / "config.json"))
+    # No VAE: the latents are cached (train() keeps the VAE for samples; it takes no part in a step).
+    model = SDModel(unet, te, None, shipped_tokenizer(), noise_scheduler(), name="random-sd15")
+    cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type="AdamW", train_batch_size=1,
+                      resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
+                      gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
+                      torch_compile=compile_unet, cache_latents=True)
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=device == "cpu")
+    dev = accelerator.device
+    for part in (unet, te):
+        part.requires_grad_(False)
+        part.to(dev)
+    network = LoRANetwork(unet, te, cfg.network_dim, cfg.network_alpha,
+                          train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
+    network.apply_to()
+    network.to(dev)
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            te.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if channels_last:
+        unet.to(memory_format=torch.channels_last)
+    unet.train()
+    te.train(cfg.train_text_encoder)
+    if cfg.torch_compile:
+        unet.compile()
+    optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
+    network, optimizer = accelerator.prepare(network, optim.optimizer)
+    state = LoopState(cfg.seed)
+    text_cache = text_cache_for(cfg)  # unet-only: the frozen text encoder's output, once per caption
+    batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
+
+    def step() -> None:
+        with accelerator.autocast():
+            loss = batch_loss(model, batch, state, 0, accelerator.process_index, cfg, None, dev, text_cache)
+        accelerator.backward(loss)
+        if torch.isfinite(loss.detach()).item():  # train()'s NaN guard: one host sync a step
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.global_step += 1
+
+    return step, network
+
+
+def reference_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool):
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from reference import ReferenceStep
+
+    ref = ReferenceStep(size, RANK, ALPHA, 1, checkpointing, device, train_text_encoder=not unet_only)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return (lambda: ref.step(dtype)), ref
+
+
+def worker(args: argparse.Namespace) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.set_num_threads(args.threads)
+    cuda = args.device == "cuda"
+    t0 = time.perf_counter()
+    if args.impl == "facelora":
+        step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
+                                args.torch_compile, args.channels_last)
+    else:
+        step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
+    build_s = time.perf_counter() - t0
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    warmup_s = []
+    for _ in range(args.warmup):  # compilation, allocator growth, oneDNN primitive caches
+        t = time.perf_counter()
+        step()
+        sync()
+        warmup_s.append(time.perf_counter() - t)
+    flops = None
+    if args.count_flops:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        sync()
+        flops = counter.get_total_flops()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t)
+    out = {"impl": args.impl, "build_s": round(build_s, 1), "warmup_s": [round(t, 2) for t in warmup_s],
+           "step_s": [round(t, 3) for t in times], "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+           "flops": flops}
+    if cuda:
+        out["peak_gpu_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+    return out
+
+
+# --- the driver --------------------------------------------------------------------------------
+
+
+def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: argparse.Namespace,
+               count_flops: bool) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--size", str(size),
+           "--precision", precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
+           "--threads", str(a.threads), "--device", a.device]
+    cmd += ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
+    if impl == "facelora":
+        cmd += ["--torch-compile"] * a.torch_compile
+        if a.channels_last is not None:
+            cmd += ["--channels-last" if a.channels_last else "--no-channels-last"]
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(a.threads))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode or not lines:
+        raise SystemExit(f"worker failed ({' '.join(cmd)}):\n{p.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def summarise(runs: list[dict], device: str, precision: str) -> dict:
+    steps = [t for r in runs for t in r["step_s"]]
+    med = statistics.median(steps)
+    out = {"median_step_s": round(med, 3), "step_s": steps, "rounds": len(runs),
+           "peak_rss_gib": max(r["peak_rss_gib"] for r in runs), "build_s": [r["build_s"] for r in runs]}
+    flops = next((r["flops"] for r in runs if r.get("flops")), None)
+    if flops:
+        out["tflop_per_step"] = round(flops / 1e12, 4)
+        out["achieved_tflops"] = round(flops / med / 1e12, 3)
+    if device == "cuda":
+        out["peak_gpu_gib"] = max(r["peak_gpu_gib"] for r in runs)
+        import torch
+
+        name = torch.cuda.get_device_name()
+        peak = next((v for k, v in GPU_PEAKS.items() if k in name), None)
+        if peak and flops:
+            key = "fp32" if precision == "fp32" else precision
+            out["fraction_of_peak"] = round(flops / med / peak[key], 4)
+            out["peak_tflops_assumed"] = peak[key] / 1e12
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
+    ap.add_argument("--impl", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=512, help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", type=int, nargs="+", help="Image sizes in px (default 256 512; 512 with --compare-reference).")
+    ap.add_argument("--checkpointing", action="store_true", help="Only with gradient checkpointing.")
+    ap.add_argument("--no-checkpointing", action="store_true", help="Only without gradient checkpointing.")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--bf16", action="store_true", help="Also facelora's bf16-autocast step (default with --compare-reference).")
+    ap.add_argument("--steps", type=int, default=None, help="Timed steps per subprocess (after the warm-up).")
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=None, help="Subprocesses per implementation (interleaved).")
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2).")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--unet-only", action="store_true", help="network_train_unet_only (the text encoder is not trained).")
+    ap.add_argument("--torch-compile", action="store_true", help="facelora with torch_compile.")
+    ap.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                    help="Force channels_last on (default: facelora's own choice).")
+    ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
+    ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
+    ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
+    a = ap.parse_args()
+
+    if a.worker:
+        a.impl = a.worker
+        a.steps = a.steps or 5
+        print(json.dumps(worker(a)))
+        return
+
+    if a.quick:
+        a.sizes, a.steps, a.rounds = a.sizes or [256], a.steps or 3, a.rounds or 1
+    sizes = a.sizes or ([512] if a.compare_reference else [256, 512])
+    if a.checkpointing or a.no_checkpointing:
+        checkpointing = [True] * a.checkpointing + [False] * a.no_checkpointing
+    else:
+        checkpointing = [False] if a.compare_reference else [False, True]
+    # at least 5 timed steps per implementation
+    a.rounds = a.rounds or (2 if a.compare_reference else 1)
+    a.steps = a.steps or max(3, -(-5 // a.rounds))
+    with_bf16 = (a.bf16 or a.compare_reference) and a.precision == "fp32" and a.device == "cpu"
+
+    started = time.time()
+    load_before = list(os.getloadavg())
+    results = []
+    for size in sizes:
+        for ckpt in checkpointing:
+            impls = [("facelora", a.precision)]
+            if a.compare_reference:
+                impls.append(("reference", a.precision))
+            if with_bf16:
+                impls.append(("facelora", "bf16"))
+            runs: dict[tuple[str, str], list[dict]] = {i: [] for i in impls}
+            for r in range(a.rounds):  # A B (C) A B (C) ...
+                for impl, prec in impls:
+                    runs[(impl, prec)].append(run_worker(impl, size, ckpt, prec, a, count_flops=(r == 0 and not a.no_flops)))
+                    print(f"# {impl} {prec} {size}px ckpt={ckpt} round {r + 1}: {runs[(impl, prec)][-1]['step_s']}",
+                          file=sys.stderr, flush=True)
+            entry = {"size": size, "gradient_checkpointing": ckpt}
+            for (impl, prec), rs in runs.items():
+                entry[f"{impl}_{prec}"] = summarise(rs, a.device, prec)
+            if a.compare_reference:
+                f, ref = entry[f"facelora_{a.precision}"], entry[f"reference_{a.precision}"]
+                entry["ratio_time_facelora_over_reference"] = round(f["median_step_s"] / ref["median_step_s"], 3)
+                entry["ratio_peak_rss_facelora_over_reference"] = round(f["peak_rss_gib"] / ref["peak_rss_gib"], 3)
+                if a.device == "cuda":
+                    entry["ratio_peak_gpu_facelora_over_reference"] = round(f["peak_gpu_gib"] / ref["peak_gpu_gib"], 3)
+            if with_bf16:
+                entry["ratio_time_bf16_over_fp32_facelora"] = round(
+                    entry["facelora_bf16"]["median_step_s"] / entry[f"facelora_{a.precision}"]["median_step_s"], 3)
+            results.append(entry)
+
+    m = machine(a.threads)
+    m["load_average_before"], m["load_average_after"] = load_before, m.pop("load_average")
+    print(json.dumps({
+        "command": "python " + " ".join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:]),
+        "machine": m,
+        "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": "AdamW",
+                     "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
+                     "warmup_steps": a.warmup, "torch_compile": a.torch_compile},
+        "results": results,
+        "wall_s": round(time.time() - started, 1),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
