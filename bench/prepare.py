@@ -16,33 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import machine as _machine
+
 import numpy as np
 from PIL import Image
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import dlib
 
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "dlib": dlib.__version__,
-            "platform": platform.platform(),
-            # other processes on the machine slow these figures down; this says how busy it was
-            "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
-
+    return _machine(dlib=dlib.__version__)
 
 def photos() -> list[tuple[str, np.ndarray]]:
     import matplotlib.cbook as cbook

@@ -16,33 +16,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from machine import machine as _machine
+
 import numpy as np
 from PIL import Image
 
 
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import dlib
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return {"cpu": cpu, "cores": os.cpu_count(), "load_average_1min": load, "python": platform.python_version(),
-            "dlib": dlib.__version__, "platform": platform.platform()}
-
+    return _machine(dlib=dlib.__version__)
 
 def cells(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     from facelora import demo_photos

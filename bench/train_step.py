@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import machine as _machine
 
 HERE = Path(__file__).resolve().parent
 RANK, ALPHA = 128, 64
@@ -48,19 +49,9 @@ GPU_PEAKS = {
 def machine(threads: int) -> dict:
     import torch
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "load_average": list(os.getloadavg())}
-
+    return _machine(torch=torch.__version__, threads=threads,
+                    cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                    gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
 # --- the two implementations (run inside a worker subprocess) ----------------------------------
 
