@@ -21,6 +21,10 @@ from .replan import adopt, budget_plan, project_plan
 from .prepare.options import PrepareOptions
 from .project import Project, init_project
 
+# transformers warns at import about image processors facelora never uses (they want torchvision,
+# which must not be installed beside the CPU torch); a user's own setting still wins.
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
 app = typer.Typer(
     help="Train a Stable Diffusion 1.5 LoRA of one real person, Kohya-compatible, and measure how alike it is.",
     no_args_is_help=True,

@@ -82,7 +82,10 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
                     + (f" --class-word {_q(opts.class_word)}" if opts.class_word else ""))
 
     # 2. prepare
+    say(f"Preparing the photos in {opts.photos} ...")
     report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution))
+    say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
+        f"(reasons in {project.prepare_report.name}, crops in {project.root / 'prepare-contact-sheet.png'})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
     accepted = report.accepted
     if len(accepted) < opts.min_photos:
@@ -105,9 +108,12 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
 
     # 5. grid and 6. score
     grid_opts = GridOptions(weights=opts.weights, steps=opts.grid_steps, size=opts.grid_size)
-    make_grid(project, grid_opts)
+    say("Drawing the grid of saved files x LoRA weights ...")
+    grid = make_grid(project, grid_opts)
+    say(f"Grid: {grid.grid} ({len(grid.cells)} cells in {grid.seconds:.0f} s)")
     commands.append(f"facelora grid {_q(project.root)} --weights {opts.weights} --steps {opts.grid_steps}"
                     + (f" --size {opts.grid_size}" if opts.grid_size else ""))
+    say("Scoring the likeness of every cell ...")
     likeness = score_project(project, ScoreOptions())
     commands.append(f"facelora score {_q(project.root)}")
 
