@@ -18,6 +18,7 @@ from . import config as cfgmod
 from .errors import FaceloraError
 from .plan import Plan, plan_from_budget
 from .replan import adopt, budget_plan, project_plan
+from .tables import plan_table
 from .prepare.options import PrepareOptions
 from .project import Project, init_project
 
@@ -180,28 +181,6 @@ def print_prepare_notes(report) -> None:
         console.print(f"{reused} photo(s) unchanged since the last run were not processed again.")
     if earlier:
         console.print(f"{earlier} crop(s) marked 'kept' come from photos of an earlier run.")
-
-
-def plan_table(plan: Plan, title: str = "Training plan") -> Table:
-    t = Table(title=title, show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
-    rows = [
-        ("images", plan.images), ("repeats", plan.repeats), ("epochs", plan.epochs),
-        ("batch size", plan.batch_size),
-    ]
-    if plan.num_processes > 1:
-        rows.append(("processes", plan.num_processes))
-    if plan.gradient_accumulation_steps > 1:
-        rows.append(("gradient accumulation", plan.gradient_accumulation_steps))
-    rows += [
-        ("images x repeats per epoch", plan.samples_per_epoch),
-        ("steps per epoch", plan.steps_per_epoch), ("total steps", plan.total_steps),
-        ("files saved", "\n".join(plan.saved_files)),
-    ]
-    for k, v in rows:
-        t.add_row(k, str(v))
-    return t
 
 
 def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None) -> None:

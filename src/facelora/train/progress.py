@@ -29,6 +29,7 @@ from rich.table import Table
 
 from ..config import TrainConfig
 from ..plan import Plan
+from ..tables import plan_table
 
 PLAIN_EVERY_S = 30.0  # without a terminal (the GUI's log), a progress line this often
 
@@ -52,25 +53,6 @@ def _show(v: Any) -> str:
     if isinstance(v, list):
         return " ".join(str(x) for x in v) or "[]"
     return str(v)
-
-
-def run_table(plan: Plan, device: str, precision: str) -> Table:
-    t = Table(title="Training run", show_header=False, title_justify="left")
-    t.add_column(style="bold")
-    t.add_column()
-    rows = [
-        ("images", plan.images), ("repeats", plan.repeats), ("images x repeats per epoch", plan.samples_per_epoch),
-        ("batch size", plan.batch_size), ("epochs", plan.epochs), ("steps (batches) per epoch", plan.steps_per_epoch),
-        ("total steps", plan.total_steps),
-    ]
-    if plan.gradient_accumulation_steps > 1:
-        rows.append(("gradient accumulation", plan.gradient_accumulation_steps))
-    if plan.num_processes > 1:
-        rows.append(("processes", plan.num_processes))
-    rows += [("device", device), ("precision", precision), ("files saved", "\n".join(plan.saved_files))]
-    for k, v in rows:
-        t.add_row(k, str(v))
-    return t
 
 
 class Reporter:
@@ -126,7 +108,7 @@ class Reporter:
             return
         notes = list(notes or [])
         self.console.print(params_table(cfg))
-        self.console.print(run_table(plan, device, cfg.mixed_precision))
+        self.console.print(plan_table(plan, "Training run", (("device", device), ("precision", cfg.mixed_precision))))
         for n in notes:
             self.note(n)
         self.event("start", run=self.tensorboard_dir.name if self.tensorboard_dir else None,
