@@ -86,6 +86,12 @@ def _prepared(name: str):
     return PrepareOptions.model_fields[name].default
 
 
+def _about(name: str) -> str:
+    """A prepare option's help, from PrepareOptions (the GUI shows the same words)."""
+    text = PrepareOptions.model_fields[name].description or ""
+    return text[:1].upper() + text[1:] + "."
+
+
 @app.command()
 @friendly
 def prepare(
@@ -93,18 +99,18 @@ def prepare(
     project: Annotated[Path, typer.Argument(help="The project (created when --trigger is given and it does not exist).")],
     trigger: Annotated[Optional[str], typer.Option(help="Create the project with this trigger word.")] = None,
     class_word: Annotated[Optional[str], typer.Option("--class-word", help="With --trigger: woman, man, person.")] = None,
-    resolution: Annotated[int, typer.Option(help="Side of the square training images: 512 or 768.")] = _prepared("resolution"),
-    upscaler: Annotated[str, typer.Option(help="lanczos, realesrgan, or a model file (.param+.bin for ncnn; .pth/.safetensors via spandrel).")] = _prepared("upscaler"),
-    captioner: Annotated[str, typer.Option(help="template, or a WD14 tagger folder (model.onnx + selected_tags.csv).")] = _prepared("captioner"),
+    resolution: Annotated[int, typer.Option(help=_about("resolution"))] = _prepared("resolution"),
+    upscaler: Annotated[str, typer.Option(help=_about("upscaler"))] = _prepared("upscaler"),
+    captioner: Annotated[str, typer.Option(help=_about("captioner"))] = _prepared("captioner"),
     tags: Annotated[Optional[str], typer.Option(help="Comma-separated tags added to every caption.")] = None,
-    face_ratio: Annotated[float, typer.Option("--face-ratio", help="Crop side in face heights (smaller = tighter).")] = _prepared("face_ratio"),
-    allow_multiple: Annotated[bool, typer.Option("--allow-multiple", help="Keep photos with other large faces (the largest is the person).")] = False,
-    second_face_ratio: Annotated[float, typer.Option("--second-face-ratio", help="A second face taller than this share of the person's means several people.")] = _prepared("second_face_ratio"),
-    general_threshold: Annotated[float, typer.Option("--general-threshold", help="Tagger: score for a general tag.")] = _prepared("general_threshold"),
-    character_threshold: Annotated[float, typer.Option("--character-threshold", help="Tagger: score for a character tag.")] = _prepared("character_threshold"),
-    keep_identity_tags: Annotated[bool, typer.Option("--keep-identity-tags", help="Keep hair/eye colour, freckles, beard... in captions (by default the trigger word absorbs them).")] = False,
-    overwrite_captions: Annotated[bool, typer.Option("--overwrite-captions", help="Rewrite captions that already exist.")] = False,
-    outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help="Flag photos whose face is farther than this from the others' average.")] = _prepared("outlier_threshold"),
+    face_ratio: Annotated[float, typer.Option("--face-ratio", help=_about("face_ratio"))] = _prepared("face_ratio"),
+    allow_multiple: Annotated[bool, typer.Option("--allow-multiple", help=_about("allow_multiple"))] = False,
+    second_face_ratio: Annotated[float, typer.Option("--second-face-ratio", help=_about("second_face_ratio"))] = _prepared("second_face_ratio"),
+    general_threshold: Annotated[float, typer.Option("--general-threshold", help=_about("general_threshold"))] = _prepared("general_threshold"),
+    character_threshold: Annotated[float, typer.Option("--character-threshold", help=_about("character_threshold"))] = _prepared("character_threshold"),
+    keep_identity_tags: Annotated[bool, typer.Option("--keep-identity-tags", help=_about("keep_identity_tags"))] = False,
+    overwrite_captions: Annotated[bool, typer.Option("--overwrite-captions", help=_about("overwrite_captions"))] = False,
+    outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help=_about("outlier_threshold"))] = _prepared("outlier_threshold"),
 ) -> None:
     """Turn a folder of photos into the training set: find the face in each photo, cut a square
     around it, upscale it to the training resolution, caption it, and audit the set (blur,

@@ -23,20 +23,20 @@ class PrepareOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resolution: Literal[512, 768] = 512
+    resolution: Literal[512, 768] = Field(512, description="side of the square training images: 512, or 768 where the photos allow")
     upscaler: str = Field("lanczos", description="lanczos, realesrgan, or a model file (.param+.bin, .pth, .safetensors)")
     captioner: str = Field("template", description="template, or a WD14 tagger folder (model.onnx + selected_tags.csv)")
     tags: list[str] = Field(default_factory=list, description="tags added to every caption after the class word")
     face_ratio: float = Field(FACE_RATIO, gt=1.0, le=8.0, description="crop side in face heights")
     face_offset: float = Field(FACE_OFFSET, ge=-1.0, le=1.5, description="crop centre below the face, in face heights")
-    allow_multiple: bool = False
+    allow_multiple: bool = Field(False, description="keep photos with other large faces (the largest is the person)")
     second_face_ratio: float = Field(0.5, gt=0.0, le=1.0, description="a second face taller than this share of the subject's means several people")
     min_crop_px: int = Field(MIN_CROP_PX, ge=16, description="crops smaller than this (source px) are flagged")
-    general_threshold: float = Field(0.35, ge=0.0, le=1.0)
-    character_threshold: float = Field(0.85, ge=0.0, le=1.0)
-    keep_identity_tags: bool = False
-    overwrite_captions: bool = False
-    blur_threshold: float = Field(BLUR_WARNING, ge=0.0)
-    drift_threshold: float = Field(DRIFT_WARNING, ge=0.0)
-    duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64)
-    outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0)
+    general_threshold: float = Field(0.35, ge=0.0, le=1.0, description="tagger: score a general tag needs")
+    character_threshold: float = Field(0.85, ge=0.0, le=1.0, description="tagger: score a character tag needs")
+    keep_identity_tags: bool = Field(False, description="keep hair/eye colour, freckles, beard... in captions (by default the trigger word absorbs them)")
+    overwrite_captions: bool = Field(False, description="rewrite captions that already exist")
+    blur_threshold: float = Field(BLUR_WARNING, ge=0.0, description="warn when the face's Laplacian variance is below this (blurred)")
+    drift_threshold: float = Field(DRIFT_WARNING, ge=0.0, description="warn when upscaling moved the face's identity vector further than this")
+    duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64, description="photos whose perceptual hashes differ in at most this many bits are near-duplicates")
+    outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0, description="flag a photo whose face is further than this from the others (maybe somebody else)")
