@@ -70,6 +70,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
     from facelora.model.lora import LoRANetwork
     from facelora.train.data import Batch
+    from facelora.train.host_memory import FreedMemoryReuse
     from facelora.train.loop import batch_loss, text_cache_for
     from facelora.train.optim import make_optimizer
     from facelora.train.state import LoopState
@@ -107,6 +108,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     state = LoopState(cfg.seed)
     text_cache = text_cache_for(cfg)  # unet-only: the frozen text encoder's output, once per caption
     batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
+    FreedMemoryReuse().install(dev)  # train() does this around its loop
 
     def step() -> None:
         with accelerator.autocast():

@@ -1,12 +1,21 @@
-"""The fast step's parts: a frozen text encoder's outputs are computed once per caption."""
+"""The fast step's parts: a frozen text encoder's outputs are computed once per caption; each
+LoRA module computes its output in the cheaper of two equal forms; freed host memory is kept
+for the next step while training on the CPU."""
 
 from __future__ import annotations
 
+import platform
+import resource
+
+import pytest
 import torch
+from torch import nn
 
 from facelora.config import TrainConfig
 from facelora.model.base import load_base
+from facelora.model.lora import LoRAModule
 from facelora.train.data import Batch
+from facelora.train.host_memory import FreedMemoryReuse
 from facelora.train.loop import batch_loss, text_cache_for
 from facelora.train.state import LoopState
 
@@ -34,3 +43,74 @@ def test_cached_caption_embeddings_give_the_same_loss_and_skip_the_text_encoder(
         assert torch.equal(plain, cached)
     assert set(cache) == {"ohwx man, smiling", "ohwx man"}
     assert len(calls) == 3 + 1  # every plain step, and the cached path once
+
+
+def plain_lora(org: nn.Module, lora: LoRAModule, x: torch.Tensor) -> torch.Tensor:
+    """Kohya's definition, written out: org(x) + up(down(x)) * multiplier * alpha / rank."""
+    return org(x) + lora.lora_up(lora.lora_down(x)) * lora.multiplier * lora.scale
+
+
+@pytest.mark.parametrize("merged", [True, False])
+@pytest.mark.parametrize("kind", ["linear", "conv1x1"])
+def test_both_forms_of_a_lora_module_match_kohyas_definition(kind, merged, monkeypatch):
+    torch.manual_seed(0)
+    if kind == "linear":
+        org, x = nn.Linear(24, 40), torch.randn(2, 30, 24)
+    else:
+        org, x = nn.Conv2d(24, 40, 1), torch.randn(2, 24, 5, 6)
+    org.requires_grad_(False)
+    lora = LoRAModule("m", org, rank=8, alpha=4.0, multiplier=0.7)
+    nn.init.normal_(lora.lora_up.weight)
+    monkeypatch.setattr(LoRAModule, "_merging_is_cheaper", lambda *a: merged)
+
+    def output_and_grads(forward):
+        xi = x.clone().requires_grad_()
+        out = forward(xi)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = [xi.grad] + [p.grad.clone() for p in lora.parameters()]
+        lora.zero_grad()
+        return [out.detach()] + grads
+
+    want = output_and_grads(lambda xi: plain_lora(org, lora, xi))
+    lora.apply_to()
+    got = output_and_grads(org)
+    lora.remove()
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def test_merging_is_chosen_where_it_saves_work():
+    lora = LoRAModule("m", nn.Linear(320, 320), rank=128, alpha=64)
+    with torch.enable_grad():
+        assert lora._merging_is_cheaper(64 * 64, 320, 320, True)  # SD1.5's first level at 512 px
+        assert not lora._merging_is_cheaper(16 * 16, 1280, 1280, True)  # its third level
+        assert not lora._merging_is_cheaper(77, 768, 768, True)  # the text encoder
+    with torch.no_grad():  # samples: merging costs r in out, the factors t r (in + out)
+        assert lora._merging_is_cheaper(32 * 32, 1280, 1280, True)
+        assert not lora._merging_is_cheaper(16 * 16, 1280, 1280, True)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc's thresholds are glibc's")
+def test_freed_memory_is_kept_while_training_on_the_cpu_and_returned_after():
+    reuse = FreedMemoryReuse().install("cuda")
+    assert not reuse.active  # on a GPU the host's allocations are few: left alone
+    reuse = FreedMemoryReuse().install("cpu")
+    assert reuse.active
+    try:
+        kept = faults_of_a_second_64_mib_block()
+    finally:
+        reuse.uninstall()
+    assert not reuse.active
+    assert kept < 1000  # the freed block came back from malloc's heap
+    assert faults_of_a_second_64_mib_block() > 8000  # glibc's default again: mmapped anew, 16384 pages
+
+
+def faults_of_a_second_64_mib_block() -> int:
+    """Page faults of allocating and filling 64 MiB again, after the heap has settled."""
+    faults = []
+    for _ in range(4):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        torch.empty(2**24).fill_(1)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return faults[-1]

@@ -6,7 +6,7 @@ of each epoch. The parts it calls are one import away: data.py (images, buckets,
 latent cache), loss.py (noise and the objective), optim.py (optimizers and schedulers by Kohya's
 names), checkpoints.py (file names, metadata), samples.py (sample images), progress.py (terminal,
 TensorBoard, events.jsonl), state.py (the loop's state), resume.py (the state saved for --resume),
-stopping.py (Ctrl-C and SIGTERM).
+stopping.py (Ctrl-C and SIGTERM), host_memory.py (malloc's thresholds while the CPU trains).
 
 accelerate's Accelerator owns the device, mixed precision (autocast, and the GradScaler for
 fp16), gradient synchronisation between micro-batches (no_sync) and processes; only the main
@@ -37,6 +37,7 @@ from ..project import Project
 from . import checkpoints
 from . import resume as saved
 from .data import Batch, TrainData, cache_latents, encode, epoch_loader
+from .host_memory import FreedMemoryReuse
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
@@ -203,6 +204,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         return TrainResult([], final, [], state, [], encoded, notes)
 
     stop = StopRequest().install()  # Ctrl-C / SIGTERM: stop after the step, save, return
+    memory = FreedMemoryReuse().install(device)  # the CPU's steps reuse the memory they free
     try:
         while not finished:
             # (none left when a run resumes from a step save at its last step: only the epoch's end)
@@ -297,6 +299,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         raise
     finally:
         stop.uninstall()
+        memory.uninstall()
 
     final = checkpoints.epoch_path(cfg, plan.epochs, final=True)
     reporter.end(state.global_step, state.epoch, _finite_or_none(state.average_loss), files,
