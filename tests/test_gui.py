@@ -4,6 +4,7 @@ events.jsonl, the parameter widgets generated from TrainConfig, upload checks, c
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from facelora.config import TrainConfig
+from facelora import locks
 from facelora.gui import jobs
 from facelora.gui.fields import field_specs, from_widget, to_widget
 from facelora.gui.paths import PathError, Roots, safe_path
@@ -105,27 +107,61 @@ def test_one_job_at_a_time_and_stop_is_sigint(tmp_path: Path, fake_facelora):
     p = init_project(tmp_path / "p", "ohwx")
     job = jobs.start(p, "train", ["train", str(p.root)])
     assert job.running and job.pid
-    assert json.loads(jobs.lock_path(p, "train").read_text())["pid"] == job.pid
+    assert json.loads(locks.lock_path(p, "train").read_text())["pid"] == job.pid
     assert _wait_for(lambda: "working" in jobs.state(p, "train").output)
-    with pytest.raises(jobs.JobError, match="already running"):
+    with pytest.raises(locks.JobError, match="already running"):
         jobs.start(p, "train", ["train", str(p.root)])
-    with pytest.raises(jobs.JobError, match="cannot run beside"):
+    with pytest.raises(locks.JobError, match="cannot run beside"):
         jobs.start(p, "prepare", ["prepare"])
     done = jobs.stop(p, "train", wait_s=10)
     assert not done.running
     assert done.returncode == 0
     assert "interrupted, saving" in done.output
-    assert not jobs.lock_path(p, "train").exists()
-    with pytest.raises(jobs.JobError, match="No train job"):
+    assert not locks.lock_path(p, "train").exists()
+    with pytest.raises(locks.JobError, match="No train job"):
         jobs.stop(p, "train")
+
+
+TERMINAL_TRAIN = """
+import sys, time
+from facelora.locks import held
+from facelora.project import Project
+with held(Project.open(sys.argv[1]), "train", "facelora train"):
+    try:
+        print("working", flush=True)
+        time.sleep(60)
+    except KeyboardInterrupt:
+        print("interrupted, saving", flush=True)
+"""
+
+
+def test_a_command_typed_at_a_terminal_holds_the_lock_the_gui_reads(tmp_path: Path, monkeypatch):
+    p = init_project(tmp_path / "p", "ohwx")
+    monkeypatch.delenv(locks.GUI_JOB_ENV, raising=False)
+    terminal = subprocess.Popen([sys.executable, "-c", TERMINAL_TRAIN, str(p.root)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert terminal.stdout.readline().strip() == "working"
+        job = jobs.state(p, "train")
+        assert job.running and job.pid == terminal.pid and job.command == ["facelora train"]
+        with pytest.raises(locks.JobError, match="cannot run beside"):
+            jobs.start(p, "prepare", ["prepare"])
+        assert not jobs.stop(p, "train", wait_s=10).running  # Ctrl-C, sent to that process alone
+        assert terminal.wait(5) == 0 and "interrupted, saving" in terminal.stdout.read()
+        assert not locks.lock_path(p, "train").exists()
+    finally:
+        terminal.kill()
+        terminal.wait()
+    monkeypatch.setenv(locks.GUI_JOB_ENV, "train")  # a job the GUI started: the GUI holds its lock
+    with locks.held(p, "train", "facelora train"):
+        assert not locks.lock_path(p, "train").exists()
 
 
 def test_a_lock_left_by_a_dead_process_is_cleared(tmp_path: Path, fake_facelora):
     p = init_project(tmp_path / "p", "ohwx")
     p.log_dir.mkdir(exist_ok=True)
-    dead = jobs.subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    jobs.lock_path(p, "train").write_text(json.dumps({"pid": dead.pid, "started": time.time()}))
+    locks.lock_path(p, "train").write_text(json.dumps({"pid": dead.pid, "started": time.time()}))
     assert not jobs.state(p, "train").running
     job = jobs.start(p, "train", ["train"])
     assert job.running
@@ -135,12 +171,12 @@ def test_a_lock_left_by_a_dead_process_is_cleared(tmp_path: Path, fake_facelora)
 def test_a_job_started_by_another_gui_is_seen_running(tmp_path: Path):
     """After a GUI restart the process is no child of this one: the pid and its start time tell."""
     p = init_project(tmp_path / "p", "ohwx")
-    other = jobs.subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        jobs.lock_path(p, "train").write_text(json.dumps(
-            {"pid": other.pid, "started": time.time(), "start_time": jobs._proc_start_time(other.pid)}))
+        locks.lock_path(p, "train").write_text(json.dumps(
+            {"pid": other.pid, "started": time.time(), "start_time": locks.proc_start_time(other.pid)}))
         assert jobs.state(p, "train").running
-        jobs.lock_path(p, "train").write_text(json.dumps(
+        locks.lock_path(p, "train").write_text(json.dumps(
             {"pid": other.pid, "started": time.time(), "start_time": "1"}))  # the pid was reused
         assert not jobs.state(p, "train").running
     finally:
@@ -345,17 +381,17 @@ def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
 
 def test_prepare_in_the_gui_holds_the_lock_training_checks(tmp_path: Path, fake_facelora):
     p = init_project(tmp_path / "p", "ohwx")
-    with jobs.running_here(p, "prepare", "prepare photos"):
+    with locks.running_here(p, "prepare", "prepare photos"):
         assert jobs.state(p, "prepare").running
-        with pytest.raises(jobs.JobError, match="prepare job is already running"):
+        with pytest.raises(locks.JobError, match="prepare job is already running"):
             jobs.start(p, "train", ["train"])
-        with pytest.raises(jobs.JobError):
-            with jobs.running_here(p, "prepare", "prepare again"):
+        with pytest.raises(locks.JobError):
+            with locks.running_here(p, "prepare", "prepare again"):
                 pass
-    assert not jobs.lock_path(p, "prepare").exists()
+    assert not locks.lock_path(p, "prepare").exists()
     jobs.start(p, "train", ["train"])
-    with pytest.raises(jobs.JobError, match="cannot run beside"):
-        with jobs.running_here(p, "prepare", "prepare photos"):
+    with pytest.raises(locks.JobError, match="cannot run beside"):
+        with locks.running_here(p, "prepare", "prepare photos"):
             pass
     jobs.stop(p, "train", wait_s=10)
 

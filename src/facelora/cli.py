@@ -16,6 +16,7 @@ from rich.table import Table
 
 from . import config as cfgmod
 from .errors import FaceloraError
+from .locks import held
 from .plan import Plan, plan_from_budget
 from .replan import adopt, budget_plan, project_plan
 from .tables import plan_table
@@ -134,7 +135,7 @@ def prepare(
         problems = "; ".join(f"--{'-'.join(str(x) for x in er['loc']).replace('_', '-')}: {er['msg']}" for er in e.errors())
         raise pipeline.PrepareError(f"Invalid option: {problems}") from None
     p = pipeline.open_or_create(project, trigger, class_word)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with held(p, "prepare", "facelora prepare"), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:
         task = bar.add_task("Preparing photos", total=None)
         report = pipeline.prepare(photos, p, options,
@@ -273,7 +274,9 @@ def train(
     p = Project.open(project)
     if num_processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside a launched process
         args = [str(p.root)] + (["--base-model", base_model] if base_model else []) + (["--resume"] if resume else [])
-        raise typer.Exit(launch_processes(num_processes, args + (["--allow-pickle"] if allow_pickle else []) + list(ctx.args)))
+        with held(p, "train", f"facelora train --num_processes {num_processes}"):
+            status = launch_processes(num_processes, args + (["--allow-pickle"] if allow_pickle else []) + list(ctx.args))
+        raise typer.Exit(status)
     updates = overrides_from(ctx)
     if base_model:
         updates["pretrained_model_name_or_path"] = base_model
@@ -281,7 +284,8 @@ def train(
         if key in updates and not Path(updates[key]).is_absolute():
             updates[key] = str(p.root / updates[key])
     cfg = cfgmod.apply(p.train_config(), updates)
-    result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
+    with held(p, "train", "facelora train"):
+        result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
     if result.interrupted:
         raise typer.Exit(130)
 
@@ -442,7 +446,8 @@ def grid(
         )
     except ValidationError as e:
         raise GridError("; ".join(f"--{er['loc'][0]}: {er['msg']}" for er in e.errors())) from None
-    result = _with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
+    with held(p, "grid", "facelora grid"):
+        result = _with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
     for n in result.notes:
         note(n)
     if result.tiny:
@@ -457,7 +462,8 @@ def grid(
 def _score_project(p: Project, threshold: float, install_to: Optional[Path], overwrite: bool, as_json: bool) -> None:
     from .evaluate.scoring import ScoreOptions, install_best, score_project
 
-    report = _with_bar("Scoring", lambda cb: score_project(p, ScoreOptions(threshold=threshold), cb))
+    with held(p, "score", "facelora score"):
+        report = _with_bar("Scoring", lambda cb: score_project(p, ScoreOptions(threshold=threshold), cb))
     print_likeness(report, as_json, p.root)
     if not as_json:
         console.print(f"Scores: {p.eval_dir / 'likeness.json'}")

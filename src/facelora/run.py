@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from . import config as cfgmod
 from .errors import FaceloraError
+from .locks import held
 from .project import Project, init_project
 from .replan import adopt, budget_plan
 
@@ -56,12 +57,6 @@ def _q(p: Any) -> str:
 
 
 def run(opts: RunOptions, say: Say = print) -> RunResult:
-    from .evaluate import GridOptions, ScoreOptions, make_grid, score_project
-    from .prepare.options import PrepareOptions
-    from .prepare.pipeline import prepare
-    from .report import write_report
-    from .train.loop import train
-
     updates = cfgmod.preset(opts.preset) if opts.preset else {}
     updates.update(opts.overrides)
     updates["pretrained_model_name_or_path"] = opts.base_model
@@ -80,6 +75,18 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
         say(f"Created project {project.root}")
     commands.append(f"facelora init {_q(project.root)} --trigger {_q(opts.trigger)}"
                     + (f" --class-word {_q(opts.class_word)}" if opts.class_word else ""))
+
+    # the GUI shows the run as a training job, and refuses prepare or train beside it
+    with held(project, "train", "facelora run"):
+        return _prepare_to_report(opts, project, commands, say)
+
+
+def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], say: Say) -> RunResult:
+    from .evaluate import GridOptions, ScoreOptions, make_grid, score_project
+    from .prepare.options import PrepareOptions
+    from .prepare.pipeline import prepare
+    from .report import write_report
+    from .train.loop import train
 
     # 2. prepare
     say(f"Preparing the photos in {opts.photos} ...")

@@ -3,7 +3,7 @@
 Only this package imports gradio, so the rest of facelora works without it. Layout:
   paths.py      which paths a request may name (safe_path)
   workspace.py  the folders this GUI serves; opening and creating projects
-  jobs.py       long jobs as `python -m facelora ...` processes; lock files; events.jsonl
+  jobs.py       long jobs as `python -m facelora ...` processes (locks in facelora.locks); events.jsonl
   fields.py     TrainConfig's fields as widgets
   uploads.py    checks on uploaded photos
   pages/        one module per tab; app.py puts them together and launches the server

@@ -3,10 +3,9 @@ the same command a person would type. The GUI only starts, stops and watches the
 reloading the browser (or restarting the GUI) leaves a job running, and the page shows its state
 again from the files the job writes.
 
-Per project and job kind, under PROJECT/log/:
-  <kind>.lock   JSON {pid, kind, command, started, ...} while the job runs: one job of a kind at a time
-  <kind>.out    the job's terminal output (the log tail the page shows)
-  <kind>.last   JSON of the lock of the last finished job, with its exit code when known
+One job of a kind at a time per project: the lock files are facelora.locks' (a command typed at a
+terminal holds them too, so the page shows it as well). Per project and job kind, the job's
+terminal output (the log tail the page shows) goes to PROJECT/log/<kind>.out.
 """
 
 from __future__ import annotations
@@ -17,73 +16,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import FaceloraError
+from .. import locks
 from ..fileio import atomic_write_json
+from ..locks import JobError, lock_path
 from ..project import Project
-
-# Jobs that must not run beside each other in one project: training reads the image folder that
-# prepare rewrites, and a grid reads the files training is still writing.
-CONFLICTS = {"train": ("prepare",), "prepare": ("train",), "grid": (), "score": ("grid",)}
-STALE_START_S = 60  # a lock without a pid older than this is left from a crash while starting
-
-
-class JobError(FaceloraError):
-    """A job that cannot start or stop, with what to do."""
 
 
 def facelora_command(*args: str) -> list[str]:
     """The command line of a facelora step, run by this Python (so the same installation)."""
     return [sys.executable, "-m", "facelora", *args]
-
-
-# --- processes ----------------------------------------------------------------------------------
-
-_children: dict[int, subprocess.Popen] = {}  # processes this GUI started, so they can be reaped
-
-
-def _proc_start_time(pid: int) -> str | None:
-    """The kernel's start time of a process (field 22 of /proc/PID/stat), to tell it from a later
-    process that reuses the pid. None where /proc does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _alive(pid: int, start_time: str | None = None) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: os.kill said it exists
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return False
-    return start_time is None or fields[19] == start_time
-
-
-def _returncode(pid: int) -> int | None:
-    """The exit code of a finished child of this GUI (forgotten once read); None for others."""
-    child = _children.pop(pid, None)
-    return child.returncode if child is not None else None
-
-
-# --- lock files ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -98,41 +43,8 @@ class JobState:
     output: str = ""  # the tail of the job's terminal output
 
 
-def lock_path(project: Project, kind: str) -> Path:
-    return project.log_dir / f"{kind}.lock"
-
-
 def output_path(project: Project, kind: str) -> Path:
     return project.log_dir / f"{kind}.out"
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _live_lock(project: Project, kind: str) -> dict[str, Any] | None:
-    """The lock of a running job of this kind; a lock left by a job that ended is moved to
-    `<kind>.last` (with its exit code when this GUI started it)."""
-    path = lock_path(project, kind)
-    lock = _read_json(path)
-    if lock is None:
-        if path.exists() and time.time() - path.stat().st_mtime > STALE_START_S:
-            path.unlink(missing_ok=True)  # unreadable and old: left by a crash while writing
-        return None if not path.exists() else {"pid": None, "started": path.stat().st_mtime}
-    pid = lock.get("pid")
-    if pid is None:
-        if time.time() - float(lock.get("started", 0)) < STALE_START_S:
-            return lock  # another request is starting it right now
-    elif _alive(pid, lock.get("start_time")):
-        return lock
-    lock["returncode"] = _returncode(pid) if pid else None
-    lock["ended"] = time.time()
-    atomic_write_json(project.log_dir / f"{kind}.last", lock)
-    path.unlink(missing_ok=True)
-    return None
 
 
 def tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
@@ -151,94 +63,55 @@ def tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
 
 
 def state(project: Project, kind: str, lines: int = 30) -> JobState:
-    lock = _live_lock(project, kind)
+    lock = locks.live_lock(project, kind)
     out = tail(output_path(project, kind), lines)
     if lock is not None:
         return JobState(kind, True, lock.get("pid"), lock.get("command", []), lock.get("started"),
                         lock.get("stop_requested"), None, out)
-    last = _read_json(project.log_dir / f"{kind}.last") or {}
+    last = locks.read_json(project.log_dir / f"{kind}.last") or {}
     return JobState(kind, False, last.get("pid"), last.get("command", []), last.get("started"),
                     last.get("stop_requested"), last.get("returncode"), out)
-
-
-def _acquire(project: Project, kind: str, command: list[str]) -> Path:
-    """Create the `kind` lock (pid still empty), or refuse when that job or a conflicting one runs."""
-    for other in (kind, *CONFLICTS.get(kind, ())):
-        lock = _live_lock(project, other)
-        if lock is not None:
-            pid = f" (process {lock['pid']})" if lock.get("pid") else ""
-            beside = "" if other == kind else f"; {kind} cannot run beside it"
-            raise JobError(
-                f"A {other} job is already running for this project{pid}{beside}. Wait for it to "
-                f"end, or stop it first."
-            )
-    project.log_dir.mkdir(parents=True, exist_ok=True)
-    path = lock_path(project, kind)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise JobError(f"A {kind} job is just starting for this project; wait a moment.") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"pid": None, "kind": kind, "command": command, "started": time.time()}, f)
-    return path
-
-
-def _hold(path: Path, kind: str, command: list[str], pid: int) -> None:
-    atomic_write_json(path, {"pid": pid, "kind": kind, "command": command, "started": time.time(),
-                             "start_time": _proc_start_time(pid)})
 
 
 def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
     """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs."""
     command = facelora_command(*args)
-    path = _acquire(project, kind, command)
+    path = locks.acquire(project, kind, command)
     try:
         with output_path(project, kind).open("wb") as out:
             child = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                cwd=project.root, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                cwd=project.root, env={**os.environ, "PYTHONUNBUFFERED": "1", locks.GUI_JOB_ENV: kind, **(env or {})},
                 start_new_session=True,  # its own process group: the GUI's Ctrl-C is not the job's
             )
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    _children[child.pid] = child
-    _hold(path, kind, command, child.pid)
+    locks.children[child.pid] = child
+    locks.hold(path, kind, command, child.pid)
     return state(project, kind)
-
-
-@contextmanager
-def running_here(project: Project, kind: str, what: str) -> Iterator[None]:
-    """Hold the `kind` lock while this process does the job itself (prepare runs inside the GUI,
-    to show its progress bar), so a job that conflicts with it is refused meanwhile."""
-    command = [what]
-    path = _acquire(project, kind, command)
-    try:
-        _hold(path, kind, command, os.getpid())
-        yield
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def stop(project: Project, kind: str, wait_s: float = 30.0) -> JobState:
     """Ask the job to stop as Ctrl-C does (SIGINT: training saves what it has and exits), then wait
     up to `wait_s`. Asked a second time, a job that is still running is ended with SIGTERM."""
-    lock = _live_lock(project, kind)
+    lock = locks.live_lock(project, kind)
     if lock is None or not lock.get("pid"):
         raise JobError(f"No {kind} job is running for this project.")
     pid = lock["pid"]
-    again = lock.get("stop_requested") is not None
+    sig = signal.SIGTERM if lock.get("stop_requested") is not None else signal.SIGINT
     try:
-        os.killpg(pid, signal.SIGTERM if again else signal.SIGINT)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, signal.SIGTERM if again else signal.SIGINT)
+        os.killpg(pid, sig)  # a job this GUI started leads its own process group
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)  # a command typed at a terminal: that process alone
+        except ProcessLookupError:
+            pass
     lock["stop_requested"] = time.time()
     if lock_path(project, kind).exists():
         atomic_write_json(lock_path(project, kind), lock)
     deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline and _alive(pid, lock.get("start_time")):
+    while time.monotonic() < deadline and locks.alive(pid, lock.get("start_time")):
         time.sleep(0.2)
     return state(project, kind)
 

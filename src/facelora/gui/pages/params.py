@@ -13,6 +13,7 @@ from ...dataset import scan
 from ...errors import FaceloraError
 from ...plan import Plan, make_plan, plan_from_budget
 from ...project import Project
+from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table, widget
 from ..fields import OUTSIDE_FILES, PROJECT_FOLDERS, TINY, field_specs, from_widget, to_widget
@@ -107,7 +108,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
     def save(project_name: str, *values: Any):
         p = ws.open(project_name)
         if jobs.state(p, "train").running:
-            raise jobs.JobError("Training is running: stop it before changing its parameters.")
+            raise locks.JobError("Training is running: stop it before changing its parameters.")
         updates = {n: from_widget(by_name[n], v) for n, v in zip(names, values)}
         for n in PROJECT_FOLDERS:
             ws.inside_project(p, updates[n] or ".")

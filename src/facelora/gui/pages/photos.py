@@ -8,13 +8,14 @@ from typing import Any
 
 import gradio as gr
 
+from ... import locks
 from ...dataset import IMAGE_EXTENSIONS, scan
 from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
 from ...prepare.pipeline import CONTACT_SHEET, PrepareOptions, load_report, prepare
 from ...project import Project
-from .. import jobs
+
 from ..common import Page, friendly, note, widget
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
 from ..paths import safe_path
@@ -142,7 +143,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         except ValueError as e:
             raise FaceloraError(f"Prepare options: {e}") from None
         progress(0, desc="loading the face detector")
-        with jobs.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
+        with locks.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
             done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))
         summary = (f"Prepared {len(done.items)} photo(s): {len(done.accepted)} accepted, "
                    f"{len(done.rejected)} rejected.")

@@ -7,6 +7,7 @@ import gradio as gr
 from ...dataset import list_images
 from ...errors import FaceloraError
 from ...project import Project
+from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table
 from ..workspace import Workspace
@@ -21,7 +22,7 @@ def summary(ws: Workspace, p: Project) -> str:
                                         f"{concept.repeats} repeats"))
     models = sorted(x.name for x in p.models_dir.glob("*.safetensors")) if p.models_dir.is_dir() else []
     rows.append(("LoRA files", "\n".join(models) or "none yet"))
-    running = [k for k in jobs.CONFLICTS if jobs.state(p, k).running]
+    running = [k for k in locks.CONFLICTS if jobs.state(p, k).running]
     rows.append(("running", ", ".join(running) or "nothing"))
     return f"<h3>Project {ws.name(p)}</h3>" + table(rows)
 
