@@ -6,6 +6,7 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW.
     python bench/train_step.py --quick              # 256 px, 3 steps: while developing
     python bench/train_step.py --compare-reference  # facelora / bench/reference.py at 512 px, fp32, interleaved
     python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
+    python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
 
 facelora's step is facelora's own code: the model parts from facelora.model.base, LoRANetwork,
 make_optimizer, accelerate, and train.loop.batch_loss (the loss train() computes), with
@@ -56,11 +57,18 @@ def machine(threads: int) -> dict:
 # --- the two implementations (run inside a worker subprocess) ----------------------------------
 
 
+# facelora's speed-ups that --without can take away, to measure each one's effect
+WITHOUT = ("host-memory", "lora-forms")
+
+
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
-                  compile_unet: bool, channels_last: bool | None):
+                  compile_unet: bool, channels_last: bool | None, without: str | None = None):
     """facelora's own step on random SD1.5 weights, put together as train() does it: the model
     parts frozen, LoRANetwork applied, make_optimizer, accelerate's autocast and backward, then
-    train.loop.batch_loss and the NaN guard before optimizer.step. Returns the step function."""
+    train.loop.batch_loss and the NaN guard before optimizer.step. Returns the step function.
+    without="host-memory": malloc's thresholds left alone; "lora-forms": every LoRA module
+    computed as Kohya writes it, org(x) + up(down(x)) * scale (no merged weight, no fused add,
+    1x1 convolutions as convolutions)."""
     import torch
     from accelerate import Accelerator
     from diffusers import UNet2DConditionModel
@@ -68,7 +76,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
 
     from facelora.config import TrainConfig
     from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
-    from facelora.model.lora import LoRANetwork
+    from facelora.model.lora import LoRAModule, LoRANetwork
     from facelora.train.data import Batch
     from facelora.train.host_memory import FreedMemoryReuse
     from facelora.train.loop import batch_loss, text_cache_for
@@ -89,6 +97,9 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     for part in (unet, te):
         part.requires_grad_(False)
         part.to(dev)
+    if without == "lora-forms":
+        LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
+            self.multiplier * self.scale)
     network = LoRANetwork(unet, te, cfg.network_dim, cfg.network_alpha,
                           train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
     network.apply_to()
@@ -108,7 +119,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     state = LoopState(cfg.seed)
     text_cache = text_cache_for(cfg)  # unet-only: the frozen text encoder's output, once per caption
     batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
-    FreedMemoryReuse().install(dev)  # train() does this around its loop
+    if without != "host-memory":
+        FreedMemoryReuse().install(dev)  # train() does this around its loop
 
     def step() -> None:
         with accelerator.autocast():
@@ -142,7 +154,7 @@ def worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if args.impl == "facelora":
         step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
-                                args.torch_compile, args.channels_last)
+                                args.torch_compile, args.channels_last, args.without)
     else:
         step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
     build_s = time.perf_counter() - t0
@@ -184,13 +196,13 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: argparse.Namespace,
-               count_flops: bool) -> dict:
+               count_flops: bool, without: str | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--size", str(size),
            "--precision", precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--threads", str(a.threads), "--device", a.device]
     cmd += ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
     if impl == "facelora":
-        cmd += ["--torch-compile"] * a.torch_compile
+        cmd += ["--torch-compile"] * a.torch_compile + (["--without", without] if without else [])
         if a.channels_last is not None:
             cmd += ["--channels-last" if a.channels_last else "--no-channels-last"]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(a.threads))
@@ -243,6 +255,7 @@ def main() -> None:
     ap.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
                     help="Force channels_last on (default: facelora's own choice).")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
+    ap.add_argument("--without", choices=WITHOUT, help="Also facelora without this speed-up (interleaved), and the ratio.")
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
@@ -272,26 +285,32 @@ def main() -> None:
     results = []
     for size in sizes:
         for ckpt in checkpointing:
-            impls = [("facelora", a.precision)]
+            impls = [("facelora", a.precision, None)]
             if a.compare_reference:
-                impls.append(("reference", a.precision))
+                impls.append(("reference", a.precision, None))
             if with_bf16:
-                impls.append(("facelora", "bf16"))
-            runs: dict[tuple[str, str], list[dict]] = {i: [] for i in impls}
+                impls.append(("facelora", "bf16", None))
+            if a.without:
+                impls.append(("facelora", a.precision, a.without))
+            runs: dict[tuple[str, str, str | None], list[dict]] = {i: [] for i in impls}
             for r in range(a.rounds):  # A B (C) A B (C) ...
-                for impl, prec in impls:
-                    runs[(impl, prec)].append(run_worker(impl, size, ckpt, prec, a, count_flops=(r == 0 and not a.no_flops)))
-                    print(f"# {impl} {prec} {size}px ckpt={ckpt} round {r + 1}: {runs[(impl, prec)][-1]['step_s']}",
-                          file=sys.stderr, flush=True)
+                for impl, prec, without in impls:
+                    runs[(impl, prec, without)].append(run_worker(impl, size, ckpt, prec, a, (r == 0 and not a.no_flops), without))
+                    print(f"# {impl}{' without ' + without if without else ''} {prec} {size}px ckpt={ckpt} round "
+                          f"{r + 1}: {runs[(impl, prec, without)][-1]['step_s']}", file=sys.stderr, flush=True)
             entry = {"size": size, "gradient_checkpointing": ckpt}
-            for (impl, prec), rs in runs.items():
-                entry[f"{impl}_{prec}"] = summarise(rs, a.device, prec)
+            for (impl, prec, without), rs in runs.items():
+                entry[f"{impl}_{prec}" + (f"_without_{without}" if without else "")] = summarise(rs, a.device, prec)
             if a.compare_reference:
                 f, ref = entry[f"facelora_{a.precision}"], entry[f"reference_{a.precision}"]
                 entry["ratio_time_facelora_over_reference"] = round(f["median_step_s"] / ref["median_step_s"], 3)
                 entry["ratio_peak_rss_facelora_over_reference"] = round(f["peak_rss_gib"] / ref["peak_rss_gib"], 3)
                 if a.device == "cuda":
                     entry["ratio_peak_gpu_facelora_over_reference"] = round(f["peak_gpu_gib"] / ref["peak_gpu_gib"], 3)
+            if a.without:
+                f, w = entry[f"facelora_{a.precision}"], entry[f"facelora_{a.precision}_without_{a.without}"]
+                entry[f"ratio_time_facelora_over_without_{a.without}"] = round(f["median_step_s"] / w["median_step_s"], 3)
+                entry[f"ratio_peak_rss_facelora_over_without_{a.without}"] = round(f["peak_rss_gib"] / w["peak_rss_gib"], 3)
             if with_bf16:
                 entry["ratio_time_bf16_over_fp32_facelora"] = round(
                     entry["facelora_bf16"]["median_step_s"] / entry[f"facelora_{a.precision}"]["median_step_s"], 3)
@@ -304,7 +323,7 @@ def main() -> None:
         "machine": m,
         "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": "AdamW",
                      "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
-                     "warmup_steps": a.warmup, "torch_compile": a.torch_compile},
+                     "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without},
         "results": results,
         "wall_s": round(time.time() - started, 1),
     }, indent=1))

@@ -37,16 +37,15 @@ class Measured:
     source: str  # the command that measured it (its JSON output is in bench/RESULTS.md)
 
 
-COMPARE = "python bench/train_step.py --compare-reference --threads 1 --no-flops"
-TABLE = "python bench/train_step.py --threads 1 --no-flops --rounds 1 --steps 3"
-EPYC_2 = "cpu: AMD EPYC x2, 1 thread"
+COMPARE = "python bench/train_step.py --compare-reference --threads 2 --no-flops --steps 3 --rounds 3"
+TABLE = "python bench/train_step.py --threads 2 --no-flops --rounds 1 --steps 3"
+EPYC_2 = "cpu: AMD EPYC x2, 2 threads"
 MEASURED: tuple[Measured, ...] = (
-    Measured(EPYC_2, 512, "fp32", False, 25.765, 8.191, COMPARE),
-    Measured(EPYC_2, 512, "bf16", False, 16.603, 8.527, COMPARE),
-    Measured(EPYC_2, 512, "fp32", True, 39.925, 6.774, TABLE + " --sizes 512 --checkpointing"),
-    Measured(EPYC_2, 256, "fp32", True, 9.927, 5.639, TABLE + " --sizes 256"),
-    Measured(EPYC_2, 256, "fp32", False, 7.008, 6.026,
-             "python bench/train_step.py --threads 1 --no-flops --rounds 2 --steps 3 --sizes 256 --no-checkpointing"),
+    Measured(EPYC_2, 512, "fp32", False, 13.247, 7.497, COMPARE),
+    Measured(EPYC_2, 512, "bf16", False, 8.403, 8.066, COMPARE),
+    Measured(EPYC_2, 512, "fp32", True, 17.56, 6.226, TABLE + " --sizes 512 --checkpointing"),
+    Measured(EPYC_2, 256, "fp32", False, 3.687, 5.812, TABLE + " --sizes 256"),
+    Measured(EPYC_2, 256, "fp32", True, 5.259, 5.477, TABLE + " --sizes 256"),
 )
 
 
