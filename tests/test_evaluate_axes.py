@@ -1,9 +1,11 @@
 """A1111's axis syntax, Prompt S/R, <lora:...> tags, the parameters text, and the grid layout."""
 
 import pytest
+from PIL import Image, ImageDraw
 
 from facelora.evaluate import axes, infotext
-from facelora.evaluate.gridimage import draw_grid, plan_layout, wrap, font
+from facelora.evaluate.gridimage import draw_grid, plan_layout, wrap
+from facelora.fonts import font, font_for, has_cjk
 
 
 def test_values_are_csv_with_quotes():
@@ -88,8 +90,6 @@ def test_infotext_round_trip_and_a1111_text():
 
 
 def test_png_keeps_the_parameters_text(tmp_path):
-    from PIL import Image
-
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png", pnginfo=infotext.png_info("x <lora:n:0.5>\nSteps: 2, Seed: 1, Size: 8x8"))
     Image.new("RGB", (8, 8)).save(tmp_path / "b.png")
     assert infotext.read_png_infotext(tmp_path / "a.png").loras == [infotext.LoraTag("n", 0.5)]
@@ -97,8 +97,6 @@ def test_png_keeps_the_parameters_text(tmp_path):
 
 
 def test_layout_places_every_image_and_draws_labels():
-    from PIL import Image
-
     lay = plan_layout(64, 64, 2, ["ohwx-000001", "ohwx"], ["weight 0.5", "weight 1"], ["seed 1", "seed 2"], "title")
     assert lay.subgrids == 2 and lay.left > 0 and lay.top > 0 and lay.title_h > 0 and lay.z_title_h > 0
     assert lay.spacing > 0  # cells of several seeds stand apart
@@ -119,3 +117,21 @@ def test_long_labels_wrap_to_the_cell():
     f = font(12)
     lines = wrap("a-very-long-lora-file-name-000001", f, 60)
     assert len(lines) > 1 and all(f.getlength(line) <= 60 for line in lines)
+
+
+def glyph(f, ch: str) -> bytes:
+    im = Image.new("L", (40, 40), 0)
+    ImageDraw.Draw(im).text((4, 4), ch, fill=255, font=f)
+    return im.tobytes()
+
+
+def test_chinese_labels_are_drawn_with_a_cjk_font():
+    """DejaVu has no Han glyphs: it draws every one as the same empty box."""
+    assert glyph(font(24), "照") == glyph(font(24), "片")
+    assert has_cjk("照片 ohwx") and not has_cjk("ohwx-000001, <lora:ohwx:0.8>")
+    cjk = font_for(24, "ohwx", "照片")
+    assert cjk.path != font(24).path, (
+        "No CJK font is installed, so Chinese labels would be empty boxes: apt-get install fonts-wqy-microhei "
+        "(or fonts-noto-cjk)")
+    assert glyph(cjk, "照") != glyph(cjk, "片")
+    assert font_for(24, "ohwx-000001").path == font(24).path

@@ -1,24 +1,17 @@
 """The grid picture, laid out as AUTOMATIC1111's X/Y/Z plot: X values across the top, Y values
 down the left side, one sub-grid per Z value (side by side, each under its own title). A cell made
-with several seeds holds its images side by side. Text is drawn with DejaVu Sans, the font that
-ships inside matplotlib, so the labels look the same on every machine."""
+with several seeds holds its images side by side. Text is drawn with facelora.fonts (DejaVu Sans,
+or a CJK font for Chinese, Japanese or Korean labels)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
-
 from PIL import Image, ImageDraw, ImageFont
+
+from ..fonts import font_for
 
 BACKGROUND = (255, 255, 255)
 INK = (0, 0, 0)
-
-
-@lru_cache(maxsize=None)
-def font(size: int) -> ImageFont.FreeTypeFont:
-    from matplotlib import font_manager
-
-    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
 def font_size(cell_w: int, cell_h: int) -> int:
@@ -103,7 +96,7 @@ class GridLayout:
 def plan_layout(cell_w: int, cell_h: int, per_cell: int, col_labels: list[str], row_labels: list[str],
                 z_labels: list[str], title: str) -> GridLayout:
     px = font_size(cell_w, cell_h)
-    f = font(px)
+    f = font_for(px, title, *col_labels, *row_labels, *z_labels)
     pad = px // 2
     line_h = round(px * 1.25)
     tile_w = cell_w * per_cell
@@ -140,7 +133,7 @@ def draw_grid(images: dict[tuple[int, int, int, int], Image.Image], layout: Grid
     lay = layout
     sheet = Image.new("RGB", (lay.width, lay.height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    f = font(lay.font_px)
+    f = font_for(lay.font_px, title, *col_labels, *row_labels, *z_labels)
     line_h = round(lay.font_px * 1.25)
     if title:
         _draw_block(draw, title, f, (0, 0, lay.width, lay.title_h), line_h)

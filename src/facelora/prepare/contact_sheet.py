@@ -10,9 +10,10 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from ..fileio import atomic_write_bytes
+from ..fonts import font_for
 
 THUMB = 160
 TEXT_H = 58
@@ -26,10 +27,6 @@ class Cell:
     image: Image.Image | None  # None when the file could not be decoded at all
     accepted: bool
     note: str = ""  # the photo's name, and the reason of a rejection or the warnings
-
-
-def _font(size: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
 
 
 def _thumb(cell: Cell) -> Image.Image:
@@ -51,7 +48,8 @@ def render(cells: list[Cell]) -> Image.Image:
     cw, ch = THUMB + PAD, THUMB + TEXT_H + PAD
     sheet = Image.new("RGB", (cols * cw + PAD, rows * ch + PAD), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
-    label_font, note_font = _font(15), _font(10)
+    notes = [cell.note for cell in cells]
+    label_font, note_font = font_for(15, *(c.label for c in cells)), font_for(10, *notes)
     for i, cell in enumerate(cells):
         x, y = PAD + (i % cols) * cw, PAD + (i // cols) * ch
         sheet.paste(_thumb(cell), (x, y))
