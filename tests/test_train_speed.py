@@ -80,6 +80,33 @@ def test_both_forms_of_a_lora_module_match_kohyas_definition(kind, merged, monke
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("merged", [True, False])
+@pytest.mark.parametrize("kind", ["linear", "conv1x1"])
+def test_both_forms_work_under_the_cpus_bf16_autocast(kind, merged, monkeypatch):
+    """--mixed_precision bf16 on the CPU: the products run in bf16 and the result matches fp32 to
+    bf16's precision (8 bits), the gradients reaching the fp32 LoRA weights included."""
+    torch.manual_seed(0)
+    org, x = (nn.Linear(64, 96), torch.randn(2, 50, 64)) if kind == "linear" else (nn.Conv2d(64, 96, 1), torch.randn(2, 64, 7, 5))
+    org.requires_grad_(False)
+    lora = LoRAModule("m", org, rank=8, alpha=8.0)
+    nn.init.normal_(lora.lora_up.weight, std=0.1)
+    monkeypatch.setattr(LoRAModule, "_merging_is_cheaper", lambda *a: merged)
+    want = plain_lora(org, lora, x)
+    want.square().sum().backward()
+    want_grads = [p.grad.clone() for p in lora.parameters()]
+    lora.zero_grad()
+    lora.apply_to()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = org(x)
+    lora.remove()
+    assert got.dtype == torch.bfloat16
+    got.float().square().sum().backward()
+    torch.testing.assert_close(got.float(), want.detach(), rtol=2e-2, atol=2e-2)
+    for p, w in zip(lora.parameters(), want_grads):
+        assert p.grad.dtype == torch.float32
+        assert torch.nn.functional.cosine_similarity(p.grad.flatten(), w.flatten(), dim=0) > 0.99
+
+
 def test_merging_is_chosen_where_it_saves_work():
     lora = LoRAModule("m", nn.Linear(320, 320), rank=128, alpha=64)
     with torch.enable_grad():
