@@ -77,7 +77,7 @@ def target_modules(unet: nn.Module | None, text_encoder: nn.Module | None) -> di
 class LoRAModule(nn.Module):
     """One adapted module: down (rank x in) and up (out x rank), Linear or 1x1 Conv2d like the
     original. Applied, it takes the original's forward over: org_forward(x) + up(down(x)) *
-    multiplier * alpha / rank. down starts Kaiming-uniform (a = sqrt 5), up at zero, so a new
+    multiplier * alpha / rank, computed in the cheaper of two equal forms (forward). down starts Kaiming-uniform (a = sqrt 5), up at zero, so a new
     network changes nothing until trained."""
 
     def __init__(self, lora_name: str, org_module: nn.Module, rank: int, alpha: float, multiplier: float = 1.0):
@@ -133,7 +133,8 @@ class LoRAModule(nn.Module):
         m = self.multiplier * self.scale
         if not self._as_products or org.weight.dtype != down.dtype or not (
                 x.dtype == down.dtype or torch.is_autocast_enabled(x.device.type)):
-            # Half-precision base weights beside fp32 LoRA weights (CUDA fp16/bf16 training).
+            # Kohya's definition as written: for a convolution with stride or padding, and for
+            # half-precision base weights beside fp32 LoRA weights (CUDA fp16/bf16 training).
             out = self._org_forward(x)
             return out + (self.lora_up(self.lora_down(x.to(down.dtype))) * m).to(out.dtype)
         conv = isinstance(org, nn.Conv2d)
@@ -151,7 +152,7 @@ class LoRAModule(nn.Module):
         input vectors. Training, the merged form trades the rank-r products of the forward and
         backward (6 t r (in + out)) for one weight-sized gradient (2 t in out) plus the products
         that form W' and split its gradient (6 r in out): it wins where t is large and the layer
-        narrow (SD1.5's 64x64 level at 512 px). Without gradients it wins almost always."""
+        narrow (SD1.5's 64x64 level at 512 px). Without gradients: r in out against t r (in + out)."""
         r = self.rank
         if training and torch.is_grad_enabled():
             return 2 * tokens * fan_in * fan_out + 6 * r * fan_in * fan_out < 6 * tokens * r * (fan_in + fan_out)
