@@ -14,9 +14,12 @@ from pathlib import Path
 
 from PIL import ImageFont
 
-# Where Windows and macOS keep their CJK fonts; on Linux fontconfig is asked (fc-list :lang=zh).
+# Where Windows, macOS and Debian's packages keep common CJK fonts, for when fontconfig (asked
+# first: fc-list :lang=zh) is not there.
 CJK_FILES = ("C:/Windows/Fonts/msyh.ttc", "C:/Windows/Fonts/simhei.ttf", "/System/Library/Fonts/PingFang.ttc",
-             "/System/Library/Fonts/Hiragino Sans GB.ttc", "/Library/Fonts/Arial Unicode.ttf")
+             "/System/Library/Fonts/Hiragino Sans GB.ttc", "/Library/Fonts/Arial Unicode.ttf",
+             "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+             "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 
 
 def has_cjk(text: str) -> bool:
