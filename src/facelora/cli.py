@@ -36,6 +36,12 @@ app = typer.Typer(
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Options several commands share, named once.
+Trigger = Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")]
+Preset = Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")]
+
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -69,10 +75,10 @@ def overrides_from(ctx: typer.Context, preset: str | None = None) -> dict:
 def init(
     ctx: typer.Context,
     project: Annotated[Path, typer.Argument(help="New project folder (spaces and any language are fine).")],
-    trigger: Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")],
+    trigger: Trigger,
     class_word: Annotated[Optional[str], typer.Option("--class-word", help="What the person is: woman, man, person.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Repeats per image per epoch (facelora plan can work it out).")] = 10,
-    preset: Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")] = None,
+    preset: Preset = None,
 ) -> None:
     """Create a project: image/<repeats>_<trigger>/, models/, log/ and facelora.toml, as in Kohya."""
     train = cfgmod.apply(cfgmod.TrainConfig(), overrides_from(ctx, preset))
@@ -215,7 +221,7 @@ def plan(
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
     num_processes: Annotated[int, typer.Option("--num-processes", "--num_processes", min=1, help="GPUs / processes.")] = 1,
     yes: Annotated[bool, typer.Option("--yes", help="Rename image/<old>_<trigger> to the planned repeats.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Work out repeats from a step budget (repeats = steps x batch / (images x epochs)) and show
     the whole schedule: steps per epoch, total steps, the files that will be saved."""
@@ -425,7 +431,7 @@ def grid(
     score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
     threshold: Annotated[float, typer.Option(help="With --score: a face matches below this distance.")] = 0.6,
     install_to: Annotated[Optional[Path], typer.Option("--install-to", help="With --score: copy the best file into this LoRA folder (e.g. A1111's models/Lora).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")] = False,
+    overwrite: Overwrite = False,
 ) -> None:
     """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
     AUTOMATIC1111's X/Y/Z plot does, with an optional third axis. Writes PROJECT/eval/grid.png,
@@ -481,8 +487,8 @@ def score(
     images: Annotated[Optional[Path], typer.Option(help="Without a project: folder of generated images (e.g. an A1111 X/Y/Z plot's).")] = None,
     threshold: Annotated[float, typer.Option(help="A face matches below this distance (dlib: 0.6).")] = 0.6,
     install_to: Annotated[Optional[Path], typer.Option("--install-to", help="Copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
 ) -> None:
     """Score how alike the grid's faces are to the person: dlib's face descriptor of every cell
     against the training photos. Per file and weight: faces found, mean distance, match rate and
@@ -535,10 +541,10 @@ def run(
     ctx: typer.Context,
     photos: Annotated[Path, typer.Argument(help="Folder of photos of one person.")],
     project: Annotated[Path, typer.Argument(help="Project folder (created when it does not exist).")],
-    trigger: Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")],
+    trigger: Trigger,
     base_model: Annotated[str, typer.Option("--base-model", help="SD1.5 .safetensors file or diffusers folder ('tiny' = test model).")],
     class_word: Annotated[Optional[str], typer.Option("--class-word", help="woman, man, person...")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")] = None,
+    preset: Preset = None,
     resolution: Annotated[int, typer.Option(help="Size of the prepared crops: 512 or 768.")] = 512,
     epochs: Annotated[int, typer.Option(min=1, help="Epochs (5-10 for a face).")] = 10,
     max_train_steps: Annotated[int, typer.Option("--max-train-steps", min=1, help="Step budget; repeats are solved from it.")] = 4800,
