@@ -76,3 +76,12 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """A JSON file's content, or `default` when it is missing or unreadable (a cache, a lock, a
+    report another run may be rewriting: its absence is never an error)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default

@@ -48,7 +48,7 @@ def _fontconfig_cjk() -> str | None:
                              timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
-    fonts = [line.split(":")[0].strip() for line in sorted(out.splitlines(), key=lambda l: "Sans" not in l and "Hei" not in l)]
+    fonts = [line.split(":")[0].strip() for line in sorted(out.splitlines(), key=lambda line: "Sans" not in line and "Hei" not in line)]
     return next((f for f in fonts if f and Path(f).is_file()), None)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FaceloraError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, read_json
 from .project import Project
 
 # Jobs that must not run beside each other in one project: training reads the image folder that
@@ -38,14 +38,19 @@ class JobError(FaceloraError):
 children: dict[int, subprocess.Popen] = {}  # processes this GUI started, so they can be reaped
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first); None without /proc."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def proc_start_time(pid: int) -> str | None:
     """The kernel's start time of a process (field 22 of /proc/PID/stat), to tell it from a later
     process that reuses the pid. None where /proc does not exist."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = _stat(pid)
+    return fields[19] if fields else None
 
 
 def alive(pid: int, start_time: str | None = None) -> bool:
@@ -58,11 +63,9 @@ def alive(pid: int, start_time: str | None = None) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+    fields = _stat(pid)
+    if fields is None:
         return True  # no /proc: os.kill said it exists
-    fields = stat.rsplit(")", 1)[1].split()
     if fields[0] == "Z":
         return False
     return start_time is None or fields[19] == start_time
@@ -79,13 +82,6 @@ def returncode(pid: int) -> int | None:
 
 def lock_path(project: Project, kind: str) -> Path:
     return project.log_dir / f"{kind}.lock"
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def live_lock(project: Project, kind: str) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_json
 from .project import Project
 
 
@@ -90,7 +90,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
         parts.append(f'<p class="warn">{html.escape(n)}</p>')
 
     parts.append("<h2>Photos</h2>")
-    prep = _json(project.prepare_report)
+    prep = read_json(project.prepare_report)
     if prep:
         items = prep.get("items", [])
         acc = sum(1 for i in items if i.get("status") == "accepted")
@@ -118,7 +118,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     parts.append(_img(project, project.eval_dir / "grid.png", "X/Y grid"))
 
     parts.append("<h2>Likeness</h2>")
-    parts.append(_best(_json(project.eval_dir / "likeness.json")))
+    parts.append(_best(read_json(project.eval_dir / "likeness.json")))
     parts.append(_img(project, project.eval_dir / "heatmap.png", "likeness heatmap"))
 
     parts.append("<h2>Reproduce</h2><pre>" + html.escape("\n".join(commands)) + "</pre>")
@@ -129,11 +129,6 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     return out
 
 
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _describe_end(e: dict[str, Any]) -> str:

@@ -16,7 +16,6 @@ and eval/grid.json (every cell: file, weight, Z value, seed, prompt, path).
 from __future__ import annotations
 
 import io
-import json
 import random
 import re
 import time
@@ -30,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .. import __version__
 from ..errors import FaceloraError
-from ..fileio import atomic_write_bytes, atomic_write_json
+from ..fileio import atomic_write_bytes, atomic_write_json, read_json
 from ..project import Project
 from . import axes, infotext, loras
 from .gridimage import GridLayout, draw_grid, plan_layout
@@ -405,9 +404,8 @@ def _cell_name(cell: Cell) -> str:
 
 def _forget_old_cells(grid_json: Path, root: Path) -> None:
     """Remove the cell images an earlier grid listed, so eval/cells holds only this grid."""
-    try:
-        old = json.loads(grid_json.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    old = read_json(grid_json)
+    if old is None:
         return
     for c in old.get("cells", []):
         p = root / c["path"] if c.get("path") else None

@@ -16,7 +16,6 @@ largest face, compared with the centroid of the training photos' descriptors.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ import numpy as np
 
 from .. import faces
 from ..errors import FaceloraError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, read_json
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -89,12 +88,7 @@ def build_reference(paths: list[Path], cache: Path | None = None, progress: Prog
     paths = [Path(p) for p in paths]
     if not paths:
         raise LikenessError("No reference photos: the project's image/<repeats>_<trigger>/ folder is empty; run facelora prepare first.")
-    stored: dict[str, Any] = {}
-    if cache and cache.is_file():
-        try:
-            stored = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            stored = {}
+    stored: dict[str, Any] = read_json(cache, {}) if cache else {}
     ref = Reference([], [])
     fresh: dict[str, Any] = {}
     for i, p in enumerate(paths):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FaceloraError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, read_json
 
 SUFFIX = ".safetensors"
 # What A1111 reads as a LoRA's preferred weight: the "preferred weight" of its user-metadata file
@@ -182,12 +182,7 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
     meta[USAGE_HINT_KEY] = f"Use at weight {w}: <lora:{dest.stem}:{w}>" + (f", with the trigger word '{trigger}'" if trigger else "")
     save_lora(dest, tensors, meta, dtype=dtype)
     user_meta = dest.with_suffix(".json")
-    current = {}
-    if user_meta.is_file():
-        try:
-            current = json.loads(user_meta.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            current = {}
+    current = read_json(user_meta, {})
     current.update({A1111_USER_METADATA_KEY: float(w), "sd version": "SD1"})
     if trigger:
         current["activation text"] = trigger

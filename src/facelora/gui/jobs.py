@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import locks
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, read_json
 from ..locks import JobError, lock_path
 from ..project import Project
 
@@ -68,7 +68,7 @@ def state(project: Project, kind: str, lines: int = 30) -> JobState:
     if lock is not None:
         return JobState(kind, True, lock.get("pid"), lock.get("command", []), lock.get("started"),
                         lock.get("stop_requested"), None, out)
-    last = locks.read_json(project.log_dir / f"{kind}.last") or {}
+    last = read_json(project.log_dir / f"{kind}.last") or {}
     return JobState(kind, False, last.get("pid"), last.get("command", []), last.get("started"),
                     last.get("stop_requested"), last.get("returncode"), out)
 

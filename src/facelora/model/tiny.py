@@ -24,7 +24,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from filelock import FileLock
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, read_json
 from .base import TINY_CONFIG_DIR, SDModel, noise_scheduler, read_config, save_diffusers, save_single_file, shipped_tokenizer
 
 SINGLE_FILE = "tiny.safetensors"
@@ -87,7 +87,4 @@ def _fingerprint() -> str:
 
 
 def _stamp_matches(stamp: Path) -> bool:
-    try:
-        return json.loads(stamp.read_text(encoding="utf-8")).get("fingerprint") == _fingerprint()
-    except (OSError, ValueError):
-        return False
+    return (read_json(stamp) or {}).get("fingerprint") == _fingerprint()

@@ -6,7 +6,6 @@ program's LoRA folder. The grid and the scoring run as their own processes (`fac
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from ...errors import FaceloraError
 from ...evaluate import loras
 from ...evaluate.grid import GRID_PNG
 from ...evaluate.scoring import HEATMAP_PNG, LIKENESS_JSON
+from ...fileio import read_json
 from ...project import Project
 from .. import jobs
 from ..common import Page, friendly, note, widget
@@ -26,10 +26,7 @@ KINDS = ("grid", "score")
 
 
 def _likeness(p: Project) -> dict[str, Any] | None:
-    try:
-        return json.loads((p.eval_dir / LIKENESS_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return read_json(p.eval_dir / LIKENESS_JSON)
 
 
 def best_html(p: Project) -> str:
