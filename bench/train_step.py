@@ -58,7 +58,7 @@ def machine(threads: int) -> dict:
 
 
 # facelora's speed-ups that --without can take away, to measure each one's effect
-WITHOUT = ("host-memory", "lora-forms")
+WITHOUT = ("host-memory", "lora-forms", "onednn-linear")
 
 
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
@@ -68,7 +68,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     train.loop.batch_loss and the NaN guard before optimizer.step. Returns the step function.
     without="host-memory": malloc's thresholds left alone; "lora-forms": every LoRA module
     computed as Kohya writes it, org(x) + up(down(x)) * scale (no merged weight, no fused add,
-    1x1 convolutions as convolutions)."""
+    1x1 convolutions as convolutions); "onednn-linear": fp32 Linear products through MKL
+    (PyTorch's default) instead of oneDNN."""
     import torch
     from accelerate import Accelerator
     from diffusers import UNet2DConditionModel
@@ -76,6 +77,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
 
     from facelora.config import TrainConfig
     from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.model import cpu_linear
     from facelora.model.lora import LoRAModule, LoRANetwork
     from facelora.train.data import Batch
     from facelora.train.host_memory import FreedMemoryReuse
@@ -100,6 +102,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     if without == "lora-forms":
         LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
             self.multiplier * self.scale)
+    if without == "onednn-linear":
+        cpu_linear.usable = lambda x, weight: False
     network = LoRANetwork(unet, te, cfg.network_dim, cfg.network_alpha,
                           train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
     network.apply_to()

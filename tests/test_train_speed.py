@@ -10,9 +10,11 @@ import resource
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from facelora.config import TrainConfig
 from facelora.model.base import load_base
+from facelora.model import cpu_linear
 from facelora.model.lora import LoRAModule
 from facelora.train.data import Batch
 from facelora.train.host_memory import FreedMemoryReuse
@@ -105,6 +107,44 @@ def test_both_forms_work_under_the_cpus_bf16_autocast(kind, merged, monkeypatch)
     for p, w in zip(lora.parameters(), want_grads):
         assert p.grad.dtype == torch.float32
         assert torch.nn.functional.cosine_similarity(p.grad.flatten(), w.flatten(), dim=0) > 0.99
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("add", [True, False])
+def test_onednn_linear_matches_f_linear_with_gradients(with_bias, add):
+    """cpu_linear.linear, the oneDNN product LoRA modules use for fp32 on the CPU: output and every
+    gradient equal F.linear's (+ add_to), and only the gradients asked for are computed."""
+    assert platform.machine() not in ("x86_64", "AMD64") or cpu_linear._operator_works(), \
+        "oneDNN's linear operator is missing or wrong in this PyTorch build"
+    torch.manual_seed(0)
+    x = torch.randn(3, 70, 48, requires_grad=True)
+    w = torch.randn(36, 48, requires_grad=True)
+    b = torch.randn(36, requires_grad=True) if with_bias else None
+    other = torch.randn(3, 70, 36, requires_grad=True) if add else None
+    inputs = [t for t in (x, w, b, other) if t is not None]
+    probe = torch.linspace(-1, 1, 3 * 70 * 36).view(3, 70, 36)
+
+    def run(fn):
+        out = fn()
+        return [out.detach(), *torch.autograd.grad((out * probe).sum(), inputs)]
+
+    want = run(lambda: F.linear(x, w, b) + (other if add else 0))
+    got = run(lambda: cpu_linear.linear(x, w, b, other))
+    for g, e in zip(got, want):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-4)
+    frozen = w.detach()
+    out = cpu_linear.linear(x, frozen, None)
+    (grad_x,) = torch.autograd.grad(out.sum(), [x])
+    torch.testing.assert_close(grad_x, torch.ones(3, 70, 36) @ frozen)
+
+
+def test_onednn_linear_only_for_fp32_on_the_cpu_without_autocast():
+    x, w = torch.randn(4, 8), torch.randn(5, 8)
+    assert cpu_linear.usable(x, w) == cpu_linear._operator_works()
+    assert not cpu_linear.usable(x.bfloat16(), w.bfloat16())
+    assert not cpu_linear.usable(x, w.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not cpu_linear.usable(x, w)
 
 
 def test_merging_is_chosen_where_it_saves_work():

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes
+from . import cpu_linear
 from .files import read_header, read_tensors
 
 UNET_PREFIX = "lora_unet_"
@@ -179,6 +180,8 @@ def _product(x: torch.Tensor, weight: torch.Tensor, conv: bool, bias: torch.Tens
         else:
             out = torch.bmm(w3, x3)
         return out.view(b, weight.shape[0], h, w)
+    if cpu_linear.usable(x, weight):
+        return cpu_linear.linear(x, weight if alpha == 1.0 else weight * alpha, bias, add_to)
     if add_to is None:
         return F.linear(x, weight, bias)
     out = torch.addmm(add_to.reshape(-1, weight.shape[0]), x.reshape(-1, weight.shape[1]), weight.t(), alpha=alpha)
