@@ -8,10 +8,10 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW.
     python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
     python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
 
-facelora's step is facelora's own code: the model parts from facelora.model.base, LoRANetwork,
-make_optimizer, accelerate, and train.loop.batch_loss (the loss train() computes), with
-train()'s NaN guard before the optimizer step. The reference (bench/reference.py) is the plainest correct diffusers +
-peft loop.
+facelora's step is train()'s own: facelora.train.step's prepare_network and Stepper.run, with
+make_optimizer, make_scheduler and accelerate, as train() puts them together (gradient clipping
+at max_grad_norm 1.0 included, as Kohya's default). The reference (bench/reference.py) is the
+plainest correct diffusers + peft loop, without clipping.
 
 Each measurement runs in its own subprocess (so peak resident memory is per implementation),
 and with --compare-reference the subprocesses alternate A B A B ... so the drift of a shared,
@@ -63,27 +63,28 @@ WITHOUT = ("host-memory", "lora-forms", "onednn-linear")
 
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
                   compile_unet: bool, channels_last: bool | None, without: str | None = None):
-    """facelora's own step on random SD1.5 weights, put together as train() does it: the model
-    parts frozen, LoRANetwork applied, make_optimizer, accelerate's autocast and backward, then
-    train.loop.batch_loss and the NaN guard before optimizer.step. Returns the step function.
+    """train()'s own step on random SD1.5 weights: the model made ready by train.step's
+    prepare_network, make_optimizer and make_scheduler prepared by accelerate, then
+    train.step.Stepper.run (autocast, loss, backward, gradient clipping at max_grad_norm 1.0, the
+    NaN guard, AdamW and the scheduler), inside FreedMemoryReuse as train() runs it. Returns the
+    step function and the network.
     without="host-memory": malloc's thresholds left alone; "lora-forms": every LoRA module
     computed as Kohya writes it, org(x) + up(down(x)) * scale (no merged weight, no fused add,
     1x1 convolutions as convolutions); "onednn-linear": fp32 Linear products through MKL
     (PyTorch's default) instead of oneDNN."""
     import torch
-    from accelerate import Accelerator
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from facelora.config import TrainConfig
-    from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
     from facelora.model import cpu_linear
-    from facelora.model.lora import LoRAModule, LoRANetwork
+    from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.model.lora import LoRAModule
     from facelora.train.data import Batch
     from facelora.train.host_memory import FreedMemoryReuse
-    from facelora.train.loop import batch_loss, text_cache_for
-    from facelora.train.optim import make_optimizer
+    from facelora.train.optim import make_optimizer, make_scheduler
     from facelora.train.state import LoopState
+    from facelora.train.step import Stepper, make_accelerator, prepare_network, text_cache_for
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
@@ -94,45 +95,26 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
                       resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
                       gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
                       torch_compile=compile_unet, cache_latents=True)
-    accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=device == "cpu")
-    dev = accelerator.device
-    for part in (unet, te):
-        part.requires_grad_(False)
-        part.to(dev)
+    accelerator = make_accelerator(cfg.mixed_precision, cpu=device == "cpu")
     if without == "lora-forms":
         LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
             self.multiplier * self.scale)
     if without == "onednn-linear":
         cpu_linear.usable = lambda x, weight: False
-    network = LoRANetwork(unet, te, cfg.network_dim, cfg.network_alpha,
-                          train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
-    network.apply_to()
-    network.to(dev)
-    if cfg.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
-        if cfg.train_text_encoder:
-            te.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    network, _ = prepare_network(model, cfg, accelerator.device)
     if channels_last:
         unet.to(memory_format=torch.channels_last)
-    unet.train()
-    te.train(cfg.train_text_encoder)
-    if cfg.torch_compile:
-        unet.compile()
     optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
-    network, optimizer = accelerator.prepare(network, optim.optimizer)
+    scheduler = make_scheduler(cfg, optim, total_steps=1000)
+    network, optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
+    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg, text_cache=text_cache_for(cfg))
     state = LoopState(cfg.seed)
-    text_cache = text_cache_for(cfg)  # unet-only: the frozen text encoder's output, once per caption
     batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
     if without != "host-memory":
-        FreedMemoryReuse().install(dev)  # train() does this around its loop
+        FreedMemoryReuse().install(accelerator.device)  # train() does this around its loop
 
     def step() -> None:
-        with accelerator.autocast():
-            loss = batch_loss(model, batch, state, 0, accelerator.process_index, cfg, None, dev, text_cache)
-        accelerator.backward(loss)
-        if torch.isfinite(loss.detach()).item():  # train()'s NaN guard: one host sync a step
-            optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        stepper.run([batch], state)
         state.global_step += 1
 
     return step, network

@@ -327,15 +327,15 @@ def test_ctrl_c_to_the_command_then_resume_with_the_flag(tmp_path):
 def nan_at(monkeypatch, steps: set[int]) -> None:
     """Make the loss of the given (1-based) steps NaN, in-process: a test-only stand-in for an fp16
     overflow or a broken image."""
-    import facelora.train.loop as loop
+    import facelora.train.step as step
 
-    real = loop.batch_loss
+    real = step.batch_loss
 
     def batch_loss(model, batch, state, *a, **kw):
         loss = real(model, batch, state, *a, **kw)
         return loss * float("nan") if state.global_step + 1 in steps else loss
 
-    monkeypatch.setattr(loop, "batch_loss", batch_loss)
+    monkeypatch.setattr(step, "batch_loss", batch_loss)
 
 
 def test_a_nan_step_is_skipped_and_counted(tmp_path, monkeypatch):

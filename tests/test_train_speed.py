@@ -18,7 +18,7 @@ from facelora.model import cpu_linear
 from facelora.model.lora import LoRAModule
 from facelora.train.data import Batch
 from facelora.train.host_memory import FreedMemoryReuse
-from facelora.train.loop import batch_loss, text_cache_for
+from facelora.train.step import batch_loss, text_cache_for
 from facelora.train.state import LoopState
 
 

@@ -6,7 +6,8 @@ of each epoch. The parts it calls are one import away: data.py (images, buckets,
 latent cache), loss.py (noise and the objective), optim.py (optimizers and schedulers by Kohya's
 names), checkpoints.py (file names, metadata), samples.py (sample images), progress.py (terminal,
 TensorBoard, events.jsonl), state.py (the loop's state), resume.py (the state saved for --resume),
-stopping.py (Ctrl-C and SIGTERM), host_memory.py (malloc's thresholds while the CPU trains).
+stopping.py (Ctrl-C and SIGTERM), host_memory.py (malloc's thresholds while the CPU trains), and
+step.py: the model made ready for training and one optimizer step, which bench/ measures too.
 
 accelerate's Accelerator owns the device, mixed precision (autocast, and the GradScaler for
 fp16), gradient synchronisation between micro-batches (no_sync) and processes; only the main
@@ -17,32 +18,28 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
-from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import set_seed
 from rich.console import Console
 
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import missing_caption_warning, scan
 from ..errors import FaceloraError
 from ..estimate import estimate
-from ..model.base import encode_prompt, load_base, tokenize
-from ..model.lora import LoRANetwork, read_lora
+from ..model.base import load_base
 from ..project import Project
 from . import checkpoints
 from . import resume as saved
-from .data import Batch, TrainData, cache_latents, encode, epoch_loader
+from .data import TrainData, cache_latents, epoch_loader
 from .host_memory import FreedMemoryReuse
-from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
+from .loss import snr_table
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
 from .samples import make_samples, read_prompts
 from .state import LoopState
+from .step import Stepper, make_accelerator, prepare_network, text_cache_for
 from .stopping import StopRequest
 
 LATENT_CACHE_DIR = Path("cache") / "latents"  # in the project, for cache_latents_to_disk
@@ -97,38 +94,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
 
     # --- the base model, frozen; the LoRA network on it, in fp32 --------------------------------
     model = load_base(cfg.pretrained_model_name_or_path, allow_pickle)
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32) \
-        if cuda else torch.float32  # on the CPU, bf16 autocast casts per operation
-    for part in (model.unet, model.text_encoder, model.vae):
-        part.requires_grad_(False)
-    for part in (model.unet, model.text_encoder):
-        part.to(device)
-        if weight_dtype != torch.float32:
-            part.to(weight_dtype)
-    model.vae.to(device)  # fp32: the VAE overflows more easily in half precision
-    if cfg.xformers:
-        try:
-            model.unet.enable_xformers_memory_efficient_attention()
-        except (ImportError, ModuleNotFoundError, ValueError) as e:
-            notes.append(f"xformers cannot be used ({e}); PyTorch's SDPA attention is used instead.")
-
-    set_seed(cfg.seed)  # the LoRA's initial weights
-    network = LoRANetwork(model.unet, model.text_encoder, cfg.network_dim, cfg.network_alpha,
-                          train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
-    network.apply_to()
-    if cfg.network_weights:
-        tensors, _ = read_lora(cfg.network_weights)
-        network.load_kohya_state_dict(tensors)
-        notes.append(f"Starting from the LoRA {cfg.network_weights}.")
-    network.to(device)
-    if cfg.gradient_checkpointing:
-        model.unet.enable_gradient_checkpointing()
-        if cfg.train_text_encoder:
-            enable_text_encoder_checkpointing(model.text_encoder)
-    model.unet.train()  # no dropout in SD1.5; train mode turns gradient checkpointing on
-    model.text_encoder.train(cfg.train_text_encoder)
-    if cfg.torch_compile:
-        model.unet.compile()
+    network, network_notes = prepare_network(model, cfg, device)
+    notes += network_notes
 
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
@@ -143,9 +110,9 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     notes += optim.notes
     network, optim.optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
     optimizer = optim.optimizer
-    trainable = [p for p in network.parameters() if p.requires_grad]
-    snr = snr_table(model.noise_scheduler) if cfg.min_snr_gamma else None
-    text_cache = text_cache_for(cfg)  # a frozen text encoder's outputs, computed once per caption
+    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg,
+                      snr=snr_table(model.noise_scheduler) if cfg.min_snr_gamma else None,
+                      text_cache=text_cache_for(cfg))  # a frozen text encoder's outputs, once per caption
     info = checkpoints.RunInfo(cfg, plan, data, model.name, dataset.subsets[0].concept.trigger,
                                optim.description, started_at)
 
@@ -211,33 +178,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
             for micro_batches in [] if state.global_step >= plan.total_steps else epoch_loader(data, state.epoch, state.step_in_epoch, latents,
                                               accelerator.num_processes, accelerator.process_index,
                                               cfg.max_data_loader_n_workers):
-                # one optimizer step: gradients summed over the micro-batches, synchronised
-                # between processes on the last one only
-                step_loss = torch.zeros((), device=device)
-                for j, batch in enumerate(micro_batches):
-                    sync = j == len(micro_batches) - 1
-                    with nullcontext() if sync else accelerator.no_sync(network):
-                        with accelerator.autocast():
-                            loss = batch_loss(model, batch, state, j, accelerator.process_index, cfg, snr, device,
-                                              text_cache)
-                        accelerator.backward(loss / len(micro_batches))
-                    step_loss += loss.detach() / len(micro_batches)
-                if accelerator.num_processes > 1:
-                    # the LoRA runs inside the UNet's forward, never DDP's own, so DDP's hooks do not
-                    # fire: the gradients (and the loss, so every process judges the step alike) are
-                    # averaged here, as Kohya's all_reduce_network does
-                    average_gradients(trainable, accelerator)
-                    step_loss = accelerator.reduce(step_loss, reduction="mean")
-                grad_norm = accelerator.clip_grad_norm_(trainable, cfg.max_grad_norm) if cfg.max_grad_norm else None
-                # the one host sync of a step: a NaN/inf must be caught before it reaches the weights
-                # (fp16's GradScaler skips overflowing steps itself, so its grad norm is not judged)
-                judged = [step_loss] + ([grad_norm] if grad_norm is not None and cfg.mixed_precision != "fp16" else [])
-                figures = torch.stack([v.float() for v in judged]).tolist()
-                loss_value, finite = figures[0], all(math.isfinite(v) for v in figures)
-                if finite:
-                    optimizer.step()
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                loss_value, finite = stepper.run(micro_batches, state)
                 state.global_step += 1
                 state.step_in_epoch += 1
                 losses.append(loss_value)
@@ -307,79 +248,6 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                  f"{state.average_loss:.4f}. Final LoRA: {final}")
     reporter.close()
     return TrainResult(files, final, samples, state, losses, encoded, notes)
-
-
-def make_accelerator(mixed_precision: str, cpu: bool) -> Accelerator:
-    """accelerate keeps one AcceleratorState per process, fixed at the first Accelerator; a second
-    run in the same process (`facelora run`, tests) with another precision needs it cleared. The
-    process group (PartialState) stays."""
-    AcceleratorState._reset_state()
-    GradientState._reset_state()
-    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
-
-
-def enable_text_encoder_checkpointing(text_encoder) -> None:
-    """Non-reentrant checkpointing, so the LoRA inside gets gradients though the frozen inputs
-    need none (transformers 5 renamed the method)."""
-    kwargs = {"use_reentrant": False}
-    if hasattr(text_encoder, "activation_checkpointing_enable"):
-        text_encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        text_encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
-
-def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, cfg: TrainConfig,
-               snr: torch.Tensor | None, device: torch.device,
-               text_cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """One micro-batch's loss: latents, caption embeddings, noise at random timesteps, the UNet's
-    noise prediction, and the (min-SNR weighted) MSE. Each sample's noise and timestep come from
-    its place in the step's global batch (process x batch size + k), so N processes x batch b
-    draw what 1 process x batch N*b draws."""
-    if batch.latents is not None:
-        latents = batch.latents.to(device)
-    else:
-        latents = encode(model.vae, batch.pixels, state.generator("vae", micro, process)).float()
-    text = caption_embeddings(model, batch.captions, cfg, device, text_cache)
-    places = [process * cfg.train_batch_size + k for k in range(latents.shape[0])]
-    noise = torch.cat([sample_noise(latents[k:k + 1], state.generator("noise", micro, place), cfg.noise_offset)
-                       for k, place in enumerate(places)])
-    timesteps = torch.cat([sample_timesteps(1, model.noise_scheduler.config.num_train_timesteps,
-                                            state.generator("timesteps", micro, place), device) for place in places])
-    noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
-    pred = model.unet(noisy, timesteps, text).sample
-    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma)
-
-
-def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
-    """An empty cache of caption embeddings when every step would compute the same ones again:
-    the text encoder is frozen (network_train_unet_only) and captions are not shuffled."""
-    return {} if not cfg.train_text_encoder and not cfg.shuffle_caption else None
-
-
-def caption_embeddings(model, captions: list[str], cfg: TrainConfig, device: torch.device,
-                       cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """The text encoder's output for the captions; with a cache (text_cache_for), each caption is
-    encoded once, the first time it is seen, and read back after that."""
-    if cache is None:
-        with torch.set_grad_enabled(cfg.train_text_encoder):
-            return encode_prompt(model, tokenize(model, captions).to(device), cfg.clip_skip)
-    new = [c for c in dict.fromkeys(captions) if c not in cache]
-    if new:
-        with torch.no_grad():
-            cache.update(zip(new, encode_prompt(model, tokenize(model, new).to(device), cfg.clip_skip)))
-    return torch.stack([cache[c] for c in captions])
-
-
-def average_gradients(params: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
-    """Replace each gradient by its mean over the processes: one all-reduce of one flat buffer."""
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
 
 
 def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:

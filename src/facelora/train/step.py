@@ -1,0 +1,196 @@
+"""One optimizer step, and the model made ready for it: what train() runs each step and what
+bench/train_step.py measures, so the benchmark times the trainer's own step, not a copy of it.
+
+prepare_network freezes the base model and puts the LoRA network on it; Stepper.run is one
+optimizer step (gradient_accumulation_steps micro-batches); batch_loss is one micro-batch's
+loss. accelerate's Accelerator owns autocast, the fp16 GradScaler and gradient synchronisation.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import set_seed
+
+from ..config import TrainConfig
+from ..model.base import SDModel, encode_prompt, tokenize
+from ..model.lora import LoRANetwork, read_lora
+from .data import Batch, encode
+from .loss import diffusion_loss, sample_noise, sample_timesteps
+from .state import LoopState
+
+
+def make_accelerator(mixed_precision: str, cpu: bool) -> Accelerator:
+    """accelerate keeps one AcceleratorState per process, fixed at the first Accelerator; a second
+    run in the same process (`facelora run`, tests) with another precision needs it cleared. The
+    process group (PartialState) stays."""
+    AcceleratorState._reset_state()
+    GradientState._reset_state()
+    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+
+
+def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[str]]:
+    """The base model frozen and on the device, the LoRA network (fp32) applied to it, started
+    from network_weights when set; gradient checkpointing, train modes and torch.compile as cfg
+    says. Returns the network and notes for the user."""
+    notes: list[str] = []
+    # CUDA fp16/bf16 keeps the frozen weights in half precision; on the CPU, bf16 autocast casts
+    # per operation.
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32) \
+        if device.type == "cuda" else torch.float32
+    for part in (model.unet, model.text_encoder, model.vae):
+        if part is not None:
+            part.requires_grad_(False)
+    for part in (model.unet, model.text_encoder):
+        part.to(device)
+        if weight_dtype != torch.float32:
+            part.to(weight_dtype)
+    if model.vae is not None:
+        model.vae.to(device)  # fp32: the VAE overflows more easily in half precision
+    if cfg.xformers:
+        try:
+            model.unet.enable_xformers_memory_efficient_attention()
+        except (ImportError, ModuleNotFoundError, ValueError) as e:
+            notes.append(f"xformers cannot be used ({e}); PyTorch's SDPA attention is used instead.")
+
+    set_seed(cfg.seed)  # the LoRA's initial weights
+    network = LoRANetwork(model.unet, model.text_encoder, cfg.network_dim, cfg.network_alpha,
+                          train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
+    network.apply_to()
+    if cfg.network_weights:
+        tensors, _ = read_lora(cfg.network_weights)
+        network.load_kohya_state_dict(tensors)
+        notes.append(f"Starting from the LoRA {cfg.network_weights}.")
+    network.to(device)
+    if cfg.gradient_checkpointing:
+        model.unet.enable_gradient_checkpointing()
+        if cfg.train_text_encoder:
+            enable_text_encoder_checkpointing(model.text_encoder)
+    model.unet.train()  # no dropout in SD1.5; train mode turns gradient checkpointing on
+    model.text_encoder.train(cfg.train_text_encoder)
+    if cfg.torch_compile:
+        model.unet.compile()
+    return network, notes
+
+
+def enable_text_encoder_checkpointing(text_encoder) -> None:
+    """Non-reentrant checkpointing, so the LoRA inside gets gradients though the frozen inputs
+    need none (transformers 5 renamed the method)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(text_encoder, "activation_checkpointing_enable"):
+        text_encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        text_encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+@dataclass
+class Stepper:
+    """train()'s optimizer step, with everything it needs. network, optimizer and scheduler are
+    the ones accelerator.prepare returned."""
+
+    model: SDModel
+    network: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    accelerator: Accelerator
+    cfg: TrainConfig
+    snr: torch.Tensor | None = None  # min-SNR weights (loss.snr_table), when min_snr_gamma is set
+    text_cache: dict[str, torch.Tensor] | None = None  # text_cache_for(cfg)
+    trainable: list[torch.nn.Parameter] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.trainable = [p for p in self.network.parameters() if p.requires_grad]
+
+    def run(self, micro_batches: list[Batch], state: LoopState) -> tuple[float, bool]:
+        """One optimizer step: the micro-batches' gradients summed, synchronised between processes
+        on the last one only, clipped, then the optimizer and scheduler step unless the loss or
+        gradient is NaN/inf. Returns the step's loss and whether it was finite."""
+        acc, cfg = self.accelerator, self.cfg
+        step_loss = torch.zeros((), device=acc.device)
+        for j, batch in enumerate(micro_batches):
+            sync = j == len(micro_batches) - 1
+            with nullcontext() if sync else acc.no_sync(self.network):
+                with acc.autocast():
+                    loss = batch_loss(self.model, batch, state, j, acc.process_index, cfg, self.snr, acc.device,
+                                      self.text_cache)
+                acc.backward(loss / len(micro_batches))
+            step_loss += loss.detach() / len(micro_batches)
+        if acc.num_processes > 1:
+            # the LoRA runs inside the UNet's forward, never DDP's own, so DDP's hooks do not
+            # fire: the gradients (and the loss, so every process judges the step alike) are
+            # averaged here, as Kohya's all_reduce_network does
+            average_gradients(self.trainable, acc)
+            step_loss = acc.reduce(step_loss, reduction="mean")
+        grad_norm = acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm) if cfg.max_grad_norm else None
+        # the one host sync of a step: a NaN/inf must be caught before it reaches the weights
+        # (fp16's GradScaler skips overflowing steps itself, so its grad norm is not judged)
+        judged = [step_loss] + ([grad_norm] if grad_norm is not None and cfg.mixed_precision != "fp16" else [])
+        figures = torch.stack([v.float() for v in judged]).tolist()
+        finite = all(math.isfinite(v) for v in figures)
+        if finite:
+            self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return figures[0], finite
+
+
+def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, cfg: TrainConfig,
+               snr: torch.Tensor | None, device: torch.device,
+               text_cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """One micro-batch's loss: latents, caption embeddings, noise at random timesteps, the UNet's
+    noise prediction, and the (min-SNR weighted) MSE. Each sample's noise and timestep come from
+    its place in the step's global batch (process x batch size + k), so N processes x batch b
+    draw what 1 process x batch N*b draws."""
+    if batch.latents is not None:
+        latents = batch.latents.to(device)
+    else:
+        latents = encode(model.vae, batch.pixels, state.generator("vae", micro, process)).float()
+    text = caption_embeddings(model, batch.captions, cfg, device, text_cache)
+    places = [process * cfg.train_batch_size + k for k in range(latents.shape[0])]
+    noise = torch.cat([sample_noise(latents[k:k + 1], state.generator("noise", micro, place), cfg.noise_offset)
+                       for k, place in enumerate(places)])
+    timesteps = torch.cat([sample_timesteps(1, model.noise_scheduler.config.num_train_timesteps,
+                                            state.generator("timesteps", micro, place), device) for place in places])
+    noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
+    pred = model.unet(noisy, timesteps, text).sample
+    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma)
+
+
+def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
+    """An empty cache of caption embeddings when every step would compute the same ones again:
+    the text encoder is frozen (network_train_unet_only) and captions are not shuffled."""
+    return {} if not cfg.train_text_encoder and not cfg.shuffle_caption else None
+
+
+def caption_embeddings(model, captions: list[str], cfg: TrainConfig, device: torch.device,
+                       cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The text encoder's output for the captions; with a cache (text_cache_for), each caption is
+    encoded once, the first time it is seen, and read back after that."""
+    if cache is None:
+        with torch.set_grad_enabled(cfg.train_text_encoder):
+            return encode_prompt(model, tokenize(model, captions).to(device), cfg.clip_skip)
+    new = [c for c in dict.fromkeys(captions) if c not in cache]
+    if new:
+        with torch.no_grad():
+            cache.update(zip(new, encode_prompt(model, tokenize(model, new).to(device), cfg.clip_skip)))
+    return torch.stack([cache[c] for c in captions])
+
+
+def average_gradients(params: list[torch.nn.Parameter], accelerator: Accelerator) -> None:
+    """Replace each gradient by its mean over the processes: one all-reduce of one flat buffer."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
