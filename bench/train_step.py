@@ -84,7 +84,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     from facelora.train.host_memory import FreedMemoryReuse
     from facelora.train.optim import make_optimizer, make_scheduler
     from facelora.train.state import LoopState
-    from facelora.train.step import Stepper, make_accelerator, prepare_network, text_cache_for
+    from facelora.train.step import Stepper, make_accelerator, prepare_network
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
@@ -107,7 +107,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
     scheduler = make_scheduler(cfg, optim, total_steps=1000)
     network, optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
-    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg, text_cache=text_cache_for(cfg))
+    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg)
     state = LoopState(cfg.seed)
     batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
     if without != "host-memory":

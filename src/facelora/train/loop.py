@@ -34,12 +34,11 @@ from . import checkpoints
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader
 from .host_memory import FreedMemoryReuse
-from .loss import snr_table
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
 from .samples import make_samples, read_prompts
 from .state import LoopState
-from .step import Stepper, make_accelerator, prepare_network, text_cache_for
+from .step import Stepper, make_accelerator, prepare_network
 from .stopping import StopRequest
 
 LATENT_CACHE_DIR = Path("cache") / "latents"  # in the project, for cache_latents_to_disk
@@ -110,9 +109,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     notes += optim.notes
     network, optim.optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
     optimizer = optim.optimizer
-    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg,
-                      snr=snr_table(model.noise_scheduler) if cfg.min_snr_gamma else None,
-                      text_cache=text_cache_for(cfg))  # a frozen text encoder's outputs, once per caption
+    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg)
     info = checkpoints.RunInfo(cfg, plan, data, model.name, dataset.subsets[0].concept.trigger,
                                optim.description, started_at)
 

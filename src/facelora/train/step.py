@@ -22,7 +22,7 @@ from ..config import TrainConfig
 from ..model.base import SDModel, encode_prompt, tokenize
 from ..model.lora import LoRANetwork, read_lora
 from .data import Batch, encode
-from .loss import diffusion_loss, sample_noise, sample_timesteps
+from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .state import LoopState
 
 
@@ -100,12 +100,14 @@ class Stepper:
     scheduler: Any
     accelerator: Accelerator
     cfg: TrainConfig
-    snr: torch.Tensor | None = None  # min-SNR weights (loss.snr_table), when min_snr_gamma is set
-    text_cache: dict[str, torch.Tensor] | None = None  # text_cache_for(cfg)
     trainable: list[torch.nn.Parameter] = field(init=False)
+    snr: torch.Tensor | None = field(init=False)  # min-SNR weights, when min_snr_gamma is set
+    text_cache: dict[str, torch.Tensor] | None = field(init=False)  # a frozen text encoder's outputs
 
     def __post_init__(self) -> None:
         self.trainable = [p for p in self.network.parameters() if p.requires_grad]
+        self.snr = snr_table(self.model.noise_scheduler) if self.cfg.min_snr_gamma else None
+        self.text_cache = text_cache_for(self.cfg)  # each caption encoded once, when it can be
 
     def run(self, micro_batches: list[Batch], state: LoopState) -> tuple[float, bool]:
         """One optimizer step: the micro-batches' gradients summed, synchronised between processes
