@@ -221,6 +221,15 @@ def summarise(runs: list[dict], device: str, precision: str) -> dict:
     return out
 
 
+def ratios(facelora: dict, other: dict, name: str) -> dict:
+    """facelora's time and peak memory over another run's (peak GPU memory too on CUDA)."""
+    out = {f"ratio_time_facelora_over_{name}": round(facelora["median_step_s"] / other["median_step_s"], 3),
+           f"ratio_peak_rss_facelora_over_{name}": round(facelora["peak_rss_gib"] / other["peak_rss_gib"], 3)}
+    if "peak_gpu_gib" in facelora and "peak_gpu_gib" in other:
+        out[f"ratio_peak_gpu_facelora_over_{name}"] = round(facelora["peak_gpu_gib"] / other["peak_gpu_gib"], 3)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
@@ -287,16 +296,11 @@ def main() -> None:
             entry = {"size": size, "gradient_checkpointing": ckpt}
             for (impl, prec, without), rs in runs.items():
                 entry[f"{impl}_{prec}" + (f"_without_{without}" if without else "")] = summarise(rs, a.device, prec)
+            facelora = entry[f"facelora_{a.precision}"]
             if a.compare_reference:
-                f, ref = entry[f"facelora_{a.precision}"], entry[f"reference_{a.precision}"]
-                entry["ratio_time_facelora_over_reference"] = round(f["median_step_s"] / ref["median_step_s"], 3)
-                entry["ratio_peak_rss_facelora_over_reference"] = round(f["peak_rss_gib"] / ref["peak_rss_gib"], 3)
-                if a.device == "cuda":
-                    entry["ratio_peak_gpu_facelora_over_reference"] = round(f["peak_gpu_gib"] / ref["peak_gpu_gib"], 3)
+                entry.update(ratios(facelora, entry[f"reference_{a.precision}"], "reference"))
             if a.without:
-                f, w = entry[f"facelora_{a.precision}"], entry[f"facelora_{a.precision}_without_{a.without}"]
-                entry[f"ratio_time_facelora_over_without_{a.without}"] = round(f["median_step_s"] / w["median_step_s"], 3)
-                entry[f"ratio_peak_rss_facelora_over_without_{a.without}"] = round(f["peak_rss_gib"] / w["peak_rss_gib"], 3)
+                entry.update(ratios(facelora, entry[f"facelora_{a.precision}_without_{a.without}"], f"without_{a.without}"))
             if with_bf16:
                 entry["ratio_time_bf16_over_fp32_facelora"] = round(
                     entry["facelora_bf16"]["median_step_s"] / entry[f"facelora_{a.precision}"]["median_step_s"], 3)

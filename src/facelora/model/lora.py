@@ -78,8 +78,8 @@ def target_modules(unet: nn.Module | None, text_encoder: nn.Module | None) -> di
 class LoRAModule(nn.Module):
     """One adapted module: down (rank x in) and up (out x rank), Linear or 1x1 Conv2d like the
     original. Applied, it takes the original's forward over: org_forward(x) + up(down(x)) *
-    multiplier * alpha / rank, computed in the cheaper of two equal forms (forward). down starts Kaiming-uniform (a = sqrt 5), up at zero, so a new
-    network changes nothing until trained."""
+    multiplier * alpha / rank, computed in the cheaper of two equal forms (forward). down starts
+    Kaiming-uniform (a = sqrt 5), up at zero, so a new network changes nothing until trained."""
 
     def __init__(self, lora_name: str, org_module: nn.Module, rank: int, alpha: float, multiplier: float = 1.0):
         super().__init__()
