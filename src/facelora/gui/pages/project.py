@@ -18,7 +18,7 @@ def summary(ws: Workspace, p: Project) -> str:
     rows: list[tuple[str, object]] = [("folder", p.root), ("trigger word", s.trigger),
                                       ("class word", s.class_word or "-")]
     for folder, concept in p.concepts():
-        rows.append(("training folder", f"image/{folder.name}: {len(list_images(folder))} images, "
+        rows.append(("training folder", f"{folder.relative_to(p.root).as_posix()}: {len(list_images(folder))} images, "
                                         f"{concept.repeats} repeats"))
     models = sorted(x.name for x in p.models_dir.glob(f"*{LORA_SUFFIX}")) if p.models_dir.is_dir() else []
     rows.append(("LoRA files", "\n".join(models) or "none yet"))
