@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-SaveKind = str  # "epoch" | "final" | "step" | "interrupted"
+from .project import LoraKind
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class Saved(Event):
     path: str = ""
     step: int = 0
     epoch: int = 0
-    kind: SaveKind = "epoch"
+    kind: LoraKind = "epoch"  # which save: epoch, step, final or interrupted
 
 
 @dataclass(frozen=True)
