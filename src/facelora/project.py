@@ -27,9 +27,10 @@ from .errors import FaceloraError
 from .config import ProjectSettings, TrainConfig, load_settings, save_settings
 
 CONFIG_FILE = "facelora.toml"
-IMAGE_DIR = "image"
-MODELS_DIR = "models"
-LOG_DIR = "log"
+# Kohya's folders: the defaults of train_data_dir, output_dir and logging_dir (relative to the project)
+IMAGE_DIR = TrainConfig.model_fields["train_data_dir"].default
+MODELS_DIR = TrainConfig.model_fields["output_dir"].default
+LOG_DIR = TrainConfig.model_fields["logging_dir"].default
 EVAL_DIR = "eval"
 STATE_DIR = "state"
 PREPARE_REPORT = "prepare-report.json"
