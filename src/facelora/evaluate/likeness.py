@@ -128,6 +128,10 @@ class GroupKey:
     order: int = 0  # the file's place in training order (ties go to the earlier file)
     label: str = ""
 
+    @property
+    def is_base(self) -> bool:
+        return self.file is None or self.weight == 0
+
 
 @dataclass
 class ImageScore:
