@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import astronaut_rgb, tiny_training_project
 from facelora.config import apply
-from facelora.model.lora import read_lora, save_lora
+from facelora.lora_file import read_lora, save_lora
 from facelora.project import Project
 from facelora.train.loop import TrainingDiverged, train
 

@@ -96,9 +96,9 @@ def prepare_specs() -> list[FieldSpec]:
 
 
 def grid_specs() -> list[FieldSpec]:
-    from ..model.base import SAMPLERS  # imports diffusers: only when the page is built
+    from ..model.family import SD15
 
-    samplers = tuple(s.display for s in SAMPLERS.values())
+    samplers = tuple(s.display for s in SD15.samplers.values())
     return model_specs(GridOptions, GRID_BASIC, {"sampler": samplers, "base_model": (TINY,)})
 
 
