@@ -17,11 +17,10 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from .family import SD15
+from .family import SD15, TINY
 from .files import read_header, read_tensors
 from .sdmodel import (
     SD15_DIR,
-    TINY,
     TINY_CONFIG_DIR,
     BaseModelError,
     SDModel,

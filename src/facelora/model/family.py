@@ -16,6 +16,9 @@ from types import ModuleType
 from typing import Any
 
 
+TINY = "tiny"  # the base-model name that means the tiny test model (model/tiny.py)
+
+
 @dataclass(frozen=True)
 class Sampler:
     display: str  # the name A1111 shows

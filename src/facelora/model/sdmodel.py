@@ -23,7 +23,6 @@ from .family import FAMILIES, SD15, ModelFamily
 SD15_DIR = SD15.config_dir
 TINY_CONFIG_DIR = SD15.tiny_config_dir  # same layout as sd15/: unet/, text_encoder/, vae/ configs
 TOKENIZER_DIR = SD15.tokenizer_dir
-TINY = "tiny"
 # Each family's pipeline class, imported with this module as a direct import would be (importing
 # diffusers' pipelines logs transformers' start-up warnings; they belong before any work starts).
 PIPELINES = {f.name: getattr(diffusers, f.pipeline) for f in FAMILIES}
