@@ -245,7 +245,8 @@ def create_network_from_weights(multiplier: float, file: str | Path | None, vae:
                                 family: ModelFamily = SD15, **kwargs) -> tuple[LoRANetwork, dict[str, torch.Tensor]]:
     """The LoRA a file (or weights_sd) holds: its rank and alpha and the parts it adapts read from
     the weights, and the weights themselves, not yet loaded (network.load_kohya_state_dict). One
-    rank and one alpha for every module, as facelora saves them; a file with several is refused."""
+    rank and one alpha for every module, as facelora saves them; a file with several is refused.
+    for_inference and kwargs are sd-scripts' arguments: this LoRA is the same for both uses."""
     if weights_sd is None:
         if file is None:
             raise LoRAFileError("create_network_from_weights needs a file or weights_sd.")
