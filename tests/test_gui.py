@@ -296,9 +296,9 @@ def test_install_copies_only_into_an_opened_folder(tmp_path: Path):
     pytest.importorskip("gradio")
     import torch
 
-    from facelora.evaluate.loras import read_metadata
+    from facelora.lora_file import read_metadata
     from facelora.gui.pages.evaluate import install, lora_names
-    from facelora.model.lora import save_lora
+    from facelora.lora_file import save_lora
 
     lora_dir = tmp_path / "webui Lora"
     lora_dir.mkdir()

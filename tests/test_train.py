@@ -19,7 +19,7 @@ from conftest import astronaut_rgb, tiny_training_project
 from facelora.config import apply
 from facelora.events import read_events
 from facelora.gui.jobs import progress
-from facelora.model.lora import read_lora, save_lora
+from facelora.lora_file import read_lora, save_lora
 from facelora.project import Project
 from facelora.train.loop import TrainingDiverged, train
 

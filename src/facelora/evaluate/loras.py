@@ -4,13 +4,11 @@
 
 from __future__ import annotations
 
-import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FaceloraError
 from ..fileio import atomic_write_json, read_json
+from ..lora_file import LoRAFileError, addnet_hash, read_lora, read_metadata, save_lora
 from ..project import LORA_SUFFIX, LoraName, parse_lora_filename
 
 # What A1111 reads as a LoRA's preferred weight: the "preferred weight" of its user-metadata file
@@ -22,8 +20,8 @@ A1111_USER_METADATA_KEY = "preferred weight"
 USAGE_HINT_KEY = "modelspec.usage_hint"
 
 
-class LoraFileError(FaceloraError, ValueError):
-    """A LoRA file that is missing, unreadable, or would overwrite another file."""
+class LoraFileError(LoRAFileError):
+    """A project's LoRA file that is missing or would overwrite another file."""
 
 
 @dataclass(frozen=True)
@@ -41,34 +39,6 @@ class LoraFile:
     @property
     def label(self) -> str:
         return self.name
-
-
-def read_header(path: Path) -> tuple[dict, int]:
-    """The safetensors JSON header and the offset where tensor data starts."""
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error) as e:
-        raise LoraFileError(f"{path} is not a readable .safetensors file: {e}") from None
-    return header, 8 + n
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    return dict(read_header(path)[0].get("__metadata__") or {})
-
-
-def addnet_hash(path: Path) -> str:
-    """SHA-256 of the tensor data (bytes after the header): kohya's `sshs_model_hash`, and the
-    hash A1111 shows (its first 12 digits) in `Lora hashes`."""
-    from ..model.lora import model_hash
-
-    try:
-        return model_hash(Path(path).read_bytes())
-    except OSError as e:
-        raise LoraFileError(f"Cannot read {path}: {e}") from None
 
 
 def _int(v: object) -> int | None:
@@ -149,8 +119,6 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
 
     The tensors are written back unchanged, through the same writer as training (atomic, and it
     recomputes sshs_model_hash and sshs_legacy_hash, which the new modelspec key does not touch)."""
-    from ..model.lora import read_lora, save_lora
-
     dest_dir = Path(dest_dir).expanduser()
     if not dest_dir.is_dir():
         raise LoraFileError(f"{dest_dir} is not a folder; give the LoRA folder, e.g. stable-diffusion-webui/models/Lora.")
@@ -158,7 +126,7 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
     if dest.exists() and not overwrite and dest.resolve() != Path(source).resolve():
         try:
             same = addnet_hash(dest) == addnet_hash(source)
-        except LoraFileError:
+        except LoRAFileError:
             same = False
         if not same:
             raise LoraFileError(f"{dest} exists and holds other weights; use --overwrite to replace it.")
