@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -31,7 +33,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 Trigger = Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")]
 Preset = Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")]
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -74,3 +75,51 @@ def with_bar(description: str, work):
         task = bar.add_task(description, total=None)
         return work(lambda done, total, msg: bar.update(task, completed=done, total=total,
                                                         description=escape(f"{description}: {msg}"[:70])))
+
+
+# --- options models: the CLI reads each step's defaults and help from its model -----------------
+
+
+def default_of(model: type[BaseModel], name: str) -> Any:
+    """An option's default, from the step's options model (the one place defaults live)."""
+    return model.model_fields[name].get_default(call_default_factory=True)
+
+
+def help_of(model: type[BaseModel], name: str) -> str:
+    """An option's help, from the step's options model (the GUI shows the same words)."""
+    text = model.model_fields[name].description or ""
+    return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
+
+
+def invalid(e: ValidationError) -> str:
+    """A model's validation errors in the CLI's spelling: `--face-ratio: ...; --steps: ...`."""
+    return "; ".join(f"--{'-'.join(str(x) for x in er['loc']).replace('_', '-')}: {er['msg']}" for er in e.errors())
+
+
+M = TypeVar("M", bound=BaseModel)
+
+# A GUI job's options as a file (facelora.jobs writes it), instead of re-spelled options.
+OptionsFile = Annotated[Optional[Path], typer.Option("--options-file", hidden=True,
+                                                     help="JSON file with this command's options.")]
+
+
+class OptionsError(FaceloraError, ValueError):
+    """A command's options that its options model rejects."""
+
+
+def options_of(model: type[M], **values: Any) -> M:
+    """The step's options model from the command line's values, with the CLI's spelling in errors."""
+    try:
+        return model(**values)
+    except ValidationError as e:
+        raise OptionsError(f"Invalid option: {invalid(e)}") from None
+
+
+def options_from_file(path: Path, model: type[M]) -> M:
+    """A GUI job's options, as the GUI wrote them (facelora.gui.jobs.start)."""
+    try:
+        return model.model_validate_json(Path(path).read_bytes())
+    except OSError as e:
+        raise FaceloraError(f"Cannot read the options file {path}: {e.strerror or e}.") from None
+    except ValidationError as e:
+        raise OptionsError(f"The options file {path} does not fit: {invalid(e)}") from None

@@ -39,7 +39,7 @@ def config_import(
     p = Project.open(project)
     settings = p.settings()
     cfg, notes = cfgmod.import_kohya(kohya_toml.read_text(encoding="utf-8"), settings.train)
-    keep = {k: getattr(settings.train, k) for k in ("train_data_dir", "output_dir", "logging_dir")}
+    keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)
     for n in notes:

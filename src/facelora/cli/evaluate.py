@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceloraError
+from ..evaluate.grid import GridOptions
+from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project
-from .app import AsJson, Overwrite, app, console, err, friendly, note, with_bar
+from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, help_of, note, options_from_file,
+                  options_of, with_bar)
 
 
 def likeness_table(report) -> Table:
@@ -56,50 +59,63 @@ def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
         console.print(f"Heatmap: {root / report.heatmap if root else report.heatmap}")
 
 
+def _grid(name: str) -> Any:
+    """A grid option (its help and default from GridOptions)."""
+    return typer.Option(help=help_of(GridOptions, name))
+
+
+def _scoring(name: str) -> Any:
+    return typer.Option(help=help_of(ScoreOptions, name))
+
+
+Threshold = Annotated[float, _scoring("threshold")]
+InstallTo = Annotated[Optional[Path], typer.Option("--install-to", help=help_of(ScoreOptions, "install_to"))]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help=help_of(ScoreOptions, "overwrite"))]
+
+
 @app.command()
 @friendly
 def grid(
     project: Annotated[Path, typer.Argument(help="The project whose saved LoRA files to compare.")],
-    checkpoints: Annotated[str, typer.Option(help="all, or names/epochs: 'ohwx-000004,ohwx' or '2,4,6'.")] = "all",
-    weights: Annotated[str, typer.Option(help="LoRA weights (Y): '0.4,0.6,0.8,1.0', '0.2-1.0 (+0.2)', '0-1 [6]'.")] = "0.4,0.6,0.8,1.0",
-    prompt: Annotated[Optional[str], typer.Option(help="Prompt (may hold <lora:NAME:W>); default from the trigger and class word.")] = None,
-    negative: Annotated[Optional[str], typer.Option(help="Negative prompt.")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Seeds, e.g. '1234' or '1,2,3' (each cell holds one image per seed); -1 = random, fixed for the grid.")] = None,
+    checkpoints: Annotated[str, _grid("checkpoints")] = default_of(GridOptions, "checkpoints"),
+    weights: Annotated[str, _grid("weights")] = default_of(GridOptions, "weights"),
+    prompt: Annotated[Optional[str], _grid("prompt")] = None,
+    negative: Annotated[Optional[str], _grid("negative")] = None,
+    seeds: Annotated[Optional[str], _grid("seeds")] = None,
     z: Annotated[Optional[tuple[str, str]], typer.Option(help="Third axis and its values: prompts 'A,B' (Prompt S/R), seeds '1,2', cfg '5,7', steps '20,30'.")] = None,
-    xsr: Annotated[Optional[str], typer.Option(help="X as Prompt S/R, e.g. '000004,000006,000008' (the first must be in the prompt).")] = None,
-    ysr: Annotated[Optional[str], typer.Option(help="Y as Prompt S/R instead of --weights.")] = None,
-    sampler: Annotated[str, typer.Option(help="Euler a, Euler, DPM++ 2M, DPM++ 2M Karras, DDIM.")] = "Euler a",
-    steps: Annotated[int, typer.Option(min=1, max=150, help="Sampling steps.")] = 20,
-    cfg: Annotated[float, typer.Option(min=0, max=30, help="CFG scale.")] = 7.0,
-    size: Annotated[Optional[str], typer.Option(help="WxH, e.g. 512x512 (default: the training resolution).")] = None,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help="SD1.5 checkpoint or diffusers folder (default: the project's).")] = None,
-    clip_skip: Annotated[Optional[int], typer.Option("--clip-skip", min=1, max=12, help="Clip skip (default: the project's).")] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model (read with weights_only=True).")] = False,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    xsr: Annotated[Optional[str], _grid("xsr")] = None,
+    ysr: Annotated[Optional[str], _grid("ysr")] = None,
+    sampler: Annotated[str, _grid("sampler")] = default_of(GridOptions, "sampler"),
+    steps: Annotated[int, _grid("steps")] = default_of(GridOptions, "steps"),
+    cfg: Annotated[float, _grid("cfg")] = default_of(GridOptions, "cfg"),
+    size: Annotated[Optional[str], _grid("size")] = None,
+    base_model: Annotated[Optional[str], typer.Option("--base-model", help=help_of(GridOptions, "base_model"))] = None,
+    clip_skip: Annotated[Optional[int], typer.Option("--clip-skip", help=help_of(GridOptions, "clip_skip"))] = None,
+    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=help_of(GridOptions, "allow_pickle"))] = False,
+    device: Annotated[str, _grid("device")] = default_of(GridOptions, "device"),
     score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
-    threshold: Annotated[float, typer.Option(help="With --score: a face matches below this distance.")] = 0.6,
-    install_to: Annotated[Optional[Path], typer.Option("--install-to", help="With --score: copy the best file into this LoRA folder (e.g. A1111's models/Lora).")] = None,
+    threshold: Threshold = default_of(ScoreOptions, "threshold"),
+    install_to: InstallTo = None,
     overwrite: Overwrite = False,
+    options_file: OptionsFile = None,
 ) -> None:
     """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
     AUTOMATIC1111's X/Y/Z plot does, with an optional third axis. Writes PROJECT/eval/grid.png,
     eval/cells/*.png (each with A1111's parameters text) and eval/grid.json."""
-    from pydantic import ValidationError
-
-    from ..evaluate.grid import GridError, GridOptions, make_grid
+    from ..evaluate.grid import make_grid
 
     if install_to is not None and not score:
-        raise FaceloraError("--install-to picks the best file by likeness: add --score.")
+        raise FaceloraError("--install-to picks the best file by likeness (an option of --score): add --score.")
     p = Project.open(project)
-    try:
-        options = GridOptions(
-            checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
+    if options_file is not None:
+        options = options_from_file(options_file, GridOptions)
+    else:
+        options = options_of(
+            GridOptions, checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
             z=z[0] if z else None, z_values=z[1] if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
             steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
             allow_pickle=allow_pickle, device=device,
         )
-    except ValidationError as e:
-        raise GridError("; ".join(f"--{er['loc'][0]}: {er['msg']}" for er in e.errors())) from None
     with held(p, "grid", "facelora grid"):
         result = with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
     for n in result.notes:
@@ -110,19 +126,19 @@ def grid(
     console.print(f"Cells: {result.grid.parent / 'cells'}")
     console.print(f"Every cell described in: {result.json}")
     if score:
-        _score_project(p, threshold, install_to, overwrite, as_json=False)
+        _score_project(p, options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite), as_json=False)
 
 
-def _score_project(p: Project, threshold: float, install_to: Optional[Path], overwrite: bool, as_json: bool) -> None:
-    from ..evaluate.scoring import ScoreOptions, install_best, score_project
+def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
+    from ..evaluate.scoring import install_best, score_project
 
     with held(p, "score", "facelora score"):
-        report = with_bar("Scoring", lambda cb: score_project(p, ScoreOptions(threshold=threshold), cb))
+        report = with_bar("Scoring", lambda cb: score_project(p, options, cb))
     print_likeness(report, as_json, p.root)
     if not as_json:
         console.print(f"Scores: {p.eval_dir / 'likeness.json'}")
-    if install_to is not None:
-        done = install_best(p, report, install_to, overwrite)
+    if options.install_to is not None:
+        done = install_best(p, report, options.install_to, options.overwrite)
         (err if as_json else console).print(
             f"Installed {done.path} (preferred weight {done.weight:g}; use <lora:{done.path.stem}:{done.weight:g}>)")
 
@@ -133,25 +149,28 @@ def score(
     project: Annotated[Optional[Path], typer.Argument(help="A project with a grid (facelora grid).")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Without a project: folder of photos of the person.")] = None,
     images: Annotated[Optional[Path], typer.Option(help="Without a project: folder of generated images (e.g. an A1111 X/Y/Z plot's).")] = None,
-    threshold: Annotated[float, typer.Option(help="A face matches below this distance (dlib: 0.6).")] = 0.6,
-    install_to: Annotated[Optional[Path], typer.Option("--install-to", help="Copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight.")] = None,
+    threshold: Threshold = default_of(ScoreOptions, "threshold"),
+    install_to: InstallTo = None,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
+    options_file: OptionsFile = None,
 ) -> None:
     """Score how alike the grid's faces are to the person: dlib's face descriptor of every cell
     against the training photos. Per file and weight: faces found, mean distance, match rate and
     spread; names the best file and weight. With --reference and --images, scores images made
     anywhere, grouped by the <lora:NAME:W> in their PNG parameters text."""
-    from ..evaluate.scoring import ScoreOptions, score_folder
+    from ..evaluate.scoring import score_folder
 
+    options = (options_from_file(options_file, ScoreOptions) if options_file is not None else
+               options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite))
     if project is not None:
         if reference is not None or images is not None:
             raise FaceloraError("Give either a PROJECT or --reference and --images, not both.")
-        _score_project(Project.open(project), threshold, install_to, overwrite, as_json)
+        _score_project(Project.open(project), options, as_json)
         return
     if reference is None or images is None:
         raise FaceloraError("Give a PROJECT, or both --reference DIR (photos of the person) and --images DIR.")
-    if install_to is not None:
+    if options.install_to is not None:
         raise FaceloraError("--install-to needs a PROJECT (it copies the project's best file).")
-    report = with_bar("Scoring", lambda cb: score_folder(reference, images, ScoreOptions(threshold=threshold), cb))
+    report = with_bar("Scoring", lambda cb: score_folder(reference, images, options, cb))
     print_likeness(report, as_json)

@@ -11,18 +11,15 @@ from rich.table import Table
 
 from ..locks import held
 from ..prepare.options import PrepareOptions
-from .app import app, console, err, friendly
+from .app import app, console, default_of, err, friendly, help_of, invalid
 
 
 def _prepared(name: str):
-    """A prepare option's default, from PrepareOptions (the one place defaults live)."""
-    return PrepareOptions.model_fields[name].default
+    return default_of(PrepareOptions, name)
 
 
 def _about(name: str) -> str:
-    """A prepare option's help, from PrepareOptions (the GUI shows the same words)."""
-    text = PrepareOptions.model_fields[name].description or ""
-    return text[:1].upper() + text[1:] + "."
+    return help_of(PrepareOptions, name)
 
 
 @app.command()
@@ -64,8 +61,7 @@ def prepare(
             outlier_threshold=outlier_threshold,
         )
     except ValidationError as e:
-        problems = "; ".join(f"--{'-'.join(str(x) for x in er['loc']).replace('_', '-')}: {er['msg']}" for er in e.errors())
-        raise pipeline.PrepareError(f"Invalid option: {problems}") from None
+        raise pipeline.PrepareError(f"Invalid option: {invalid(e)}") from None
     p = pipeline.open_or_create(project, trigger, class_word)
     with held(p, "prepare", "facelora prepare"), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as bar:

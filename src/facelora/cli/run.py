@@ -3,36 +3,41 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from .. import config as cfgmod
 from ..errors import FaceloraError
-from .app import OVERRIDES, Preset, Trigger, app, console, friendly
+from ..run import RunOptions
+from .app import OVERRIDES, Preset, Trigger, app, console, default_of, friendly, help_of, options_of
+
+
+def _run(name: str, *flags: str) -> Any:
+    return typer.Option(*flags, help=help_of(RunOptions, name))
 
 
 @app.command(context_settings=OVERRIDES)
 @friendly
 def run(
     ctx: typer.Context,
-    photos: Annotated[Path, typer.Argument(help="Folder of photos of one person.")],
-    project: Annotated[Path, typer.Argument(help="Project folder (created when it does not exist).")],
+    photos: Annotated[Path, typer.Argument(help=help_of(RunOptions, "photos"))],
+    project: Annotated[Path, typer.Argument(help=help_of(RunOptions, "project"))],
     trigger: Trigger,
-    base_model: Annotated[str, typer.Option("--base-model", help="SD1.5 .safetensors file or diffusers folder ('tiny' = test model).")],
-    class_word: Annotated[Optional[str], typer.Option("--class-word", help="woman, man, person...")] = None,
+    base_model: Annotated[str, _run("base_model", "--base-model")],
+    class_word: Annotated[Optional[str], _run("class_word", "--class-word")] = None,
     preset: Preset = None,
-    resolution: Annotated[int, typer.Option(help="Size of the prepared crops: 512 or 768.")] = 512,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs (5-10 for a face).")] = 10,
-    max_train_steps: Annotated[int, typer.Option("--max-train-steps", min=1, help="Step budget; repeats are solved from it.")] = 4800,
-    weights: Annotated[str, typer.Option(help="LoRA weights of the grid's rows.")] = "0.4,0.6,0.8,1.0",
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model.")] = False,
+    resolution: Annotated[int, _run("resolution")] = default_of(RunOptions, "resolution"),
+    epochs: Annotated[int, _run("epochs")] = default_of(RunOptions, "epochs"),
+    max_train_steps: Annotated[int, _run("max_train_steps", "--max-train-steps")] = default_of(RunOptions, "max_train_steps"),
+    weights: Annotated[str, _run("weights")] = default_of(RunOptions, "weights"),
+    allow_pickle: Annotated[bool, _run("allow_pickle", "--allow-pickle")] = False,
 ) -> None:
     """Everything in one go: init, prepare, plan, train, grid, score, and PROJECT/report.html with
     the best file and weight. Any training parameter can follow in Kohya's spelling."""
-    from ..run import RunOptions, run as run_all
+    from ..run import run as run_all
 
-    opts = RunOptions(photos=photos, project=project, trigger=trigger, base_model=base_model,
+    opts = options_of(RunOptions, photos=photos, project=project, trigger=trigger, base_model=base_model,
                       class_word=class_word, preset=preset, overrides=cfgmod.parse_overrides(list(ctx.args)),
                       resolution=resolution, epochs=epochs, max_train_steps=max_train_steps, weights=weights,
                       allow_pickle=allow_pickle)

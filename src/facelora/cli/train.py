@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from .. import config as cfgmod
 from ..locks import held
 from ..project import Project
-from .app import OVERRIDES, app, console, friendly, overrides_from
+from ..train.options import TrainOptions
+from .app import (OVERRIDES, OptionsFile, app, console, default_of, friendly, help_of, options_from_file, options_of,
+                  overrides_from)
 
 
-_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
+def _train(name: str, *flags: str) -> Any:
+    return typer.Option(*flags, help=help_of(TrainOptions, name))
 
 
 @app.command(context_settings=OVERRIDES)
@@ -22,16 +25,12 @@ _FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
 def train(
     ctx: typer.Context,
     project: Annotated[Path, typer.Argument(help="The project to train.")],
-    base_model: Annotated[Optional[str], typer.Option(
-        "--base-model", help="SD1.5 base model: a .safetensors file, a diffusers folder, or 'tiny' (the test "
-                             "model). Default: the project's pretrained_model_name_or_path.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Go on from the state saved with the last file "
-                                                          "(save_state), after an interruption.")] = False,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Allow a .ckpt base model (a pickle, "
-                                               "read with weights_only=True). Only for files you trust.")] = False,
-    num_processes: Annotated[int, typer.Option("--num_processes", "--num-processes", min=1, help=(
-        "Train on this many GPUs (processes; on a machine without a GPU, CPU processes): facelora "
-        "launches itself through accelerate."))] = 1,
+    base_model: Annotated[Optional[str], _train("base_model", "--base-model")] = None,
+    resume: Annotated[bool, _train("resume", "--resume")] = False,
+    allow_pickle: Annotated[bool, _train("allow_pickle", "--allow-pickle")] = False,
+    num_processes: Annotated[int, _train("num_processes", "--num_processes", "--num-processes")] = (
+        default_of(TrainOptions, "num_processes")),
+    options_file: OptionsFile = None,
 ) -> None:
     """Train the LoRA on the project's images, as Kohya's train_network.py does: the parameters
     and the plan first, then a progress bar, and a 'model saved:' line for every file. Any
@@ -41,22 +40,31 @@ def train(
     from ..train.loop import train as train_lora
 
     p = Project.open(project)
-    if num_processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside a launched process
-        args = [str(p.root)] + (["--base-model", base_model] if base_model else []) + (["--resume"] if resume else [])
-        with held(p, "train", f"facelora train --num_processes {num_processes}"):
-            status = launch_processes(num_processes, args + (["--allow-pickle"] if allow_pickle else []) + list(ctx.args))
+    options = (options_from_file(options_file, TrainOptions) if options_file is not None else
+               options_of(TrainOptions, base_model=base_model, resume=resume, allow_pickle=allow_pickle,
+                          num_processes=num_processes))
+    if options.num_processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside a launched process
+        args = [str(p.root), *(["--options-file", str(options_file)] if options_file else _as_args(options))]
+        with held(p, "train", f"facelora train --num_processes {options.num_processes}"):
+            status = launch_processes(options.num_processes, args + list(ctx.args))
         raise typer.Exit(status)
-    updates = overrides_from(ctx)
-    if base_model:
-        updates["pretrained_model_name_or_path"] = base_model
-    for key in _FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
+    updates = {**options.overrides, **overrides_from(ctx)}
+    if options.base_model:
+        updates["pretrained_model_name_or_path"] = options.base_model
+    for key in cfgmod.PROJECT_FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
         if key in updates and not Path(updates[key]).is_absolute():
             updates[key] = str(p.root / updates[key])
     cfg = cfgmod.apply(p.train_config(), updates)
     with held(p, "train", "facelora train"):
-        result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
+        result = train_lora(p, cfg, allow_pickle=options.allow_pickle, resume=options.resume, console=console)
     if result.interrupted:
         raise typer.Exit(130)
+
+
+def _as_args(options: TrainOptions) -> list[str]:
+    """The options as `facelora train` takes them, for the launched processes."""
+    return ((["--base-model", options.base_model] if options.base_model else []) + (["--resume"] if options.resume else [])
+            + (["--allow-pickle"] if options.allow_pickle else []))
 
 
 def launch_processes(n: int, train_args: list[str]) -> int:

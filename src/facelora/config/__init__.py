@@ -11,14 +11,14 @@
 
 from ..errors import ConfigError
 from .checks import PRESETS, check, preset
-from .fields import Precision, SavePrecision, TrainConfig, config_fields
+from .fields import PROJECT_FOLDERS, Precision, SavePrecision, TrainConfig, config_fields
 from .kohya import export_kohya, import_kohya
 from .overrides import ALIASES, LIST_FIELDS, apply, explain, parse_overrides
 from .settings import ProjectSettings, load_settings, save_settings
 from .values import parse_kv_args, parse_resolution
 
 __all__ = [
-    "ALIASES", "LIST_FIELDS", "PRESETS", "ConfigError", "Precision", "ProjectSettings", "SavePrecision",
+    "ALIASES", "LIST_FIELDS", "PRESETS", "PROJECT_FOLDERS", "ConfigError", "Precision", "ProjectSettings", "SavePrecision",
     "TrainConfig", "apply", "check", "config_fields", "explain", "export_kohya", "import_kohya",
     "load_settings", "parse_kv_args", "parse_overrides", "parse_resolution", "preset", "save_settings",
 ]

@@ -18,6 +18,8 @@ def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
     return Field(default, description=help, json_schema_extra={"group": group}, **kw)
 
 
+# The folders a project's TrainConfig names relative to the project (facelora.toml keeps them so).
+PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
 Precision = Literal["no", "fp16", "bf16"]
 SavePrecision = Literal["float", "fp16", "bf16"]
 

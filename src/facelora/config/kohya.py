@@ -11,7 +11,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError
-from .fields import TrainConfig
+from .fields import PROJECT_FOLDERS, TrainConfig
 from .overrides import apply
 
 
@@ -41,7 +41,6 @@ _KOHYA_SECTIONS = {
     ],
     "logging_arguments": ["logging_dir"],
 }
-_PATH_FIELDS = ("train_data_dir", "output_dir", "logging_dir")
 
 # kohya_ss GUI spellings -> sd-scripts names.
 _GUI_ALIASES = {
@@ -65,7 +64,7 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
-    for key in _PATH_FIELDS:
+    for key in PROJECT_FOLDERS:
         data[key] = str((Path(project_root) / data[key]).resolve())
     if cfg.pretrained_model_name_or_path and cfg.pretrained_model_name_or_path != "tiny":
         data["pretrained_model_name_or_path"] = str(Path(cfg.pretrained_model_name_or_path).resolve())

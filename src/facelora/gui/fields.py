@@ -14,14 +14,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..config import TrainConfig, config_fields
+from ..config import PROJECT_FOLDERS, TrainConfig, config_fields
 from ..evaluate.grid import GridOptions
 from ..prepare.options import PrepareOptions
 from ..prepare.upscale import UPSCALERS
 from ..train.optim import OPTIMIZERS, SCHEDULERS
 
-# Fields whose values are paths: the GUI checks them against the folders it may use.
-PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")  # inside the project
+# Fields whose values are paths: the GUI checks them against the folders it may use (PROJECT_FOLDERS
+# are inside the project).
 OUTSIDE_FILES = ("pretrained_model_name_or_path", "network_weights", "sample_prompts")
 TINY = "tiny"
 MODEL = "pretrained_model_name_or_path"
