@@ -91,6 +91,11 @@ def help_of(model: type[BaseModel], name: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def option_of(model: type[BaseModel], name: str, *flags: str) -> Any:
+    """A typer option whose help is the model field's description."""
+    return typer.Option(*flags, help=help_of(model, name))
+
+
 def invalid(e: ValidationError) -> str:
     """A model's validation errors in the CLI's spelling: `--face-ratio: ...; --steps: ...`."""
     return "; ".join(f"--{'-'.join(str(x) for x in er['loc']).replace('_', '-')}: {er['msg']}" for er in e.errors())

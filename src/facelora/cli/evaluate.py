@@ -16,7 +16,7 @@ from ..evaluate.grid import GridOptions
 from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project
-from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, help_of, note, options_from_file,
+from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, note, option_of, options_from_file,
                   options_of, with_bar)
 
 
@@ -59,18 +59,14 @@ def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
         console.print(f"Heatmap: {root / report.heatmap if root else report.heatmap}")
 
 
-def _grid(name: str) -> Any:
-    """A grid option (its help and default from GridOptions)."""
-    return typer.Option(help=help_of(GridOptions, name))
+def _grid(name: str, *flags: str) -> Any:
+    return option_of(GridOptions, name, *flags)
 
 
-def _scoring(name: str) -> Any:
-    return typer.Option(help=help_of(ScoreOptions, name))
-
-
-Threshold = Annotated[float, _scoring("threshold")]
-InstallTo = Annotated[Optional[Path], typer.Option("--install-to", help=help_of(ScoreOptions, "install_to"))]
-Overwrite = Annotated[bool, typer.Option("--overwrite", help=help_of(ScoreOptions, "overwrite"))]
+# Options of score that grid --score takes too.
+Threshold = Annotated[float, option_of(ScoreOptions, "threshold")]
+InstallTo = Annotated[Optional[Path], option_of(ScoreOptions, "install_to", "--install-to")]
+Overwrite = Annotated[bool, option_of(ScoreOptions, "overwrite", "--overwrite")]
 
 
 @app.command()
@@ -89,9 +85,9 @@ def grid(
     steps: Annotated[int, _grid("steps")] = default_of(GridOptions, "steps"),
     cfg: Annotated[float, _grid("cfg")] = default_of(GridOptions, "cfg"),
     size: Annotated[Optional[str], _grid("size")] = None,
-    base_model: Annotated[Optional[str], typer.Option("--base-model", help=help_of(GridOptions, "base_model"))] = None,
-    clip_skip: Annotated[Optional[int], typer.Option("--clip-skip", help=help_of(GridOptions, "clip_skip"))] = None,
-    allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help=help_of(GridOptions, "allow_pickle"))] = False,
+    base_model: Annotated[Optional[str], _grid("base_model", "--base-model")] = None,
+    clip_skip: Annotated[Optional[int], _grid("clip_skip", "--clip-skip")] = None,
+    allow_pickle: Annotated[bool, _grid("allow_pickle", "--allow-pickle")] = False,
     device: Annotated[str, _grid("device")] = default_of(GridOptions, "device"),
     score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
     threshold: Threshold = default_of(ScoreOptions, "threshold"),

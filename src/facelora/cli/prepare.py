@@ -50,11 +50,12 @@ def prepare(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ..prepare import pipeline
+    from ..prepare.captions import split_tags
 
     try:
         options = PrepareOptions(
             resolution=resolution, upscaler=upscaler, captioner=captioner,
-            tags=[t.strip() for t in (tags or "").split(",") if t.strip()], face_ratio=face_ratio,
+            tags=split_tags(tags), face_ratio=face_ratio,
             allow_multiple=allow_multiple, second_face_ratio=second_face_ratio,
             general_threshold=general_threshold, character_threshold=character_threshold,
             keep_identity_tags=keep_identity_tags, overwrite_captions=overwrite_captions,

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from .. import config as cfgmod
 from ..errors import FaceloraError
 from ..run import RunOptions
-from .app import OVERRIDES, Preset, Trigger, app, console, default_of, friendly, help_of, options_of
-
-
-def _run(name: str, *flags: str) -> Any:
-    return typer.Option(*flags, help=help_of(RunOptions, name))
+from .app import OVERRIDES, Preset, Trigger, app, console, default_of, friendly, help_of, option_of, options_of
 
 
 @app.command(context_settings=OVERRIDES)
@@ -24,14 +20,14 @@ def run(
     photos: Annotated[Path, typer.Argument(help=help_of(RunOptions, "photos"))],
     project: Annotated[Path, typer.Argument(help=help_of(RunOptions, "project"))],
     trigger: Trigger,
-    base_model: Annotated[str, _run("base_model", "--base-model")],
-    class_word: Annotated[Optional[str], _run("class_word", "--class-word")] = None,
+    base_model: Annotated[str, option_of(RunOptions, "base_model", "--base-model")],
+    class_word: Annotated[Optional[str], option_of(RunOptions, "class_word", "--class-word")] = None,
     preset: Preset = None,
-    resolution: Annotated[int, _run("resolution")] = default_of(RunOptions, "resolution"),
-    epochs: Annotated[int, _run("epochs")] = default_of(RunOptions, "epochs"),
-    max_train_steps: Annotated[int, _run("max_train_steps", "--max-train-steps")] = default_of(RunOptions, "max_train_steps"),
-    weights: Annotated[str, _run("weights")] = default_of(RunOptions, "weights"),
-    allow_pickle: Annotated[bool, _run("allow_pickle", "--allow-pickle")] = False,
+    resolution: Annotated[int, option_of(RunOptions, "resolution")] = default_of(RunOptions, "resolution"),
+    epochs: Annotated[int, option_of(RunOptions, "epochs")] = default_of(RunOptions, "epochs"),
+    max_train_steps: Annotated[int, option_of(RunOptions, "max_train_steps", "--max-train-steps")] = default_of(RunOptions, "max_train_steps"),
+    weights: Annotated[str, option_of(RunOptions, "weights")] = default_of(RunOptions, "weights"),
+    allow_pickle: Annotated[bool, option_of(RunOptions, "allow_pickle", "--allow-pickle")] = False,
 ) -> None:
     """Everything in one go: init, prepare, plan, train, grid, score, and PROJECT/report.html with
     the best file and weight. Any training parameter can follow in Kohya's spelling."""

@@ -12,12 +12,12 @@ from .. import config as cfgmod
 from ..locks import held
 from ..project import Project
 from ..train.options import TrainOptions
-from .app import (OVERRIDES, OptionsFile, app, console, default_of, friendly, help_of, options_from_file, options_of,
+from .app import (OVERRIDES, OptionsFile, app, console, default_of, friendly, option_of, options_from_file, options_of,
                   overrides_from)
 
 
 def _train(name: str, *flags: str) -> Any:
-    return typer.Option(*flags, help=help_of(TrainOptions, name))
+    return option_of(TrainOptions, name, *flags)
 
 
 @app.command(context_settings=OVERRIDES)

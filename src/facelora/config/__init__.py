@@ -11,14 +11,14 @@
 
 from ..errors import ConfigError
 from .checks import PRESETS, check, preset
-from .fields import PROJECT_FOLDERS, Precision, SavePrecision, TrainConfig, config_fields
+from .fields import PROJECT_FOLDERS, TrainConfig, config_fields
 from .kohya import export_kohya, import_kohya
-from .overrides import ALIASES, LIST_FIELDS, apply, explain, parse_overrides
+from .overrides import apply, parse_overrides
 from .settings import ProjectSettings, load_settings, save_settings
-from .values import parse_kv_args, parse_resolution
+from .values import parse_kv_args
 
 __all__ = [
-    "ALIASES", "LIST_FIELDS", "PRESETS", "PROJECT_FOLDERS", "ConfigError", "Precision", "ProjectSettings", "SavePrecision",
-    "TrainConfig", "apply", "check", "config_fields", "explain", "export_kohya", "import_kohya",
-    "load_settings", "parse_kv_args", "parse_overrides", "parse_resolution", "preset", "save_settings",
+    "PRESETS", "PROJECT_FOLDERS", "ConfigError", "ProjectSettings", "TrainConfig", "apply", "check",
+    "config_fields", "export_kohya", "import_kohya", "load_settings", "parse_kv_args", "parse_overrides",
+    "preset", "save_settings",
 ]
