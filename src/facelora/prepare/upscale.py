@@ -209,7 +209,7 @@ def _cached(spec: str) -> Upscaler:
         path = found[0]
     if not path.is_file():
         raise UpscalerUnavailable(
-            f"--upscaler {spec!r}: no such file. Use lanczos, realesrgan, or the path of a super-resolution "
+            f"--upscaler {spec!r}: no such file. Use {', '.join(UPSCALERS)}, or the path of a super-resolution "
             f"model (.param with its .bin for ncnn; .pth or .safetensors for spandrel)."
         )
     suffix = path.suffix.lower()
