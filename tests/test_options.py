@@ -148,35 +148,3 @@ def test_bad_options_on_the_command_line_name_the_option(tmp_path: Path):
     res = CliRunner().invoke(app, ["train", str(p.root), "--num-processes", "0"])
     assert res.exit_code == 2 and "--num-processes" in res.output
 
-
-def test_the_grid_form_gives_the_job_the_options_the_shown_command_gives(tmp_path: Path, monkeypatch):
-    """The Evaluate page hands the grid job GridOptions as a file, and shows the command that
-    does the same at a terminal: both must be the same options."""
-    pytest.importorskip("gradio")
-    from facelora.cli import evaluate as grid_command
-    from facelora.gui.fields import grid_specs, to_widget
-    from facelora.gui.pages.evaluate import grid_args, grid_options
-    from facelora.gui.workspace import Workspace
-
-    (tmp_path / "ws").mkdir()
-    ws = Workspace.of(tmp_path / "ws")
-    p = ws.create("p", "ohwx", None)
-    specs = grid_specs()
-    values = {s.name: to_widget(s, s.default) for s in specs}
-    values.update(weights="0.5,1.0", steps=4.0, size="64x64", z="seeds", z_values="1,2", base_model="tiny")
-    form = [values[s.name] for s in specs]
-    options = grid_options(ws, specs, form)
-    assert options.steps == 4 and options.z == "seeds" and options.base_model == "tiny"
-    typed: list = []
-
-    class Parsed(Exception):
-        pass
-
-    def parse_only(model, **given):
-        typed.append(model(**given))
-        raise Parsed  # stop before drawing
-
-    monkeypatch.setattr(grid_command, "options_of", parse_only)
-    result = CliRunner().invoke(app, grid_args(p, ws, specs, form))
-    assert isinstance(result.exception, Parsed), result.output
-    assert typed == [options]
