@@ -333,15 +333,9 @@ def test_cli_gui_without_gradio_says_what_to_install(monkeypatch):
     assert "pip install 'facelora[gui]'" in result.output.replace("\n", "")
 
 
-def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
-    """The Evaluate page runs `facelora grid` with the changed fields as options; the real
-    command's parser must take them."""
-    pytest.importorskip("gradio")
-    import typer
-
-    from facelora.cli import app
+def grid_form(tmp_path: Path):
+    """A project in a workspace, and the Evaluate page's grid form with some fields changed."""
     from facelora.gui.fields import grid_specs
-    from facelora.gui.pages.evaluate import grid_args
 
     (tmp_path / "ws").mkdir()
     ws = Workspace.of(tmp_path / "ws")
@@ -350,6 +344,19 @@ def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
     values = {s.name: to_widget(s, s.default) for s in specs}
     values.update(weights="0.5,1.0", steps=4.0, size="64x64", z="seeds", z_values="1,2", allow_pickle=True,
                   base_model="tiny", prompt="ohwx, smiling")
+    return p, ws, specs, values
+
+
+def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
+    """The Evaluate page shows `facelora grid` with the changed fields as options; the real
+    command's parser must take them."""
+    pytest.importorskip("gradio")
+    import typer
+
+    from facelora.cli import app
+    from facelora.gui.pages.evaluate import grid_args
+
+    p, ws, specs, values = grid_form(tmp_path)
     args = grid_args(p, ws, specs, [values[s.name] for s in specs])
     assert args[:2] == ["grid", str(p.root)]
     assert args[2:5] == ["--z", "seeds", "1,2"]
@@ -361,6 +368,35 @@ def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
     values["base_model"] = str(tmp_path / "elsewhere.safetensors")
     with pytest.raises(PathError):
         grid_args(p, ws, specs, [values[s.name] for s in specs])
+
+
+def test_the_grid_form_gives_the_job_the_options_the_shown_command_gives(tmp_path: Path, monkeypatch):
+    """The Evaluate page hands the grid job GridOptions as a file, and shows the command that
+    does the same at a terminal: both must be the same options."""
+    pytest.importorskip("gradio")
+    from typer.testing import CliRunner
+
+    from facelora.cli import app
+    from facelora.cli import evaluate as grid_command
+    from facelora.gui.pages.evaluate import grid_args, grid_options
+
+    p, ws, specs, values = grid_form(tmp_path)
+    form = [values[s.name] for s in specs]
+    options = grid_options(ws, specs, form)
+    assert options.steps == 4 and options.z == "seeds" and options.base_model == "tiny" and options.allow_pickle
+    typed: list = []
+
+    class Parsed(Exception):
+        pass
+
+    def parse_only(model, **given):
+        typed.append(model(**given))
+        raise Parsed  # stop before drawing
+
+    monkeypatch.setattr(grid_command, "options_of", parse_only)
+    result = CliRunner().invoke(app, grid_args(p, ws, specs, form))
+    assert isinstance(result.exception, Parsed), result.output
+    assert typed == [options]
 
 
 def test_prepare_in_the_gui_holds_the_lock_training_checks(tmp_path: Path, fake_facelora):

@@ -55,9 +55,9 @@ class GridOptions(BaseModel):
 
     checkpoints: str = Field("all", description="'all' (every saved file, training order) or names/epochs: 'ohwx-000002,ohwx' or '2,4'.")
     weights: str = Field(DEFAULT_WEIGHTS, description="LoRA weights (Y): '0.4,0.6,0.8,1.0', '0.2-1.0 (+0.2)' or '0-1 [6]'.")
-    prompt: str | None = Field(None, description="Prompt; default: '<trigger>, <class>, portrait photo, looking at viewer, detailed face'.")
+    prompt: str | None = Field(None, description="Prompt (may hold <lora:NAME:W>); default: '<trigger>, <class>, portrait photo, looking at viewer, detailed face'.")
     negative: str | None = Field(None, description="Negative prompt.")
-    seeds: str | None = Field(None, description=f"Seeds; one fixed seed ({DEFAULT_SEED}) for every cell by default; -1 = a random one, fixed for the grid.")
+    seeds: str | None = Field(None, description=f"Seeds, e.g. '1,2,3' (each cell holds one image per seed); one fixed seed ({DEFAULT_SEED}) by default; -1 = a random one, fixed for the grid.")
     z: str | None = Field(None, description="Third axis: prompts (Prompt S/R), seeds, cfg or steps.")
     z_values: str | None = Field(None, description="Values of the third axis.")
     xsr: str | None = Field(None, description="X as Prompt S/R: the first value must be in the prompt, e.g. '000004,000006,000008'.")
@@ -65,11 +65,11 @@ class GridOptions(BaseModel):
     sampler: str = Field("Euler a", description="Euler a, Euler, DPM++ 2M, DPM++ 2M Karras or DDIM.")
     steps: int = Field(20, ge=1, le=150, description="Sampling steps.")
     cfg: float = Field(7.0, ge=0, le=30, description="CFG scale.")
-    size: str | None = Field(None, description="Image size WxH; default: the training resolution.")
+    size: str | None = Field(None, description="Image size WxH, e.g. 512x512; default: the training resolution.")
     base_model: str | None = Field(None, description="Base model; default: the project's pretrained_model_name_or_path.")
     clip_skip: int | None = Field(None, ge=1, le=12, description="Clip skip; default: the project's.")
     allow_pickle: bool = Field(False, description="Allow a .ckpt base model (read with weights_only=True).")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run the pipeline.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run the pipeline: auto, cpu, cuda or mps.")
 
 
 # --- the plan: every cell's prompt, LoRA and settings (no model needed) --------------------------

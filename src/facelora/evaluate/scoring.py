@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..dataset import list_images
 from ..fileio import atomic_write_json
 from ..project import Project, parse_lora_filename
@@ -24,12 +26,15 @@ from .likeness import (
     score_images,
 )
 
-@dataclass
-class ScoreOptions:
-    threshold: float = MATCH_THRESHOLD
-    clone_ratio: float = CLONE_RATIO
-    install_to: Path | None = None  # copy the best file here (a LoRA folder) with its weight
-    overwrite: bool = False
+class ScoreOptions(BaseModel):
+    """Every choice `score` makes; the CLI's options and a GUI job's options file are these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(MATCH_THRESHOLD, gt=0, description="a face matches below this distance (dlib: 0.6)")
+    clone_ratio: float = Field(CLONE_RATIO, gt=0, description="faces spread less than this share of the training photos' spread are clones")
+    install_to: Path | None = Field(None, description="copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight")
+    overwrite: bool = Field(False, description="when installing: replace a different file of the same name")
 
 
 @dataclass

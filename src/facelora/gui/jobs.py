@@ -5,7 +5,8 @@ again from the files the job writes.
 
 One job of a kind at a time per project: the lock files are facelora.locks' (a command typed at a
 terminal holds them too, so the page shows it as well). Per project and job kind, the job's
-terminal output (the log tail the page shows) goes to PROJECT/log/<kind>.out.
+terminal output (the log tail the page shows) goes to PROJECT/log/<kind>.out, and the options the
+page chose to PROJECT/log/<kind>.options.json (the job reads them from there).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import events as ev
+from pydantic import BaseModel
+
 from .. import locks
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..locks import JobError, lock_path
 from ..project import Project
 
@@ -74,10 +77,25 @@ def state(project: Project, kind: str, lines: int = 30) -> JobState:
                     last.get("stop_requested"), last.get("returncode"), out)
 
 
-def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
-    """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs."""
+def options_path(project: Project, kind: str) -> Path:
+    return project.log_dir / f"{kind}.options.json"
+
+
+def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None,
+          options: BaseModel | None = None) -> JobState:
+    """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs.
+    `options` (the step's options model) reach the job as a file, PROJECT/log/<kind>.options.json,
+    given to it with `--options-file`: the command reads the same model the GUI filled in."""
+    if options is not None:
+        args = [*args, "--options-file", str(options_path(project, kind))]
     command = facelora_command(*args)
     path = locks.acquire(project, kind, command)
+    if options is not None:  # written under the lock: a running job's file is never replaced
+        try:
+            atomic_write_text(options_path(project, kind), options.model_dump_json(indent=1))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     try:
         with output_path(project, kind).open("wb") as out:
             child = subprocess.Popen(

@@ -16,6 +16,7 @@ import pandas as pd
 from ...errors import FaceloraError
 from ...events import Event, EventLog
 from ...project import Project
+from ...train.options import TrainOptions
 from .. import jobs
 from ..common import Page, duration, friendly, note, table
 from ..workspace import Workspace
@@ -113,8 +114,8 @@ def build(ws: Workspace, current: gr.State) -> Page:
     @friendly
     def start(project_name: str, pickle_ok: bool, resume: bool = False) -> str:
         p = ws.open(project_name)
-        args = ["train", str(p.root)] + (["--resume"] if resume else []) + (["--allow-pickle"] if pickle_ok else [])
-        job = jobs.start(p, KIND, args)
+        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok))
+        job = jobs.start(p, KIND, ["train", str(p.root)], options=options)
         return note(f"Training {'resumed' if resume else 'started'} (process {job.pid}).", "ok")
 
     @friendly
