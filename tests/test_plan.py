@@ -60,7 +60,7 @@ def test_max_train_epochs_overrides_steps():
     plan = make_plan(10, 5, 1, "x", max_train_epochs=3, max_train_steps=99999)
     assert plan.total_steps == 150 and plan.epochs == 3
     plan = make_plan(10, 5, 1, "x", max_train_epochs=None, max_train_steps=120)
-    assert plan.total_steps == 120 and plan.epochs == 3 and (101 - 1) // plan.steps_per_epoch + 1 == 3
+    assert plan.total_steps == 120 and plan.epochs == 3 and plan.epoch_of_step(101) == 3
 
 
 def test_saved_files_follow_save_every_and_last_n():

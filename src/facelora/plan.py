@@ -77,6 +77,10 @@ class Plan:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def epoch_of_step(self, step: int) -> int:
+        """1-based epoch that contains global step `step` (1-based)."""
+        return (step - 1) // self.steps_per_epoch + 1
+
 
 def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int = 1, *,
              budget: bool = False, repeats: int | None = None) -> Plan:

@@ -23,17 +23,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import torch
 from rich.console import Console
 
 from ..config import ConfigError, TrainConfig, check
-from ..dataset import missing_caption_warning, scan_for
+from ..dataset import Dataset, missing_caption_warning, scan_for
 from ..errors import FaceloraError
 from ..estimate import estimate
 from ..model.base import load_base
-from ..plan import plan_for
+from ..plan import Plan, plan_for
 from ..project import Project
 from . import checkpoints
 from . import resume as saved
@@ -41,7 +41,7 @@ from .data import TrainData, cache_latents, epoch_loader
 from .host_memory import FreedMemoryReuse
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
-from .samples import read_prompts
+from .samples import SamplePrompt, read_prompts
 from .state import LoopState
 from .step import Stepper, make_accelerator, prepare_network
 from .stopping import StopRequest
@@ -70,25 +70,28 @@ class TrainResult:
         return self.state.average_loss
 
 
+@dataclass
+class Loop:
+    """What the loop runs with, made ready by train()."""
+
+    cfg: TrainConfig
+    plan: Plan
+    data: TrainData
+    latents: list[torch.Tensor] | None
+    accelerator: Any
+    stepper: Stepper
+    optim: Any
+    reporter: Reporter
+    out: RunFiles
+
+
 def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, resume: bool = False,
           console: Console | None = None) -> TrainResult:
     """Train the LoRA `cfg` describes on the project's images; write the files, samples and logs.
     `cfg` is usually project.train_config() with the run's overrides applied (folders absolute).
     resume: go on from the state saved with the run's last file (PROJECT/log/state/latest)."""
-
-    # --- checks: everything that can be wrong is found before the model loads ------------------
     cuda = torch.cuda.is_available()
-    cfg, notes = check(cfg, cuda)
-    if not cfg.pretrained_model_name_or_path:
-        raise ConfigError("No base model: set pretrained_model_name_or_path (--base-model PATH), an SD1.5 "
-                          ".safetensors file or diffusers folder.")
-    dataset = scan_for(cfg)
-    if warning := missing_caption_warning(dataset, cfg.caption_extension):
-        notes.append(warning)
-    prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
-    if cfg.network_weights and not Path(cfg.network_weights).is_file():
-        raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")
-
+    cfg, dataset, prompts, notes = checked(cfg, cuda)  # all of it before the model loads
     accelerator = make_accelerator(cfg.mixed_precision, cpu=not cuda)
     device, processes = accelerator.device, accelerator.num_processes
     data = TrainData(dataset, cfg)
@@ -128,8 +131,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     reporter = Reporter(project.events_path, Path(cfg.logging_dir) / run_name, enabled=accelerator.is_main_process,
                         console=console)
     out = RunFiles(project, cfg, accelerator, network, optim.optimizer, scheduler, info, reporter, model, prompts)
-    losses: list[float] = []
-    final = checkpoints.epoch_path(cfg, plan.epochs, final=True)
+    loop = Loop(cfg, plan, data, latents, accelerator, stepper, optim, reporter, out)
+    final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
     with reported(reporter, state), StopRequest() as stop, FreedMemoryReuse().install(device):
         reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes)
@@ -137,41 +140,12 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
             reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
         else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
             reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
-        already_done = finished
         try:
-            while not finished:
-                # (no steps left when a run resumes from a step save at its last step: only the epoch's end)
-                for micro_batches in [] if state.global_step >= plan.total_steps else epoch_loader(
-                        data, state.epoch, state.step_in_epoch, latents, processes, accelerator.process_index,
-                        cfg.max_data_loader_n_workers):
-                    loss_value, finite = stepper.run(micro_batches, state)
-                    state.global_step += 1
-                    state.step_in_epoch += 1
-                    losses.append(loss_value)
-                    if finite:
-                        state.nonfinite_in_row = 0
-                        avg = state.record(loss_value, plan.steps_per_epoch)
-                        reporter.step(state.global_step, state.epoch, loss_value, avg, current_lrs(optim, scheduler))
-                    else:
-                        skipped(state, reporter, cfg)
-                    if cfg.save_every_n_steps and state.global_step % cfg.save_every_n_steps == 0:
-                        out.lora(checkpoints.step_path(cfg, state.global_step), "step", state.epoch, state)
-                    if stop.anywhere(accelerator):
-                        raise KeyboardInterrupt
-                    if state.global_step >= plan.total_steps:
-                        break
-
-                # --- end of an epoch: save, prune, sample -------------------------------------------
-                epoch, finished = state.epoch, state.global_step >= plan.total_steps
-                reporter.epoch_end(epoch, state.global_step, state.epoch_mean_loss)
-                if not finished:
-                    state.next_epoch()  # first, so the state saved with the file resumes in the next epoch
-                out.epoch_end(epoch, finished, state)
-                if not finished and stop.anywhere(accelerator):
-                    raise KeyboardInterrupt
+            if not finished:
+                run_epochs(loop, state, stop, losses)
             message = (f"Nothing to resume: this run already finished at step {state.global_step}. Final LoRA: "
-                       f"{final}" if already_done else f"Training finished: {state.global_step} steps, "
-                       f"{state.epoch} epochs, average loss {state.average_loss:.4f}. Final LoRA: {final}")
+                       f"{final}" if finished else f"Training finished: {state.global_step} steps, {state.epoch} "
+                       f"epochs, average loss {state.average_loss:.4f}. Final LoRA: {final}")
             result = TrainResult(out.files, final, out.samples, state, losses, encoded, notes)
         except KeyboardInterrupt:
             if stop.twice:  # a second Ctrl-C: out at once; every file already saved is complete
@@ -187,6 +161,62 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         reporter.end(state.global_step, state.epoch, state.average_loss, result.files, message,
                      interrupted=result.interrupted)
     return result
+
+
+def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[str]]:
+    """Everything that can be wrong, found before the model loads: the config (made to fit the
+    machine), the base model's setting, the training folder, the prompts file, network_weights."""
+    cfg, notes = check(cfg, cuda)
+    if not cfg.pretrained_model_name_or_path:
+        raise ConfigError("No base model: set pretrained_model_name_or_path (--base-model PATH), an SD1.5 "
+                          ".safetensors file or diffusers folder.")
+    dataset = scan_for(cfg)
+    if warning := missing_caption_warning(dataset, cfg.caption_extension):
+        notes.append(warning)
+    prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
+    if cfg.network_weights and not Path(cfg.network_weights).is_file():
+        raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")
+    return cfg, dataset, prompts, notes
+
+
+def run_epochs(loop: Loop, state: LoopState, stop: StopRequest, losses: list[float]) -> None:
+    """The optimizer steps from `state` to the plan's last one, epoch by epoch, with the saves
+    and samples at each epoch's end; every step's loss goes into `losses`. Raises
+    KeyboardInterrupt when a stop is asked for (after the step)."""
+    cfg, plan, reporter, accelerator = loop.cfg, loop.plan, loop.reporter, loop.accelerator
+    while True:
+        # (no steps left when a run resumes from a step save at its last step: only the epoch's end)
+        for micro_batches in [] if state.global_step >= plan.total_steps else epoch_loader(
+                loop.data, state.epoch, state.step_in_epoch, loop.latents, accelerator.num_processes,
+                accelerator.process_index, cfg.max_data_loader_n_workers):
+            loss_value, finite = loop.stepper.run(micro_batches, state)
+            state.global_step += 1
+            state.step_in_epoch += 1
+            losses.append(loss_value)
+            if finite:
+                state.nonfinite_in_row = 0
+                avg = state.record(loss_value, plan.steps_per_epoch)
+                reporter.step(state.global_step, state.epoch, loss_value, avg,
+                              current_lrs(loop.optim, loop.stepper.scheduler))
+            else:
+                skipped(state, reporter, cfg)
+            if cfg.save_every_n_steps and state.global_step % cfg.save_every_n_steps == 0:
+                loop.out.lora(checkpoints.step_path(cfg, state.global_step), "step", state.epoch, state)
+            if stop.anywhere(accelerator):
+                raise KeyboardInterrupt
+            if state.global_step >= plan.total_steps:
+                break
+
+        # --- end of an epoch: save, prune, sample ---------------------------------------------------
+        epoch, last = state.epoch, state.global_step >= plan.total_steps
+        reporter.epoch_end(epoch, state.global_step, state.epoch_mean_loss)
+        if not last:
+            state.next_epoch()  # first, so the state saved with the file resumes in the next epoch
+        loop.out.epoch_end(epoch, last, state)
+        if last:
+            return
+        if stop.anywhere(accelerator):
+            raise KeyboardInterrupt
 
 
 @contextmanager

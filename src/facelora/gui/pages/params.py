@@ -64,49 +64,13 @@ def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, step
 
 def build(ws: Workspace, current: gr.State) -> Page:
     specs = field_specs()
-    widgets: dict[str, gr.components.Component] = {}
-    with gr.Tab("Plan and parameters", id="params") as tab:
-        gr.Markdown("### Plan\nThe tutorial's sum: repeats = steps x batch / (images x epochs). "
-                    "The plan follows `max_train_epochs`, `max_train_steps` and `train_batch_size` below.")
-        with gr.Row():
-            images = gr.Number(label="images", precision=0, info="Training images (from the project; "
-                               "change it to try other numbers).", elem_id="plan-images")
-            folder_repeats = gr.Number(label="repeats now", precision=0, interactive=False,
-                                       info="The number in the image/<repeats>_<trigger> folder name.")
-        plan_html = gr.HTML(elem_id="plan-table")
-        gr.Markdown("### Presets\nThe tutorial's two learning-rate schemes; a preset fills the fields, "
-                    "**Save** keeps them.")
-        with gr.Row():
-            preset_btns = {name: gr.Button(title, size="sm", elem_id=f"preset-{name}")
-                           for name, title in PRESET_TITLES.items() if name in cfgmod.PRESETS}
-        for group, title, open_ in (("basic", "Basic", True), ("advanced", "Advanced", False)):
-            with gr.Accordion(title, open=open_, elem_id=f"params-{group}"):
-                with gr.Row():
-                    cols = [gr.Column(), gr.Column()]
-                group_specs = [s for s in specs if s.group == group]
-                for i, spec in enumerate(group_specs):
-                    with cols[i % 2]:
-                        widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
-        with gr.Row():
-            save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
-        status = gr.HTML(elem_id="params-status")
-
+    tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status = _layout(ws, specs)
     names = [s.name for s in specs]
     by_name = {s.name: s for s in specs}
     plan_inputs = [current, folder_repeats, images] + [widgets[n] for n in PLAN_FIELDS]
 
     def show_plan(project_name: str, *values: Any) -> str:
-        try:
-            p = ws.open(project_name)
-            base = p.settings().train
-            dataset = _dataset(p, base)
-        except (FaceloraError, OSError):
-            base, dataset = None, None
-        try:
-            plan = make_project_plan(*values, base=base, dataset=dataset)
-        except (ValueError, FaceloraError) as e:
-            return note(str(e), "warn")
-        return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
+        return plan_html_for(ws, project_name, *values)
 
     for c in plan_inputs[2:]:
         c.change(show_plan, plan_inputs, [plan_html], show_progress="hidden")
@@ -174,6 +138,56 @@ def build(ws: Workspace, current: gr.State) -> Page:
 
     return Page(refresh, [folder_repeats, images] + [widgets[n] for n in names] + [plan_html, status], tab,
                 numbers, plan_inputs[3:], [folder_repeats, images, plan_html])
+
+
+def _layout(ws: Workspace, specs: list) -> tuple:
+    """The tab's widgets: the plan (image count, repeats, table), the presets, every parameter
+    (Basic and Advanced), the Save button and its status."""
+    widgets: dict[str, gr.components.Component] = {}
+    with gr.Tab("Plan and parameters", id="params") as tab:
+        gr.Markdown("### Plan\nThe tutorial's sum: repeats = steps x batch / (images x epochs). "
+                    "The plan follows `max_train_epochs`, `max_train_steps`, `train_batch_size`, "
+                    "`gradient_accumulation_steps` and the saving settings below.")
+        with gr.Row():
+            images = gr.Number(label="images", precision=0, info="Training images (from the project; "
+                               "change it to try other numbers).", elem_id="plan-images")
+            folder_repeats = gr.Number(label="repeats now", precision=0, interactive=False,
+                                       info="The number in the image/<repeats>_<trigger> folder name.")
+        plan_html = gr.HTML(elem_id="plan-table")
+        gr.Markdown("### Presets\nThe tutorial's two learning-rate schemes; a preset fills the fields, "
+                    "**Save** keeps them.")
+        with gr.Row():
+            preset_btns = {name: gr.Button(title, size="sm", elem_id=f"preset-{name}")
+                           for name, title in PRESET_TITLES.items() if name in cfgmod.PRESETS}
+        for group, title, open_ in (("basic", "Basic", True), ("advanced", "Advanced", False)):
+            with gr.Accordion(title, open=open_, elem_id=f"params-{group}"):
+                with gr.Row():
+                    cols = [gr.Column(), gr.Column()]
+                group_specs = [s for s in specs if s.group == group]
+                for i, spec in enumerate(group_specs):
+                    with cols[i % 2]:
+                        widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
+        with gr.Row():
+            save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
+        status = gr.HTML(elem_id="params-status")
+
+    return tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status
+
+
+def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
+    """The plan table for the plan fields' values (make_project_plan's order), over the
+    project's other settings and its images."""
+    try:
+        p = ws.open(project_name)
+        base = p.settings().train
+        dataset = _dataset(p, base)
+    except (FaceloraError, OSError):
+        base, dataset = None, None
+    try:
+        plan = make_project_plan(*values, base=base, dataset=dataset)
+    except (ValueError, FaceloraError) as e:
+        return note(str(e), "warn")
+    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
 
 
 def _dataset(p: Project, cfg: cfgmod.TrainConfig) -> Dataset | None:
