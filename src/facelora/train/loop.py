@@ -34,7 +34,7 @@ from ..errors import FaceloraError
 from ..estimate import estimate
 from ..model.base import load_base
 from ..plan import Plan, plan_for
-from ..project import Project
+from ..project import Project, tensorboard_run_name
 from . import checkpoints
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader
@@ -46,9 +46,6 @@ from .state import LoopState
 from .step import Stepper, make_accelerator, prepare_network
 from .stopping import StopRequest
 from .writer import RunFiles
-
-LATENT_CACHE_DIR = Path("cache") / "latents"  # in the project, for cache_latents_to_disk
-
 
 class TrainingDiverged(FaceloraError):
     """Too many steps in a row with a NaN/inf loss."""
@@ -106,7 +103,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
     if cfg.cache_latents:
-        cache_dir = project.root / LATENT_CACHE_DIR if cfg.cache_latents_to_disk else None
+        cache_dir = project.latent_cache_dir if cfg.cache_latents_to_disk else None
         with accelerator.main_process_first():  # the others then read the main process's files
             latents, encoded = cache_latents(data, model.vae, cache_dir, cfg.seed)
 
@@ -127,9 +124,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         state, finished = back.loop, back.finished
         notes += back.notes
 
-    run_name = f"{cfg.output_name}_{time.strftime('%Y%m%d%H%M%S', time.localtime(started_at))}"
-    reporter = Reporter(project.events_path, Path(cfg.logging_dir) / run_name, enabled=accelerator.is_main_process,
-                        console=console)
+    run_dir = Path(cfg.logging_dir) / tensorboard_run_name(cfg.output_name, started_at)
+    reporter = Reporter(project.events_path, run_dir, enabled=accelerator.is_main_process, console=console)
     out = RunFiles(project, cfg, accelerator, network, optim.optimizer, scheduler, info, reporter, model, prompts)
     loop = Loop(cfg, plan, data, latents, accelerator, stepper, optim, reporter, out)
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []

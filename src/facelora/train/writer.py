@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
-from ..project import Project
+from ..project import Project, samples_dir
 from . import checkpoints
 from . import resume as saved
 from .progress import Reporter
@@ -53,7 +53,7 @@ class RunFiles:
                 self.reporter.removed(stale)
         if self.prompts and epoch % cfg.sample_every_n_epochs == 0:
             if self.main:
-                paths = make_samples(self.model, self.prompts, Path(cfg.output_dir) / "sample", cfg.output_name,
+                paths = make_samples(self.model, self.prompts, samples_dir(cfg.output_dir), cfg.output_name,
                                      epoch, sampler=cfg.sample_sampler, clip_skip=cfg.clip_skip, base_seed=cfg.seed,
                                      autocast=self.accelerator.autocast)
                 self.samples += paths
