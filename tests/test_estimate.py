@@ -36,3 +36,12 @@ def test_another_machine_gets_memory_but_no_time():
     e = estimate(TrainConfig(mixed_precision="no"), 100, "cpu", table("cpu: some other CPU x64, 64 threads"))
     assert e.step_s is None and e.total_s is None and e.peak_gib > 0
     assert "no measured step time" in e.lines()[0]
+
+
+def test_an_accumulated_step_takes_its_batches_time_not_their_memory():
+    kind = device_kind("cpu")
+    one = estimate(TrainConfig(resolution="512", mixed_precision="no"), 100, "cpu", table(kind))
+    two = estimate(TrainConfig(resolution="512", mixed_precision="no", gradient_accumulation_steps=2), 100, "cpu",
+                   table(kind))
+    assert (one.step_s, two.step_s, two.total_s) == (10.0, 20.0, 2000.0)
+    assert two.peak_gib == one.peak_gib and "gradient accumulation" in two.basis

@@ -1,6 +1,21 @@
 import pytest
 
-from facelora.plan import make_plan, plan_from_budget, saved_epochs, solve_repeats, steps_per_epoch
+from facelora.config import TrainConfig
+from facelora.plan import plan_for, saved_epochs, solve_repeats, steps_per_epoch
+
+
+def plan_from_budget(images, epochs, max_train_steps, batch_size=1, output_name="lora", num_processes=1):
+    """The tutorial's planning through the one entry point: repeats solved from the budget."""
+    cfg = TrainConfig(max_train_epochs=epochs, max_train_steps=max_train_steps, train_batch_size=batch_size,
+                      output_name=output_name)
+    return plan_for(cfg, images, num_processes, budget=True)
+
+
+def make_plan(images, repeats, batch_size, output_name, max_train_epochs, max_train_steps):
+    """A plan for a number of images at a given repeats, through the one entry point."""
+    cfg = TrainConfig(max_train_epochs=max_train_epochs, max_train_steps=max_train_steps,
+                      train_batch_size=batch_size, output_name=output_name)
+    return plan_for(cfg, images, repeats=repeats)
 
 
 def test_tutorial_example():
@@ -59,3 +74,16 @@ def test_saved_files_follow_save_every_and_last_n():
 def test_invalid_budget():
     with pytest.raises(ValueError):
         solve_repeats(100, 0, 10)
+
+
+def test_accumulation_and_save_last_n_are_in_the_budget_plan():
+    # the bug of issue 15: 32 images, 10 epochs, gradient_accumulation_steps 2 planned 4800 steps
+    # (15 repeats) while training ran 2400; an optimizer step takes 2 batches, so 30 repeats
+    cfg = TrainConfig(max_train_epochs=10, max_train_steps=4800, gradient_accumulation_steps=2,
+                      save_last_n_epochs=2, output_name="x")
+    plan = plan_for(cfg, 32, budget=True)
+    assert (plan.repeats, plan.steps_per_epoch, plan.total_steps) == (30, 480, 4800)
+    assert plan.saved_files == ["x-000008.safetensors", "x-000009.safetensors", "x.safetensors"]
+    # the project's own repeats (15): 240 steps an epoch, 2400 in all, as training counts them
+    plan = plan_for(cfg, 32, repeats=15)
+    assert (plan.steps_per_epoch, plan.total_steps) == (240, 2400)

@@ -23,6 +23,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import kill_points
 from conftest import tiny_training_project
 from facelora.config import apply
 from facelora.fileio import DiskFullError
@@ -76,10 +77,14 @@ def assert_same_weights(a: Path, b: Path, atol: float = 1e-6, rtol: float = 0.0)
 
 
 def cli(project: Project, *args: str, kill_at: str | None = None) -> subprocess.Popen:
+    """`facelora train PROJECT ARGS` in a subprocess; kill_at: through tests/kill_points.py, which
+    kills it with SIGKILL at that point."""
     env = dict(ENV)
+    command = ["-m", "facelora"]
     if kill_at:
-        env[resume_mod.TEST_KILL_ENV] = kill_at
-    return subprocess.Popen([sys.executable, "-m", "facelora", "train", str(project.root), *args], env=env,
+        env[kill_points.ENV] = kill_at
+        command = [str(Path(kill_points.__file__))]
+    return subprocess.Popen([sys.executable, *command, "train", str(project.root), *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from facelora.config import ConfigError, TrainConfig, apply, check
-from facelora.dataset import scan
-from facelora.train.data import TrainData, bucket_resolutions, fit, select_bucket, shuffle_caption
+from facelora.dataset import bucket_resolutions, scan, select_bucket
+from facelora.plan import plan_for
+from facelora.train.data import TrainData, fit, shuffle_caption
 from facelora.train.loss import diffusion_loss, sample_noise, snr_table
 from facelora.train.optim import current_lrs, make_optimizer, make_scheduler
 from facelora.train.samples import PromptsError, parse_prompt, read_prompts, sample_filename
@@ -74,7 +75,7 @@ def test_epoch_order_follows_the_plan_and_the_seed(tmp_path):
     cfg = TrainConfig(train_data_dir=str(root), resolution="64", train_batch_size=2, max_train_epochs=2,
                       output_name="x", gradient_accumulation_steps=2)
     data = TrainData(scan(root), cfg)
-    plan = data.plan()
+    plan = plan_for(cfg, scan(root))
     steps = data.epoch_steps(1)
     assert len(steps) == plan.steps_per_epoch == 4  # 15 samples -> 8 batches -> 4 steps of 2
     flat = [i for step in steps for batch in step for i in batch]
@@ -85,7 +86,7 @@ def test_epoch_order_follows_the_plan_and_the_seed(tmp_path):
     assert other.epoch_batches(1) != data.epoch_batches(1)
     # two processes share the batches, the short one padded as accelerate does
     a, b = data.epoch_steps(1, 2, 0), data.epoch_steps(1, 2, 1)
-    assert len(a) == len(b) == TrainData(scan(root), cfg).plan(num_processes=2).steps_per_epoch
+    assert len(a) == len(b) == plan_for(cfg, scan(root), num_processes=2).steps_per_epoch
 
 
 def test_buckets_batch_apart_and_the_plan_knows(tmp_path):
@@ -97,7 +98,7 @@ def test_buckets_batch_apart_and_the_plan_knows(tmp_path):
     batches = data.epoch_batches(1)
     for batch in batches:  # a batch never mixes buckets
         assert len({data.images[i].bucket for i in batch}) == 1
-    assert len(batches) == 2 + 1 == data.plan().steps_per_epoch  # ceil(3/2) + ceil(2/2), not ceil(5/2)
+    assert len(batches) == 2 + 1 == plan_for(cfg, scan(root)).steps_per_epoch  # ceil(3/2) + ceil(2/2), not ceil(5/2)
     info = data.bucket_info()
     assert sorted(b["count"] for b in info["buckets"].values()) == [2, 3]
     tall = [im.bucket for im in data.images if im.path.name == "3.png"][0]

@@ -1,20 +1,94 @@
 """The training folder as Kohya reads it: `train_data_dir` holds `<repeats>_<trigger>` folders
 of images with same-stem captions. This module finds the images and captions and says clearly
-what is wrong with a folder; it knows nothing of tensors.
+what is wrong with a folder, and puts each image in its aspect-ratio bucket (the size it trains
+at), so the plan and the trainer batch the same buckets; it knows nothing of tensors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from PIL import Image, UnidentifiedImageError
+
+from .errors import FaceloraError
 from .project import Concept, ProjectError
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 class DatasetError(ProjectError):
     """A training folder Kohya's trainer would also reject (or silently misread)."""
+
+
+class TrainDataError(FaceloraError):
+    """An image that cannot be trained on; the message names it."""
+
+
+# --- aspect-ratio buckets ----------------------------------------------------------------------
+
+
+def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, divisible: int) -> list[tuple[int, int]]:
+    """Kohya's bucket list: every (w, h) with sides in [min_size, max_size], multiples of
+    `divisible`, and area at most the training resolution's, plus the square."""
+    max_area = max_reso[0] * max_reso[1]
+    side = int(math.sqrt(max_area) // divisible) * divisible
+    resos = {(side, side)}
+    width = min_size
+    while width <= max_size:
+        height = min(max_size, int((max_area // width) // divisible) * divisible)
+        if height >= min_size:
+            resos.add((width, height))
+            resos.add((height, width))
+        width += divisible
+    return sorted(resos)
+
+
+def select_bucket(size: tuple[int, int], resos: list[tuple[int, int]]) -> tuple[int, int]:
+    """The bucket whose aspect ratio is nearest the image's (Kohya's select_bucket)."""
+    ratio = size[0] / size[1]
+    return min(resos, key=lambda r: abs(r[0] / r[1] - ratio))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
+                w, h = h, w
+            return w, h
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
+
+
+@dataclass(frozen=True)
+class Bucketing:
+    """The sizes images train at: Kohya's aspect-ratio buckets (enable_bucket), or every image
+    at the training resolution."""
+
+    resolution: tuple[int, int]
+    enable_bucket: bool = False
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    bucket_reso_steps: int = 64
+
+    @classmethod
+    def of(cls, cfg: "TrainConfig") -> "Bucketing":
+        return cls(cfg.resolution_wh, cfg.enable_bucket, cfg.min_bucket_reso, cfg.max_bucket_reso,
+                   cfg.bucket_reso_steps)
+
+    def assign(self, images: list[Path]) -> dict[Path, tuple[int, int]]:
+        """image -> the (width, height) it trains at."""
+        if not self.enable_bucket:
+            return {p: self.resolution for p in images}
+        resos = bucket_resolutions(self.resolution, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps)
+        return {p: select_bucket(image_size(p), resos) for p in images}
 
 
 @dataclass
@@ -24,6 +98,7 @@ class Subset:
     images: list[Path]
     captions: dict[Path, str]  # image -> caption (from its file, or the folder words)
     missing_captions: list[Path] = field(default_factory=list)
+    buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> the size it trains at
 
     @property
     def repeats(self) -> int:
@@ -34,6 +109,23 @@ class Subset:
 class Dataset:
     root: Path
     subsets: list[Subset]
+    bucketing: Bucketing | None = None  # how the subsets' buckets were worked out (None: not yet)
+
+    def bucketed(self, bucketing: Bucketing) -> "Dataset":
+        """This dataset with every image in its bucket under `bucketing` (itself when it already is)."""
+        if bucketing == self.bucketing:
+            return self
+        return Dataset(self.root, [replace(s, buckets=bucketing.assign(s.images)) for s in self.subsets], bucketing)
+
+    def bucket_images(self) -> dict[tuple[int, int], list[int]]:
+        """bucket -> the indices (in items() order) of its images, smallest bucket first. The
+        trainer batches each bucket on its own, and the plan counts their batches."""
+        if self.bucketing is None:
+            raise ValueError("The dataset has no buckets yet: scan it with a Bucketing, or call bucketed().")
+        out: dict[tuple[int, int], list[int]] = {}
+        for i, (path, subset) in enumerate((p, s) for s in self.subsets for p in s.images):
+            out.setdefault(subset.buckets[path], []).append(i)
+        return dict(sorted(out.items()))
 
     @property
     def num_images(self) -> int:
@@ -76,9 +168,14 @@ def read_caption(image: Path, caption_extension: str) -> str | None:
     return " ".join(cap.read_text(encoding="utf-8", errors="replace").split())
 
 
-def scan(train_data_dir: str | Path, caption_extension: str = ".txt") -> Dataset:
+def scan_for(cfg: "TrainConfig") -> Dataset:
+    """The training folder of `cfg`, its images in the buckets `cfg` trains them in."""
+    return scan(cfg.train_data_dir, cfg.caption_extension, Bucketing.of(cfg))
+
+
+def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing: Bucketing | None = None) -> Dataset:
     """Read `train_data_dir` the way Kohya does, with a message that says what to do when the
-    layout is one of the usual mistakes."""
+    layout is one of the usual mistakes; with `bucketing`, put each image in its bucket."""
     root = Path(train_data_dir)
     if not root.is_dir():
         raise DatasetError(f"Training folder '{root}' does not exist.")
@@ -118,7 +215,8 @@ def scan(train_data_dir: str | Path, caption_extension: str = ".txt") -> Dataset
                 text = concept.words
             captions[img] = text
         subsets.append(Subset(folder, concept, images, captions, missing))
-    return Dataset(root, subsets)
+    dataset = Dataset(root, subsets)
+    return dataset.bucketed(bucketing) if bucketing else dataset
 
 
 def missing_caption_warning(dataset: Dataset, caption_extension: str) -> str | None:

@@ -119,8 +119,9 @@ def fixed_gib(cfg: TrainConfig, cuda: bool, with_vae: bool = True) -> float:
 
 def estimate(cfg: TrainConfig, total_steps: int, device: str | None = None,
              table: tuple[Measured, ...] = MEASURED) -> Estimate:
-    """The time per step, the whole run's time and the peak memory of `cfg` on this machine (or
-    `device`), from the measured figure nearest to it."""
+    """The time per optimizer step, the whole run's time (`total_steps`: the plan's, from
+    facelora.plan.plan_for) and the peak memory of `cfg` on this machine (or `device`), from the
+    measured figure nearest to it."""
     kind = device_kind(device)
     cuda = kind.startswith("cuda")
     precision = _precision(cfg, cuda)
@@ -137,8 +138,10 @@ def estimate(cfg: TrainConfig, total_steps: int, device: str | None = None,
     bench = TrainConfig(network_dim=BENCH_RANK, network_alpha=BENCH_RANK // 2, mixed_precision=cfg.mixed_precision)
     activations = max(0.0, row.peak_gib - fixed_gib(bench, cuda, with_vae=False))
     peak = fixed_gib(cfg, cuda) + activations * scale
-    step_s = row.step_s * scale if here else None
+    # an optimizer step (what the plan counts) runs gradient_accumulation_steps batches
+    step_s = row.step_s * scale * cfg.gradient_accumulation_steps if here else None
     basis = (f"measured {row.step_s:.3g} s and {row.peak_gib:.2f} GiB a step at {row.resolution} px, "
              f"{row.precision}{', checkpointing' if row.checkpointing else ''}, on {row.device}, scaled by "
-             f"pixels x batch; source: {row.source}")
+             f"pixels x batch{' x gradient accumulation' if cfg.gradient_accumulation_steps > 1 else ''}; "
+             f"source: {row.source}")
     return Estimate(step_s, step_s * total_steps if step_s is not None else None, peak, basis)

@@ -1,17 +1,30 @@
 """The step maths, in one place: repeats from a step budget, steps per epoch, total steps and
-the files a run will save. The trainer, the CLI and the GUI all read it from here."""
+the files a run will save. `plan_for` is the one entry point: `facelora plan`, `train`, `run`,
+the GUI's plan table and the estimate all read the plan from it, so what is planned is what
+training runs.
+
+Kohya's counting (train_network.py): one epoch is len(dataloader) micro-batches (each bucket's
+samples batched on their own); an optimizer step is one update after gradient_accumulation_steps
+micro-batches, so num_update_steps_per_epoch = ceil(batches / num_processes / accumulation),
+max_train_steps = max_train_epochs x that when epochs are set, and epochs = ceil(max_train_steps /
+steps per epoch) when not.
+"""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from .project import lora_filename
+from . import config as cfgmod
+from .dataset import Bucketing, Dataset
+from .project import Project, lora_filename
 
 
 def solve_repeats(max_train_steps: int, images: int, epochs: int, batch_size: int = 1) -> int:
     """repeats = max_steps x batch / (images x epochs), to the nearest whole number, at least 1.
-    The tutorial's example: 4800 steps, 32 images, 10 epochs, batch 1 -> 15."""
+    The tutorial's example: 4800 steps, 32 images, 10 epochs, batch 1 -> 15. `batch_size` is the
+    samples of one optimizer step: batch x processes x gradient accumulation."""
     if images < 1 or epochs < 1 or batch_size < 1 or max_train_steps < 1:
         raise ValueError("images, epochs, batch size and steps must all be at least 1")
     return max(1, round(max_train_steps * batch_size / (images * epochs)))
@@ -58,11 +71,8 @@ class Plan:
     saved_files: list[str]
     num_processes: int = 1
     gradient_accumulation_steps: int = 1
+    samples_per_epoch: int = 0  # images x repeats
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def samples_per_epoch(self) -> int:
-        return self.images * self.repeats
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,47 +82,48 @@ class Plan:
         return (step - 1) // self.steps_per_epoch + 1
 
 
-def make_plan(
-    images: int,
-    repeats: int,
-    batch_size: int,
-    output_name: str,
-    max_train_epochs: int | None,
-    max_train_steps: int,
-    save_every_n_epochs: int | None = 1,
-    save_last_n_epochs: int | None = None,
-    num_processes: int = 1,
-    gradient_accumulation_steps: int = 1,
-    bucket_samples: list[int] | None = None,
-) -> Plan:
-    """The real schedule. `max_train_epochs` overrides `max_train_steps`, as in Kohya.
-    `bucket_samples`: samples per aspect-ratio bucket, when the images are bucketed."""
-    if images < 1:
+def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int = 1, *,
+             budget: bool = False, repeats: int | None = None) -> Plan:
+    """The schedule training runs for `cfg` on `images`: a scanned Dataset (its repeats and, with
+    enable_bucket, its buckets), or a number of images (a plan before they exist: one bucket, and
+    `repeats`, 1 unless given). budget: solve the repeats from the step budget, max_train_steps
+    over max_train_epochs epochs, as the tutorial plans (`facelora plan --epochs --max-train-steps`)."""
+    dataset = images.bucketed(Bucketing.of(cfg)) if isinstance(images, Dataset) else None
+    count = dataset.num_images if dataset is not None else int(images)
+    if count < 1:
         raise ValueError("The training folder holds no images.")
-    spe = steps_per_epoch(images * repeats, batch_size, num_processes, gradient_accumulation_steps, bucket_samples)
-    notes = []
-    if max_train_epochs:
-        epochs, total = max_train_epochs, max_train_epochs * spe
+    batch, acc = cfg.train_batch_size, cfg.gradient_accumulation_steps
+    if budget:
+        if not cfg.max_train_epochs:
+            raise ValueError("A step budget needs the number of epochs (max_train_epochs).")
+        repeats = solve_repeats(cfg.max_train_steps, count, cfg.max_train_epochs, batch * num_processes * acc)
+    if dataset is not None:
+        per_image = [repeats or s.repeats for s in dataset.subsets for _ in s.images]
+        buckets = [sum(per_image[i] for i in indices) for indices in dataset.bucket_images().values()]
+        repeats = repeats or dataset.subsets[0].repeats
     else:
-        epochs, total = math.ceil(max_train_steps / spe), max_train_steps
+        repeats = repeats or 1
+        buckets = [count * repeats]
+    spe = steps_per_epoch(sum(buckets), batch, num_processes, acc, buckets)
+    notes = []
+    if cfg.max_train_epochs:
+        epochs, total = cfg.max_train_epochs, cfg.max_train_epochs * spe
+    else:
+        epochs, total = math.ceil(cfg.max_train_steps / spe), cfg.max_train_steps
         notes.append(f"max_train_epochs is not set: training stops at step {total} in epoch {epochs}.")
-    files = [
-        lora_filename(output_name, epoch=e if e != epochs else None)
-        for e in saved_epochs(epochs, save_every_n_epochs, save_last_n_epochs)
-    ]
-    return Plan(images, repeats, epochs, batch_size, spe, total, files, num_processes,
-                gradient_accumulation_steps, notes)
+    if budget and total != cfg.max_train_steps:
+        notes.append(f"{repeats} repeats give {total} steps, not exactly the {cfg.max_train_steps} asked for "
+                     f"(repeats must be a whole number).")
+    files = [lora_filename(cfg.output_name, epoch=e if e != epochs else None)
+             for e in saved_epochs(epochs, cfg.save_every_n_epochs, cfg.save_last_n_epochs)]
+    return Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc, sum(buckets), notes)
 
 
-def plan_from_budget(images: int, epochs: int, max_train_steps: int, batch_size: int = 1,
-                     output_name: str = "lora", save_every_n_epochs: int | None = 1, num_processes: int = 1) -> Plan:
-    """The tutorial's planning: solve repeats from a step budget, then the real schedule."""
-    repeats = solve_repeats(max_train_steps, images, epochs, batch_size * num_processes)
-    plan = make_plan(images, repeats, batch_size, output_name, epochs, max_train_steps,
-                     save_every_n_epochs, num_processes=num_processes)
-    if plan.total_steps != max_train_steps:
-        plan.notes.append(
-            f"{repeats} repeats give {plan.total_steps} steps, not exactly the {max_train_steps} asked for "
-            f"(repeats must be a whole number)."
-        )
-    return plan
+def adopt(project: Project, plan: Plan, max_train_steps: int) -> Path:
+    """Make the project follow `plan` (a budget plan_for): rename image/<old>_<trigger> to its
+    repeats, save its epochs and the step budget. Returns the (possibly renamed) training folder."""
+    folder = project.rename_repeats(plan.repeats)
+    settings = project.settings()
+    settings.train = cfgmod.apply(settings.train, {"max_train_epochs": plan.epochs, "max_train_steps": max_train_steps})
+    project.save_settings(settings)
+    return folder

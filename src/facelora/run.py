@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from . import config as cfgmod
 from .errors import FaceloraError
+from .dataset import scan_for
 from .evaluate.grid import DEFAULT_WEIGHTS
 from .locks import held
+from .plan import adopt, plan_for
 from .prepare.options import PrepareOptions
 from .project import Project, init_project
-from .replan import adopt, budget_plan
 
 MIN_PHOTOS = 10
 
@@ -111,7 +112,9 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
         )
 
     # 3. plan: solve repeats from the step budget and rename the folder, as the tutorial does
-    plan = budget_plan(project, len(accepted), opts.epochs, opts.max_train_steps)
+    budget = cfgmod.apply(project.train_config(), {"max_train_epochs": opts.epochs,
+                                                   "max_train_steps": opts.max_train_steps})
+    plan = plan_for(budget, scan_for(budget), budget=True)
     adopt(project, plan, opts.max_train_steps)
     commands.append(f"facelora plan {_q(project.root)} --epochs {opts.epochs} "
                     f"--max-train-steps {opts.max_train_steps} --yes")

@@ -10,9 +10,9 @@ import typer
 from rich.markup import escape
 
 from .. import config as cfgmod
-from ..plan import Plan, plan_from_budget
+from ..dataset import scan_for
+from ..plan import Plan, adopt, plan_for
 from ..project import Project
-from ..replan import adopt, budget_plan, project_plan
 from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
 
@@ -49,19 +49,21 @@ def plan(
     if project is None:
         if not (images and epochs and max_train_steps):
             raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
-        print_plan(plan_from_budget(images, epochs, max_train_steps, batch, num_processes=num_processes), as_json,
-                   cfgmod.TrainConfig(train_batch_size=batch))
+        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps)
+        print_plan(plan_for(cfg, images, num_processes, budget=True), as_json, cfg)
         return
     p = Project.open(project)
-    current = project_plan(p, num_processes)
     cfg = p.train_config()
+    dataset = scan_for(cfg)
+    current = plan_for(cfg, dataset, num_processes)
     if not (epochs or max_train_steps):
         print_plan(current, as_json, cfg)
         return
     e = epochs or cfg.max_train_epochs or current.epochs
     steps = max_train_steps or cfg.max_train_steps
-    new = budget_plan(p, current.images, e, steps, num_processes)
-    print_plan(new, as_json, cfg)
+    budget = cfgmod.apply(cfg, {"max_train_epochs": e, "max_train_steps": steps})
+    new = plan_for(budget, dataset, num_processes, budget=True)
+    print_plan(new, as_json, budget)
     if new.repeats != current.repeats or e != cfg.max_train_epochs:
         if yes:
             folder = adopt(p, new, steps)

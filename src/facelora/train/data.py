@@ -1,5 +1,5 @@
-"""The training data as Kohya's trainer feeds it: every image `repeats` times an epoch, grouped
-into aspect-ratio buckets, shuffled per epoch, cut into batches; images resized to cover their
+"""The training data as Kohya's trainer feeds it: every image `repeats` times an epoch, in the
+aspect-ratio buckets the dataset scan put it in (facelora.dataset), shuffled per epoch, cut into batches; images resized to cover their
 bucket and centre-cropped; captions optionally shuffled; latents encoded once and cached.
 
 Everything random here is a pure function of (seed, epoch, position), so the batches of any
@@ -21,14 +21,8 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from ..config import TrainConfig
-from ..dataset import Dataset
-from ..errors import FaceloraError
+from ..dataset import Bucketing, Dataset, TrainDataError
 from ..fileio import atomic_write_bytes
-from ..plan import Plan, make_plan
-
-
-class TrainDataError(FaceloraError):
-    """An image that cannot be trained on; the message names it."""
 
 
 # --- captions ----------------------------------------------------------------------------------
@@ -43,31 +37,6 @@ def shuffle_caption(caption: str, keep_tokens: int, rng: random.Random) -> str:
     return ", ".join(kept + rest)
 
 
-# --- aspect-ratio buckets ----------------------------------------------------------------------
-
-
-def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, divisible: int) -> list[tuple[int, int]]:
-    """Kohya's bucket list: every (w, h) with sides in [min_size, max_size], multiples of
-    `divisible`, and area at most the training resolution's, plus the square."""
-    max_area = max_reso[0] * max_reso[1]
-    side = int(math.sqrt(max_area) // divisible) * divisible
-    resos = {(side, side)}
-    width = min_size
-    while width <= max_size:
-        height = min(max_size, int((max_area // width) // divisible) * divisible)
-        if height >= min_size:
-            resos.add((width, height))
-            resos.add((height, width))
-        width += divisible
-    return sorted(resos)
-
-
-def select_bucket(size: tuple[int, int], resos: list[tuple[int, int]]) -> tuple[int, int]:
-    """The bucket whose aspect ratio is nearest the image's (Kohya's select_bucket)."""
-    ratio = size[0] / size[1]
-    return min(resos, key=lambda r: abs(r[0] / r[1] - ratio))
-
-
 # --- images ------------------------------------------------------------------------------------
 
 
@@ -77,18 +46,6 @@ def open_rgb(path: Path) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return ImageOps.exif_transpose(im).convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, read from the header only."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
-                w, h = h, w
-            return w, h
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
 
@@ -141,24 +98,17 @@ class TrainData:
 
     def __init__(self, dataset: Dataset, cfg: TrainConfig):
         self.cfg = cfg
-        resolution = cfg.resolution_wh
-        resos = (bucket_resolutions(resolution, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps)
-                 if cfg.enable_bucket else [resolution])
-        self.images = [
-            TrainImage(path, caption, repeats, select_bucket(image_size(path), resos) if cfg.enable_bucket else resolution)
-            for path, caption, repeats in dataset.items()
-        ]
-        self.dataset = dataset
+        self.dataset = dataset.bucketed(Bucketing.of(cfg))  # the buckets the plan counted
+        buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
+        self.images = [TrainImage(path, caption, repeats, buckets[path]) for path, caption, repeats in self.dataset.items()]
 
     def __len__(self) -> int:
         return len(self.images)
 
     def buckets(self) -> dict[tuple[int, int], list[int]]:
         """bucket -> the image indices of one epoch's samples (each image `repeats` times)."""
-        out: dict[tuple[int, int], list[int]] = {}
-        for i, im in enumerate(self.images):
-            out.setdefault(im.bucket, []).extend([i] * im.repeats)
-        return dict(sorted(out.items()))
+        return {bucket: [i for i in indices for _ in range(self.images[i].repeats)]
+                for bucket, indices in self.dataset.bucket_images().items()}
 
     def bucket_info(self) -> dict | None:
         """Kohya's ss_bucket_info (None without buckets)."""
@@ -166,17 +116,6 @@ class TrainData:
             return None
         return {"buckets": {str(i): {"resolution": list(reso), "count": len(samples)}
                             for i, (reso, samples) in enumerate(self.buckets().items())}}
-
-    def plan(self, num_processes: int = 1) -> Plan:
-        """The run's plan (steps per epoch, total steps, files), from facelora.plan: the batch
-        counts of the buckets go in, so the loop and the plan cannot disagree."""
-        cfg = self.cfg
-        return make_plan(
-            len(self.images), self.images[0].repeats if self.images else 1, cfg.train_batch_size,
-            cfg.output_name, cfg.max_train_epochs, cfg.max_train_steps, cfg.save_every_n_epochs,
-            cfg.save_last_n_epochs, num_processes, cfg.gradient_accumulation_steps,
-            bucket_samples=[len(s) for s in self.buckets().values()],
-        )
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """All micro-batches of one epoch (1-based), as Kohya orders them: each bucket's samples

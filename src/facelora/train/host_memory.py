@@ -48,6 +48,12 @@ class FreedMemoryReuse:
         self._libc.malloc_trim(0)
         self._libc = None
 
+    def __enter__(self) -> "FreedMemoryReuse":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.uninstall()
+
     @property
     def active(self) -> bool:
         return self._libc is not None

@@ -33,7 +33,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -85,33 +84,8 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=state_dir))
     try:
         with disk_full_is_clear(final):
-            files: dict[str, dict[str, Any]] = {}
-
-            def put_tensors(name: str, tensors: dict[str, torch.Tensor]) -> None:
-                save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(tmp / name))
-                files[name] = _fsync_and_hash(tmp / name)
-
-            def put_json(name: str, data: Any) -> None:
-                (tmp / name).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-                files[name] = _fsync_and_hash(tmp / name)
-
-            put_tensors("network.safetensors", network.state_dict())
-            opt_tensors: dict[str, torch.Tensor] = {}
-            put_json("optimizer.json", to_json(optimizer.state_dict(), opt_tensors, "optimizer"))
-            put_tensors("optimizer.safetensors", opt_tensors)
-            sched_tensors: dict[str, torch.Tensor] = {}
-            put_json("scheduler.json", to_json(scheduler.state_dict(), sched_tensors, "scheduler"))
-            if sched_tensors:
-                put_tensors("scheduler.safetensors", sched_tensors)
-            if scaler is not None:  # fp16's GradScaler: its scale and growth tracker
-                put_json("scaler.json", to_json(scaler.state_dict(), {}, "scaler"))
-            rng_tensors, rng_rest = rng_states()
-            put_tensors("rng.safetensors", rng_tensors)
-            put_json("rng.json", rng_rest)
-            put_json("loop.json", asdict(loop))
-            put_json("config.json", cfg.model_dump(mode="json"))
-            test_hook("state-files", loop.global_step)
-            put_json(MANIFEST, {
+            files = write_parts(tmp, network, optimizer, scheduler, scaler, loop, cfg)
+            write_manifest(tmp, {
                 "format": FORMAT, "global_step": loop.global_step, "epoch": loop.epoch,
                 "step_in_epoch": loop.step_in_epoch, "finished": finished, "num_processes": num_processes,
                 "saved_at": time.time(), "files": files,
@@ -133,6 +107,43 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     for stale in complete_states(state_dir)[keep:]:
         shutil.rmtree(stale, ignore_errors=True)
     return final
+
+
+def write_parts(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                scaler: Any, loop: LoopState, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+    """Every file of a state but its manifest, into `folder`; returns their sizes and hashes."""
+    files: dict[str, dict[str, Any]] = {}
+
+    def put_tensors(name: str, tensors: dict[str, torch.Tensor]) -> None:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(folder / name))
+        files[name] = _fsync_and_hash(folder / name)
+
+    def put_json(name: str, data: Any) -> None:
+        (folder / name).write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        files[name] = _fsync_and_hash(folder / name)
+
+    put_tensors("network.safetensors", network.state_dict())
+    opt_tensors: dict[str, torch.Tensor] = {}
+    put_json("optimizer.json", to_json(optimizer.state_dict(), opt_tensors, "optimizer"))
+    put_tensors("optimizer.safetensors", opt_tensors)
+    sched_tensors: dict[str, torch.Tensor] = {}
+    put_json("scheduler.json", to_json(scheduler.state_dict(), sched_tensors, "scheduler"))
+    if sched_tensors:
+        put_tensors("scheduler.safetensors", sched_tensors)
+    if scaler is not None:  # fp16's GradScaler: its scale and growth tracker
+        put_json("scaler.json", to_json(scaler.state_dict(), {}, "scaler"))
+    rng_tensors, rng_rest = rng_states()
+    put_tensors("rng.safetensors", rng_tensors)
+    put_json("rng.json", rng_rest)
+    put_json("loop.json", asdict(loop))
+    put_json("config.json", cfg.model_dump(mode="json"))
+    return files
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    """The manifest, written last: a state folder without one is a save that never finished."""
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    _fsync_and_hash(folder / MANIFEST)
 
 
 def remove_incomplete(state_dir: Path) -> list[Path]:
@@ -340,6 +351,25 @@ def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
                       f"Train without --resume to start from the beginning.")
 
 
+def resume_run(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+               cfg: TrainConfig, accelerator: Any, total_steps: int) -> Resumed:
+    """train(resume=True): the newest usable state in `state_dir` put back into the network,
+    optimizer, scheduler and generators; the half-written LoRA files of a killed save removed (on
+    the main process); notes on all of it, and on where the run goes on."""
+    folder, found = latest_state(state_dir)
+    if folder is None:
+        raise no_state_error(state_dir, found)
+    back = load_state(folder, accelerator.unwrap_model(network), optimizer, scheduler, cfg,
+                      accelerator.num_processes, accelerator.scaler)
+    back.notes[:0] = found
+    if accelerator.is_main_process:
+        for partial in remove_partial_files(Path(cfg.output_dir), cfg.output_name):
+            back.notes.append(f"Removed {partial.name}: half of a LoRA file whose save was cut off.")
+    back.notes.append(f"Resuming at step {back.loop.global_step} of {total_steps} (epoch {back.loop.epoch}) "
+                      f"from {folder}.")
+    return back
+
+
 def remove_partial_files(output_dir: Path, output_name: str) -> list[Path]:
     """Temporary files of LoRA saves a kill interrupted (`.<name>...safetensors.*.tmp` beside the
     LoRA files); the finished files are never touched."""
@@ -352,23 +382,3 @@ def remove_partial_files(output_dir: Path, output_name: str) -> list[Path]:
 
 def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-# --- test hook ---------------------------------------------------------------------------------
-
-TEST_KILL_ENV = "FACELORA_TEST_KILL_AT"
-
-
-def test_hook(point: str, step: int | None = None) -> None:
-    """For tests only: with FACELORA_TEST_KILL_AT=<point>[:<step>] in the environment the process
-    kills itself with SIGKILL there, as a crash or `kill -9` would. Points: "step" (after an
-    optimizer step, before anything is saved), "lora-saved" (after a LoRA file, before its state),
-    "state-files" (a state's files written, its manifest not yet: a kill mid-save). Unset (always,
-    outside tests) it does nothing."""
-    want = os.environ.get(TEST_KILL_ENV)
-    if not want:
-        return
-    name, _, at = want.partition(":")
-    if name == point and (not at or step is None or int(at) == step):
-        os.kill(os.getpid(), signal.SIGKILL)
-

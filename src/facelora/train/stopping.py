@@ -44,6 +44,14 @@ class StopRequest:
             signal.signal(sig, handler)
         self._previous.clear()
 
+    def anywhere(self, accelerator) -> bool:
+        """Asked on this process or any other since the last step: processes stop together."""
+        if accelerator.num_processes == 1:
+            return self.requested
+        if self.requested:
+            accelerator.set_trigger()
+        return accelerator.check_trigger()
+
     def __enter__(self) -> "StopRequest":
         return self.install()
 

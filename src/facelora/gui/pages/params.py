@@ -9,9 +9,9 @@ from typing import Any
 import gradio as gr
 
 from ... import config as cfgmod
-from ...dataset import scan
+from ...dataset import Dataset, scan
 from ...errors import FaceloraError
-from ...plan import Plan, make_plan, plan_from_budget
+from ...plan import Plan, plan_for
 from ...project import Project
 from ... import locks
 from .. import jobs
@@ -40,62 +40,40 @@ def _int(v: Any) -> int | None:
     return int(v) if v not in (None, "") else None
 
 
+# the fields the plan follows, in make_project_plan's order after (folder repeats, images)
+PLAN_FIELDS = ("max_train_epochs", "max_train_steps", "train_batch_size", "output_name", "save_every_n_epochs",
+               "gradient_accumulation_steps", "save_last_n_epochs")
+
+
 def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, steps: Any, batch: Any,
-                      output_name: str, save_every: Any) -> Plan:
-    """The tutorial's plan: with epochs set, repeats are solved from the step budget (as
-    `facelora plan --epochs --max-train-steps`); without, the folder's repeats run until the steps."""
-    images, epochs, steps, batch = _int(images), _int(epochs), _int(steps), _int(batch) or 1
+                      output_name: str, save_every: Any, accumulation: Any = 1, save_last_n: Any = None, *,
+                      base: cfgmod.TrainConfig | None = None, dataset: Dataset | None = None) -> Plan:
+    """The tutorial's plan (facelora.plan.plan_for, as `facelora plan`): with epochs set, repeats
+    are solved from the step budget; without, the folder's repeats run until the steps. `base`:
+    the project's other settings; `dataset`: its images (their buckets), used while the image
+    count is theirs."""
+    images, epochs, steps = _int(images), _int(epochs), _int(steps)
     if not images or not steps:
         raise ValueError("Give the number of images and max_train_steps to see the plan.")
-    name = output_name or "lora"
-    if epochs:
-        return plan_from_budget(images, epochs, steps, batch, name, _int(save_every))
-    return make_plan(images, folder_repeats or 1, batch, name, None, steps, _int(save_every))
+    cfg = cfgmod.apply(base or cfgmod.TrainConfig(), {
+        "max_train_epochs": epochs, "max_train_steps": steps, "train_batch_size": _int(batch) or 1,
+        "output_name": output_name or "lora", "save_every_n_epochs": _int(save_every),
+        "gradient_accumulation_steps": _int(accumulation) or 1, "save_last_n_epochs": _int(save_last_n)})
+    counted = dataset if dataset is not None and dataset.num_images == images else images
+    return plan_for(cfg, counted, budget=bool(epochs), repeats=None if epochs else folder_repeats or 1)
 
 
 def build(ws: Workspace, current: gr.State) -> Page:
     specs = field_specs()
-    widgets: dict[str, gr.components.Component] = {}
-    with gr.Tab("Plan and parameters", id="params") as tab:
-        gr.Markdown("### Plan\nThe tutorial's sum: repeats = steps x batch / (images x epochs). "
-                    "The plan follows `max_train_epochs`, `max_train_steps` and `train_batch_size` below.")
-        with gr.Row():
-            images = gr.Number(label="images", precision=0, info="Training images (from the project; "
-                               "change it to try other numbers).", elem_id="plan-images")
-            folder_repeats = gr.Number(label="repeats now", precision=0, interactive=False,
-                                       info="The number in the image/<repeats>_<trigger> folder name.")
-        plan_html = gr.HTML(elem_id="plan-table")
-        gr.Markdown("### Presets\nThe tutorial's two learning-rate schemes; a preset fills the fields, "
-                    "**Save** keeps them.")
-        with gr.Row():
-            preset_btns = {name: gr.Button(title, size="sm", elem_id=f"preset-{name}")
-                           for name, title in PRESET_TITLES.items() if name in cfgmod.PRESETS}
-        for group, title, open_ in (("basic", "Basic", True), ("advanced", "Advanced", False)):
-            with gr.Accordion(title, open=open_, elem_id=f"params-{group}"):
-                with gr.Row():
-                    cols = [gr.Column(), gr.Column()]
-                group_specs = [s for s in specs if s.group == group]
-                for i, spec in enumerate(group_specs):
-                    with cols[i % 2]:
-                        widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
-        with gr.Row():
-            save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
-        status = gr.HTML(elem_id="params-status")
-
+    tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status = _layout(ws, specs)
     names = [s.name for s in specs]
     by_name = {s.name: s for s in specs}
-    plan_inputs = [folder_repeats, images] + [widgets[n] for n in
-                                              ("max_train_epochs", "max_train_steps", "train_batch_size",
-                                               "output_name", "save_every_n_epochs")]
+    plan_inputs = [current, folder_repeats, images] + [widgets[n] for n in PLAN_FIELDS]
 
-    def show_plan(*values: Any) -> str:
-        try:
-            plan = make_project_plan(*values)
-        except ValueError as e:
-            return note(str(e), "warn")
-        return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
+    def show_plan(project_name: str, *values: Any) -> str:
+        return plan_html_for(ws, project_name, *values)
 
-    for c in plan_inputs[1:]:
+    for c in plan_inputs[2:]:
         c.change(show_plan, plan_inputs, [plan_html], show_progress="hidden")
 
     def fill_preset(name: str):
@@ -124,8 +102,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         if cfg.max_train_epochs and not images_now:
             messages.append("No training images yet: save again after preparing photos to set the repeats.")
         elif cfg.max_train_epochs:
-            plan = plan_from_budget(images_now, cfg.max_train_epochs, cfg.max_train_steps, cfg.train_batch_size,
-                                    cfg.output_name or settings.trigger, cfg.save_every_n_epochs)
+            plan = plan_for(cfg, _dataset(p, cfg) or images_now, budget=True)
             _, concept = p.concept_dir()
             if plan.repeats != concept.repeats:
                 new = p.rename_repeats(plan.repeats)
@@ -147,9 +124,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         folder_r, count = _folder_numbers(p, cfg)
         values = [folder_r, count] + [to_widget(by_name[n], getattr(cfg, n)) for n in names]
         widget_values = dict(zip(names, values[2:]))
-        plan = show_plan(folder_r, count, *(widget_values[n] for n in ("max_train_epochs", "max_train_steps",
-                                                                         "train_batch_size", "output_name",
-                                                                         "save_every_n_epochs")))
+        plan = show_plan(project_name, folder_r, count, *(widget_values[n] for n in PLAN_FIELDS))
         return values + [plan, ""]
 
     def numbers(project_name: str, *plan_values: Any):
@@ -160,22 +135,78 @@ def build(ws: Workspace, current: gr.State) -> Page:
             folder_r, count = _folder_numbers(p, p.train_config())
         except (FaceloraError, OSError):
             return gr.skip(), gr.skip(), gr.skip()
-        return folder_r, count, show_plan(folder_r, count, *plan_values)
+        return folder_r, count, show_plan(project_name, folder_r, count, *plan_values)
 
     return Page(refresh, [folder_repeats, images] + [widgets[n] for n in names] + [plan_html, status], tab,
-                numbers, plan_inputs[2:], [folder_repeats, images, plan_html])
+                numbers, plan_inputs[3:], [folder_repeats, images, plan_html])
+
+
+def _layout(ws: Workspace, specs: list) -> tuple:
+    """The tab's widgets: the plan (image count, repeats, table), the presets, every parameter
+    (Basic and Advanced), the Save button and its status."""
+    widgets: dict[str, gr.components.Component] = {}
+    with gr.Tab("Plan and parameters", id="params") as tab:
+        gr.Markdown("### Plan\nThe tutorial's sum: repeats = steps x batch / (images x epochs). "
+                    "The plan follows `max_train_epochs`, `max_train_steps`, `train_batch_size`, "
+                    "`gradient_accumulation_steps` and the saving settings below.")
+        with gr.Row():
+            images = gr.Number(label="images", precision=0, info="Training images (from the project; "
+                               "change it to try other numbers).", elem_id="plan-images")
+            folder_repeats = gr.Number(label="repeats now", precision=0, interactive=False,
+                                       info="The number in the image/<repeats>_<trigger> folder name.")
+        plan_html = gr.HTML(elem_id="plan-table")
+        gr.Markdown("### Presets\nThe tutorial's two learning-rate schemes; a preset fills the fields, "
+                    "**Save** keeps them.")
+        with gr.Row():
+            preset_btns = {name: gr.Button(title, size="sm", elem_id=f"preset-{name}")
+                           for name, title in PRESET_TITLES.items() if name in cfgmod.PRESETS}
+        for group, title, open_ in (("basic", "Basic", True), ("advanced", "Advanced", False)):
+            with gr.Accordion(title, open=open_, elem_id=f"params-{group}"):
+                with gr.Row():
+                    cols = [gr.Column(), gr.Column()]
+                group_specs = [s for s in specs if s.group == group]
+                for i, spec in enumerate(group_specs):
+                    with cols[i % 2]:
+                        widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
+        with gr.Row():
+            save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
+        status = gr.HTML(elem_id="params-status")
+
+    return tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status
+
+
+def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
+    """The plan table for the plan fields' values (make_project_plan's order), over the
+    project's other settings and its images."""
+    try:
+        p = ws.open(project_name)
+        base = p.settings().train
+        dataset = _dataset(p, base)
+    except (FaceloraError, OSError):
+        base, dataset = None, None
+    try:
+        plan = make_project_plan(*values, base=base, dataset=dataset)
+    except (ValueError, FaceloraError) as e:
+        return note(str(e), "warn")
+    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
+
+
+def _dataset(p: Project, cfg: cfgmod.TrainConfig) -> Dataset | None:
+    """The project's training images, or None where the folder is not usable yet."""
+    try:
+        return scan(p.root / cfg.train_data_dir, cfg.caption_extension)
+    except FaceloraError:
+        return None
 
 
 def _folder_numbers(p: Project, cfg: cfgmod.TrainConfig) -> tuple[int | None, int | None]:
     """(repeats in the folder name, images in it), or None where the folder is not usable yet."""
-    try:
-        data = scan(p.root / cfg.train_data_dir, cfg.caption_extension)
+    if (data := _dataset(p, cfg)) is not None:
         return data.subsets[0].repeats, data.num_images
+    try:
+        return p.concept_dir()[1].repeats, 0
     except FaceloraError:
-        try:
-            return p.concept_dir()[1].repeats, 0
-        except FaceloraError:
-            return None, None
+        return None, None
 
 
 def _cuda() -> bool:
