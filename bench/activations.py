@@ -6,7 +6,9 @@ checkpointing. facelora.vram's activation figures (ACTIVATIONS_512) come from th
 
 Random SD1.5 weights from the shipped config, a rank-128 peft LoRA on Kohya's targets (the
 frozen weights alone would make autograd keep almost nothing), batch 1. Each tensor autograd
-saves is counted once by its storage. Gradient checkpointing is counted, not run: diffusers'
+saves is counted once by its storage; weights, and autocast's half-precision copies of them,
+are not activations and are left out (facelora keeps the frozen weights in half precision on
+CUDA, so it makes no copies). Gradient checkpointing is counted, not run: diffusers'
 checkpointed modules (every resnet and transformer block) are given a function that records
 their inputs and what autograd saves inside them, so one forward gives both figures:
 
@@ -36,7 +38,8 @@ MIB = 2**20
 class SavedBytes:
     """Saved-tensor bytes by storage, attributed to the checkpointed module running (or None)."""
 
-    def __init__(self) -> None:
+    def __init__(self, weight_shapes: set[tuple[int, ...]]) -> None:
+        self.weight_shapes = weight_shapes  # a weight (or autocast's copy of one) is no activation
         self.seen: set[int] = set()
         self.region: int | None = None
         self.by_region: dict[int | None, int] = {}
@@ -44,7 +47,7 @@ class SavedBytes:
 
     def add(self, t: torch.Tensor, to_inputs: bool = False) -> None:
         key = t.untyped_storage().data_ptr()
-        if key in self.seen or not t.is_floating_point():
+        if key in self.seen or not t.is_floating_point() or (t.grad_fn is None and tuple(t.shape) in self.weight_shapes):
             return
         self.seen.add(key)
         nbytes = t.untyped_storage().nbytes()
@@ -84,7 +87,7 @@ def count(size: int, precision: str, device: str, rank: int = 128) -> dict:
         p.data.normal_(0, 0.02)
     unet.requires_grad_(False)
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank // 2, target_modules=UNET_TARGETS))
-    counter = SavedBytes()
+    counter = SavedBytes({tuple(p.shape) for p in unet.parameters()})
     unet.enable_gradient_checkpointing(counter.checkpoint_func)
     unet.train()
     lat = size // 8

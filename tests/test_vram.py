@@ -46,7 +46,7 @@ def test_checkpointing_and_caching_lower_the_activations():
     ckpt = memory_parts(TrainConfig(gradient_checkpointing=True))["activations"]
     assert 0 < ckpt < plain / 2
     big = memory_parts(TrainConfig(resolution="768", train_batch_size=2))["activations"]
-    assert big > 4 * plain  # 2.25 x the pixels, 2 x the batch
+    assert big > 3 * plain  # 2.25 x the pixels, 2 x the batch (a part of a step does not grow)
     # the VAE encodes before the UNet's forward: its buffers count where they outgrow the UNet's
     none = Activations(0.0, 0.0, 1.0, "none")
     cached = memory_parts(TrainConfig(train_batch_size=4), none)["activations"]
@@ -78,14 +78,22 @@ def test_optimizer_state_is_what_the_library_allocates(kind):
     assert _real_state_bytes(opt) == expected
 
 
-def test_tutorial_settings_on_an_8gb_card():
+def test_tutorial_settings_at_512_and_768_px():
+    """The tutorial's settings (TrainConfig's defaults: rank 128, fp16, AdamW8bit, cached latents,
+    batch 1) fit an 8 GB card at 512 px and, by the model, just at 768 px; a 6 GB card needs
+    gradient checkpointing at 768, and that alone suffices."""
     at512 = vram_plan(TrainConfig(resolution="512"), 8)
     assert at512.fits is True and not at512.suggestion
     at768 = vram_plan(TrainConfig(resolution="768"), 8)
-    assert at768.fits is False and at768.total_bytes > 8 * GIB
-    assert at768.suggestion == {"gradient_checkpointing": True}  # the least harmful change suffices
-    assert any("--gradient_checkpointing True" in line for line in at768.lines)
-    assert any("fits" in line for line in at768.lines[-1:])
+    assert at768.fits is True and at512.total_bytes < at768.total_bytes < 8 * GIB
+    small = vram_plan(TrainConfig(resolution="768"), 6)
+    assert small.fits is False and small.total_bytes > 6 * GIB
+    assert small.suggestion == {"gradient_checkpointing": True}  # the least harmful change suffices
+    assert any("--gradient_checkpointing True" in line for line in small.lines)
+    assert small.lines[-1].endswith("fits.")
+    tiny_card = vram_plan(TrainConfig(resolution="512"), 4)
+    assert tiny_card.fits is False and tiny_card.suggestion["gradient_checkpointing"] is True
+    assert tiny_card.suggestion["network_dim"] < 128  # checkpointing alone is not enough there
 
 
 def test_dadaptadam_below_6gb_moves_to_adafactor():

@@ -50,12 +50,21 @@ class Activations:
     per_pixel_checkpointed: float
     backward_factor: float  # the backward pass's transient gradients, on top of what is kept
     source: str
+    per_step: float = 0.0  # whatever the pixels: autocast's half-precision copies of the LoRA weights
 
 
-# bench/activations.py --size 512 --precision bf16 (saved-tensor bytes, CPU, torch 2.13):
-# see bench/RESULTS.md. The backward factor is a model until bench/gpu.py calibrates it.
-MODELLED = Activations(per_pixel=12000.0, per_pixel_checkpointed=2000.0, backward_factor=1.25,
-                       source="modelled: saved tensors counted by bench/activations.py, not measured on a GPU")
+# Fitted to two counts by bench/activations.py (bf16, batch 1, CPU, torch 2.13; bench/RESULTS.md):
+# 128 px 448.2 MiB saved (73.0 MiB checkpointed), 256 px 637.5 MiB (114.2): a slope per pixel and
+# a part that does not grow with the pixels. The backward factor is a model until bench/gpu.py
+# calibrates it.
+MIB = 2**20
+_PX128, _PX256 = 128 * 128, 256 * 256
+_SLOPE = (637.5 - 448.2) * MIB / (_PX256 - _PX128)
+_SLOPE_CKPT = (114.2 - 73.0) * MIB / (_PX256 - _PX128)
+MODELLED = Activations(per_pixel=_SLOPE, per_pixel_checkpointed=_SLOPE_CKPT, backward_factor=1.25,
+                       source="activations modelled from saved tensors counted by bench/activations.py, "
+                              "not measured on a GPU",
+                       per_step=448.2 * MIB - _SLOPE * _PX128)
 TEXT_ENCODER_ACTIVATION_BYTES = 40 * 2**20  # modelled: 12 layers x 77 tokens, per sample, when trained
 VAE_ENCODE_BYTES_PER_PIXEL = 3 * 128 * FP32  # modelled: ~3 live fp32 maps of 128 channels at full size
 
@@ -176,7 +185,7 @@ def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
     args = parse_kv_args(cfg.optimizer_args)
     fresh = cfg.network_weights is None  # a new LoRA's lora_up starts at zeros
     per_pixel = activations.per_pixel_checkpointed if cfg.gradient_checkpointing else activations.per_pixel
-    unet_act = per_pixel * pixels * (1 if half else 2) * activations.backward_factor
+    unet_act = (per_pixel * pixels * (1 if half else 2) + activations.per_step * half) * activations.backward_factor
     te_act = TEXT_ENCODER_ACTIVATION_BYTES * cfg.train_batch_size * cfg.train_text_encoder * (1 if half else 2)
     vae_encode = 0 if cfg.cache_latents else VAE_ENCODE_BYTES_PER_PIXEL * pixels
     return {
@@ -281,7 +290,7 @@ def calibrated(bench_json: Path | dict, base: Activations = MODELLED) -> Activat
     figures: dict[bool, list[float]] = {True: [], False: []}
     for r in rows:
         cfg = TrainConfig(**r["config"])
-        exact = {k: v for k, v in memory_parts(cfg, replace(base, per_pixel=0, per_pixel_checkpointed=0)).items()
+        exact = {k: v for k, v in memory_parts(cfg, replace(base, per_pixel=0, per_pixel_checkpointed=0, per_step=0)).items()
                  if k != "CUDA context"}
         w, h = cfg.resolution_wh
         act = r["peak_memory_bytes"] - sum(exact.values())
