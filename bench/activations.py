@@ -1,8 +1,8 @@
 """Counts the activation memory of one SD1.5 UNet training forward, on any device (the CPU
 will do): the bytes autograd keeps for the backward pass, with and without gradient
-checkpointing. facelora.vram's activation figures (ACTIVATIONS_512) come from this script.
+checkpointing. facelora.vram.MODELLED is fitted to its counts at 128 and 256 px.
 
-    python bench/activations.py --size 512 --precision bf16
+    python bench/activations.py --size 256 --precision bf16
 
 Random SD1.5 weights from the shipped config, a rank-128 peft LoRA on Kohya's targets (the
 frozen weights alone would make autograd keep almost nothing), batch 1. Each tensor autograd

@@ -193,6 +193,9 @@ def run_all(a: argparse.Namespace, device: torch.device) -> list[dict]:
         except torch.cuda.OutOfMemoryError as e:
             results.append({"impl": case.impl, "label": case.label, "config": case.config(case.size),
                             "oom": str(e).splitlines()[0]})
+        except Exception as e:  # noqa: BLE001 - on a first GPU, one broken configuration must not lose the rest
+            results.append({"impl": case.impl, "label": case.label, "config": case.config(case.size),
+                            "error": f"{type(e).__name__}: {e}"})
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
@@ -220,7 +223,8 @@ def table(report: dict) -> str:
         head = f"| {name} | {c['resolution']} | {c['mixed_precision']} | {c['train_batch_size']} | " \
                f"{c['optimizer_type']} | {'yes' if c['gradient_checkpointing'] else 'no'} |"
         if "it_per_s" not in r:
-            rows.append(head + f" {r.get('oom') and 'OOM' or r.get('skipped')} |" + " |" * 5)
+            what = "OOM" if "oom" in r else r.get("error") or r.get("skipped")
+            rows.append(head + f" {what} |" + " |" * 5)
             continue
         frac = r.get("fraction_of_dense_bf16_peak", "n/a (CPU)")
         frac = f"{frac:.1%}" if isinstance(frac, float) else frac
@@ -270,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_text(a.out / "gpu.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(a.out / "gpu.md", table(report))
     print(table(report))
+    if any("error" in r for r in results):
+        raise SystemExit("bench/gpu.py: some configurations failed; see 'error' in gpu.json")
     return report
 
 

@@ -9,7 +9,7 @@ Which figures are exact and which are modelled:
   (bitsandbytes' 8-bit blocks, D-Adaptation's and Prodigy's extra buffers, Adafactor's factored
   moments);
 - modelled: the activations (bench/activations.py counts what autograd keeps for the backward
-  pass at 512 px; other sizes and batches scale by pixels x batch), the backward pass's
+  pass at 128 and 256 px, fitted as a part a step plus a part per pixel x batch), the backward pass's
   transient buffers, the VAE's buffers when latents are encoded every step, the CUDA context and
   the allocator's slack. `calibrated()` replaces the activation model with figures that
   bench/gpu.py measured on a GPU; until one ran, every activation figure is a model.
