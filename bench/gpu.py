@@ -39,7 +39,7 @@ RANK, ALPHA = 128, 64
 CAPTION = "photo of ohwx man"
 
 # --- the adapter: the only place this benchmark reaches into facelora's trainer -----------------
-# (train/step.py and model/ are being reorganised; after that merge, fix these two functions.)
+# (if train/step.py or model/sdmodel.py change, these two functions are what to fix.)
 
 
 def random_model(config_dir: Path, device: torch.device):
@@ -48,7 +48,7 @@ def random_model(config_dir: Path, device: torch.device):
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from facelora.model.base import SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.model.sdmodel import SDModel, noise_scheduler, read_config, shipped_tokenizer
 
     with torch.device(device):
         unet = UNet2DConditionModel.from_config(read_config(config_dir, "unet"))
@@ -115,7 +115,7 @@ CASES = (  # the most wanted first: facelora / reference at batch 1 bf16
 def build(case: Case, size: int, device: torch.device, tiny: bool):
     """step(latents) for the case, on a freshly built model."""
     from facelora.config import TrainConfig
-    from facelora.model.base import SD15_DIR, TINY_CONFIG_DIR
+    from facelora.model.sdmodel import SD15_DIR, TINY_CONFIG_DIR
 
     config_dir = TINY_CONFIG_DIR if tiny else SD15_DIR
     if case.impl == "reference":
@@ -134,7 +134,7 @@ def measure(case: Case, a: argparse.Namespace, device: torch.device) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from facelora.config import TrainConfig
-    from facelora.model.base import SD15_DIR, TINY_CONFIG_DIR
+    from facelora.model.sdmodel import SD15_DIR, TINY_CONFIG_DIR
     from facelora.vram import memory_parts, model_sizes
 
     cuda = device.type == "cuda"

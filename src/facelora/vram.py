@@ -103,8 +103,8 @@ def model_sizes(config_dir: Path | None = None) -> ModelSizes:
     (default: SD1.5's shipped configs), built on the meta device: no weights, no memory."""
     from torch import nn
 
-    from .model.base import SD15_DIR, empty_models
-    from .model.lora import target_modules
+    from .model.sdmodel import SD15_DIR, empty_models
+    from .networks.targets import target_modules
 
     unet, text_encoder, vae = empty_models(config_dir or SD15_DIR)
 
