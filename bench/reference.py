@@ -21,21 +21,22 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.n
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
 
 
-def _config(part: str) -> dict:
-    return json.loads((SD15 / part / "config.json").read_text())
+def _config(part: str, config_dir: Path = SD15) -> dict:
+    return json.loads((config_dir / part / "config.json").read_text())
 
 
 class ReferenceStep:
     """Random-weight SD1.5 UNet and CLIP text encoder with peft LoRA on both; `step()` is one
-    optimizer step on cached latents."""
+    optimizer step on cached latents. `config_dir`: another shipped config set with SD1.5's
+    layout (the tiny model's, for test runs)."""
 
     def __init__(self, size: int, rank: int = 128, alpha: float = 64, batch: int = 1,
                  gradient_checkpointing: bool = False, device: str = "cpu", seed: int = 0,
-                 train_text_encoder: bool = True):
+                 train_text_encoder: bool = True, config_dir: Path = SD15):
         torch.manual_seed(seed)
         self.device = torch.device(device)
-        self.unet = UNet2DConditionModel.from_config(_config("unet")).to(self.device)
-        te_cfg = {k: v for k, v in _config("text_encoder").items() if not k.startswith("_")}
+        self.unet = UNet2DConditionModel.from_config(_config("unet", config_dir)).to(self.device)
+        te_cfg = {k: v for k, v in _config("text_encoder", config_dir).items() if not k.startswith("_")}
         self.te = CLIPTextModel(CLIPTextConfig(**te_cfg)).to(self.device)
         self.unet.requires_grad_(False)
         self.te.requires_grad_(False)
