@@ -11,7 +11,8 @@ from .. import config as cfgmod
 from ..project import Project
 from .app import app, console, friendly, note
 
-config_app = typer.Typer(help="Read and write Kohya training TOML files.", no_args_is_help=True)
+config_app = typer.Typer(help="The project's parameters: show and set them, and Kohya's files in and out.",
+                         no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
 
@@ -33,15 +34,62 @@ def config_export(
 @friendly
 def config_import(
     project: Annotated[Path, typer.Argument(help="The project.")],
-    kohya_toml: Annotated[Path, typer.Argument(help="A Kohya training TOML or kohya_ss GUI config.")],
+    kohya_toml: Annotated[Path, typer.Argument(help="A Kohya training TOML (sd-scripts' --config_file or "
+                                                    "--output_config) or a kohya_ss GUI config (.json or config.toml).")],
 ) -> None:
-    """Take the training parameters of a Kohya TOML into the project (folders stay the project's)."""
+    """Take the training parameters of a Kohya file into the project as sd-scripts would run them:
+    keys the file leaves out take sd-scripts' defaults. Prints every value that differs from
+    facelora's face defaults, and every key facelora does not use. Folders stay the project's."""
     p = Project.open(project)
     settings = p.settings()
-    cfg, notes = cfgmod.import_kohya(kohya_toml.read_text(encoding="utf-8"), settings.train)
+    try:
+        text = kohya_toml.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise cfgmod.ConfigError(f"Cannot read {kohya_toml}: {getattr(e, 'strerror', None) or e}.") from None
+    cfg, notes = cfgmod.import_kohya(text, settings.train, source=kohya_toml)
     keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)
     for n in notes:
         note(n)
     console.print(f"Imported {kohya_toml.name} into {p.config_path}")
+
+
+@config_app.command("show")
+@friendly
+def config_show(
+    project: Annotated[Path, typer.Argument(help="The project.")],
+    changed: Annotated[bool, typer.Option("--changed", help="Only the parameters that differ from the face defaults.")] = False,
+) -> None:
+    """Print the project's trigger word and every training parameter as facelora.toml holds it,
+    marking those that differ from the face defaults."""
+    p = Project.open(project)
+    settings = p.settings()
+    console.print(f"{p.config_path}\n  trigger = {settings.trigger}\n  class_word = {settings.class_word or ''}")
+    face = cfgmod.TrainConfig()
+    for name in cfgmod.TrainConfig.model_fields:
+        value, default = getattr(settings.train, name), getattr(face, name)
+        if changed and value == default:
+            continue
+        console.print(f"  {name} = {value!r}" + ("" if value == default else f"   (face default {default!r})"),
+                      markup=False)
+
+
+@config_app.command("set", context_settings={"ignore_unknown_options": True})
+@friendly
+def config_set(
+    project: Annotated[Path, typer.Argument(help="The project.")],
+    key: Annotated[str, typer.Argument(help="A parameter in Kohya's spelling (network_dim, base_model...), or trigger.")],
+    values: Annotated[list[str], typer.Argument(help="Its value (several for a list such as optimizer_args; none for 'none').")],
+) -> None:
+    """Save one parameter into facelora.toml, checked as training checks it."""
+    p = Project.open(project)
+    settings = p.settings()
+    if key.lstrip("-") in ("trigger", "class_word"):
+        raise cfgmod.ConfigError(f"The trigger word and class are the folder's name (image/<repeats>_<trigger> "
+                                 f"<class>); rename the folder and create the project again to change them.")
+    updates = cfgmod.parse_overrides(["--" + key.lstrip("-"), *values])
+    settings.train = cfgmod.apply(settings.train, updates)
+    p.save_settings(settings)
+    for name in updates:
+        console.print(f"Saved {name} = {getattr(settings.train, name)!r} in {p.config_path}", markup=False)
