@@ -48,7 +48,7 @@ REFERENCE_CACHE = "reference-faces.json"
 SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
 LORA_SUFFIX = ".safetensors"
 
-_CONCEPT = re.compile(r"^(\d+)_(.+)$")
+CONCEPT_FOLDER = re.compile(r"^(\d+)_(.+)$")
 _TRIGGER = re.compile(r"^[^\s/\\]+$")
 
 
@@ -75,7 +75,7 @@ class Concept:
 
     @classmethod
     def parse(cls, folder_name: str) -> "Concept":
-        m = _CONCEPT.match(folder_name)
+        m = CONCEPT_FOLDER.match(folder_name)
         if not m:
             raise ProjectError(
                 f"Folder '{folder_name}' has no '<repeats>_' prefix. Kohya's layout needs the "
@@ -284,8 +284,11 @@ class Project:
     def open(cls, root: str | Path) -> "Project":
         root = Path(root).expanduser()
         if not (root / CONFIG_FILE).is_file():
+            from .kohya_layout import kohya_layout  # it builds on this module
+
+            kohya = " (it is laid out the Kohya way: 'facelora init' or 'facelora train' adopts it)" if kohya_layout(root) else ""
             raise ProjectError(
-                f"'{root}' is not a facelora project (no {CONFIG_FILE}). Create one with "
+                f"'{root}' is not a facelora project (no {CONFIG_FILE}){kohya}. Create one with "
                 f"'facelora init {root} --trigger NAME'."
             )
         return cls(root.resolve())
@@ -307,6 +310,14 @@ class Project:
         updates = {k: str(self.root / getattr(cfg, k)) for k in ("train_data_dir", "output_dir", "logging_dir")}
         updates["output_name"] = cfg.output_name or s.trigger
         return cfg.model_copy(update=updates)
+
+    def earlier_run_files(self, output_dir: str | Path, output_name: str) -> list[Path]:
+        """The LoRA files an earlier run of `output_name` left in output_dir (a new run would mix
+        with them: same names, and the grid would compare them as one run)."""
+        folder = Path(output_dir)
+        if not folder.is_dir():
+            return []
+        return sorted(f for f in folder.glob(f"*{LORA_SUFFIX}") if parse_lora_filename(f.name, output_name))
 
     def concepts(self) -> list[tuple[Path, Concept]]:
         """The `<repeats>_<trigger>` folders under image/, sorted by name."""
@@ -337,14 +348,20 @@ class Project:
 
 def init_project(root: str | Path, trigger: str, class_word: str | None = None, repeats: int = 10,
                  train: TrainConfig | None = None) -> Project:
-    """Make a new project: Kohya's folders and facelora.toml. Refuses to touch an existing one."""
+    """Make a new project: Kohya's folders and facelora.toml. Refuses to touch an existing one; a
+    folder laid out the Kohya way becomes a project where it is (adopt_kohya_layout)."""
     concept = Concept(repeats, trigger, class_word or None)
     root = Path(root).expanduser()
     if (root / CONFIG_FILE).exists():
         raise ProjectError(f"'{root}' is already a facelora project; nothing was changed.")
+    from .kohya_layout import adopt_kohya_layout, kohya_layout  # it builds on this module
+
+    if kohya_layout(root) is not None:
+        return adopt_kohya_layout(root, train, trigger)
     if root.exists() and any(root.iterdir()):
         raise ProjectError(
-            f"'{root}' exists and is not empty; choose a new folder so nothing of yours is overwritten."
+            f"'{root}' exists and is not empty and is not laid out the Kohya way (image/<repeats>_<name>/); "
+            f"choose a new folder so nothing of yours is overwritten."
         )
     check_trigger(concept.trigger)
     project = Project(root.resolve())
