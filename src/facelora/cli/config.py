@@ -52,7 +52,11 @@ def config_import(
     p.save_settings(settings)
     for n in notes:
         note(n)
-    console.print(f"Imported {kohya_toml.name} into {p.config_path}")
+    differ = cfgmod.face_differences(settings.train)
+    console.print(f"Imported {kohya_toml.name} into {p.config_path}", markup=False)
+    console.print(("Differs from facelora's face defaults (change any with facelora config set):\n  "
+                   + "\n  ".join(differ)) if differ else "Every parameter equals facelora's face defaults.",
+                  markup=False)
 
 
 @config_app.command("show")
@@ -93,3 +97,15 @@ def config_set(
     p.save_settings(settings)
     for name in updates:
         console.print(f"Saved {name} = {getattr(settings.train, name)!r} in {p.config_path}", markup=False)
+
+
+@app.command()
+def params(
+    basic: Annotated[bool, typer.Option("--basic", help="Only the Basic parameters (the GUI's first tab).")] = False,
+) -> None:
+    """Every training parameter in Kohya's spelling, with its face default and one line of help.
+    Give any of them to train, run or init as --name value; save them with facelora config set."""
+    for name, (default, text, group) in cfgmod.config_fields("basic" if basic else None).items():
+        shown = "none" if default is None else (" ".join(default) or "[]") if isinstance(default, list) else default
+        console.print(f"--{name} {shown}\n    {text}" + ("" if group == "basic" or basic else "  (advanced)"),
+                      markup=False)

@@ -86,9 +86,9 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     """Read a Kohya file as sd-scripts would run it: a training TOML (sd-scripts' argument names,
     tables flattened as sd-scripts does), or a kohya_ss GUI config (JSON, or its config.toml).
     Absent keys take sd-scripts' defaults; keys facelora does not have keep `base`'s values.
-    Returns the config and the notes to print: every value that differs from facelora's face
-    defaults, and every key facelora does not use, in one line. `source`: the file, whose folder
-    a relative dataset_config is read from."""
+    Returns the config and the notes to print (every key facelora does not use in one line, what
+    a GUI convention or a seed drawn made of a value); face_differences(cfg) says what differs from
+    facelora's face defaults. `source`: the file, whose folder a relative dataset_config is read from."""
     raw, gui = _parse(text)
     flat: dict[str, Any] = {}
     for k, v in raw.items():
@@ -124,8 +124,9 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     except ConfigError as e:
         raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
                           f"them in the file and import again. {e} {unused_note}".strip()) from None
-    notes.append(_differences(cfg, "seed" not in flat))
-    return cfg, notes + ([unused_note] if unused_note else [])
+    if "seed" not in flat:
+        notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
+    return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
 
 
 def _parse(text: str) -> tuple[dict[str, Any], bool]:
@@ -166,15 +167,12 @@ def _resolution(value: Any) -> str:
         return str(value)  # TrainConfig says what is wrong with it
 
 
-def _differences(cfg: TrainConfig, seed_drawn: bool) -> str:
-    """Every value of the imported config that differs from facelora's face defaults."""
+def face_differences(cfg: TrainConfig) -> list[str]:
+    """Every parameter of `cfg` (folders and output_name aside) that differs from facelora's face
+    defaults, as 'name value (face default value)'."""
     face = TrainConfig()
-    diff = [f"{k} {getattr(cfg, k)!r} (face default {getattr(face, k)!r})" for k in TrainConfig.model_fields
+    return [f"{k} {getattr(cfg, k)!r} (face default {getattr(face, k)!r})" for k in TrainConfig.model_fields
             if k not in PROJECT_FOLDERS and k != "output_name" and getattr(cfg, k) != getattr(face, k)]
-    drawn = f" The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does." if seed_drawn else ""
-    if not diff:
-        return "Every parameter equals facelora's face defaults." + drawn
-    return f"Differs from facelora's face defaults: {'; '.join(diff)}.{drawn}"
 
 
 def _dataset_values(flat: dict[str, Any], path: Path, source: Path | None) -> tuple[dict[str, Any], list[str]]:
