@@ -212,7 +212,7 @@ def test_score_truncated_photo_and_ctrl_c_are_messages(tmp_path, monkeypatch, as
     assert "Traceback" not in res.output and not isinstance(res.exception, OSError)
     assert res.exit_code in (0, 2), res.output
     if res.exit_code == 2:
-        assert "error:" in res.output
+        assert "error:" in res.output and "Check the reference photos" in res.output
     assert files_of(tmp_path) == before
 
     def stop(*args, **kwargs):

@@ -66,9 +66,9 @@ def friendly(fn):
     return wrapper
 
 
-def reading_files(kept: str):
+def reading_files(kept: str, reads: str):
     """For commands that read files a person brings (grid, score): any error reading them is a
-    message, never a traceback, and Ctrl-C says what was kept (`kept`)."""
+    message naming what it reads (`reads`), never a traceback, and Ctrl-C says what was kept (`kept`)."""
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -81,9 +81,10 @@ def reading_files(kept: str):
             except (OSError, ValueError, RuntimeError) as e:
                 if isinstance(e, FaceloraError):
                     raise
-                err.print(f"[bold red]error:[/] {escape(type(e).__name__)}: {escape(str(e))}. A file could not "
-                          f"be read or used; check the files named above (a damaged image, a wrong path).",
-                          markup=True)
+                where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+                err.print(f"[bold red]error:[/] a file could not be read or used{escape(where)}: "
+                          f"{escape(type(e).__name__)}: {escape(str(e))}. Check {escape(reads)}: a damaged or "
+                          f"cut-off image, or a wrong path.", markup=True)
                 raise typer.Exit(2)
 
         return wrapper

@@ -76,7 +76,7 @@ SCORE_KEPT = "Nothing was written: eval/likeness.json keeps the scores of the la
 
 @app.command()
 @friendly
-@reading_files(GRID_KEPT)
+@reading_files(GRID_KEPT, "the project's LoRA files and the base model")
 def grid(
     project: Annotated[Path, typer.Argument(help="The project whose saved LoRA files to compare.")],
     checkpoints: Annotated[str, _grid("checkpoints")] = default_of(GridOptions, "checkpoints"),
@@ -147,7 +147,7 @@ def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
 
 @app.command()
 @friendly
-@reading_files(SCORE_KEPT)
+@reading_files(SCORE_KEPT, "the reference photos (--reference or the project's images) and the generated images")
 def score(
     project: Annotated[Optional[Path], typer.Argument(help="A project with a grid (facelora grid).")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Without a project: folder of photos of the person.")] = None,
