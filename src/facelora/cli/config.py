@@ -90,8 +90,8 @@ def config_set(
     p = Project.open(project)
     settings = p.settings()
     if key.lstrip("-") in ("trigger", "class_word"):
-        raise cfgmod.ConfigError(f"The trigger word and class are the folder's name (image/<repeats>_<trigger> "
-                                 f"<class>); rename the folder and create the project again to change them.")
+        raise cfgmod.ConfigError("The trigger word and class are the folder's name (image/<repeats>_<trigger> "
+                                 "<class>); rename the folder and create the project again to change them.")
     updates = cfgmod.parse_overrides(["--" + key.lstrip("-"), *values])
     settings.train = cfgmod.apply(settings.train, updates)
     p.save_settings(settings)
