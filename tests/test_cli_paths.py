@@ -174,6 +174,16 @@ def test_tutorial_ranges_warn_in_plan():
         assert part in res.output
 
 
+def test_grid_without_a_base_model_says_how_to_set_it_and_the_advice_works(trained, tmp_path):
+    root = copy_of(trained, tmp_path)
+    before = files_of(root)
+    res = runner.invoke(app, ["grid", str(root)])
+    assert res.exit_code == 2 and "facelora config set" in res.output and "base_model PATH" in res.output
+    assert files_of(root) == before
+    res = runner.invoke(app, ["config", "set", str(root), "base_model", "tiny"])
+    assert res.exit_code == 0 and Project.open(root).settings().train.pretrained_model_name_or_path == "tiny"
+
+
 def test_grid_bad_lora_file_and_ctrl_c_are_messages(trained, tmp_path, monkeypatch):
     root = copy_of(trained, tmp_path)
     (root / "models" / "ohwx-000001.safetensors").write_bytes(b"not a safetensors file")
