@@ -41,6 +41,7 @@ Trigger = Annotated[str, typer.Option(help="The word that will call up the perso
 Preset = Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="With --install-to: replace a different file of the same name.")]
+Force = Annotated[bool, typer.Option("--force", help="With --install-to: install the best file even when every file has a copy, clone or bleed warning.")]
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -371,21 +372,30 @@ def _with_bar(description: str, work):
 
 def likeness_table(report) -> Table:
     """One row per (file, weight): how often a face appears, how close it is, how often it matches."""
-    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}",
+    from .evaluate.board import BLEED_WARN
+
+    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}; "
+                    f"flex = match on flexibility prompts; bleed = share of other people's faces that are the person",
               title_justify="left")
     widest = max((len(g.file or g.label) for g in report.groups), default=4)
     t.add_column("file", min_width=min(widest, 40), overflow="fold")
-    for col in ("weight", "images", "faces", "distance", "match", "spread"):
+    for col in ("weight", "images", "faces", "distance", "match", "flex", "bleed", "copies", "spread", "val loss"):
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
     best = report.best
+
+    def pct(v):
+        return "—" if v is None else f"{v:.0%}"
+
     for g in report.groups:
-        flag = "best" if best is not None and g is best else ("clones" if g.clones else "")
+        flags = ([w for w, on in (("clones", g.clones), ("copies", g.copies), ("bleed", g.bleed is not None and g.bleed > BLEED_WARN)) if on])
+        flag = "[bold green]best[/]" if best is not None and g is best else (f"[yellow]{', '.join(flags)}[/]" if flags else "")
         t.add_row(
             escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
             f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
-            f"{g.match_rate:.0%}", "-" if g.spread is None else f"{g.spread:.3f}",
-            f"[bold green]{flag}[/]" if flag == "best" else (f"[yellow]{flag}[/]" if flag else ""),
+            f"{g.match_rate:.0%}", pct(g.flexibility), pct(g.bleed), str(g.copies),
+            "-" if g.spread is None else f"{g.spread:.3f}",
+            "—" if g.validation_loss is None else f"{g.validation_loss:.4f}", flag,
         )
     return t
 
@@ -399,6 +409,8 @@ def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
     if b.get("mean") is not None:
         console.print(f"Training photos among themselves (leave-one-out distance): mean {b['mean']:.3f}, "
                       f"max {b['max']:.3f} over {b['faces']} faces.")
+    for s in report.skipped:
+        note(escape(s.line()))
     for w in report.warnings:
         note(escape(w))
     console.print(escape(report.verdict))
@@ -431,6 +443,8 @@ def grid(
     score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
     threshold: Annotated[float, typer.Option(help="With --score: a face matches below this distance.")] = 0.6,
     install_to: Annotated[Optional[Path], typer.Option("--install-to", help="With --score: copy the best file into this LoRA folder (e.g. A1111's models/Lora).")] = None,
+    probes: Annotated[bool, typer.Option("--probes", help="Third axis: the likeness, flexibility and bleed prompts of PROJECT/eval/probes.toml (written with defaults on first use).")] = False,
+    force: Force = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
@@ -442,11 +456,15 @@ def grid(
 
     if install_to is not None and not score:
         raise FaceloraError("--install-to picks the best file by likeness: add --score.")
+    if probes and z:
+        raise FaceloraError("--probes is the third axis; leave out --z.")
+    if probes:
+        z = ("probes", "")
     p = Project.open(project)
     try:
         options = GridOptions(
             checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
-            z=z[0] if z else None, z_values=z[1] if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
+            z=z[0] if z else None, z_values=(z[1] or None) if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
             steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
             allow_pickle=allow_pickle, device=device,
         )
@@ -462,10 +480,11 @@ def grid(
     console.print(f"Cells: {result.grid.parent / 'cells'}")
     console.print(f"Every cell described in: {result.json}")
     if score:
-        _score_project(p, threshold, install_to, overwrite, as_json=False)
+        _score_project(p, threshold, install_to, overwrite, as_json=False, force=force)
 
 
-def _score_project(p: Project, threshold: float, install_to: Optional[Path], overwrite: bool, as_json: bool) -> None:
+def _score_project(p: Project, threshold: float, install_to: Optional[Path], overwrite: bool, as_json: bool,
+                   force: bool = False) -> None:
     from .evaluate.scoring import ScoreOptions, install_best, score_project
 
     with held(p, "score", "facelora score"):
@@ -474,7 +493,7 @@ def _score_project(p: Project, threshold: float, install_to: Optional[Path], ove
     if not as_json:
         console.print(f"Scores: {p.eval_dir / 'likeness.json'}")
     if install_to is not None:
-        done = install_best(p, report, install_to, overwrite)
+        done = install_best(p, report, install_to, overwrite, force)
         (err if as_json else console).print(
             f"Installed {done.path} (preferred weight {done.weight:g}; use <lora:{done.path.stem}:{done.weight:g}>)")
 
@@ -487,6 +506,7 @@ def score(
     images: Annotated[Optional[Path], typer.Option(help="Without a project: folder of generated images (e.g. an A1111 X/Y/Z plot's).")] = None,
     threshold: Annotated[float, typer.Option(help="A face matches below this distance (dlib: 0.6).")] = 0.6,
     install_to: Annotated[Optional[Path], typer.Option("--install-to", help="Copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight.")] = None,
+    force: Force = False,
     overwrite: Overwrite = False,
     as_json: AsJson = False,
 ) -> None:
@@ -499,7 +519,7 @@ def score(
     if project is not None:
         if reference is not None or images is not None:
             raise FaceloraError("Give either a PROJECT or --reference and --images, not both.")
-        _score_project(Project.open(project), threshold, install_to, overwrite, as_json)
+        _score_project(Project.open(project), threshold, install_to, overwrite, as_json, force)
         return
     if reference is None or images is None:
         raise FaceloraError("Give a PROJECT, or both --reference DIR (photos of the person) and --images DIR.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .likeness import LikenessReport
+from .board import LikenessReport
 
 
 def write_heatmap(report: LikenessReport, out: Path, title: str | None = None) -> Path | None:
