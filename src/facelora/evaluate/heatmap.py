@@ -64,16 +64,25 @@ def write_heatmap(report: LikenessReport, out: Path, title: str | None = None) -
     weights = sorted({g.weight for g in groups})
     cell = {(weights.index(g.weight), files.index(g.file)): g for g in groups}
     shown = panels(report.threshold)
-    fig, axes = plt.subplots(1, len(shown), dpi=100, squeeze=False,
-                             figsize=(len(shown) * (1.0 + 1.0 * len(files)), 2.0 + 0.6 * len(weights)))
+    cols = min(3, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, dpi=100, squeeze=False,
+                             figsize=(cols * (1.2 + 0.95 * len(files)), rows * (1.5 + 0.55 * len(weights)) + 0.4))
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
     best = report.best
-    for ax, panel in zip(axes[0], shown):
+    if len(shown) < rows * cols:  # a free panel: what the blue frame means
+        import textwrap
+
+        said = f"Pick (blue frame): {best.file} at weight {best.weight:g}" if best else report.verdict
+        axes.flat[-1].text(0, 0.5, textwrap.fill(said, 48) + "\n\n" + textwrap.fill(report.rule, 48),
+                           fontsize=7, va="center", transform=axes.flat[-1].transAxes)
+    for ax, panel in zip(axes.flat, shown):
         grid = np.full((len(weights), len(files)), np.nan)
         for (r, c), g in cell.items():
             v = panel.value(g)
             grid[r, c] = np.nan if v is None else v
-        cmap = matplotlib.colormaps[panel.cmap].copy()
-        cmap.set_bad("#e4e4e4")
+        cmap = matplotlib.colormaps[panel.cmap].with_extremes(bad="#e4e4e4")
         vmin, vmax = panel.vmin, panel.vmax
         if vmax <= vmin:  # a scale of its own (the loss)
             finite = grid[np.isfinite(grid)]
@@ -91,7 +100,7 @@ def write_heatmap(report: LikenessReport, out: Path, title: str | None = None) -
         ax.set_xticks(range(len(files)), files, rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(len(weights)), [f"{w:g}" for w in weights], fontsize=7)
         ax.set_title(panel.title, fontsize=8)
-    axes[0][0].set_ylabel("weight")
+        ax.set_ylabel("weight", fontsize=7)
     heading = title or f"Scoreboard per LoRA file (across) and weight (down); match = distance < {report.threshold:g}"
     if report.tiny:
         heading += " — tiny test model: noise, not a result"
