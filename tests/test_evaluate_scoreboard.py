@@ -158,3 +158,20 @@ def test_broken_files_are_skipped_with_a_reason(tmp_path, photos, grace_hopper):
         p.unlink()
     with pytest.raises(LikenessError, match="None of the 2 reference files is a readable image"):
         score_folder(ref, imgs, ScoreOptions())
+
+
+def test_samples_scored_while_training(tmp_path, reference, photos, grace_hopper):
+    from facelora.evaluate.live import describe, score_samples
+
+    person = other_framings(photos["original"])
+    samples = []
+    for i, (prompt, im) in enumerate((("ohwx woman, portrait", person["zoom-2"]), ("ohwx, in a park", person["mirrored"]),
+                                      ("photo of a woman", Image.fromarray(grace_hopper)),
+                                      ("two people at a table", person["small-in-frame"]))):
+        im.save(tmp_path / f"ohwx_e000001_{i:02d}_1.png")
+        samples.append((tmp_path / f"ohwx_e000001_{i:02d}_1.png", prompt))
+    scores = score_samples(samples, reference, "ohwx")
+    assert scores["likeness/detection_rate"] == 1.0 and scores["likeness/match_rate"] == 1.0
+    assert scores["likeness/mean_distance"] < 0.45 and scores["likeness/copies"] == 0
+    assert scores["likeness/bleed"] == 0.5  # Grace Hopper is not the person; the astronaut in the wide shot is
+    assert describe(scores).startswith("likeness: faces 100%, match 100%, distance 0.") and "bleed 50%" in describe(scores)

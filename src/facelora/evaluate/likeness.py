@@ -31,8 +31,9 @@ Progress = Callable[[int, int, str], None]  # (done, total, what)
 MATCH_THRESHOLD = faces.MATCH_THRESHOLD
 # When HOG finds no face, dlib's CNN looks at a copy no larger than this (never enlarged): it
 # still finds the large faces HOG misses (profiles, tilted heads) in a fraction of the time
-# (512 px: 2.6 s idle; 288 px: about 0.8 s); HOG, upsampled once, finds frontal faces from ~40 px.
-CNN_MAX_SIDE = 288
+# (512 px: 2.6 s idle, 256 px: 0.63 s; faces from ~80 px there, ~160 px in a 512 px cell); HOG,
+# upsampled once, finds frontal faces from ~40 px.
+CNN_MAX_SIDE = 256
 
 
 class LikenessError(FaceloraError, ValueError):
