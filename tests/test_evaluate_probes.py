@@ -95,3 +95,31 @@ def test_heatmap_has_a_panel_per_score_and_says_no_faces(tmp_path):
         "likeness", "flexibility", "bleed", "copies", "validation"]
     seen = [p.text(groups[0]) for p in panels(0.6)]
     assert seen[:4] == ["no face"] * 4 and seen[4] == "—"
+
+
+@pytest.mark.slow
+def test_grid_probes_and_score_on_the_tiny_model(project, tmp_path):
+    """The CLI end to end: --probes renders every probe for each file, score reads their kinds,
+    and the tiny model's noise gives an honest 'no faces' everywhere and nothing to install."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from facelora.cli import app
+    from test_evaluate_likeness import write_reference
+
+    folder, _ = project.concept_dir()
+    write_reference(folder, 3)
+    runner = CliRunner()
+    result = runner.invoke(app, ["grid", str(project.root), "--probes", "--weights", "1", "--steps", "2",
+                                 "--size", "64x64", "--score"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((project.eval_dir / "likeness.json").read_text(encoding="utf-8"))
+    assert report["probes"] == "eval/probes.toml" and len(report["images"]) == 2 * 10
+    assert {i["kind"] for i in report["images"]} == {"likeness", "flexibility", "bleed"}
+    assert [(g["images"], g["flex_images"], g["bleed_images"]) for g in report["groups"]] == [(1, 5, 4)] * 2
+    assert report["best"] is None and "No generated image has a face" in report["verdict"]
+    result = runner.invoke(app, ["score", str(project.root), "--install-to", str(tmp_path), "--force"])
+    assert result.exit_code == 2 and "Nothing to install" in result.output
+    result = runner.invoke(app, ["grid", str(project.root), "--probes", "--z", "seeds", "1,2"])
+    assert result.exit_code == 2 and "--probes is the third axis" in result.output
