@@ -123,3 +123,23 @@ def test_grid_probes_and_score_on_the_tiny_model(project, tmp_path):
     assert result.exit_code == 2 and "Nothing to install" in result.output
     result = runner.invoke(app, ["grid", str(project.root), "--probes", "--z", "seeds", "1,2"])
     assert result.exit_code == 2 and "--probes is the third axis" in result.output
+
+
+def test_the_gui_asks_for_probes_as_the_cli_does(tmp_path):
+    import typer
+
+    from facelora.cli import app
+    from facelora.gui.fields import grid_specs, to_widget
+    from facelora.gui.pages.evaluate import grid_args
+    from facelora.gui.workspace import Workspace
+
+    (tmp_path / "ws").mkdir()
+    ws = Workspace.of(tmp_path / "ws")
+    p = ws.create("p", "ohwx", None)
+    specs = grid_specs()
+    values = {s.name: to_widget(s, s.default) for s in specs}
+    values.update(z="probes")
+    args = grid_args(p, ws, specs, [values[s.name] for s in specs])
+    assert args == ["grid", str(p.root), "--probes"]
+    ctx = typer.main.get_command(app).commands["grid"].make_context("grid", args[1:])
+    assert ctx.params["probes"] is True and ctx.params["z"] is None

@@ -77,7 +77,9 @@ def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[An
         chosen["base_model"] = ws.outside_path(chosen["base_model"])
     args = ["grid", str(p.root)]
     z, z_values = chosen.pop("z", None), chosen.pop("z_values", None)
-    if z or z_values:
+    if z and z.strip().lower() == "probes":  # the project's probes.toml: no values to give
+        args += ["--probes"]
+    elif z or z_values:
         if not (z and z_values):
             raise FaceloraError("The third axis needs both z (prompts, seeds, cfg or steps) and z_values.")
         args += ["--z", z, z_values]
