@@ -117,7 +117,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     parts.append("<h2>Grid: saved files x LoRA weights</h2>")
     parts.append(_img(project, project.eval_dir / "grid.png", "X/Y grid"))
 
-    parts.append("<h2>Scoreboard: likeness, flexibility, bleed, copies</h2>")
+    parts.append("<h2>Likeness scoreboard: alike, flexible, not a copy, not on everyone</h2>")
     parts.append(_scoreboard(read_json(project.eval_dir / "likeness.json")))
     parts.append(_img(project, project.eval_dir / "heatmap.png", "scoreboard heatmap"))
 
