@@ -12,7 +12,8 @@ from facelora.evaluate.board import GroupScore, LikenessReport
 from facelora.evaluate.grid import GridError, GridOptions, plan_grid
 from facelora.evaluate.heatmap import panels, write_heatmap
 from facelora.evaluate.likeness import LikenessError
-from facelora.evaluate.probes import PROBES_TOML, ProbeError, probes_file, read_probes
+from facelora.evaluate.probes import ProbeError, probes_file, read_probes
+from facelora.project import PROBES_TOML
 from facelora.evaluate.scoring import install_best, validation_loss
 from facelora.model.lora import LoRANetwork, kohya_metadata, save_lora
 from facelora.model.tiny import build_tiny
@@ -34,7 +35,7 @@ def project(tmp_path_factory):
 
 
 def test_default_probes_are_written_once_and_filled_in(tmp_path):
-    path = probes_file(tmp_path)
+    path = probes_file(tmp_path / PROBES_TOML)
     assert path.name == PROBES_TOML and "bleed" in path.read_text(encoding="utf-8")
     probes = read_probes(path, "ohwx", "woman")
     kinds = [p.kind for p in probes]
@@ -44,7 +45,7 @@ def test_default_probes_are_written_once_and_filled_in(tmp_path):
     assert "portrait photo of a woman" in [p.prompt for p in probes]
     path.write_text(path.read_text(encoding="utf-8").replace('bleed = [', 'bleed = [\n    "{trigger} at a desk",'),
                     encoding="utf-8")
-    assert probes_file(tmp_path) == path  # kept, not rewritten
+    assert probes_file(path) == path  # kept, not rewritten
     with pytest.raises(ProbeError, match="names the trigger"):
         read_probes(path, "ohwx", "woman")
     path.write_text('selfies = ["x"]', encoding="utf-8")
@@ -54,7 +55,7 @@ def test_default_probes_are_written_once_and_filled_in(tmp_path):
 
 def test_grid_renders_every_probe_for_every_file_and_weight(project):
     plan = plan_grid(project, GridOptions(weights="0.5,1", z="probes", size="64x64"))
-    probes = read_probes(project.eval_dir / PROBES_TOML, "ohwx", "woman")
+    probes = read_probes(project.probes_toml, "ohwx", "woman")
     assert len(plan.cells) == 2 * 2 * len(probes) and plan.z_kind == "probes"
     for c in plan.cells:
         assert c.probe in ("likeness", "flexibility", "bleed")

@@ -45,10 +45,6 @@ class GroupKey:
     label: str = ""
     validation_loss: float | None = None
 
-    @property
-    def is_base(self) -> bool:
-        return self.file is None or self.weight == 0
-
 
 @dataclass
 class GroupScore:

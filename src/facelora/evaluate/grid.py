@@ -30,16 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import __version__
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json
-from ..project import Project
+from ..project import CELLS_DIR, Project
 from . import axes, infotext, loras
 from .gridimage import GridLayout, draw_grid, plan_layout
 from .infotext import Infotext, LoraTag
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
-GRID_JSON = "grid.json"
-GRID_PNG = "grid.png"
-CELLS_DIR = "cells"
 DEFAULT_WEIGHTS = "0.4,0.6,0.8,1.0"
 DEFAULT_SEED = 1234
 DEFAULT_NEGATIVE = "lowres, blurry, out of focus, deformed, disfigured, bad anatomy, watermark, text"
@@ -195,9 +192,9 @@ def _probe_axis(options: GridOptions, project: Project) -> Axis:
 
     for given, what in ((options.prompt, "--prompt"), (options.xsr, "--xsr"), (options.ysr, "--ysr"), (options.z_values, "--z-values")):
         if given:
-            raise GridError(f"--z probes takes its prompts from {project.eval_dir / 'probes.toml'}; leave out {what} (edit that file instead).")
+            raise GridError(f"--z probes takes its prompts from {project.probes_toml}; leave out {what} (edit that file instead).")
     settings = project.settings()
-    values = read_probes(probes_file(project.eval_dir), settings.trigger, settings.class_word)
+    values = read_probes(probes_file(project.probes_toml), settings.trigger, settings.class_word)
     return Axis("probes", values, [str(v) for v in values])
 
 
@@ -524,9 +521,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
     options = options or GridOptions()
     t0 = time.perf_counter()
     plan = plan_grid(project, options)
-    eval_dir = project.eval_dir
-    cells_dir = eval_dir / CELLS_DIR
-    grid_json = eval_dir / GRID_JSON
+    cells_dir, grid_json = project.cells_dir, project.grid_json
     if model_and_pipe is None:
         model, pipe = load_pipeline(plan.base_model, plan.sampler, options.device, options.allow_pickle)
     else:
@@ -548,7 +543,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
         with Image.open(c.path) as im:
             images[(c.x, c.y, c.z, c.s)] = im.convert("RGB")
     sheet = draw_grid(images, layout, plan.col_labels, plan.row_labels, plan.z_labels, title)
-    grid_png = eval_dir / GRID_PNG
+    grid_png = project.grid_png
     buf = io.BytesIO()
     sheet.save(buf, "PNG")
     atomic_write_bytes(grid_png, buf.getvalue())
@@ -564,7 +559,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
         "y": {"kind": plan.y_kind, "labels": plan.row_labels},
         "z": {"kind": plan.z_kind, "labels": plan.z_labels} if plan.z_kind else None,
         "seeds": plan.seeds,
-        "probes": _rel(project.eval_dir / "probes.toml", project.root) if plan.z_kind == "probes" else None,
+        "probes": _rel(project.probes_toml, project.root) if plan.z_kind == "probes" else None,
         "grid": _rel(grid_png, project.root),
         "layout": layout.to_dict(),
         "seconds": round(seconds, 2),

@@ -5,15 +5,14 @@
 from __future__ import annotations
 
 import json
-import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import FaceloraError
 from ..fileio import atomic_write_json, read_json
+from ..project import LORA_SUFFIX, LoraName, parse_lora_filename
 
-SUFFIX = ".safetensors"
 # What A1111 reads as a LoRA's preferred weight: the "preferred weight" of its user-metadata file
 # `<name>.json` beside the LoRA (the card's "Edit metadata" dialog writes the same file).
 A1111_USER_METADATA_KEY = "preferred weight"
@@ -37,7 +36,7 @@ class LoraFile:
     @property
     def name(self) -> str:
         """What a `<lora:NAME:W>` tag calls it: the file name without .safetensors."""
-        return self.path.name[: -len(SUFFIX)]
+        return self.path.name[: -len(LORA_SUFFIX)]
 
     @property
     def label(self) -> str:
@@ -84,29 +83,17 @@ def list_loras(models_dir: Path, output_name: str) -> list[LoraFile]:
     and the final `<name>.safetensors` last. Files from an interrupted run are left out."""
     if not models_dir.is_dir():
         return []
-    epoch_re = re.compile(rf"^{re.escape(output_name)}-(\d{{6}})$")
-    step_re = re.compile(rf"^{re.escape(output_name)}-step(\d{{8}})$")
-    found: list[tuple[tuple, LoraFile]] = []
-    for p in models_dir.glob(f"*{SUFFIX}"):
-        stem = p.name[: -len(SUFFIX)]
-        meta = None
-        if stem == output_name:
-            meta = read_metadata(p)
-            lf = LoraFile(p, _int(meta.get("ss_epoch")), _int(meta.get("ss_steps")), True)
-        elif m := epoch_re.match(stem):
-            lf = LoraFile(p, int(m.group(1)), None, False)
-        elif m := step_re.match(stem):
-            lf = LoraFile(p, None, int(m.group(1)), False)
-        else:
+    found: list[tuple[int, LoraFile]] = []
+    for p in models_dir.glob(f"*{LORA_SUFFIX}"):
+        parsed = parse_lora_filename(p.name, output_name)
+        if parsed is None or parsed.kind == "interrupted":
             continue
-        if lf.final:
-            key = (1, 0)
-        else:
-            meta = meta or read_metadata(p)
-            steps = _int(meta.get("ss_steps"))
-            # The trainer's step count orders epoch and step saves together; without it, epochs first.
-            key = (0, steps if steps is not None else (lf.step if lf.step is not None else lf.epoch or 0))
-        found.append((key, lf))
+        if parsed.kind == "final":
+            meta = read_metadata(p)
+            found.append((parsed.order(), LoraFile(p, _int(meta.get("ss_epoch")), _int(meta.get("ss_steps")), True)))
+        else:  # the trainer's step count orders epoch and step saves together
+            steps = _int(read_metadata(p).get("ss_steps"))
+            found.append((parsed.order(steps), LoraFile(p, parsed.epoch, parsed.step, False)))
     return [lf for _, lf in sorted(found, key=lambda kv: (kv[0], kv[1].name))]
 
 
@@ -115,19 +102,19 @@ def resolve(name: str, models_dir: Path, output_name: str | None = None) -> Path
     `<name>.safetensors`, which Kohya saves without its epoch number (A1111 users rename it to
     make Prompt S/R reach it; facelora reads the epoch from its metadata instead)."""
     name = name.strip()
-    direct = models_dir / (name if name.endswith(SUFFIX) else name + SUFFIX)
+    direct = models_dir / (name if name.endswith(LORA_SUFFIX) else name + LORA_SUFFIX)
     if direct.is_file():
         return direct
-    m = re.match(r"^(.+)-(\d{6})$", name)
-    if m:
-        final = models_dir / (m.group(1) + SUFFIX)
-        if final.is_file() and _int(read_metadata(final).get("ss_epoch")) == int(m.group(2)):
+    parsed = parse_lora_filename(name)
+    if parsed.kind == "epoch":
+        final = models_dir / LoraName(parsed.output_name).filename
+        if final.is_file() and _int(read_metadata(final).get("ss_epoch")) == parsed.epoch:
             return final
     have = ", ".join(lf.name for lf in list_loras(models_dir, output_name)) if output_name else ""
     if not have:
-        have = ", ".join(sorted(p.name[: -len(SUFFIX)] for p in models_dir.glob(f"*{SUFFIX}"))) if models_dir.is_dir() else ""
+        have = ", ".join(sorted(p.name[: -len(LORA_SUFFIX)] for p in models_dir.glob(f"*{LORA_SUFFIX}"))) if models_dir.is_dir() else ""
     raise LoraFileError(
-        f"No LoRA file '{name}{SUFFIX}' in {models_dir}. Files there: {have or 'none (train first)'}."
+        f"No LoRA file '{name}{LORA_SUFFIX}' in {models_dir}. Files there: {have or 'none (train first)'}."
     )
 
 
@@ -140,14 +127,14 @@ def pick(selection: str | list[str] | None, models_dir: Path, output_name: str) 
     if not selection or selection == ["all"]:
         if not saved:
             raise LoraFileError(
-                f"No LoRA files named {output_name}*.safetensors in {models_dir}: train first "
+                f"No LoRA files named {output_name}*{LORA_SUFFIX} in {models_dir}: train first "
                 f"(facelora train PROJECT), or name the files with --checkpoints."
             )
         return saved
     out = []
     for item in selection:
         if item.isdigit() and len(item) < 6:
-            item = f"{output_name}-{int(item):06d}"
+            item = LoraName(output_name, "epoch", int(item)).stem
         path = resolve(item, models_dir, output_name)
         match = [lf for lf in saved if lf.path == path]
         out.append(match[0] if match else LoraFile(path, None, None, False))

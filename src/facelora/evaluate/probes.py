@@ -21,7 +21,6 @@ from pathlib import Path
 from ..errors import FaceloraError
 from ..fileio import atomic_write_text
 
-PROBES_TOML = "probes.toml"
 KINDS = ("likeness", "flexibility", "bleed")
 
 DEFAULT = '''# facelora's probe prompts: the grid renders each one for every LoRA file and weight
@@ -63,9 +62,8 @@ class Probe:
         return f"{self.kind}: {self.prompt}"
 
 
-def probes_file(eval_dir: Path) -> Path:
-    """The project's probes file, written with the defaults when there is none yet."""
-    path = eval_dir / PROBES_TOML
+def probes_file(path: Path) -> Path:
+    """The project's probes file (Project.probes_toml), written with the defaults when there is none yet."""
     if not path.is_file():
         atomic_write_text(path, DEFAULT)
     return path

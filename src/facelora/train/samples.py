@@ -14,6 +14,7 @@ import torch
 
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes
+from ..project import sample_filename
 from .state import derived_seed
 
 
@@ -69,10 +70,6 @@ def read_prompts(path: str | Path) -> list[SamplePrompt]:
     if not lines:
         raise PromptsError(f"The sample prompts file {path} holds no prompt (one prompt a line).")
     return [parse_prompt(ln) for ln in lines]
-
-
-def sample_filename(output_name: str, epoch: int, index: int, seed: int) -> str:
-    return f"{output_name}_e{epoch:06d}_{index:02d}_{seed}.png"
 
 
 @torch.no_grad()
