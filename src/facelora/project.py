@@ -45,6 +45,7 @@ CELLS_DIR = "cells"
 LIKENESS_JSON = "likeness.json"
 HEATMAP_PNG = "heatmap.png"
 REFERENCE_CACHE = "reference-faces.json"
+PROBES_TOML = "probes.toml"  # the grid's probe prompts (evaluate/probes.py)
 SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
 LORA_SUFFIX = ".safetensors"
 
@@ -262,6 +263,10 @@ class Project:
     @property
     def heatmap_png(self) -> Path:
         return self.eval_dir / HEATMAP_PNG
+
+    @property
+    def probes_toml(self) -> Path:
+        return self.eval_dir / PROBES_TOML
 
     @property
     def reference_cache(self) -> Path:
