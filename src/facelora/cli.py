@@ -13,9 +13,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from safetensors import SafetensorError
 
 from . import config as cfgmod
 from .errors import FaceloraError
+from .fileio import io_error
 from .locks import held
 from .plan import Plan, plan_from_budget
 from .replan import adopt, budget_plan, project_plan
@@ -55,6 +57,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except FaceloraError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
+            raise typer.Exit(2)
+        except (OSError, SafetensorError) as e:  # an I/O failure no step explained: still one message
+            err.print(f"[bold red]error:[/] {escape(str(io_error(e)))}", markup=True)
             raise typer.Exit(2)
 
     return wrapper
@@ -251,9 +256,6 @@ def plan(
                  f"{new.repeats}_... and save epochs={e}.")
 
 
-_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
-
-
 @app.command(context_settings=OVERRIDES)
 @friendly
 def train(
@@ -286,9 +288,9 @@ def train(
     updates = overrides_from(ctx)
     if base_model:
         updates["pretrained_model_name_or_path"] = base_model
-    for key in _FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
-        if key in updates and not Path(updates[key]).is_absolute():
-            updates[key] = str(p.root / updates[key])
+    for key in cfgmod.PROJECT_FOLDERS:  # a folder given here is inside the project, as in facelora.toml
+        if key in updates:
+            updates[key] = str(p.folder(updates[key], key))
     cfg = cfgmod.apply(p.train_config(), updates)
     with held(p, "train", "facelora train"):
         result = train_lora(p, cfg, allow_pickle=allow_pickle, resume=resume, console=console)
@@ -343,10 +345,12 @@ def config_import(
     kohya_toml: Annotated[Path, typer.Argument(help="A Kohya training TOML or kohya_ss GUI config.")],
 ) -> None:
     """Take the training parameters of a Kohya TOML into the project (folders stay the project's)."""
+    from .fileio import read_text
+
     p = Project.open(project)
     settings = p.settings()
-    cfg, notes = cfgmod.import_kohya(kohya_toml.read_text(encoding="utf-8"), settings.train)
-    keep = {k: getattr(settings.train, k) for k in ("train_data_dir", "output_dir", "logging_dir")}
+    cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train)
+    keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)
     for n in notes:

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import FaceloraError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_text
+from .paths import PathError, check_folder_text, check_output_name
 
 
 class ConfigError(FaceloraError, ValueError):
@@ -41,6 +42,18 @@ SCHEDULERS = (
 )
 Precision = Literal["no", "fp16", "bf16"]
 SavePrecision = Literal["float", "fp16", "bf16"]
+
+
+# The parameters that name folders inside the project (paths.py's rule for them).
+PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
+
+
+def _path_rule(rule: Any, *args: Any) -> Any:
+    """paths.py's check as a pydantic validation error (so the field is named with it)."""
+    try:
+        return rule(*args)
+    except PathError as e:
+        raise ValueError(str(e)) from None
 
 
 class TrainConfig(BaseModel):
@@ -139,6 +152,16 @@ class TrainConfig(BaseModel):
         if v not in SCHEDULERS:
             raise ValueError(f"unknown scheduler '{v}'; choose one of {', '.join(SCHEDULERS)}")
         return v
+
+    @field_validator(*PROJECT_FOLDERS)
+    @classmethod
+    def _project_folder(cls, v: str, info: ValidationInfo) -> str:
+        return _path_rule(check_folder_text, v, info.field_name)
+
+    @field_validator("output_name")
+    @classmethod
+    def _file_name(cls, v: str) -> str:
+        return _path_rule(check_output_name, v)
 
     @field_validator("resolution")
     @classmethod
@@ -400,7 +423,7 @@ def save_settings(path: Path, settings: ProjectSettings) -> None:
 
 def load_settings(path: Path) -> ProjectSettings:
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text(path, "the project's settings"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     try:
@@ -437,7 +460,6 @@ _KOHYA_SECTIONS = {
     ],
     "logging_arguments": ["logging_dir"],
 }
-_PATH_FIELDS = ("train_data_dir", "output_dir", "logging_dir")
 
 # kohya_ss GUI spellings -> sd-scripts names.
 _GUI_ALIASES = {
@@ -461,7 +483,7 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
-    for key in _PATH_FIELDS:
+    for key in PROJECT_FOLDERS:
         data[key] = str((Path(project_root) / data[key]).resolve())
     if cfg.pretrained_model_name_or_path and cfg.pretrained_model_name_or_path != "tiny":
         data["pretrained_model_name_or_path"] = str(Path(cfg.pretrained_model_name_or_path).resolve())

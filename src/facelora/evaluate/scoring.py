@@ -4,13 +4,13 @@ in each image's `parameters` text."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataset import list_images
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, load_json
+from ..paths import inside
 from ..project import Project
 from . import infotext, loras
 from .grid import GRID_JSON
@@ -64,11 +64,14 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     grid_path = project.eval_dir / GRID_JSON
     if not grid_path.is_file():
         raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
-    grid = json.loads(grid_path.read_text(encoding="utf-8"))
+    grid = load_json(grid_path, "the grid's index")
+    cells = grid.get("cells") if isinstance(grid, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and {"path", "x"} <= c.keys() for c in cells):
+        raise LikenessError(f"{grid_path} is not a grid index (no list of cells): make the grid again.")
     ref = build_reference(reference_photos(project), project.eval_dir / REFERENCE_CACHE)
     items = []
-    for c in grid["cells"]:
-        path = project.root / c["path"]
+    for c in cells:
+        path = inside(project.root, c["path"], "A grid cell")
         if not path.is_file():
             raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
         file = Path(c["file"]).stem if c.get("file") else None

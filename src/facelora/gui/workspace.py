@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..project import CONFIG_FILE, Project, ProjectError, init_project
-from .paths import PathError, Roots, safe_path
+from ..paths import PathError, Roots, inside
 
 MODEL_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -33,7 +33,7 @@ class Workspace:
 
     def create(self, name: str, trigger: str, class_word: str | None, train: TrainConfig | None = None) -> Project:
         """A new project, always inside the workspace."""
-        return init_project(safe_path(self.root, name), (trigger or "").strip(), (class_word or "").strip() or None,
+        return init_project(inside(self.root, name), (trigger or "").strip(), (class_word or "").strip() or None,
                             train=train)
 
     def name(self, project: Project) -> str:
@@ -69,7 +69,7 @@ class Workspace:
         return str(self.roots.resolve(value))
 
     def inside_project(self, project: Project, value: str) -> Path:
-        return safe_path(project.root, value)
+        return inside(project.root, value)
 
 
 __all__ = ["Workspace", "PathError"]

@@ -8,7 +8,6 @@ CLIP's tokenizer files (sd15/), so loading never touches the network.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import shutil
@@ -38,7 +37,7 @@ from transformers.utils import logging as transformers_logging
 
 from ..errors import FaceloraError
 from . import ldm
-from ..fileio import disk_full_is_clear, usual_permissions
+from ..fileio import clear_write_errors, load_json, usual_permissions
 from .files import read_header, read_tensors, write_safetensors
 
 SD15_DIR = Path(__file__).parent / "sd15"
@@ -82,7 +81,7 @@ class SDModel:
 
 
 def read_config(config_dir: Path, part: str) -> dict[str, Any]:
-    return json.loads((Path(config_dir) / part / "config.json").read_text(encoding="utf-8"))
+    return load_json(Path(config_dir) / part / "config.json", f"the {part} config")
 
 
 @cache
@@ -254,7 +253,9 @@ def _diffusers_folder_problem(folder: Path) -> str | None:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         return f"The folder {folder} has no model_index.json, so it is not a diffusers model."
-    index = json.loads(index_file.read_text(encoding="utf-8"))
+    index = load_json(index_file, "the diffusers index")
+    if not isinstance(index, dict):
+        return f"{index_file} is not a diffusers index (a JSON object of the model's parts)."
     if "text_encoder_2" in index or "XL" in str(index.get("_class_name", "")):
         return f"{folder.name} is an SDXL diffusers model (it has a second text encoder)."
     missing = [p + "/" for p in ("unet", "text_encoder", "vae") if not (folder / p / "config.json").is_file()]
@@ -329,7 +330,7 @@ def save_diffusers(model: SDModel, folder: str | Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        with disk_full_is_clear(folder), _no_progress_bars():
+        with clear_write_errors(folder), _no_progress_bars():
             _pipeline(model, model.noise_scheduler).save_pretrained(tmp, safe_serialization=True)
             usual_permissions(tmp)
             if folder.exists():

@@ -46,7 +46,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import TrainConfig
 from ..errors import FaceloraError
-from ..fileio import disk_full_is_clear, usual_permissions
+from ..fileio import clear_write_errors, usual_permissions
 from .state import LoopState
 
 FORMAT = 1
@@ -84,7 +84,7 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     final = state_dir / folder_name(loop)
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=state_dir))
     try:
-        with disk_full_is_clear(final):
+        with clear_write_errors(final):
             files: dict[str, dict[str, Any]] = {}
 
             def put_tensors(name: str, tensors: dict[str, torch.Tensor]) -> None:
