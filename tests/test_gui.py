@@ -419,10 +419,15 @@ def test_launch_binds_localhost_unless_listen(tmp_path: Path, monkeypatch, capsy
     p = init_project(tmp_path / "ws" / "alice", "ohwx")
     launch(p.root, None, [], 7860, listen=False, auth=None)
     assert calls[-1]["server_name"] == "127.0.0.1" and calls[-1]["auth"] is None
-    assert calls[-1]["allowed_paths"] == [str((tmp_path / "ws").resolve()), str(p.root)]
+    assert calls[-1]["allowed_paths"] == [str(p.root)]  # the project alone, never its parent (issue 20)
     assert "warning" not in capsys.readouterr().err
     launch(None, tmp_path / "ws", [], 7861, listen=True, auth="me:secret")
     assert calls[-1]["server_name"] == "0.0.0.0" and calls[-1]["auth"] == ("me", "secret")
     assert "--listen serves this GUI to every machine" in capsys.readouterr().err
     with pytest.raises(FaceloraError, match="USER:PASSWORD"):
         launch(None, tmp_path / "ws", [], 7862, listen=True, auth="nopassword")
+    with pytest.raises(FaceloraError, match="--listen without --auth.*--insecure-listen"):
+        launch(p.root, None, [], 7863, listen=True, auth=None)
+    launch(p.root, None, [], 7864, listen=True, auth=None, insecure_listen=True)
+    assert calls[-1]["server_name"] == "0.0.0.0" and calls[-1]["auth"] is None
+    assert "with no password" in capsys.readouterr().err

@@ -21,10 +21,13 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from ..config import TrainConfig
-from ..dataset import Dataset
+from ..dataset import Dataset, file_list
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes
 from ..plan import Plan, make_plan
+
+
+MIN_SIDE = 32  # 4 latent pixels: below this an image holds no face to learn
 
 
 class TrainDataError(FaceloraError):
@@ -144,11 +147,24 @@ class TrainData:
         resolution = cfg.resolution_wh
         resos = (bucket_resolutions(resolution, cfg.min_bucket_reso, cfg.max_bucket_reso, cfg.bucket_reso_steps)
                  if cfg.enable_bucket else [resolution])
+        self.sizes = {path: image_size(path) for path, _, _ in dataset.items()}
+        if small := [p for p, size in self.sizes.items() if min(size) < MIN_SIDE]:
+            raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
+                                 f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         self.images = [
-            TrainImage(path, caption, repeats, select_bucket(image_size(path), resos) if cfg.enable_bucket else resolution)
+            TrainImage(path, caption, repeats, select_bucket(self.sizes[path], resos) if cfg.enable_bucket else resolution)
             for path, caption, repeats in dataset.items()
         ]
         self.dataset = dataset
+
+    def size_notes(self) -> list[str]:
+        """With buckets off every image is resized and centre-cropped to the resolution: say which."""
+        if self.cfg.enable_bucket:
+            return []
+        w, h = self.cfg.resolution_wh
+        other = [p for p, size in self.sizes.items() if size != (w, h)]
+        return [f"{len(other)} image(s) are not {w}x{h} and are resized and cropped to it (enable_bucket keeps "
+                f"their shape): {file_list(other)}."] if other else []
 
     def __len__(self) -> int:
         return len(self.images)

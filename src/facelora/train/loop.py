@@ -25,7 +25,7 @@ import torch
 from rich.console import Console
 
 from ..config import ConfigError, TrainConfig, check
-from ..dataset import missing_caption_warning, scan
+from ..dataset import caption_notes, scan
 from ..errors import FaceloraError
 from ..estimate import estimate
 from ..model.base import load_base
@@ -77,8 +77,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         raise ConfigError("No base model: set pretrained_model_name_or_path (--base-model PATH), an SD1.5 "
                           ".safetensors file or diffusers folder.")
     dataset = scan(cfg.train_data_dir, cfg.caption_extension)
-    if warning := missing_caption_warning(dataset, cfg.caption_extension):
-        notes.append(warning)
+    notes += caption_notes(dataset, cfg.caption_extension)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
         raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")
@@ -86,6 +85,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     accelerator = make_accelerator(cfg.mixed_precision, cpu=not cuda)
     device, main = accelerator.device, accelerator.is_main_process
     data = TrainData(dataset, cfg)
+    notes += data.size_notes()
     plan = data.plan(accelerator.num_processes)
     started_at = time.time()
     run_name = f"{cfg.output_name}_{time.strftime('%Y%m%d%H%M%S', time.localtime(started_at))}"
