@@ -349,7 +349,10 @@ def config_import(
 
     p = Project.open(project)
     settings = p.settings()
-    cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train)
+    try:
+        cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train)
+    except cfgmod.ConfigError as e:
+        raise cfgmod.ConfigError(f"{kohya_toml}: {e}") from None
     keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)

@@ -68,7 +68,7 @@ def _errno_of(e: BaseException) -> int | None:
 def write_error(path: Path, e: BaseException) -> WriteError | None:
     """The one message for a failed write of `path`, or None when `e` is not an I/O failure."""
     code = _errno_of(e)
-    if code is None:
+    if code is None or code == errno.EEXIST:  # EEXIST: the caller's own test (a lock taken)
         return None
     path = Path(path)
     reason, todo = _WRITE_REASONS.get(code, (os.strerror(code).lower(), "Check {folder}, then run again."))

@@ -68,7 +68,6 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     cells = grid.get("cells") if isinstance(grid, dict) else None
     if not isinstance(cells, list) or not all(isinstance(c, dict) and {"path", "x"} <= c.keys() for c in cells):
         raise LikenessError(f"{grid_path} is not a grid index (no list of cells): make the grid again.")
-    ref = build_reference(reference_photos(project), project.eval_dir / REFERENCE_CACHE)
     items = []
     for c in cells:
         path = inside(project.root, c["path"], "A grid cell")
@@ -76,6 +75,7 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
             raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
         file = Path(c["file"]).stem if c.get("file") else None
         items.append((path, GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")))))
+    ref = build_reference(reference_photos(project), project.eval_dir / REFERENCE_CACHE)
     report = score_images(items, ref, options.threshold, options.clone_ratio, progress,
                           base_model=grid.get("base_model"), tiny=bool(grid.get("tiny_test_model")))
     heat = write_heatmap(report, project.eval_dir / HEATMAP_PNG)
