@@ -337,7 +337,8 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
 def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
     why = (" " + " ".join(notes)) if notes else ""
     return ResumeError(f"Nothing to resume: no complete training state in {state_dir}.{why} "
-                      f"Train without --resume to start from the beginning.")
+                      f"Train without --resume to start from the beginning, or from a saved LoRA's weights "
+                      f"with --network_weights FILE (the optimizer and the step count start over).")
 
 
 def remove_partial_files(output_dir: Path, output_name: str) -> list[Path]:
