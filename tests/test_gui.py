@@ -184,22 +184,6 @@ def test_a_job_started_by_another_gui_is_seen_running(tmp_path: Path):
         other.wait()
 
 
-def test_event_log_reads_new_lines_only_and_waits_for_a_whole_line(tmp_path: Path):
-    path = tmp_path / "events.jsonl"
-    log = jobs.EventLog(path)
-    assert not log.refresh() and log.events == []
-    path.write_text('{"event": "start", "time": 0, "total_steps": 10}\n{"event": "step", "st')
-    log.refresh()
-    assert [e["event"] for e in log.events] == ["start"]
-    with path.open("a") as f:
-        f.write('ep": 1, "loss": 0.5, "time": 1}\nnot json\n')
-    assert log.refresh()
-    assert [e["event"] for e in log.events] == ["start", "step"]
-    path.write_text('{"event": "start", "time": 5}\n')  # a new run rewrote the file
-    log.refresh()
-    assert log.events == [{"event": "start", "time": 5}]
-
-
 def test_progress_eta_and_end_states():
     events = [{"event": "start", "time": 100.0, "total_steps": 10, "epochs": 2}]
     events += [{"event": "step", "step": s, "epoch": 1 + (s > 5), "loss": 1 / s, "avg_loss": 0.5, "time": 100.0 + 2 * s,
@@ -312,9 +296,9 @@ def test_install_copies_only_into_an_opened_folder(tmp_path: Path):
     pytest.importorskip("gradio")
     import torch
 
-    from facelora.evaluate.loras import read_metadata
+    from facelora.lora_file import read_metadata
     from facelora.gui.pages.evaluate import install, lora_names
-    from facelora.model.lora import save_lora
+    from facelora.lora_file import save_lora
 
     lora_dir = tmp_path / "webui Lora"
     lora_dir.mkdir()

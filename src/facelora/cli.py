@@ -156,7 +156,7 @@ def prepare(
     print_prepare_notes(report)
     folder = p.root / report.concept_dir
     console.print(f"{len(report.accepted)} accepted, {len(report.rejected)} rejected -> {folder}")
-    console.print(f"Report: {p.prepare_report}   contact sheet: {p.root / (report.contact_sheet or '')}")
+    console.print(f"Report: {p.prepare_report}   contact sheet: {p.contact_sheet}")
 
 
 def prepare_table(report) -> Table:
@@ -466,7 +466,7 @@ def grid(
     if result.tiny:
         note("tiny test model: these images are noise, not results.")
     console.print(f"Grid: {result.grid}  ({len(result.cells)} images, {result.seconds_per_image:.1f} s each)")
-    console.print(f"Cells: {result.grid.parent / 'cells'}")
+    console.print(f"Cells: {p.cells_dir}")
     console.print(f"Every cell described in: {result.json}")
     if score:
         _score_project(p, threshold, install_to, overwrite, as_json=False)
@@ -479,7 +479,7 @@ def _score_project(p: Project, threshold: float, install_to: Optional[Path], ove
         report = _with_bar("Scoring", lambda cb: score_project(p, ScoreOptions(threshold=threshold), cb))
     print_likeness(report, as_json, p.root)
     if not as_json:
-        console.print(f"Scores: {p.eval_dir / 'likeness.json'}")
+        console.print(f"Scores: {p.likeness_json}")
     if install_to is not None:
         done = install_best(p, report, install_to, overwrite)
         (err if as_json else console).print(

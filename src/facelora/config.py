@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from .errors import FaceloraError
 from .fileio import atomic_write_text, read_text
+from .networks import NETWORK_MODULES
 from .paths import PathError, check_folder_text, check_output_name
 
 
@@ -230,9 +231,9 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         )
     if cfg.sample_every_n_epochs and not cfg.sample_prompts:
         raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
-    if cfg.network_module != "networks.lora":
-        raise ConfigError(f"network_module '{cfg.network_module}': facelora trains Kohya's standard LoRA "
-                          f"(networks.lora) only; use Kohya's trainer for LyCORIS and other networks.")
+    if cfg.network_module not in NETWORK_MODULES:
+        raise ConfigError(f"network_module '{cfg.network_module}': facelora trains {', '.join(NETWORK_MODULES)} "
+                          f"only; use Kohya's trainer for other networks.")
     if cfg.network_args:
         raise ConfigError(f"network_args {cfg.network_args}: facelora's LoRA takes none (conv_dim, "
                           f"conv_alpha and the like are LoCon/LyCORIS options). Remove them.")

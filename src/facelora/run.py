@@ -92,7 +92,7 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     say(f"Preparing the photos in {opts.photos} ...")
     report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution))
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
-        f"(reasons in {project.prepare_report.name}, crops in {project.root / 'prepare-contact-sheet.png'})")
+        f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
     accepted = report.accepted
     if len(accepted) < opts.min_photos:

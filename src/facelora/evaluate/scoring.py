@@ -4,16 +4,14 @@ in each image's `parameters` text."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataset import list_images
 from ..fileio import atomic_write_json, load_json
 from ..paths import inside
-from ..project import Project
+from ..project import Project, parse_lora_filename
 from . import infotext, loras
-from .grid import GRID_JSON
 from .heatmap import write_heatmap
 from .likeness import (
     CLONE_RATIO,
@@ -25,11 +23,6 @@ from .likeness import (
     build_reference,
     score_images,
 )
-
-LIKENESS_JSON = "likeness.json"
-HEATMAP_PNG = "heatmap.png"
-REFERENCE_CACHE = "reference-faces.json"
-
 
 @dataclass
 class ScoreOptions:
@@ -61,7 +54,7 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     """Score every cell of the project's last grid against its training photos; write
     eval/likeness.json and eval/heatmap.png (and install the best file when asked)."""
     options = options or ScoreOptions()
-    grid_path = project.eval_dir / GRID_JSON
+    grid_path = project.grid_json
     if not grid_path.is_file():
         raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
     grid = load_json(grid_path, "the grid's index")
@@ -75,13 +68,13 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
             raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
         file = Path(c["file"]).stem if c.get("file") else None
         items.append((path, GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")))))
-    ref = build_reference(reference_photos(project), project.eval_dir / REFERENCE_CACHE)
+    ref = build_reference(reference_photos(project), project.reference_cache)
     report = score_images(items, ref, options.threshold, options.clone_ratio, progress,
                           base_model=grid.get("base_model"), tiny=bool(grid.get("tiny_test_model")))
-    heat = write_heatmap(report, project.eval_dir / HEATMAP_PNG)
+    heat = write_heatmap(report, project.heatmap_png)
     _relative_to(report, project.root)
     report.heatmap = _rel(heat, project.root) if heat else None
-    atomic_write_json(project.eval_dir / LIKENESS_JSON, report.to_dict())
+    atomic_write_json(project.likeness_json, report.to_dict())
     return report
 
 
@@ -111,15 +104,6 @@ def install_best(project: Project, report: LikenessReport, dest_dir: Path, overw
     return Installed(dest, report.best.weight)
 
 
-def _file_order(name: str) -> int:
-    """Training order from a Kohya file name: -000003 is epoch 3, the final file (no number) last."""
-    m = re.search(r"-(\d{6})$", name)
-    if m:
-        return int(m.group(1))
-    m = re.search(r"-step(\d+)$", name)
-    return int(m.group(1)) if m else 10**9
-
-
 def group_of(path: Path) -> GroupKey:
     """Group an image by the `<lora:...>` tags in its `parameters` text."""
     try:
@@ -135,7 +119,7 @@ def group_of(path: Path) -> GroupKey:
         label = " + ".join(_label(t.name, t.weight) for t in tags)
         return GroupKey(label, None, 10**9, label)
     t = tags[0]
-    return GroupKey(t.name, t.weight, _file_order(t.name), _label(t.name, t.weight))
+    return GroupKey(t.name, t.weight, parse_lora_filename(t.name).order(), _label(t.name, t.weight))
 
 
 def score_folder(reference_dir: Path, images_dir: Path, options: ScoreOptions | None = None,

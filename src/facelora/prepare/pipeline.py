@@ -31,12 +31,11 @@ from pydantic import BaseModel, Field
 from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..project import Project, ProjectError, init_project
+from ..project import CONTACT_SHEET, Project, ProjectError, init_project
 from . import captions, contact_sheet, crop, images, quality, upscale
 from .options import PrepareOptions
 
 PIPELINE_VERSION = 1  # bump when a change makes earlier outputs stale
-CONTACT_SHEET = "prepare-contact-sheet.png"
 _DUPLICATE_NOTE = "near-duplicate of "
 _OUTLIER_NOTE = "identity outlier: "
 
@@ -162,7 +161,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     report.items = done + run.earlier(done)
     _audit(report.items, options)
     report.contact_sheet = CONTACT_SHEET
-    contact_sheet.write([run.cell(it) for it in report.items], project.root / CONTACT_SHEET)
+    contact_sheet.write([run.cell(it) for it in report.items], project.contact_sheet)
     report.complete = True
     _write_report(project, report)
     return report

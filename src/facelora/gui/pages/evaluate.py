@@ -13,10 +13,8 @@ import gradio as gr
 
 from ...errors import FaceloraError
 from ...evaluate import loras
-from ...evaluate.grid import GRID_PNG
-from ...evaluate.scoring import HEATMAP_PNG, LIKENESS_JSON
 from ...fileio import read_json
-from ...project import Project
+from ...project import LORA_SUFFIX, Project
 from .. import jobs
 from ..common import Page, friendly, note, widget
 from ..fields import TINY, FieldSpec, from_widget, grid_specs
@@ -26,7 +24,7 @@ KINDS = ("grid", "score")
 
 
 def _likeness(p: Project) -> dict[str, Any] | None:
-    return read_json(p.eval_dir / LIKENESS_JSON)
+    return read_json(p.likeness_json)
 
 
 def best_html(p: Project) -> str:
@@ -53,7 +51,7 @@ def lora_names(p: Project) -> list[str]:
 
 
 def lora_path(p: Project, name: str) -> Path:
-    source = Path(p.train_config().output_dir) / (Path(name or "").name + loras.SUFFIX)
+    source = Path(p.train_config().output_dir) / (Path(name or "").name + LORA_SUFFIX)
     if not name or not source.is_file():
         raise FaceloraError("Choose one of the project's LoRA files.")
     return source
@@ -207,7 +205,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         states = [jobs.state(p, k, lines=8) for k in KINDS]
         running = [s for s in states if s.running]
         shown = running[0] if running else max(states, key=lambda s: s.started or 0)
-        files = [p.eval_dir / GRID_PNG, p.eval_dir / HEATMAP_PNG, p.eval_dir / LIKENESS_JSON]
+        files = [p.grid_png, p.heatmap_png, p.likeness_json]
         stamp = tuple(f.stat().st_mtime if f.is_file() else 0 for f in files)
         names = lora_names(p)
         key = (str(p.root), stamp, tuple(names), shown.output[-200:], bool(running))

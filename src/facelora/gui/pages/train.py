@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from ...errors import FaceloraError
+from ...events import Event, EventLog
 from ...project import Project
 from .. import jobs
 from ..common import Page, duration, friendly, note, table
@@ -22,13 +23,13 @@ from ..workspace import Workspace
 KIND = "train"
 CHART_POINTS = 1000
 LOG_LINES = 15  # the tail shown is as tall as the box, so its end is always in view
-_logs: dict[Path, jobs.EventLog] = {}  # one incremental reader per project, shared by all browsers
+_logs: dict[Path, EventLog] = {}  # one incremental reader per project, shared by all browsers
 _logs_lock = threading.Lock()
 
 
-def events_of(p: Project) -> list[dict[str, Any]]:
+def events_of(p: Project) -> list[Event]:
     with _logs_lock:
-        log = _logs.setdefault(p.events_path, jobs.EventLog(p.events_path))
+        log = _logs.setdefault(p.events_path, EventLog(p.events_path))
         log.refresh()
         return log.current_run()
 
