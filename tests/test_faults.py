@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import tiny_training_project
 from facelora.cli import app
 from facelora.config import apply
-from facelora.model.lora import read_lora
+from facelora.lora_file import read_lora
 from facelora.project import Project
 from facelora.train import resume as resume_mod
 
