@@ -4,14 +4,14 @@ in each image's `parameters` text."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..dataset import list_images
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, load_json
+from ..paths import inside
 from ..project import Project, parse_lora_filename
 from . import infotext, loras
 from .board import CLONE_RATIO, GroupKey, LikenessReport, pick_best, score_images
@@ -59,13 +59,15 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     grid_path = project.grid_json
     if not grid_path.is_file():
         raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
-    grid = json.loads(grid_path.read_text(encoding="utf-8"))
-    ref = build_reference(reference_photos(project), project.reference_cache)
+    grid = load_json(grid_path, "the grid's index")
+    cells = grid.get("cells") if isinstance(grid, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and {"path", "x"} <= c.keys() for c in cells):
+        raise LikenessError(f"{grid_path} is not a grid index (no list of cells): make the grid again.")
     cfg = project.train_config()
     losses: dict[str, float | None] = {}
     items = []
-    for c in grid["cells"]:
-        path = project.root / c["path"]
+    for c in cells:
+        path = inside(project.root, c["path"], "A grid cell")
         if not path.is_file():
             raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
         file = Path(c["file"]).stem if c.get("file") else None
@@ -73,6 +75,7 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
             losses[file] = validation_loss(Path(cfg.output_dir) / c["file"])
         key = GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")), losses.get(file))
         items.append((path, key, c.get("probe") or "likeness"))
+    ref = build_reference(reference_photos(project), project.reference_cache)
     report = score_images(items, ref, options.threshold, options.clone_ratio, progress,
                           base_model=grid.get("base_model"), tiny=bool(grid.get("tiny_test_model")))
     report.probes = grid.get("probes")
