@@ -1,0 +1,74 @@
+"""Who is in a photo: the person (the largest face), and anybody else who would end up in the
+training image with them.
+
+- Weak HOG detections on the person's own body (a spacesuit's patch, a collar) are not people:
+  they are dropped when they lie below the person's chin, within a few face widths.
+- A second face taller than `second_face_ratio` of the person's means several people.
+- Any other face inside the crop would be learned as part of the person: that photo is rejected
+  too. The crop is searched again at a scale that shows faces down to OTHER_FACE_SHARE of the
+  person's face height (at least MIN_OTHER_PX source pixels), unless the first pass already saw
+  faces that small: a 60 px face beside a 300 px one in a 3000 px photo is found.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import faces
+from ..faces import Face
+
+BODY_WIDTHS = 2.5  # the body, below the chin, spans this many face widths either side of the face
+OTHER_FACE_SHARE = 0.2  # the crop is searched for faces down to this share of the person's height
+MIN_OTHER_PX = 30  # ... and no smaller than this many source pixels
+_FIRST_PASS_MIN_PX = 40  # HOG's smallest face on a photo the first pass sees whole and upsampled
+
+
+class SeveralPeople(Exception):
+    """Another person would be in the training image; str() is the reason."""
+
+
+def on_body(candidate: Face, person: Face) -> bool:
+    """A weak detection below the person's chin, over their body: a false alarm, not a face."""
+    cx, cy = candidate.center
+    return (candidate.score < faces.WEAK_SCORE and cy > person.bottom
+            and abs(cx - person.center[0]) < BODY_WIDTHS * person.width)
+
+
+def subject(found: list[Face]) -> tuple[Face, list[Face]]:
+    """The person's face (the largest) and the other faces worth counting."""
+    person = found[0]
+    return person, [f for f in found[1:] if not on_body(f, person)]
+
+
+def second_face_reason(person: Face, others: list[Face], second_face_ratio: float) -> str | None:
+    """'several people: ...' when another face is nearly as large as the person's."""
+    if others and others[0].height > second_face_ratio * person.height:
+        return (f"several people: a second face {others[0].height / person.height:.0%} of the subject's height "
+                f"(use --allow-multiple to keep the largest face)")
+    return None
+
+
+def in_crop(rgb: np.ndarray, person: Face, others: list[Face], matrix: np.ndarray, side: int) -> list[Face]:
+    """The other faces whose centre falls inside the crop (`matrix` maps photo pixels to the
+    crop's, `side` its size); small faces are looked for again inside the crop's region."""
+    back = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
+    corners = np.array([(x, y, 1.0) for x in (0, side) for y in (0, side)]) @ back.T
+    region = (*corners.min(axis=0), *corners.max(axis=0))
+    min_px = max(OTHER_FACE_SHARE * person.height, MIN_OTHER_PX)
+    first_pass_px = _FIRST_PASS_MIN_PX * max(1.0, max(rgb.shape[:2]) / 800)
+    found = list(others)
+    if min_px < first_pass_px:
+        found += [f for f in faces.find_small(rgb, min_px, region) if not _same(f, person)
+                  and not any(_same(f, o) for o in others)]
+    inside = []
+    for f in found:
+        x, y = matrix @ np.array([*f.center, 1.0])
+        if 0 <= x <= side and 0 <= y <= side and not on_body(f, person):
+            inside.append(f)
+    return inside
+
+
+def _same(a: Face, b: Face) -> bool:
+    """Two detections of one face: the centre of one inside the other."""
+    cx, cy = a.center
+    return b.left <= cx <= b.right and b.top <= cy <= b.bottom
