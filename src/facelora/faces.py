@@ -246,14 +246,17 @@ class Head:
         return self.eyes + np.dot(mid - self.eyes, self.across) * self.across
 
     def head_box(self, margin: float = 0.0) -> tuple[float, float, float, float]:
-        """(left, top, right, bottom) around the whole head, crown to chin and ear to ear, widened
-        by `margin` lengths on every side; upright on screen even when the head is tilted."""
-        half = HEAD_WIDTH * float(np.linalg.norm(self.points[16] - self.points[0])) / 2 + margin * self.length
-        top = -CROWN_ABOVE_BROW * self.length - margin * self.length
-        bottom = self.length + margin * self.length
-        base = self.brow + np.dot(self.centre - self.brow, self.across) * self.across
-        corners = np.array([base + a * self.across + v * self.down for a in (-half, half) for v in (top, bottom)])
-        return _bounds(corners)
+        """(left, top, right, bottom) around the whole head, upright on screen: the box of the oval
+        from crown to chin and ear to ear (turned with the head when it is tilted), widened by
+        `margin` lengths on every side."""
+        across = HEAD_WIDTH * float(np.linalg.norm(self.points[16] - self.points[0])) / 2
+        along = (1 + CROWN_ABOVE_BROW) * self.length / 2
+        middle = self.brow + np.dot(self.centre - self.brow, self.across) * self.across \
+            + (self.length - along) * self.down
+        c, s = abs(self.across[0]), abs(self.across[1])  # |cos|, |sin| of the roll
+        half_w = float(np.hypot(across * c, along * s)) + margin * self.length
+        half_h = float(np.hypot(across * s, along * c)) + margin * self.length
+        return float(middle[0]) - half_w, float(middle[1]) - half_h, float(middle[0]) + half_w, float(middle[1]) + half_h
 
     def face_box(self) -> tuple[float, float, float, float]:
         """(left, top, right, bottom) of all 68 landmarks: brows, jaw and chin."""

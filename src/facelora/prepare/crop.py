@@ -91,6 +91,12 @@ class Framed:
         m[:, 2] -= (self.box.left, self.box.top)
         return m
 
+    def corners(self) -> np.ndarray:
+        """The square's corners in the photo's pixels, clockwise from the top left."""
+        back = np.linalg.inv(np.vstack([self.matrix, [0, 0, 1]]))[:2]
+        s = self.box.side
+        return np.array([(0, 0, 1.0), (s, 0, 1.0), (s, s, 1.0), (0, s, 1.0)]) @ back.T
+
     def cut(self, image: Image.Image) -> Image.Image:
         if not self.angle:
             return image.crop(tuple(self.box.as_list()))
@@ -122,24 +128,29 @@ def frame(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMING, s
     roll = head.roll
     if level and abs(roll) >= LEVEL_FROM:
         pivot = (float(head.eyes[0]), float(head.eyes[1]))
-        framed = _levelled(head.moved(_rotation(pivot, roll)), _rotation(pivot, roll), width, height, f, side)
+        framed = _levelled(head, pivot, width, height, f, side)
         if framed is not None:
-            return replace(framed, roll=roll, angle=roll, pivot=pivot), None
+            return framed, None
         note = f"not levelled: turned by {roll:+.0f}°, no square that holds the head stays inside the photo"
         return replace(_place(head, width, height, f, side), roll=roll), note
     return replace(_place(head, width, height, f, side), roll=roll), None
 
 
-def _levelled(head: Head, turned: np.ndarray, width: int, height: int, f: Framing, side: float) -> Framed | None:
-    """The largest square in the turned photo, from the framing's side down to the smallest that
-    holds the head, whose corners all lie inside the photo as it was; None when none does."""
-    smallest = max(_dims(_grow(head.head_box() if f.whole_head else head.face_box(), HEAD_MARGIN * head.length)))
+def _levelled(head: Head, pivot: tuple[float, float], width: int, height: int, f: Framing,
+              side: float) -> Framed | None:
+    """The largest square in the photo turned level about `pivot`, from the framing's side down to
+    the smallest that holds the head, whose corners all lie inside the photo as it was."""
+    roll = head.roll
+    level = head.moved(_rotation(pivot, roll))
+    smallest = max(_dims(_grow(level.head_box() if f.whole_head else level.face_box(), HEAD_MARGIN * level.length)))
     for s in np.linspace(side, min(smallest, side), LEVEL_TRIES):
         try:
-            framed = _place(head, width, height, f, float(s))
+            framed = replace(_place(level, width, height, f, float(s)), roll=roll, angle=roll, pivot=pivot)
         except CropRejected:
             return None
-        if not framed.missing and _inside_after_turning(framed.box, turned, width, height):
+        corners = framed.corners()
+        inside = (corners >= -0.5).all() and (corners <= (width + 0.5, height + 0.5)).all()
+        if not framed.missing and inside:
             return framed
     return None
 
@@ -176,7 +187,7 @@ def _position(head: Head, side: float, need: tuple[float, float, float, float], 
               f: Framing) -> CropBox:
     """The square of `side` nearest to the framing's place (face centred, eyes at their height)
     that holds `need` and stays inside the photo."""
-    s = int(side)
+    s = int(side + 1e-6)  # 2.8 x 100 is 279.99999... in floating point
     l, t, r, b = need
     left = min(max(head.centre[0] - s / 2, r - s, 0), l, width - s)
     top = min(max(head.eyes[1] - f.eyes * s, b - s, 0), t, height - s)
@@ -214,12 +225,3 @@ def _rotation(pivot: tuple[float, float], degrees: float) -> np.ndarray:
     rot = np.array([[c, s], [-s, c]])
     p = np.asarray(pivot, dtype=np.float64)
     return np.hstack([rot, (p - rot @ p)[:, None]])
-
-
-def _inside_after_turning(box: CropBox, turned: np.ndarray, width: int, height: int) -> bool:
-    """Whether the square, cut from the turned photo, lies wholly inside the original photo."""
-    back = np.linalg.inv(np.vstack([turned, [0, 0, 1]]))[:2]
-    corners = np.array([(x, y, 1.0) for x in (box.left, box.right) for y in (box.top, box.bottom)])
-    src = corners @ back.T
-    return bool((src[:, 0] >= -0.5).all() and (src[:, 0] <= width + 0.5).all()
-                and (src[:, 1] >= -0.5).all() and (src[:, 1] <= height + 0.5).all())

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import faces
 from ..faces import Face
+from .crop import Framed
 
 BODY_WIDTHS = 2.5  # the body, below the chin, spans this many face widths either side of the face
 OTHER_FACE_SHARE = 0.2  # the crop is searched for faces down to this share of the person's height
@@ -48,11 +49,10 @@ def second_face_reason(person: Face, others: list[Face], second_face_ratio: floa
     return None
 
 
-def in_crop(rgb: np.ndarray, person: Face, others: list[Face], matrix: np.ndarray, side: int) -> list[Face]:
-    """The other faces whose centre falls inside the crop (`matrix` maps photo pixels to the
-    crop's, `side` its size); small faces are looked for again inside the crop's region."""
-    back = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    corners = np.array([(x, y, 1.0) for x in (0, side) for y in (0, side)]) @ back.T
+def in_crop(rgb: np.ndarray, person: Face, others: list[Face], framed: Framed) -> list[Face]:
+    """The other faces whose centre falls inside the crop; small faces are looked for again in
+    the crop's region."""
+    corners = framed.corners()
     region = (*corners.min(axis=0), *corners.max(axis=0))
     min_px = max(OTHER_FACE_SHARE * person.height, MIN_OTHER_PX)
     first_pass_px = _FIRST_PASS_MIN_PX * max(1.0, max(rgb.shape[:2]) / 800)
@@ -62,8 +62,8 @@ def in_crop(rgb: np.ndarray, person: Face, others: list[Face], matrix: np.ndarra
                   and not any(_same(f, o) for o in others)]
     inside = []
     for f in found:
-        x, y = matrix @ np.array([*f.center, 1.0])
-        if 0 <= x <= side and 0 <= y <= side and not on_body(f, person):
+        x, y = framed.matrix @ np.array([*f.center, 1.0])
+        if 0 <= x <= framed.box.side and 0 <= y <= framed.box.side and not on_body(f, person):
             inside.append(f)
     return inside
 

@@ -201,7 +201,7 @@ class _Run:
     def _others(self, rgb: np.ndarray, face: faces.Face, others: list[faces.Face], framed: crop.Framed,
                 item: PrepareItem) -> None:
         """Nobody else may be in the training image: it would be learned as part of the person."""
-        inside = people.in_crop(rgb, face, others, framed.matrix, framed.box.side)
+        inside = people.in_crop(rgb, face, others, framed)
         if not inside:
             return
         words = f"another person's face ({inside[0].height:.0f} px) is inside the crop"
@@ -215,6 +215,8 @@ class _Run:
         item.crop_box, item.face_px = framed.box.as_list(), round(head.length)
         item.framing, item.whole_head, item.missing = framed.verdict(o.framing), framed.whole_head, list(framed.missing)
         item.roll, item.levelled = round(head.roll, 1), (round(framed.angle, 1) if framed.angle else None)
+        if framed.angle:
+            item.crop_corners = [[round(float(v), 1) for v in p] for p in framed.corners()]
         item.scale = round(o.resolution / framed.box.side, 4)
         if framed.missing:
             item.warnings.append(f"tighter than the {o.framing} framing: the photo has no room for the "

@@ -34,6 +34,7 @@ class PrepareItem(BaseModel):
     roll: float | None = None  # the eye line's tilt in the photo, degrees clockwise
     levelled: float | None = None  # degrees the photo was turned before cutting (--level)
     crop_box: list[int] | None = None  # in the levelled photo's pixels when `levelled` is set
+    crop_corners: list[list[float]] | None = None  # levelled: the square's corners in the photo, clockwise
     scale: float | None = None  # output pixels per source pixel
     upscaler: str | None = None
     drift: float | None = None  # descriptor distance from the source face to the output face
