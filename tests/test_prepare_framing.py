@@ -147,14 +147,18 @@ def test_report_and_contact_sheet_show_the_verdicts(variants):
 
 def test_level_turns_the_eyes_level_without_filling_corners(levelled):
     photos, project, report, _, sizes = levelled
+    done = []
     for name in TILTED:
         item = report.item(photos / f"{name}.png")
-        assert item.status == "accepted", (name, item.reason)
+        assert item.status == "accepted" and item.whole_head, (name, item.reason)
+        _check_whole_head(project, item, sizes[name])  # corners inside the photo: nothing filled
+        if item.levelled is None:  # the turned square would leave the photo: said, and cut as it is
+            assert any(w.startswith("not levelled") for w in item.warnings) and "tilted" in item.framing
+            continue
+        done.append(name)
         assert item.levelled == pytest.approx(item.roll, abs=0.05) and "levelled" in item.framing
-        head = _check_whole_head(project, item, sizes[name])
-        assert abs(head.roll) < 2.0, (name, head.roll)
-        # no filled corner (checked in _check_whole_head): the turned square's corners are in the photo,
-        # and they are a square turned by the roll
-        (x0, y0), (x1, y1) = item.crop_corners[:2]
+        assert abs(_output_head(project, item).roll) < 2.0, name
+        (x0, y0), (x1, y1) = item.crop_corners[:2]  # the square, turned by the roll
         assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(item.roll, abs=0.5)
-    assert report.framings == {"whole head": 3, "levelled": 3}
+    assert "tilted 8" in done, report.items
+    assert report.framings["levelled"] == len(done)
