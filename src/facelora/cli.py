@@ -194,6 +194,8 @@ def print_prepare_notes(report) -> None:
             console.print(f"  [yellow]{name}[/]: {escape(w)}")
     if report.framings:
         console.print("Framing: " + ", ".join(f"{n} {what}" for what, n in report.framings.items()))
+    if report.resolution_note:
+        console.print(report.resolution_note[:1].upper() + report.resolution_note[1:] + ".")
     reused = sum(it.reused for it in report.items)
     earlier = sum(it.earlier_run for it in report.items)
     if reused:

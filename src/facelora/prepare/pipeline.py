@@ -95,6 +95,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
         if progress:
             progress(i, len(inputs), f"{path.name}: {item.status}" + (f" ({item.reason})" if item.reason else ""))
 
+    report.resolution_note = _train_at(project, options.resolution)
     report.items = done + run.earlier(done)
     audit.audit(report.items, options)
     report.framings = report.count_framings()
@@ -103,6 +104,18 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     report.complete = True
     _write_report(project, report)
     return report
+
+
+def _train_at(project: Project, resolution: int) -> str | None:
+    """The project trains at the size it was prepared at (the tutorial: "my crops are 768, so I set
+    the max resolution to 768"); says so when that changes the project's setting."""
+    settings = project.settings()
+    if settings.train.resolution_wh == (resolution, resolution):
+        return None
+    before = settings.train.resolution
+    settings.train = settings.train.model_copy(update={"resolution": str(resolution)})
+    project.save_settings(settings)
+    return f"the project now trains at {resolution} (resolution in {project.config_path.name}, was {before}), the crops' size"
 
 
 def load_report(project: Project) -> PrepareReport | None:
@@ -171,7 +184,7 @@ class _Run:
         o = self.options
         rgb, _, notes = images.decode(data, path)
         item.warnings += notes
-        self.thumbs[item.source] = _thumb(Image.fromarray(rgb))
+        self.thumbs[item.source] = contact_sheet.thumb(Image.fromarray(rgb))
         face, others = self._subject(rgb, item)
         head = faces.head(rgb, face)
         framed, note = crop.frame(head, rgb.shape[1], rgb.shape[0], o.framing, o.face_ratio, o.level)
@@ -254,7 +267,7 @@ class _Run:
         out.save(buf, "PNG", compress_level=1)  # level 6 takes 4x as long for 10% less disk
         atomic_write_bytes(png, buf.getvalue())
         item.status, item.number, item.output = "accepted", number, _rel(self.project, png)
-        self.thumbs[item.source] = _thumb(out)
+        self.thumbs[item.source] = contact_sheet.thumb(out)
 
     def _caption(self, path: Path, image: Callable[[], Image.Image], item: PrepareItem) -> None:
         """The existing caption file, else one beside the photo, else a new one (template or tagger)."""
@@ -337,12 +350,12 @@ class _Run:
         if item.status == "accepted":
             image = self.thumbs.get(item.source) if not item.reused else None
             if image is None:
-                image = _open_thumb(self.project.root / item.output)
+                image = contact_sheet.open_thumb(self.project.root / item.output)
             note = "; ".join([Path(item.source).name, item.framing or "", *item.warnings])
             return contact_sheet.Cell(f"{item.number:03d}", image, True, note)
         image = self.thumbs.get(item.source)
         if image is None and item.faces is not None:  # decoded fine last time: show it again
-            image = _open_thumb(Path(item.source))
+            image = contact_sheet.open_thumb(Path(item.source))
         return contact_sheet.Cell("rejected", image, False, f"{Path(item.source).name}: {item.reason}")
 
 
@@ -378,22 +391,6 @@ def _rel(project: Project, path: Path) -> str:
 def _open_rgb(path: Path) -> Image.Image:
     with Image.open(path) as im:
         return im.convert("RGB")
-
-
-def _thumb(image: Image.Image) -> Image.Image:
-    small = image.copy()
-    small.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
-    return small
-
-
-def _open_thumb(path: Path) -> Image.Image | None:
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (contact_sheet.THUMB, contact_sheet.THUMB))
-            im.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
-            return im.convert("RGB")
-    except Exception:  # the contact sheet shows a grey square for what cannot be read
-        return None
 
 
 def _write_report(project: Project, report: PrepareReport) -> None:

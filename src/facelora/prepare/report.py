@@ -61,6 +61,7 @@ class PrepareReport(BaseModel):
     complete: bool = False
     created: str = ""
     contact_sheet: str | None = None
+    resolution_note: str | None = None  # set when this run changed the project's training resolution
     framings: dict[str, int] = Field(default_factory=dict)  # accepted crops: whole head, tight, tilted, levelled
     items: list[PrepareItem] = Field(default_factory=list)
 

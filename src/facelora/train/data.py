@@ -93,6 +93,25 @@ def image_size(path: Path) -> tuple[int, int]:
         raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
 
 
+def resolution_note(dataset: Dataset, cfg: TrainConfig) -> str | None:
+    """A note when the images are not of the training resolution (prepared at 768, trained at 512):
+    they are scaled to it, as in Kohya, which a person should know before the steps start."""
+    if cfg.enable_bucket:
+        return None
+    sizes: dict[tuple[int, int], int] = {}
+    for path, _, _ in dataset.items():
+        size = image_size(path)
+        sizes[size] = sizes.get(size, 0) + 1
+    w, h = cfg.resolution_wh
+    other = {s: n for s, n in sizes.items() if s != (w, h)}
+    if not other:
+        return None
+    shown = ", ".join(f"{n} at {a} x {b}" for (a, b), n in sorted(other.items(), key=lambda x: -x[1])[:3])
+    return (f"Training at {w} x {h}, but {sum(other.values())} of {sum(sizes.values())} images are not that size "
+            f"({shown}): each is scaled and centre-cropped to {w} x {h}. Prepare at the training resolution "
+            f"(facelora prepare --resolution {w}) or set resolution to the images' size.")
+
+
 def fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     """Resize so the image covers `size` (keeping its aspect ratio), then crop the centre."""
     w, h = size

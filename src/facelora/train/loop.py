@@ -32,7 +32,7 @@ from ..model.base import load_base
 from ..project import Project
 from . import checkpoints
 from . import resume as saved
-from .data import TrainData, cache_latents, epoch_loader
+from .data import TrainData, cache_latents, epoch_loader, resolution_note
 from .host_memory import FreedMemoryReuse
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
@@ -78,6 +78,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                           ".safetensors file or diffusers folder.")
     dataset = scan(cfg.train_data_dir, cfg.caption_extension)
     if warning := missing_caption_warning(dataset, cfg.caption_extension):
+        notes.append(warning)
+    if warning := resolution_note(dataset, cfg):
         notes.append(warning)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
