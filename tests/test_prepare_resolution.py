@@ -40,10 +40,10 @@ def test_prepare_at_768_trains_at_768_and_another_size_is_said(tmp_path):
     assert meta["ss_resolution"] == "(768, 768)" and meta["modelspec.resolution"] == "768x768"
     assert "not that size" not in out.getvalue()
 
-    # Trained at 512 on the 768 crops (an override for one run): said before the first step.
+    # Trained at 64 on the 768 crops (an override for one run): said before the first step.
     out = io.StringIO()
-    cfg = apply(project.train_config(), {**TINY, "resolution": "512", "output_name": "at512"})
+    cfg = apply(project.train_config(), {**TINY, "resolution": "64", "output_name": "at64"})
     train(project, cfg, console=Console(file=out, width=200))
     text = " ".join(out.getvalue().split())
-    assert "Training at 512 x 512, but 2 of 2 images are not that size (2 at 768 x 768)" in text
+    assert "Training at 64 x 64, but 2 of 2 images are not that size (2 at 768 x 768)" in text
     assert text.index("not that size") < text.index("model saved")
