@@ -163,3 +163,10 @@ def test_level_turns_the_eyes_level_without_filling_corners(levelled):
         assert np.degrees(np.arctan2(y1 - y0, x1 - x0)) == pytest.approx(item.roll, abs=0.5)
     assert "tilted 8" in done, report.items
     assert report.framings["levelled"] == len(done)
+
+
+def test_level_never_keeps_part_of_another_face(tmp_path):
+    # Levelled, the astronaut's square is smaller and the small face beside her is only partly in it.
+    _, _, report, *_ = _prepare(tmp_path, ("small face beside",), PrepareOptions(level=True))
+    item = report.items[0]
+    assert item.status == "rejected" and "inside the crop" in item.reason
