@@ -411,3 +411,10 @@ def test_near_duplicates_by_perceptual_hash(astro):
 def test_outliers_need_three_photos():
     assert quality.outliers([0.7, 0.7]) == [False, False]
     assert quality.outliers([0.1, 0.12, 0.7]) == [False, False, True]
+
+
+def test_the_framing_option_offers_exactly_the_framings_crop_knows():
+    import typing
+
+    assert set(typing.get_args(options.PrepareOptions.model_fields["framing"].annotation)) == set(crop.FRAMINGS)
+    assert options.PrepareOptions().framing == crop.DEFAULT_FRAMING
