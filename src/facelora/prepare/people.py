@@ -20,7 +20,7 @@ from .crop import Framed
 
 BODY_WIDTHS = 2.5  # the body, below the chin, spans this many face widths either side of the face
 OTHER_FACE_SHARE = 0.2  # the crop is searched for faces down to this share of the person's height
-MIN_OTHER_PX = 30  # ... and no smaller than this many source pixels
+MIN_OTHER_PX = 40  # ... and no smaller than this many source pixels (what the first pass sees on a small photo)
 IN_CROP_SHARE = 0.2  # a face this much inside the crop is in the training image (half a face shows)
 _FIRST_PASS_MIN_PX = 40  # HOG's smallest face on a photo the first pass sees whole and upsampled
 
