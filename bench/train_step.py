@@ -78,8 +78,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
 
     from facelora.config import TrainConfig
     from facelora.model import cpu_linear
-    from facelora.model.base import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
-    from facelora.model.lora import LoRAModule
+    from facelora.model.sdmodel import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.networks.lora import LoRAModule
     from facelora.train.data import Batch
     from facelora.train.host_memory import FreedMemoryReuse
     from facelora.train.optim import make_optimizer, make_scheduler

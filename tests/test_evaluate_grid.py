@@ -13,9 +13,10 @@ from PIL import Image
 
 from facelora.config import TrainConfig
 from facelora.evaluate import axes, infotext, loras
-from facelora.evaluate.grid import GridError, GridOptions, LoraSlot, make_grid, plan_grid, render, text_embeds
-from facelora.model.base import make_pipeline
-from facelora.model.lora import LoRANetwork, kohya_metadata, read_lora, save_lora
+from facelora.evaluate.grid import GridError, GridOptions, LoraSlot, make_grid, plan_grid, text_embeds
+from facelora.lora_file import addnet_hash, kohya_metadata, read_lora, save_lora
+from facelora.model.sampling import make_pipeline, render
+from facelora.networks.lora import LoRANetwork
 from facelora.model.tiny import build_tiny
 from facelora.project import init_project, lora_filename
 
@@ -75,7 +76,7 @@ def test_three_files_by_three_weights(project, grid3):
     assert len(data["cells"]) == 9 and data["tiny_test_model"] is True
     assert data["x"]["labels"] == ["ohwx-000001", "ohwx-000002", "ohwx"]
     assert data["y"]["labels"] == ["weight 0", "weight 0.5", "weight 1"]
-    hashes = {name: loras.addnet_hash(project.models_dir / name)[:12] for name in FILES}
+    hashes = {name: addnet_hash(project.models_dir / name)[:12] for name in FILES}
     assert hashes[FILES[0]] == read_lora(project.models_dir / FILES[0])[1]["sshs_model_hash"][:12]
     for cell in data["cells"]:
         path = project.root / cell["path"]
@@ -194,7 +195,7 @@ def test_install_writes_the_weight_and_keeps_the_hashes(project, tmp_path):
     tensors, meta = read_lora(dest)
     src_tensors, src_meta = read_lora(src)
     assert meta["modelspec.usage_hint"].startswith("Use at weight 0.8: <lora:ohwx-000002:0.8>")
-    assert meta["sshs_model_hash"] == src_meta["sshs_model_hash"] == loras.addnet_hash(dest)
+    assert meta["sshs_model_hash"] == src_meta["sshs_model_hash"] == addnet_hash(dest)
     assert meta["sshs_legacy_hash"] == src_meta["sshs_legacy_hash"]
     assert all(torch.equal(tensors[k], src_tensors[k]) for k in src_tensors)
     assert json.loads(dest.with_suffix(".json").read_text())["preferred weight"] == 0.8
@@ -203,7 +204,7 @@ def test_install_writes_the_weight_and_keeps_the_hashes(project, tmp_path):
     with pytest.raises(loras.LoraFileError, match="--overwrite"):
         loras.install(project.models_dir / FILES[0], tmp_path, 1.0)
     replaced = loras.install(project.models_dir / FILES[0], tmp_path, 1.0, overwrite=True)
-    assert loras.addnet_hash(replaced) == loras.addnet_hash(project.models_dir / FILES[0])
+    assert addnet_hash(replaced) == addnet_hash(project.models_dir / FILES[0])
 
 
 def test_a_file_diffusers_cannot_fully_apply_is_refused(project, tiny, tmp_path):

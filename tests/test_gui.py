@@ -184,22 +184,6 @@ def test_a_job_started_by_another_gui_is_seen_running(tmp_path: Path):
         other.wait()
 
 
-def test_event_log_reads_new_lines_only_and_waits_for_a_whole_line(tmp_path: Path):
-    path = tmp_path / "events.jsonl"
-    log = jobs.EventLog(path)
-    assert not log.refresh() and log.events == []
-    path.write_text('{"event": "start", "time": 0, "total_steps": 10}\n{"event": "step", "st')
-    log.refresh()
-    assert [e["event"] for e in log.events] == ["start"]
-    with path.open("a") as f:
-        f.write('ep": 1, "loss": 0.5, "time": 1}\nnot json\n')
-    assert log.refresh()
-    assert [e["event"] for e in log.events] == ["start", "step"]
-    path.write_text('{"event": "start", "time": 5}\n')  # a new run rewrote the file
-    log.refresh()
-    assert log.events == [{"event": "start", "time": 5}]
-
-
 def test_progress_eta_and_end_states():
     events = [{"event": "start", "time": 100.0, "total_steps": 10, "epochs": 2}]
     events += [{"event": "step", "step": s, "epoch": 1 + (s > 5), "loss": 1 / s, "avg_loss": 0.5, "time": 100.0 + 2 * s,
@@ -312,9 +296,9 @@ def test_install_copies_only_into_an_opened_folder(tmp_path: Path):
     pytest.importorskip("gradio")
     import torch
 
-    from facelora.evaluate.loras import read_metadata
+    from facelora.lora_file import read_metadata
     from facelora.gui.pages.evaluate import install, lora_names
-    from facelora.model.lora import save_lora
+    from facelora.lora_file import save_lora
 
     lora_dir = tmp_path / "webui Lora"
     lora_dir.mkdir()
@@ -349,15 +333,9 @@ def test_cli_gui_without_gradio_says_what_to_install(monkeypatch):
     assert "pip install 'facelora[gui]'" in result.output.replace("\n", "")
 
 
-def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
-    """The Evaluate page runs `facelora grid` with the changed fields as options; the real
-    command's parser must take them."""
-    pytest.importorskip("gradio")
-    import typer
-
-    from facelora.cli import app
+def grid_form(tmp_path: Path):
+    """A project in a workspace, and the Evaluate page's grid form with some fields changed."""
     from facelora.gui.fields import grid_specs
-    from facelora.gui.pages.evaluate import grid_args
 
     (tmp_path / "ws").mkdir()
     ws = Workspace.of(tmp_path / "ws")
@@ -366,6 +344,19 @@ def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
     values = {s.name: to_widget(s, s.default) for s in specs}
     values.update(weights="0.5,1.0", steps=4.0, size="64x64", z="seeds", z_values="1,2", allow_pickle=True,
                   base_model="tiny", prompt="ohwx, smiling")
+    return p, ws, specs, values
+
+
+def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
+    """The Evaluate page shows `facelora grid` with the changed fields as options; the real
+    command's parser must take them."""
+    pytest.importorskip("gradio")
+    import typer
+
+    from facelora.cli import app
+    from facelora.gui.pages.evaluate import grid_args
+
+    p, ws, specs, values = grid_form(tmp_path)
     args = grid_args(p, ws, specs, [values[s.name] for s in specs])
     assert args[:2] == ["grid", str(p.root)]
     assert args[2:5] == ["--z", "seeds", "1,2"]
@@ -377,6 +368,35 @@ def test_grid_form_becomes_the_grid_command_line(tmp_path: Path):
     values["base_model"] = str(tmp_path / "elsewhere.safetensors")
     with pytest.raises(PathError):
         grid_args(p, ws, specs, [values[s.name] for s in specs])
+
+
+def test_the_grid_form_gives_the_job_the_options_the_shown_command_gives(tmp_path: Path, monkeypatch):
+    """The Evaluate page hands the grid job GridOptions as a file, and shows the command that
+    does the same at a terminal: both must be the same options."""
+    pytest.importorskip("gradio")
+    from typer.testing import CliRunner
+
+    from facelora.cli import app
+    from facelora.cli import evaluate as grid_command
+    from facelora.gui.pages.evaluate import grid_args, grid_options
+
+    p, ws, specs, values = grid_form(tmp_path)
+    form = [values[s.name] for s in specs]
+    options = grid_options(ws, specs, form)
+    assert options.steps == 4 and options.z == "seeds" and options.base_model == "tiny" and options.allow_pickle
+    typed: list = []
+
+    class Parsed(Exception):
+        pass
+
+    def parse_only(model, **given):
+        typed.append(model(**given))
+        raise Parsed  # stop before drawing
+
+    monkeypatch.setattr(grid_command, "options_of", parse_only)
+    result = CliRunner().invoke(app, grid_args(p, ws, specs, form))
+    assert isinstance(result.exception, Parsed), result.output
+    assert typed == [options]
 
 
 def test_prepare_in_the_gui_holds_the_lock_training_checks(tmp_path: Path, fake_facelora):

@@ -17,16 +17,13 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from safetensors.torch import save_file
 
-from facelora.model.base import SD15_DIR, empty_models, encode_prompt, make_pipeline, tokenize
 from facelora.fileio import DiskFullError
-from facelora.model.lora import (
-    LoRAFileError,
-    LoRANetwork,
-    kohya_metadata,
-    read_lora,
-    save_lora,
-    target_modules,
-)
+from facelora.lora_file import LoRAFileError, kohya_metadata, read_lora, save_lora
+from facelora.model.sampling import make_pipeline
+from facelora.model.sdmodel import SD15_DIR, empty_models
+from facelora.model.text import encode_prompt, tokenize
+from facelora.networks.lora import LoRANetwork
+from facelora.networks.targets import target_modules
 from facelora.model.tiny import build_tiny
 
 # The per-block targets of the standard Kohya set, written out rather than walked.

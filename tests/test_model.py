@@ -19,23 +19,11 @@ from diffusers.loaders.single_file_utils import (
 from safetensors.torch import load_file, save_file
 
 from facelora.model import ldm
-from facelora.model.base import (
-    SAMPLERS,
-    SD15_DIR,
-    BaseModelError,
-    SDModel,
-    UnknownSamplerError,
-    empty_models,
-    encode_prompt,
-    load_base,
-    make_pipeline,
-    read_config,
-    sampler_key,
-    save_diffusers,
-    save_single_file,
-    single_file_state_dict,
-    tokenize,
-)
+from facelora.model.base import load_base
+from facelora.model.sampling import SAMPLERS, UnknownSamplerError, make_pipeline, sampler_key
+from facelora.model.save import save_diffusers, save_single_file, single_file_state_dict
+from facelora.model.sdmodel import SD15_DIR, BaseModelError, SDModel, empty_models, read_config
+from facelora.model.text import encode_prompt, tokenize
 from facelora.fileio import DiskFullError
 from facelora.model.tiny import build_tiny, tiny_diffusers_path, tiny_path
 
@@ -322,7 +310,7 @@ def test_ckpt_needs_allow_pickle_and_loads_weights_only(tiny, tiny_file, tmp_pat
 def test_disk_full_keeps_the_earlier_checkpoint(tiny, tmp_path, monkeypatch):
     import errno
 
-    import facelora.model.files as files
+    import safetensors.torch as files
 
     path = tmp_path / "model.safetensors"
     save_single_file(tiny, path)
@@ -395,7 +383,7 @@ def test_pipeline_samples_and_unknown_sampler_is_clear(tiny):
 
 
 def test_single_file_state_dict_is_independent_of_an_applied_lora(tiny):
-    from facelora.model.lora import LoRANetwork
+    from facelora.networks.lora import LoRANetwork
 
     before = single_file_state_dict(tiny)
     net = LoRANetwork(tiny.unet, tiny.text_encoder, rank=2, alpha=1)

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from facelora.cli import app
 from facelora.dataset import DatasetError, missing_caption_warning, scan
-from facelora.project import Concept, Project, ProjectError, init_project, lora_filename
+from facelora.project import (Concept, LoraName, Project, ProjectError, init_project, interrupted_filename,
+                              lora_filename, parse_lora_filename)
 
 runner = CliRunner()
 
@@ -59,6 +60,27 @@ def test_concept_folder_names():
     assert lora_filename("x", epoch=3) == "x-000003.safetensors"
     assert lora_filename("x", step=500) == "x-step00000500.safetensors"
     assert lora_filename("x") == "x.safetensors"
+
+
+def test_lora_file_names_read_back_as_written():
+    written = [lora_filename("ohwx", epoch=3), lora_filename("ohwx", step=500), lora_filename("ohwx"),
+               interrupted_filename("ohwx", 7)]
+    parsed = [parse_lora_filename(n, "ohwx") for n in written]
+    assert parsed == [LoraName("ohwx", "epoch", 3), LoraName("ohwx", "step", 500), LoraName("ohwx"),
+                      LoraName("ohwx", "interrupted", 7)]
+    assert [p.filename for p in parsed] == written and parsed[1].step == 500 and parsed[0].epoch == 3
+    # another run's files are not this run's; an output_name that looks numbered stays whole
+    assert parse_lora_filename("other-000001.safetensors", "ohwx") is None
+    assert parse_lora_filename("a-000001.safetensors", "a-000001") == LoraName("a-000001")
+    # a tag's name from an image made anywhere: the name alone says the save
+    assert parse_lora_filename("mine-000002") == LoraName("mine", "epoch", 2)
+    assert parse_lora_filename("mine") == LoraName("mine")
+
+
+def test_lora_training_order():
+    epoch2, step5, final = LoraName("x", "epoch", 2), LoraName("x", "step", 5), LoraName("x")
+    assert epoch2.order() < step5.order() < final.order()
+    assert epoch2.order(steps=8) > step5.order(steps=5)  # the saved step, when known, decides
 
 
 def _images(folder, n, captions=True):

@@ -26,7 +26,7 @@ from rich.console import Console
 from conftest import tiny_training_project
 from facelora.config import apply
 from facelora.fileio import DiskFullError
-from facelora.model.lora import read_lora
+from facelora.lora_file import read_lora
 from facelora.project import Project
 from facelora.train import resume as resume_mod
 from facelora.train.loop import TrainingDiverged, train

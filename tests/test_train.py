@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 
 from conftest import astronaut_rgb, tiny_training_project
 from facelora.config import apply
-from facelora.model.lora import read_lora, save_lora
+from facelora.events import read_events
+from facelora.gui.jobs import progress
+from facelora.lora_file import read_lora, save_lora
 from facelora.project import Project
 from facelora.train.loop import TrainingDiverged, train
 
@@ -64,6 +66,10 @@ def test_files_lines_events_and_tensorboard(tmp_path):
     assert set(step) >= {"step", "epoch", "loss", "avg_loss", "lr_unet", "lr_te", "time"}
     assert step["lr_unet"] == 1e-3 and step["lr_te"] == 1e-4
     assert [e["path"] for e in ev if e["event"] == "saved"] == [str(p) for p in result.files]
+    prog = progress(read_events(project.events_path), running=False)  # the GUI reads what was written
+    assert (prog.status, prog.step, prog.total_steps, prog.epoch, prog.epochs) == ("finished", 12, 12, 3, 3)
+    assert prog.saved == [str(p) for p in result.files] and len(prog.losses) == 12
+    assert prog.loss is not None and prog.lr_unet == 1e-3 and prog.lr_te == 1e-4 and prog.elapsed_s >= 0
 
     tb = list(project.log_dir.rglob("events.out.tfevents.*"))
     assert len(tb) == 1

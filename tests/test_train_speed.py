@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from facelora.config import TrainConfig
 from facelora.model.base import load_base
 from facelora.model import cpu_linear
-from facelora.model.lora import LoRAModule
+from facelora.networks.lora import LoRAModule
 from facelora.train.data import Batch
 from facelora.train.host_memory import FreedMemoryReuse
 from facelora.train.step import batch_loss, text_cache_for

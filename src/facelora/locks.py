@@ -81,7 +81,7 @@ def returncode(pid: int) -> int | None:
 
 
 def lock_path(project: Project, kind: str) -> Path:
-    return project.log_dir / f"{kind}.lock"
+    return project.job_lock(kind)
 
 
 def live_lock(project: Project, kind: str) -> dict[str, Any] | None:
@@ -101,7 +101,7 @@ def live_lock(project: Project, kind: str) -> dict[str, Any] | None:
         return lock
     lock["returncode"] = returncode(pid) if pid else None
     lock["ended"] = time.time()
-    atomic_write_json(project.log_dir / f"{kind}.last", lock)
+    atomic_write_json(project.job_last(kind), lock)
     path.unlink(missing_ok=True)
     return None
 

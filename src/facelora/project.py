@@ -3,29 +3,50 @@
     PROJECT/
       facelora.toml                 the project's settings (trigger word, training parameters)
       image/<repeats>_<trigger>[ <class>]/   training images and same-stem captions
+      prepare-report.json, prepare-contact-sheet.png   what prepare made of each photo
       models/                       LoRA files (and sample/ images)
-      log/                          TensorBoard events, events.jsonl, state/ for resume
-      eval/                         grid, cells, likeness scores
+      log/                          TensorBoard runs, events.jsonl, state/ for resume, loss.png,
+                                    <kind>.lock / .last / .out of the jobs
+      cache/latents/                the VAE's latents, with cache_latents_to_disk
+      eval/                         grid.json, grid.png, cells/, likeness.json, heatmap.png
+      report.html                   the run's report
 
-This module owns the folder names, the `<repeats>_<trigger>` convention and the LoRA file names.
+This module owns every artefact's name: the folders, the files in them, the `<repeats>_<trigger>`
+convention and the LoRA file names, both as written and as read back (parse_lora_filename).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from .errors import FaceloraError
 from .config import ProjectSettings, TrainConfig, load_settings, save_settings
 
 CONFIG_FILE = "facelora.toml"
-IMAGE_DIR = "image"
-MODELS_DIR = "models"
-LOG_DIR = "log"
+# Kohya's folders: the defaults of train_data_dir, output_dir and logging_dir (relative to the project)
+IMAGE_DIR = TrainConfig.model_fields["train_data_dir"].default
+MODELS_DIR = TrainConfig.model_fields["output_dir"].default
+LOG_DIR = TrainConfig.model_fields["logging_dir"].default
 EVAL_DIR = "eval"
 STATE_DIR = "state"
 PREPARE_REPORT = "prepare-report.json"
+CONTACT_SHEET = "prepare-contact-sheet.png"
+REPORT_HTML = "report.html"
+LATENT_CACHE_DIR = "cache/latents"
+EVENTS_FILE = "events.jsonl"
+LOSS_CHART = "loss.png"
+GRID_JSON = "grid.json"
+GRID_PNG = "grid.png"
+CELLS_DIR = "cells"
+LIKENESS_JSON = "likeness.json"
+HEATMAP_PNG = "heatmap.png"
+REFERENCE_CACHE = "reference-faces.json"
+SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
+LORA_SUFFIX = ".safetensors"
 
 _CONCEPT = re.compile(r"^(\d+)_(.+)$")
 _TRIGGER = re.compile(r"^[^\s/\\]+$")
@@ -78,19 +99,96 @@ def check_trigger(trigger: str) -> str:
     return trigger
 
 
+# --- LoRA files: Kohya's names, written and read back here only ----------------------------------
+
+LoraKind = Literal["epoch", "step", "final", "interrupted"]
+FINAL_ORDER = 10**9  # the final file sorts after every numbered one
+_NUMBERED = (  # (kind, the name's tail after `<output_name>`), tried in this order
+    ("interrupted", re.compile(r"-interrupted-step(\d{8})")),
+    ("step", re.compile(r"-step(\d{8})")),
+    ("epoch", re.compile(r"-(\d{6})")),
+)
+
+
+@dataclass(frozen=True)
+class LoraName:
+    """What a LoRA file's name says: the run's output_name, and which save it is."""
+
+    output_name: str
+    kind: LoraKind = "final"
+    number: int | None = None  # the epoch of an epoch file, the step of a step or interrupted file
+
+    @property
+    def epoch(self) -> int | None:
+        return self.number if self.kind == "epoch" else None
+
+    @property
+    def step(self) -> int | None:
+        return self.number if self.kind in ("step", "interrupted") else None
+
+    @property
+    def stem(self) -> str:
+        """The file name without .safetensors: what a `<lora:NAME:W>` tag calls it."""
+        if self.kind == "epoch":
+            return f"{self.output_name}-{self.number:06d}"
+        if self.kind == "step":
+            return f"{self.output_name}-step{self.number:08d}"
+        if self.kind == "interrupted":  # named so it is never taken for an epoch's file
+            return f"{self.output_name}-interrupted-step{self.number:08d}"
+        return self.output_name
+
+    @property
+    def filename(self) -> str:
+        return self.stem + LORA_SUFFIX
+
+    def order(self, steps: int | None = None) -> int:
+        """The file's place in training order: the step it was saved at when known (`steps`, its
+        metadata's ss_steps), else the number in its name; the final file last."""
+        if self.kind == "final":
+            return FINAL_ORDER
+        return steps if steps is not None else int(self.number or 0)
+
+
 def lora_filename(output_name: str, epoch: int | None = None, step: int | None = None) -> str:
     """Kohya's names: `<name>-000001.safetensors` per epoch, `<name>-step00000500.safetensors`
     per step save, and `<name>.safetensors` for the final file."""
     if epoch is not None:
-        return f"{output_name}-{epoch:06d}.safetensors"
+        return LoraName(output_name, "epoch", epoch).filename
     if step is not None:
-        return f"{output_name}-step{step:08d}.safetensors"
-    return f"{output_name}.safetensors"
+        return LoraName(output_name, "step", step).filename
+    return LoraName(output_name).filename
 
 
 def interrupted_filename(output_name: str, step: int) -> str:
     """The file written on Ctrl-C: named so it is never taken for an epoch's file."""
-    return f"{output_name}-interrupted-step{step:08d}.safetensors"
+    return LoraName(output_name, "interrupted", step).filename
+
+
+def parse_lora_filename(name: str, output_name: str | None = None) -> LoraName | None:
+    """Read a LoRA file name (or a `<lora:NAME>` tag's name) back: with `output_name`, None for a
+    file of another run; without (a file made anywhere), a name with no save number is a final file."""
+    stem = name[: -len(LORA_SUFFIX)] if name.endswith(LORA_SUFFIX) else name
+    for kind, tail in _NUMBERED:
+        m = re.fullmatch(rf"(.+?){tail.pattern}", stem)
+        if m and (output_name is None or m.group(1) == output_name):
+            return LoraName(m.group(1), kind, int(m.group(2)))
+    if output_name is None or stem == output_name:
+        return LoraName(stem)
+    return None
+
+
+def samples_dir(output_dir: str | Path) -> Path:
+    return Path(output_dir) / SAMPLE_DIR
+
+
+def sample_filename(output_name: str, epoch: int, index: int, seed: int) -> str:
+    """Kohya's names: `<output_name>_e000001_00_<seed>.png` (epoch 1, prompt 0)."""
+    return f"{output_name}_e{epoch:06d}_{index:02d}_{seed}.png"
+
+
+def tensorboard_run_name(output_name: str, started_at: float) -> str:
+    """A run's TensorBoard folder in logging_dir, `<output_name>_<YYYYmmddHHMMSS>` as Kohya's."""
+    return f"{output_name}_{time.strftime('%Y%m%d%H%M%S', time.localtime(started_at))}"
 
 
 @dataclass(frozen=True)
@@ -126,8 +224,61 @@ class Project:
         return self.root / PREPARE_REPORT
 
     @property
+    def contact_sheet(self) -> Path:
+        return self.root / CONTACT_SHEET
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / REPORT_HTML
+
+    @property
+    def latent_cache_dir(self) -> Path:
+        return self.root / LATENT_CACHE_DIR
+
+    @property
     def events_path(self) -> Path:
-        return self.log_dir / "events.jsonl"
+        return self.log_dir / EVENTS_FILE
+
+    @property
+    def loss_chart(self) -> Path:
+        return self.log_dir / LOSS_CHART
+
+    @property
+    def grid_json(self) -> Path:
+        return self.eval_dir / GRID_JSON
+
+    @property
+    def grid_png(self) -> Path:
+        return self.eval_dir / GRID_PNG
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.eval_dir / CELLS_DIR
+
+    @property
+    def likeness_json(self) -> Path:
+        return self.eval_dir / LIKENESS_JSON
+
+    @property
+    def heatmap_png(self) -> Path:
+        return self.eval_dir / HEATMAP_PNG
+
+    @property
+    def reference_cache(self) -> Path:
+        """The reference photos' face vectors, kept so scoring again skips the detector."""
+        return self.eval_dir / REFERENCE_CACHE
+
+    def job_lock(self, kind: str) -> Path:
+        """Held while a `kind` job (train, prepare, grid, score) runs."""
+        return self.log_dir / f"{kind}.lock"
+
+    def job_last(self, kind: str) -> Path:
+        """The lock of the last `kind` job that ended, with its exit code."""
+        return self.log_dir / f"{kind}.last"
+
+    def job_output(self, kind: str) -> Path:
+        """The terminal output of the `kind` job the GUI started."""
+        return self.log_dir / f"{kind}.out"
 
     @classmethod
     def open(cls, root: str | Path) -> "Project":

@@ -6,30 +6,17 @@ weight, and the commands that reproduce each step."""
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
+from . import events as ev
 from .fileio import atomic_write_text, read_json
 from .project import Project
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    """events.jsonl, skipping a last line that is still being written."""
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
-
-
-def loss_chart(events: list[dict[str, Any]], out: Path) -> Path | None:
+def loss_chart(events: list[ev.Event], out: Path) -> Path | None:
     """Current and average loss against step, as a PNG; None when there are no steps yet."""
-    steps = [e for e in events if e.get("event") == "step" and e.get("loss") is not None]
+    steps = [e for e in events if isinstance(e, ev.Step) and e.loss is not None]
     if not steps:
         return None
     import matplotlib
@@ -38,13 +25,13 @@ def loss_chart(events: list[dict[str, Any]], out: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
-    x = [e["step"] for e in steps]
-    ax.plot(x, [e["loss"] for e in steps], lw=0.8, alpha=0.45, label="loss")
-    if any("avg_loss" in e for e in steps):
-        ax.plot(x, [e.get("avg_loss") for e in steps], lw=1.8, label="average loss")
+    x = [e.step for e in steps]
+    ax.plot(x, [e.loss for e in steps], lw=0.8, alpha=0.45, label="loss")
+    if any(e.avg_loss is not None for e in steps):
+        ax.plot(x, [e.avg_loss for e in steps], lw=1.8, label="average loss")
     for e in events:
-        if e.get("event") == "saved" and e.get("step"):
-            ax.axvline(e["step"], color="grey", lw=0.5, ls=":")
+        if isinstance(e, ev.Saved) and e.step:
+            ax.axvline(e.step, color="grey", lw=0.5, ls=":")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend(loc="upper right")
@@ -83,8 +70,8 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
                  notes: list[str] | None = None) -> Path:
     """Build report.html from what the project folder holds now."""
     settings = project.settings()
-    events = read_events(project.events_path)
-    chart = loss_chart(events, project.log_dir / "loss.png")
+    events = ev.read_events(project.events_path)
+    chart = loss_chart(events, project.loss_chart)
     parts = [f"<h1>facelora report: {html.escape(settings.trigger)}</h1>"]
     for n in notes or []:
         parts.append(f'<p class="warn">{html.escape(n)}</p>')
@@ -98,7 +85,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
         rejected = [(Path(i["source"]).name, i.get("reason", "")) for i in items if i.get("status") == "rejected"]
         if rejected:
             parts.append("<p>Rejected:</p>" + _table(rejected))
-    parts.append(_img(project, project.root / "prepare-contact-sheet.png", "contact sheet"))
+    parts.append(_img(project, project.contact_sheet, "contact sheet"))
 
     parts.append("<h2>Plan</h2>")
     if plan:
@@ -106,37 +93,36 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
         parts.append(_table([(k.replace("_", " "), plan[k]) for k in keys if k in plan]))
 
     parts.append("<h2>Training</h2>")
-    end = next((e for e in reversed(events) if e.get("event") in ("end", "error")), None)
+    end = next((e for e in reversed(events) if isinstance(e, (ev.End, ev.Error))), None)
     if end:
         parts.append(f"<p>{html.escape(_describe_end(end))}</p>")
     parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
-    saved = [e["path"] for e in events if e.get("event") == "saved" and e.get("path")]
+    saved = [e.path for e in events if isinstance(e, ev.Saved) and e.path]
     if saved:
         parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")
 
     parts.append("<h2>Grid: saved files x LoRA weights</h2>")
-    parts.append(_img(project, project.eval_dir / "grid.png", "X/Y grid"))
+    parts.append(_img(project, project.grid_png, "X/Y grid"))
 
     parts.append("<h2>Likeness</h2>")
-    parts.append(_best(read_json(project.eval_dir / "likeness.json")))
-    parts.append(_img(project, project.eval_dir / "heatmap.png", "likeness heatmap"))
+    parts.append(_best(read_json(project.likeness_json)))
+    parts.append(_img(project, project.heatmap_png, "likeness heatmap"))
 
     parts.append("<h2>Reproduce</h2><pre>" + html.escape("\n".join(commands)) + "</pre>")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>facelora: {html.escape(settings.trigger)}"
             f"</title><style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
-    out = project.root / "report.html"
+    out = project.report_html
     atomic_write_text(out, page)
     return out
 
 
 
 
-def _describe_end(e: dict[str, Any]) -> str:
-    if e.get("event") == "error":
-        return f"Training stopped: {e.get('message', 'an error')}"
-    secs = e.get("seconds") or e.get("elapsed")
-    took = f" in {secs:.0f} s" if isinstance(secs, (int, float)) else ""
-    return f"Trained {e.get('step', '?')} steps{took}."
+def _describe_end(e: ev.End | ev.Error) -> str:
+    if isinstance(e, ev.Error):
+        return f"Training stopped: {e.message or 'an error'}"
+    took = f" in {e.seconds:.0f} s" if e.seconds is not None else ""
+    return f"Trained {e.step} steps{took}."
 
 
 def _best(likeness: dict[str, Any] | None) -> str:

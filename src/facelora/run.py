@@ -5,13 +5,17 @@ its own command calls; this module only chains them and records how to repeat ea
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from . import config as cfgmod
 from .errors import FaceloraError
+from .evaluate.grid import DEFAULT_WEIGHTS
 from .locks import held
+from .prepare.options import PrepareOptions
 from .project import Project, init_project
 from .replan import adopt, budget_plan
 
@@ -24,23 +28,27 @@ class TooFewPhotos(FaceloraError):
     pass
 
 
-@dataclass
-class RunOptions:
-    photos: Path
-    project: Path
-    trigger: str
-    base_model: str
-    class_word: str | None = None
-    preset: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    resolution: int = 512  # of the prepared crops
-    max_train_steps: int = 4800  # the tutorial's budget; repeats are solved from it
-    epochs: int = 10
-    weights: str = "0.4,0.6,0.8,1.0"
-    grid_size: str | None = None  # e.g. "512x512"; defaults to the training resolution
-    grid_steps: int = 20
-    min_photos: int = MIN_PHOTOS
-    allow_pickle: bool = False
+class RunOptions(BaseModel):
+    """Every choice `run` makes; the CLI's options are these fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photos: Path = Field(description="folder of photos of one person")
+    project: Path = Field(description="project folder (created when it does not exist)")
+    trigger: str = Field(description="the word that will call up the person, e.g. 'ohwx'")
+    base_model: str = Field(description="SD1.5 .safetensors file or diffusers folder ('tiny' = test model)")
+    class_word: str | None = Field(None, description="what the person is: woman, man, person...")
+    preset: str | None = Field(None, description="static or dynamic: the tutorial's two learning-rate schemes")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="training parameters by Kohya's names")
+    resolution: int = Field(PrepareOptions.model_fields["resolution"].default,
+                            description="size of the prepared crops: 512 or 768")
+    max_train_steps: int = Field(4800, ge=1, description="step budget (the tutorial's); repeats are solved from it")
+    epochs: int = Field(10, ge=1, description="epochs (5-10 for a face)")
+    weights: str = Field(DEFAULT_WEIGHTS, description="LoRA weights of the grid's rows")
+    grid_size: str | None = Field(None, description="grid image size, e.g. 512x512; default: the training resolution")
+    grid_steps: int = Field(20, ge=1, description="sampling steps of the grid")
+    min_photos: int = Field(MIN_PHOTOS, ge=1, description="stop when fewer photos pass preparation")
+    allow_pickle: bool = Field(False, description="allow a .ckpt base model")
 
 
 @dataclass
@@ -83,7 +91,6 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
 
 def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], say: Say) -> RunResult:
     from .evaluate import GridOptions, ScoreOptions, make_grid, score_project
-    from .prepare.options import PrepareOptions
     from .prepare.pipeline import prepare
     from .report import write_report
     from .train.loop import train
@@ -92,7 +99,7 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     say(f"Preparing the photos in {opts.photos} ...")
     report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution))
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
-        f"(reasons in {project.prepare_report.name}, crops in {project.root / 'prepare-contact-sheet.png'})")
+        f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
     if "resolution" in opts.overrides:  # a training resolution asked for apart from the crops' size
         settings = project.settings()

@@ -20,7 +20,6 @@ import random
 import re
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,16 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import __version__
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, read_json
-from ..project import Project
+from ..lora_file import addnet_hash, read_shapes
+from ..project import CELLS_DIR, Project
 from . import axes, infotext, loras
 from .gridimage import GridLayout, draw_grid, plan_layout
 from .infotext import Infotext, LoraTag
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
-GRID_JSON = "grid.json"
-GRID_PNG = "grid.png"
-CELLS_DIR = "cells"
 DEFAULT_WEIGHTS = "0.4,0.6,0.8,1.0"
 DEFAULT_SEED = 1234
 DEFAULT_NEGATIVE = "lowres, blurry, out of focus, deformed, disfigured, bad anatomy, watermark, text"
@@ -58,9 +55,9 @@ class GridOptions(BaseModel):
 
     checkpoints: str = Field("all", description="'all' (every saved file, training order) or names/epochs: 'ohwx-000002,ohwx' or '2,4'.")
     weights: str = Field(DEFAULT_WEIGHTS, description="LoRA weights (Y): '0.4,0.6,0.8,1.0', '0.2-1.0 (+0.2)' or '0-1 [6]'.")
-    prompt: str | None = Field(None, description="Prompt; default: '<trigger>, <class>, portrait photo, looking at viewer, detailed face'.")
+    prompt: str | None = Field(None, description="Prompt (may hold <lora:NAME:W>); default: '<trigger>, <class>, portrait photo, looking at viewer, detailed face'.")
     negative: str | None = Field(None, description="Negative prompt.")
-    seeds: str | None = Field(None, description=f"Seeds; one fixed seed ({DEFAULT_SEED}) for every cell by default; -1 = a random one, fixed for the grid.")
+    seeds: str | None = Field(None, description=f"Seeds, e.g. '1,2,3' (each cell holds one image per seed); one fixed seed ({DEFAULT_SEED}) by default; -1 = a random one, fixed for the grid.")
     z: str | None = Field(None, description="Third axis: prompts (Prompt S/R), seeds, cfg or steps.")
     z_values: str | None = Field(None, description="Values of the third axis.")
     xsr: str | None = Field(None, description="X as Prompt S/R: the first value must be in the prompt, e.g. '000004,000006,000008'.")
@@ -68,11 +65,11 @@ class GridOptions(BaseModel):
     sampler: str = Field("Euler a", description="Euler a, Euler, DPM++ 2M, DPM++ 2M Karras or DDIM.")
     steps: int = Field(20, ge=1, le=150, description="Sampling steps.")
     cfg: float = Field(7.0, ge=0, le=30, description="CFG scale.")
-    size: str | None = Field(None, description="Image size WxH; default: the training resolution.")
+    size: str | None = Field(None, description="Image size WxH, e.g. 512x512; default: the training resolution.")
     base_model: str | None = Field(None, description="Base model; default: the project's pretrained_model_name_or_path.")
     clip_skip: int | None = Field(None, ge=1, le=12, description="Clip skip; default: the project's.")
     allow_pickle: bool = Field(False, description="Allow a .ckpt base model (read with weights_only=True).")
-    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run the pipeline.")
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field("auto", description="Where to run the pipeline: auto, cpu, cuda or mps.")
 
 
 # --- the plan: every cell's prompt, LoRA and settings (no model needed) --------------------------
@@ -242,7 +239,7 @@ def _cell_prompt(prompt: str, negative: str, x: Axis, y: Axis, z: Axis, xv: Any,
 def plan_grid(project: Project, options: GridOptions) -> GridPlan:
     """Every cell of the grid, with its final prompt and the LoRA file its tag names. Checks
     everything (sampler, size, axes, files) before any model is loaded."""
-    from ..model.base import sampler_key
+    from ..model.sampling import sampler_key
 
     sampler_key(options.sampler)
     settings = project.settings()
@@ -309,33 +306,6 @@ class GridResult:
         return self.seconds / max(1, len(self.cells))
 
 
-def _device(choice: str):
-    import torch
-
-    if choice != "auto":
-        return torch.device(choice)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@contextmanager
-def _quiet_transformers():
-    """transformers draws its own 'Loading weights' bar for the text encoder's adapter; the grid
-    has one progress bar."""
-    from transformers.utils import logging as tlog
-
-    was_on = tlog.is_progress_bar_enabled()
-    tlog.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_on:
-            tlog.enable_progress_bar()
-
-
 class LoraSlot:
     """The pipeline's one LoRA adapter: each file is loaded once, weighed per cell, and unloaded
     before the next file, so the base model is never changed for good."""
@@ -353,8 +323,10 @@ class LoraSlot:
             self.pipe.unload_lora_weights()
             self.file = None
         if file is not None:
+            from ..model.sdmodel import no_progress_bars
+
             try:
-                with _quiet_transformers():
+                with no_progress_bars():  # transformers' own bar for the text encoder's adapter
                     self.pipe.load_lora_weights(str(file), adapter_name=self.NAME)
             except (ValueError, KeyError, RuntimeError, OSError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -368,8 +340,7 @@ class LoraSlot:
     def _check_applied(self, file: Path) -> None:
         """Every module of the file must have become a LoRA layer: diffusers only logs a warning
         for keys that fit no module, which would otherwise pass for a successful load."""
-        header, _ = loras.read_header(file)
-        in_file = sum(1 for k in header if k.endswith(".lora_down.weight"))
+        in_file = sum(1 for k in read_shapes(file) if k.endswith(".lora_down.weight"))
         applied = sum(1 for part in (self.pipe.unet, self.pipe.text_encoder) for m in part.modules()
                       if self.NAME in getattr(m, "lora_A", {}))
         if applied != in_file:
@@ -413,32 +384,20 @@ def _forget_old_cells(grid_json: Path, root: Path) -> None:
             p.unlink(missing_ok=True)
 
 
-def render(pipe, prompt_embeds, negative_embeds, seed: int, steps: int, cfg: float, width: int, height: int):
-    """One image. The seed drives a CPU generator, so a seed gives the same noise on any device."""
-    import torch
-
-    generator = torch.Generator("cpu").manual_seed(int(seed))
-    return pipe(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds, num_inference_steps=steps,
-                guidance_scale=cfg, width=width, height=height, generator=generator, output_type="pil").images[0]
-
-
 def text_embeds(model, text: str, clip_skip: int, device):
     """The text encoder's conditioning for `text` without its <lora:...> tags, with A1111's clip skip."""
-    import torch
+    from ..model.sampling import embed
 
-    from ..model.base import prompt_embeds
-
-    with torch.no_grad():
-        return prompt_embeds(model, [infotext.strip_lora_tags(text)], clip_skip).to(device)
+    return embed(model, infotext.strip_lora_tags(text), clip_skip, device)
 
 
 def generate(plan: GridPlan, pipe, model, cells_dir: Path, progress: Progress | None = None) -> None:
     """Make every cell's image: the outer loop runs over LoRA files, so each loads once."""
     import torch
 
-    from ..model.base import SAMPLERS, sampler_key
+    from ..model.sampling import render, sampler_display
 
-    sampler_name = SAMPLERS[sampler_key(plan.sampler)].display
+    sampler_name = sampler_display(plan.sampler)
     hashes: dict[Path, str] = {}
     order: list[Path | None] = []
     for c in plan.cells:
@@ -451,7 +410,7 @@ def generate(plan: GridPlan, pipe, model, cells_dir: Path, progress: Progress | 
     for file in order:
         slot.use(file)
         if file is not None:
-            hashes[file] = loras.addnet_hash(file)[:12]
+            hashes[file] = addnet_hash(file)[:12]
         embeds.clear()  # text embeddings depend on the LoRA and its weight
         for c in (c for c in plan.cells if c.file == file):
             if c.lora is not None:
@@ -478,20 +437,6 @@ def generate(plan: GridPlan, pipe, model, cells_dir: Path, progress: Progress | 
     slot.use(None)
 
 
-def load_pipeline(base_model: str, sampler: str, device_choice: str = "auto", allow_pickle: bool = False):
-    """The base model and a pipeline over it, on the chosen device (fp16 on a GPU)."""
-    import torch
-
-    from ..model.base import load_base, make_pipeline
-
-    device = _device(device_choice)
-    dtype = torch.float16 if device.type == "cuda" else torch.float32
-    model = load_base(base_model, allow_pickle=allow_pickle, dtype=dtype)
-    pipe = make_pipeline(model, sampler)
-    pipe.to(device)
-    return model, pipe
-
-
 def grid_title(plan: GridPlan, model_name: str, tiny: bool) -> str:
     seeds = plan.seeds if plan.z_kind != "seeds" else []
     parts = [f"base: {model_name}" + (" (tiny test model: noise, not a result)" if tiny else ""),
@@ -508,13 +453,13 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
     options = options or GridOptions()
     t0 = time.perf_counter()
     plan = plan_grid(project, options)
-    eval_dir = project.eval_dir
-    cells_dir = eval_dir / CELLS_DIR
-    grid_json = eval_dir / GRID_JSON
+    cells_dir, grid_json = project.cells_dir, project.grid_json
     if model_and_pipe is None:
+        from ..model.sampling import load_pipeline
+
         model, pipe = load_pipeline(plan.base_model, plan.sampler, options.device, options.allow_pickle)
     else:
-        from ..model.base import make_scheduler
+        from ..model.sampling import make_scheduler
 
         model, pipe = model_and_pipe
         pipe.scheduler = make_scheduler(model, plan.sampler)
@@ -532,7 +477,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
         with Image.open(c.path) as im:
             images[(c.x, c.y, c.z, c.s)] = im.convert("RGB")
     sheet = draw_grid(images, layout, plan.col_labels, plan.row_labels, plan.z_labels, title)
-    grid_png = eval_dir / GRID_PNG
+    grid_png = project.grid_png
     buf = io.BytesIO()
     sheet.save(buf, "PNG")
     atomic_write_bytes(grid_png, buf.getvalue())

@@ -4,16 +4,13 @@
 
 from __future__ import annotations
 
-import json
-import re
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import FaceloraError
 from ..fileio import atomic_write_json, read_json
+from ..lora_file import LoRAFileError, addnet_hash, read_lora, read_metadata, save_lora
+from ..project import LORA_SUFFIX, LoraName, parse_lora_filename
 
-SUFFIX = ".safetensors"
 # What A1111 reads as a LoRA's preferred weight: the "preferred weight" of its user-metadata file
 # `<name>.json` beside the LoRA (the card's "Edit metadata" dialog writes the same file).
 A1111_USER_METADATA_KEY = "preferred weight"
@@ -23,8 +20,8 @@ A1111_USER_METADATA_KEY = "preferred weight"
 USAGE_HINT_KEY = "modelspec.usage_hint"
 
 
-class LoraFileError(FaceloraError, ValueError):
-    """A LoRA file that is missing, unreadable, or would overwrite another file."""
+class LoraFileError(LoRAFileError):
+    """A project's LoRA file that is missing or would overwrite another file."""
 
 
 @dataclass(frozen=True)
@@ -37,39 +34,11 @@ class LoraFile:
     @property
     def name(self) -> str:
         """What a `<lora:NAME:W>` tag calls it: the file name without .safetensors."""
-        return self.path.name[: -len(SUFFIX)]
+        return self.path.name[: -len(LORA_SUFFIX)]
 
     @property
     def label(self) -> str:
         return self.name
-
-
-def read_header(path: Path) -> tuple[dict, int]:
-    """The safetensors JSON header and the offset where tensor data starts."""
-    try:
-        with open(path, "rb") as f:
-            (n,) = struct.unpack("<Q", f.read(8))
-            if n > 100_000_000:
-                raise ValueError("header too large")
-            header = json.loads(f.read(n))
-    except (OSError, ValueError, struct.error) as e:
-        raise LoraFileError(f"{path} is not a readable .safetensors file: {e}") from None
-    return header, 8 + n
-
-
-def read_metadata(path: Path) -> dict[str, str]:
-    return dict(read_header(path)[0].get("__metadata__") or {})
-
-
-def addnet_hash(path: Path) -> str:
-    """SHA-256 of the tensor data (bytes after the header): kohya's `sshs_model_hash`, and the
-    hash A1111 shows (its first 12 digits) in `Lora hashes`."""
-    from ..model.lora import model_hash
-
-    try:
-        return model_hash(Path(path).read_bytes())
-    except OSError as e:
-        raise LoraFileError(f"Cannot read {path}: {e}") from None
 
 
 def _int(v: object) -> int | None:
@@ -84,29 +53,17 @@ def list_loras(models_dir: Path, output_name: str) -> list[LoraFile]:
     and the final `<name>.safetensors` last. Files from an interrupted run are left out."""
     if not models_dir.is_dir():
         return []
-    epoch_re = re.compile(rf"^{re.escape(output_name)}-(\d{{6}})$")
-    step_re = re.compile(rf"^{re.escape(output_name)}-step(\d{{8}})$")
-    found: list[tuple[tuple, LoraFile]] = []
-    for p in models_dir.glob(f"*{SUFFIX}"):
-        stem = p.name[: -len(SUFFIX)]
-        meta = None
-        if stem == output_name:
-            meta = read_metadata(p)
-            lf = LoraFile(p, _int(meta.get("ss_epoch")), _int(meta.get("ss_steps")), True)
-        elif m := epoch_re.match(stem):
-            lf = LoraFile(p, int(m.group(1)), None, False)
-        elif m := step_re.match(stem):
-            lf = LoraFile(p, None, int(m.group(1)), False)
-        else:
+    found: list[tuple[int, LoraFile]] = []
+    for p in models_dir.glob(f"*{LORA_SUFFIX}"):
+        parsed = parse_lora_filename(p.name, output_name)
+        if parsed is None or parsed.kind == "interrupted":
             continue
-        if lf.final:
-            key = (1, 0)
-        else:
-            meta = meta or read_metadata(p)
-            steps = _int(meta.get("ss_steps"))
-            # The trainer's step count orders epoch and step saves together; without it, epochs first.
-            key = (0, steps if steps is not None else (lf.step if lf.step is not None else lf.epoch or 0))
-        found.append((key, lf))
+        if parsed.kind == "final":
+            meta = read_metadata(p)
+            found.append((parsed.order(), LoraFile(p, _int(meta.get("ss_epoch")), _int(meta.get("ss_steps")), True)))
+        else:  # the trainer's step count orders epoch and step saves together
+            steps = _int(read_metadata(p).get("ss_steps"))
+            found.append((parsed.order(steps), LoraFile(p, parsed.epoch, parsed.step, False)))
     return [lf for _, lf in sorted(found, key=lambda kv: (kv[0], kv[1].name))]
 
 
@@ -115,19 +72,19 @@ def resolve(name: str, models_dir: Path, output_name: str | None = None) -> Path
     `<name>.safetensors`, which Kohya saves without its epoch number (A1111 users rename it to
     make Prompt S/R reach it; facelora reads the epoch from its metadata instead)."""
     name = name.strip()
-    direct = models_dir / (name if name.endswith(SUFFIX) else name + SUFFIX)
+    direct = models_dir / (name if name.endswith(LORA_SUFFIX) else name + LORA_SUFFIX)
     if direct.is_file():
         return direct
-    m = re.match(r"^(.+)-(\d{6})$", name)
-    if m:
-        final = models_dir / (m.group(1) + SUFFIX)
-        if final.is_file() and _int(read_metadata(final).get("ss_epoch")) == int(m.group(2)):
+    parsed = parse_lora_filename(name)
+    if parsed.kind == "epoch":
+        final = models_dir / LoraName(parsed.output_name).filename
+        if final.is_file() and _int(read_metadata(final).get("ss_epoch")) == parsed.epoch:
             return final
     have = ", ".join(lf.name for lf in list_loras(models_dir, output_name)) if output_name else ""
     if not have:
-        have = ", ".join(sorted(p.name[: -len(SUFFIX)] for p in models_dir.glob(f"*{SUFFIX}"))) if models_dir.is_dir() else ""
+        have = ", ".join(sorted(p.name[: -len(LORA_SUFFIX)] for p in models_dir.glob(f"*{LORA_SUFFIX}"))) if models_dir.is_dir() else ""
     raise LoraFileError(
-        f"No LoRA file '{name}{SUFFIX}' in {models_dir}. Files there: {have or 'none (train first)'}."
+        f"No LoRA file '{name}{LORA_SUFFIX}' in {models_dir}. Files there: {have or 'none (train first)'}."
     )
 
 
@@ -140,14 +97,14 @@ def pick(selection: str | list[str] | None, models_dir: Path, output_name: str) 
     if not selection or selection == ["all"]:
         if not saved:
             raise LoraFileError(
-                f"No LoRA files named {output_name}*.safetensors in {models_dir}: train first "
+                f"No LoRA files named {output_name}*{LORA_SUFFIX} in {models_dir}: train first "
                 f"(facelora train PROJECT), or name the files with --checkpoints."
             )
         return saved
     out = []
     for item in selection:
         if item.isdigit() and len(item) < 6:
-            item = f"{output_name}-{int(item):06d}"
+            item = LoraName(output_name, "epoch", int(item)).stem
         path = resolve(item, models_dir, output_name)
         match = [lf for lf in saved if lf.path == path]
         out.append(match[0] if match else LoraFile(path, None, None, False))
@@ -162,8 +119,6 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
 
     The tensors are written back unchanged, through the same writer as training (atomic, and it
     recomputes sshs_model_hash and sshs_legacy_hash, which the new modelspec key does not touch)."""
-    from ..model.lora import read_lora, save_lora
-
     dest_dir = Path(dest_dir).expanduser()
     if not dest_dir.is_dir():
         raise LoraFileError(f"{dest_dir} is not a folder; give the LoRA folder, e.g. stable-diffusion-webui/models/Lora.")
@@ -171,7 +126,7 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
     if dest.exists() and not overwrite and dest.resolve() != Path(source).resolve():
         try:
             same = addnet_hash(dest) == addnet_hash(source)
-        except LoraFileError:
+        except LoRAFileError:
             same = False
         if not same:
             raise LoraFileError(f"{dest} exists and holds other weights; use --overwrite to replace it.")

@@ -5,15 +5,15 @@ in each image's `parameters` text."""
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..dataset import list_images
 from ..fileio import atomic_write_json
-from ..project import Project
+from ..project import Project, parse_lora_filename
 from . import infotext, loras
-from .grid import GRID_JSON
 from .heatmap import write_heatmap
 from .likeness import (
     CLONE_RATIO,
@@ -26,17 +26,15 @@ from .likeness import (
     score_images,
 )
 
-LIKENESS_JSON = "likeness.json"
-HEATMAP_PNG = "heatmap.png"
-REFERENCE_CACHE = "reference-faces.json"
+class ScoreOptions(BaseModel):
+    """Every choice `score` makes; the CLI's options and a GUI job's options file are these fields."""
 
+    model_config = ConfigDict(extra="forbid")
 
-@dataclass
-class ScoreOptions:
-    threshold: float = MATCH_THRESHOLD
-    clone_ratio: float = CLONE_RATIO
-    install_to: Path | None = None  # copy the best file here (a LoRA folder) with its weight
-    overwrite: bool = False
+    threshold: float = Field(MATCH_THRESHOLD, gt=0, description="a face matches below this distance (dlib: 0.6)")
+    clone_ratio: float = Field(CLONE_RATIO, gt=0, description="faces spread less than this share of the training photos' spread are clones")
+    install_to: Path | None = Field(None, description="copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight")
+    overwrite: bool = Field(False, description="when installing: replace a different file of the same name")
 
 
 @dataclass
@@ -61,11 +59,11 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     """Score every cell of the project's last grid against its training photos; write
     eval/likeness.json and eval/heatmap.png (and install the best file when asked)."""
     options = options or ScoreOptions()
-    grid_path = project.eval_dir / GRID_JSON
+    grid_path = project.grid_json
     if not grid_path.is_file():
         raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
     grid = json.loads(grid_path.read_text(encoding="utf-8"))
-    ref = build_reference(reference_photos(project), project.eval_dir / REFERENCE_CACHE)
+    ref = build_reference(reference_photos(project), project.reference_cache)
     items = []
     for c in grid["cells"]:
         path = project.root / c["path"]
@@ -75,10 +73,10 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
         items.append((path, GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")))))
     report = score_images(items, ref, options.threshold, options.clone_ratio, progress,
                           base_model=grid.get("base_model"), tiny=bool(grid.get("tiny_test_model")))
-    heat = write_heatmap(report, project.eval_dir / HEATMAP_PNG)
+    heat = write_heatmap(report, project.heatmap_png)
     _relative_to(report, project.root)
     report.heatmap = _rel(heat, project.root) if heat else None
-    atomic_write_json(project.eval_dir / LIKENESS_JSON, report.to_dict())
+    atomic_write_json(project.likeness_json, report.to_dict())
     return report
 
 
@@ -108,15 +106,6 @@ def install_best(project: Project, report: LikenessReport, dest_dir: Path, overw
     return Installed(dest, report.best.weight)
 
 
-def _file_order(name: str) -> int:
-    """Training order from a Kohya file name: -000003 is epoch 3, the final file (no number) last."""
-    m = re.search(r"-(\d{6})$", name)
-    if m:
-        return int(m.group(1))
-    m = re.search(r"-step(\d+)$", name)
-    return int(m.group(1)) if m else 10**9
-
-
 def group_of(path: Path) -> GroupKey:
     """Group an image by the `<lora:...>` tags in its `parameters` text."""
     try:
@@ -132,7 +121,7 @@ def group_of(path: Path) -> GroupKey:
         label = " + ".join(_label(t.name, t.weight) for t in tags)
         return GroupKey(label, None, 10**9, label)
     t = tags[0]
-    return GroupKey(t.name, t.weight, _file_order(t.name), _label(t.name, t.weight))
+    return GroupKey(t.name, t.weight, parse_lora_filename(t.name).order(), _label(t.name, t.weight))
 
 
 def score_folder(reference_dir: Path, images_dir: Path, options: ScoreOptions | None = None,

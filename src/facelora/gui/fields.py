@@ -14,21 +14,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..config import OPTIMIZERS, SCHEDULERS, TrainConfig, config_fields
+from ..config import TrainConfig, config_fields
 from ..evaluate.grid import GridOptions
+from ..model.family import SD15, TINY
 from ..prepare.options import PrepareOptions
+from ..prepare.upscale import UPSCALERS
+from ..train.optim import OPTIMIZERS, SCHEDULERS
 
-# Fields whose values are paths: the GUI checks them against the folders it may use.
-PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")  # inside the project
+# Fields whose values are paths: the GUI checks them against the folders it may use (PROJECT_FOLDERS
+# are inside the project).
 OUTSIDE_FILES = ("pretrained_model_name_or_path", "network_weights", "sample_prompts")
-TINY = "tiny"
 MODEL = "pretrained_model_name_or_path"
 
-CHOICES: dict[str, tuple[str, ...]] = {"optimizer_type": OPTIMIZERS, "lr_scheduler": SCHEDULERS}
+CHOICES: dict[str, tuple[str, ...]] = {"optimizer_type": tuple(OPTIMIZERS), "lr_scheduler": tuple(SCHEDULERS)}
 
 # Prepare's options: the ones most people touch are shown first; the thresholds are "advanced".
 PREPARE_BASIC = ("resolution", "upscaler", "captioner", "tags", "overwrite_captions", "allow_multiple")
-PREPARE_COMBOS = {"upscaler": ("lanczos", "realesrgan"), "captioner": ("template",)}
+PREPARE_COMBOS = {"upscaler": tuple(UPSCALERS), "captioner": ("template",)}
 GRID_BASIC = ("checkpoints", "weights", "prompt", "negative", "seeds", "steps", "size", "sampler", "cfg")
 
 
@@ -96,9 +98,7 @@ def prepare_specs() -> list[FieldSpec]:
 
 
 def grid_specs() -> list[FieldSpec]:
-    from ..model.base import SAMPLERS  # imports diffusers: only when the page is built
-
-    samplers = tuple(s.display for s in SAMPLERS.values())
+    samplers = tuple(s.display for s in SD15.samplers.values())
     return model_specs(GridOptions, GRID_BASIC, {"sampler": samplers, "base_model": (TINY,)})
 
 

@@ -5,23 +5,27 @@ again from the files the job writes.
 
 One job of a kind at a time per project: the lock files are facelora.locks' (a command typed at a
 terminal holds them too, so the page shows it as well). Per project and job kind, the job's
-terminal output (the log tail the page shows) goes to PROJECT/log/<kind>.out.
+terminal output (the log tail the page shows) goes to PROJECT/log/<kind>.out, and the options the
+page chose to PROJECT/log/<kind>.options.json (the job reads them from there).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .. import events as ev
+from pydantic import BaseModel
+
 from .. import locks
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..locks import JobError, lock_path
 from ..project import Project
 
@@ -44,7 +48,7 @@ class JobState:
 
 
 def output_path(project: Project, kind: str) -> Path:
-    return project.log_dir / f"{kind}.out"
+    return project.job_output(kind)
 
 
 def tail(path: Path, lines: int = 30, max_bytes: int = 64 * 1024) -> str:
@@ -68,15 +72,30 @@ def state(project: Project, kind: str, lines: int = 30) -> JobState:
     if lock is not None:
         return JobState(kind, True, lock.get("pid"), lock.get("command", []), lock.get("started"),
                         lock.get("stop_requested"), None, out)
-    last = read_json(project.log_dir / f"{kind}.last") or {}
+    last = read_json(project.job_last(kind)) or {}
     return JobState(kind, False, last.get("pid"), last.get("command", []), last.get("started"),
                     last.get("stop_requested"), last.get("returncode"), out)
 
 
-def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None) -> JobState:
-    """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs."""
+def options_path(project: Project, kind: str) -> Path:
+    return project.log_dir / f"{kind}.options.json"
+
+
+def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None,
+          options: BaseModel | None = None) -> JobState:
+    """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs.
+    `options` (the step's options model) reach the job as a file, PROJECT/log/<kind>.options.json,
+    given to it with `--options-file`: the command reads the same model the GUI filled in."""
+    if options is not None:
+        args = [*args, "--options-file", str(options_path(project, kind))]
     command = facelora_command(*args)
     path = locks.acquire(project, kind, command)
+    if options is not None:  # written under the lock: a running job's file is never replaced
+        try:
+            atomic_write_text(options_path(project, kind), options.model_dump_json(indent=1))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
     try:
         with output_path(project, kind).open("wb") as out:
             child = subprocess.Popen(
@@ -116,52 +135,7 @@ def stop(project: Project, kind: str, wait_s: float = 30.0) -> JobState:
     return state(project, kind)
 
 
-# --- events.jsonl -------------------------------------------------------------------------------
-
-
-class EventLog:
-    """The events a training run appends to PROJECT/log/events.jsonl, read incrementally (the page
-    polls it every second; a long run writes thousands of lines). A line still being written is
-    read on the next call. A shorter file means a new run: it is read from the start again."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.events: list[dict[str, Any]] = []
-        self._offset = 0
-        self._stamp: tuple[int, int] | None = None  # (inode, size) at the last read
-
-    def refresh(self) -> bool:
-        """Read new lines; True when something changed."""
-        try:
-            st = self.path.stat()
-        except OSError:
-            changed = bool(self.events)
-            self.events, self._offset, self._stamp = [], 0, None
-            return changed
-        stamp = (st.st_ino, st.st_size)
-        if stamp == self._stamp:
-            return False
-        if self._stamp is None or st.st_ino != self._stamp[0] or st.st_size < self._offset:
-            self.events, self._offset = [], 0
-        with self.path.open("rb") as f:
-            f.seek(self._offset)
-            data = f.read()
-        end = data.rfind(b"\n") + 1
-        for line in data[:end].splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict):
-                self.events.append(event)
-        self._offset += end
-        self._stamp = stamp
-        return True
-
-    def current_run(self) -> list[dict[str, Any]]:
-        """Events since the last 'start' (a resumed run appends a new 'start')."""
-        starts = [i for i, e in enumerate(self.events) if e.get("event") == "start"]
-        return self.events[starts[-1]:] if starts else list(self.events)
+# --- the Train page's view of events.jsonl ------------------------------------------------------
 
 
 @dataclass
@@ -185,55 +159,44 @@ class Progress:
     samples: list[str] = field(default_factory=list)
 
 
-def _first(event: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        if event.get(k) is not None:
-            return event[k]
-    return None
-
-
-def progress(events: list[dict[str, Any]], running: bool) -> Progress:
-    """Step, epoch, loss, ETA and files from one run's events. ETA = remaining steps x the mean
-    time of the steps so far in this run (a resumed run starts counting again)."""
+def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progress:
+    """Step, epoch, loss, ETA and files from one run's events (as Events, or as the objects read
+    from the file). ETA = remaining steps x the mean time of the steps so far in this run (a
+    resumed run starts counting again)."""
+    events = [e if isinstance(e, ev.Event) else ev.parse(e) for e in run]
+    events = [e for e in events if e is not None]
     if not events:
         return Progress("running" if running else "not started")
     p = Progress("running")
-    start = next((e for e in events if e.get("event") == "start"), events[0])
-    p.total_steps = _first(start, "total_steps", "max_train_steps", "steps")
-    p.epochs = _first(start, "epochs", "max_train_epochs")
+    start = next((e for e in events if isinstance(e, ev.Start)), events[0])
+    if isinstance(start, ev.Start):
+        p.total_steps, p.epochs = start.total_steps, start.epochs
     first_step_at, first_step = None, None
     for e in events:
-        kind = e.get("event")
-        if kind == "step":
-            p.step = int(e.get("step") or p.step)
-            p.epoch = int(e.get("epoch") or p.epoch)
-            p.loss, p.avg_loss = e.get("loss"), e.get("avg_loss")
-            p.lr_unet, p.lr_te = e.get("lr_unet"), e.get("lr_te")
-            if e.get("loss") is not None:
-                p.losses.append((p.step, float(e["loss"]), e.get("avg_loss")))
-            if first_step_at is None and e.get("time") is not None:
-                first_step_at, first_step = float(e["time"]), p.step
-            if e.get("time") is not None and first_step_at is not None and p.step > first_step and p.total_steps:
-                per_step = (float(e["time"]) - first_step_at) / (p.step - first_step)
-                p.eta_s = max(0.0, (int(p.total_steps) - p.step) * per_step)
-        elif kind == "epoch":
-            p.epoch = int(e.get("epoch") or p.epoch)
-        elif kind == "saved" and e.get("path"):
-            p.saved.append(str(e["path"]))
-        elif kind == "sample" and e.get("path"):
-            paths = e["path"] if isinstance(e["path"], list) else [e["path"]]
-            p.samples.extend(str(x) for x in paths)
-        elif kind == "end":
-            p.status = "stopped" if e.get("interrupted") or e.get("stopped") else "finished"
-            p.step = int(e.get("step") or p.step)
-            p.eta_s = 0.0
-            p.message = str(e.get("message") or "")
-        elif kind == "error":
+        if isinstance(e, ev.Step):
+            p.step, p.epoch = e.step or p.step, e.epoch or p.epoch
+            p.loss, p.avg_loss, p.lr_unet, p.lr_te = e.loss, e.avg_loss, e.lr_unet, e.lr_te
+            if e.loss is not None:
+                p.losses.append((p.step, float(e.loss), e.avg_loss))
+            if first_step_at is None and e.time is not None:
+                first_step_at, first_step = e.time, p.step
+            if e.time is not None and first_step_at is not None and p.step > first_step and p.total_steps:
+                per_step = (e.time - first_step_at) / (p.step - first_step)
+                p.eta_s = max(0.0, (p.total_steps - p.step) * per_step)
+        elif isinstance(e, ev.EpochEnd):
+            p.epoch = e.epoch or p.epoch
+        elif isinstance(e, ev.Saved) and e.path:
+            p.saved.append(e.path)
+        elif isinstance(e, ev.Samples):
+            p.samples.extend(e.path)
+        elif isinstance(e, ev.End):
+            p.status = "stopped" if e.interrupted else "finished"
+            p.step, p.eta_s, p.message = e.step or p.step, 0.0, e.message
+        elif isinstance(e, ev.Error):
             p.status = "failed"
-            p.message = str(e.get("message") or e.get("error") or "training stopped with an error")
-        t0 = start.get("time")
-        if t0 is not None and e.get("time") is not None:
-            p.elapsed_s = float(e["time"]) - float(t0)
+            p.message = e.message or "training stopped with an error"
+        if start.time is not None and e.time is not None:
+            p.elapsed_s = e.time - start.time
     if p.status == "running" and not running:
         # the process is gone without an 'end' event: killed, or it crashed before writing one
         p.status = "stopped"

@@ -20,12 +20,11 @@ import os
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
 from filelock import FileLock
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..fileio import atomic_write_json, read_json
-from .base import TINY_CONFIG_DIR, SDModel, noise_scheduler, read_config, save_diffusers, save_single_file, shipped_tokenizer
+from .save import save_diffusers, save_single_file
+from .sdmodel import TINY_CONFIG_DIR, SDModel, build_models, noise_scheduler, read_config, shipped_tokenizer
 
 SINGLE_FILE = "tiny.safetensors"
 DIFFUSERS_FOLDER = "tiny-diffusers"
@@ -38,9 +37,7 @@ def build_tiny(seed: int = SEED) -> SDModel:
     (on the same torch version), without disturbing the caller's random state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel.from_config(read_config(TINY_CONFIG_DIR, "unet"))
-        text_encoder = CLIPTextModel(CLIPTextConfig.from_json_file(TINY_CONFIG_DIR / "text_encoder" / "config.json"))
-        vae = AutoencoderKL.from_config(read_config(TINY_CONFIG_DIR, "vae"))
+        unet, text_encoder, vae = build_models(TINY_CONFIG_DIR)
     return SDModel(unet.eval(), text_encoder.eval(), vae.eval(), shipped_tokenizer(), noise_scheduler(),
                    name="tiny", path="", config_dir=TINY_CONFIG_DIR)
 

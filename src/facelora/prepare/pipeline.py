@@ -29,13 +29,12 @@ from PIL import Image
 from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ..project import Project, ProjectError, init_project
+from ..project import CONTACT_SHEET, Project, ProjectError, init_project
 from . import audit, captions, contact_sheet, crop, images, people, quality, upscale
 from .options import PrepareOptions
 from .report import PrepareItem, PrepareReport
 
 PIPELINE_VERSION = 2  # bump when a change makes earlier outputs stale
-CONTACT_SHEET = "prepare-contact-sheet.png"
 
 Progress = Callable[[int, int, str], None]
 
@@ -100,7 +99,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     audit.audit(report.items, options)
     report.framings = report.count_framings()
     report.contact_sheet = CONTACT_SHEET
-    contact_sheet.write([run.cell(it) for it in report.items], project.root / CONTACT_SHEET)
+    contact_sheet.write([run.cell(it) for it in report.items], project.contact_sheet)
     report.complete = True
     _write_report(project, report)
     return report

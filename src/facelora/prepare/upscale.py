@@ -15,6 +15,7 @@ exact size with Lanczos. Larger crops are only scaled down.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
@@ -189,12 +190,17 @@ class SpandrelModel:
         return lanczos(big, size), f"{self.name} + lanczos"
 
 
+# The upscalers `--upscaler` takes by name (besides a model file's path): the GUI's choices too.
+UPSCALERS: dict[str, Callable[[], Upscaler]] = {
+    "lanczos": Lanczos,
+    "realesrgan": lambda: NcnnModel(realesrgan_weights(), name=REALESRGAN_MODEL),
+}
+
+
 @lru_cache(maxsize=4)
 def _cached(spec: str) -> Upscaler:
-    if spec == "lanczos":
-        return Lanczos()
-    if spec == "realesrgan":
-        return NcnnModel(realesrgan_weights(), name="realesrgan-x4plus")
+    if spec in UPSCALERS:
+        return UPSCALERS[spec]()
     path = Path(spec).expanduser()
     if path.is_dir():
         found = sorted(path.glob("*.param")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.pth"))
@@ -203,7 +209,7 @@ def _cached(spec: str) -> Upscaler:
         path = found[0]
     if not path.is_file():
         raise UpscalerUnavailable(
-            f"--upscaler {spec!r}: no such file. Use lanczos, realesrgan, or the path of a super-resolution "
+            f"--upscaler {spec!r}: no such file. Use {', '.join(UPSCALERS)}, or the path of a super-resolution "
             f"model (.param with its .bin for ncnn; .pth or .safetensors for spandrel)."
         )
     suffix = path.suffix.lower()
@@ -219,13 +225,13 @@ def _cached(spec: str) -> Upscaler:
 def get_upscaler(spec: str) -> Upscaler:
     """The upscaler for `--upscaler` (lanczos, realesrgan or a model path); loaded once per process."""
     spec = spec.strip()
-    key = spec.lower() if spec.lower() in ("lanczos", "realesrgan") else str(Path(spec).expanduser().resolve())
+    key = spec.lower() if spec.lower() in UPSCALERS else str(Path(spec).expanduser().resolve())
     return _cached(key)
 
 
 def identity_name(spec: str) -> str:
     """What to key incremental runs on: the name, or the model file's path, size and mtime."""
-    if spec.strip().lower() in ("lanczos", "realesrgan"):
+    if spec.strip().lower() in UPSCALERS:
         return spec.strip().lower()
     path = Path(spec).expanduser().resolve()
     try:

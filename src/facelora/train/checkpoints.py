@@ -1,5 +1,5 @@
 """Writing the LoRA files of a run: Kohya's names, Kohya's metadata, the save precision, and
-save_last_n_epochs' removal of older epoch files. Writes are atomic (model.lora.save_lora)."""
+save_last_n_epochs' removal of older epoch files. Writes are atomic (lora_file.save_lora)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig
-from ..model.lora import kohya_metadata, save_lora
+from ..lora_file import kohya_metadata, save_lora
 from ..plan import Plan, epoch_to_remove
 from ..project import interrupted_filename, lora_filename
 from .data import TrainData
@@ -42,7 +42,7 @@ def metadata(info: RunInfo, epoch: int, step: int) -> dict[str, str]:
         learning_rate=cfg.learning_rate, unet_lr=cfg.effective_unet_lr if cfg.train_unet else None,
         text_encoder_lr=cfg.effective_text_encoder_lr if cfg.train_text_encoder else None,
         optimizer=info.optimizer, lr_scheduler=cfg.lr_scheduler, seed=cfg.seed, network_args=cfg.network_args,
-        trigger_phrase=info.trigger, title=cfg.output_name,
+        trigger_phrase=info.trigger, title=cfg.output_name, network_module=cfg.network_module,
         # the rest of what Kohya records, as ss_<name>
         max_train_steps=plan.total_steps, num_epochs=plan.epochs, num_batches_per_epoch=plan.steps_per_epoch,
         batch_size_per_device=cfg.train_batch_size, total_batch_size=cfg.train_batch_size * plan.num_processes

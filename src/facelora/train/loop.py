@@ -29,7 +29,7 @@ from ..dataset import missing_caption_warning, scan
 from ..errors import FaceloraError
 from ..estimate import estimate
 from ..model.base import load_base
-from ..project import Project
+from ..project import Project, samples_dir, tensorboard_run_name
 from . import checkpoints
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader, resolution_note
@@ -40,9 +40,6 @@ from .samples import make_samples, read_prompts
 from .state import LoopState
 from .step import Stepper, make_accelerator, prepare_network
 from .stopping import StopRequest
-
-LATENT_CACHE_DIR = Path("cache") / "latents"  # in the project, for cache_latents_to_disk
-
 
 class TrainingDiverged(FaceloraError):
     """Too many steps in a row with a NaN/inf loss."""
@@ -90,8 +87,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     data = TrainData(dataset, cfg)
     plan = data.plan(accelerator.num_processes)
     started_at = time.time()
-    run_name = f"{cfg.output_name}_{time.strftime('%Y%m%d%H%M%S', time.localtime(started_at))}"
-    reporter = Reporter(project.events_path, Path(cfg.logging_dir) / run_name, enabled=main, console=console)
+    run_dir = Path(cfg.logging_dir) / tensorboard_run_name(cfg.output_name, started_at)
+    reporter = Reporter(project.events_path, run_dir, enabled=main, console=console)
 
     # --- the base model, frozen; the LoRA network on it, in fp32 --------------------------------
     model = load_base(cfg.pretrained_model_name_or_path, allow_pickle)
@@ -101,7 +98,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
     if cfg.cache_latents:
-        cache_dir = project.root / LATENT_CACHE_DIR if cfg.cache_latents_to_disk else None
+        cache_dir = project.latent_cache_dir if cfg.cache_latents_to_disk else None
         with accelerator.main_process_first():  # the others then read the main process's files
             latents, encoded = cache_latents(data, model.vae, cache_dir, cfg.seed)
 
@@ -209,7 +206,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
                     reporter.removed(stale)
             if prompts and epoch % cfg.sample_every_n_epochs == 0:
                 if main:
-                    paths = make_samples(model, prompts, Path(cfg.output_dir) / "sample", cfg.output_name, epoch,
+                    paths = make_samples(model, prompts, samples_dir(cfg.output_dir), cfg.output_name, epoch,
                                          sampler=cfg.sample_sampler, clip_skip=cfg.clip_skip, base_seed=cfg.seed,
                                          autocast=accelerator.autocast)
                     samples += paths

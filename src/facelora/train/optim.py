@@ -1,23 +1,126 @@
 """Optimizers and learning-rate schedulers by Kohya's names, with Kohya's `optimizer_args`.
 
+OPTIMIZERS and SCHEDULERS are the one list of each: the config validates names against them, the
+CLI's help and the GUI's choices list them, and training builds from them. A new optimizer is one
+entry in OPTIMIZERS (where its class lives and how Kohya adjusts its arguments).
+
 The UNet's and the text encoder's LoRA weights form separate parameter groups with their own
 learning rates (unet_lr, text_encoder_lr); a part that is not trained, or whose rate is 0, has
 no group. D-Adaptation, Prodigy and Adafactor (relative_step) find their own step size.
+torch and the optimizer packages are imported when an optimizer is built, so the tables stay
+light to import (the config and `facelora --help` read them).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+from ..errors import ConfigError, FaceloraError
 
-from ..config import ADAPTIVE, ConfigError, TrainConfig
-from ..errors import FaceloraError
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import TrainConfig
 
 GROUP_UNET = "unet"
 GROUP_TE = "textencoder"  # Kohya's TensorBoard tag: lr/textencoder
+
+Params = list["torch.nn.Parameter"]
+
+
+def _class(module: str, name: str, package: str, cuda_only: bool = False) -> type:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        where = " (it needs a CUDA GPU)" if cuda_only else ""
+        raise FaceloraError(f"The {name} optimizer needs the '{package}' package{where}: pip install {package}") from None
+
+
+def _torch(name: str) -> Callable[[], type]:
+    return lambda: getattr(importlib.import_module("torch.optim"), name)
+
+
+def _adamw_args(kwargs: dict[str, Any], params: Params, notes: list[str]) -> None:
+    if "fused" not in kwargs and "foreach" not in kwargs:
+        # one kernel for all the LoRA's tensors, where torch has it (CUDA and the CPU)
+        kwargs["fused"] = all(p.device.type in ("cuda", "cpu") for p in params)
+
+
+def _sgd_nesterov_args(kwargs: dict[str, Any], params: Params, notes: list[str]) -> None:
+    kwargs.setdefault("momentum", 0.9)
+    kwargs["nesterov"] = True
+
+
+def _adafactor_args(kwargs: dict[str, Any], params: Params, notes: list[str]) -> None:
+    kwargs.setdefault("relative_step", True)  # Kohya's default
+    if kwargs.get("warmup_init") and not kwargs["relative_step"]:
+        notes.append("Adafactor: warmup_init needs relative_step, so relative_step is set to True (as Kohya does).")
+        kwargs["relative_step"] = True
+    kwargs.setdefault("scale_parameter", bool(kwargs["relative_step"]))
+    kwargs.setdefault("warmup_init", False)
+
+
+def _no_args(kwargs: dict[str, Any], params: Params, notes: list[str]) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class OptimizerKind:
+    """One optimizer of Kohya's: where its class lives and how Kohya sets its arguments."""
+
+    load: Callable[[], type]
+    adjust: Callable[[dict[str, Any], Params, list[str]], None] = _no_args  # kwargs, all params, notes
+    adaptive: bool = False  # finds its own step size: D-Adaptation, Prodigy (the rate is d x lr)
+    cuda_only: bool = False  # bitsandbytes' 8-bit states need a CUDA GPU
+    plain: str | None = None  # the same update with 32-bit states, used without CUDA
+    relative_step: bool = False  # may compute its own rate and ignore the given ones (Adafactor)
+
+
+OPTIMIZERS: dict[str, OptimizerKind] = {
+    "AdamW": OptimizerKind(_torch("AdamW"), _adamw_args),
+    "AdamW8bit": OptimizerKind(lambda: _class("bitsandbytes.optim", "AdamW8bit", "bitsandbytes", cuda_only=True),
+                               cuda_only=True, plain="AdamW"),
+    "DAdaptAdam": OptimizerKind(lambda: _class("dadaptation", "DAdaptAdam", "dadaptation"), adaptive=True),
+    "Adafactor": OptimizerKind(lambda: _class("transformers.optimization", "Adafactor", "transformers"),
+                               _adafactor_args, relative_step=True),
+    "Prodigy": OptimizerKind(lambda: _class("prodigyopt", "Prodigy", "prodigyopt"), adaptive=True),
+    "Lion": OptimizerKind(lambda: _class("lion_pytorch", "Lion", "lion-pytorch")),
+    "Lion8bit": OptimizerKind(lambda: _class("bitsandbytes.optim", "Lion8bit", "bitsandbytes", cuda_only=True),
+                              cuda_only=True, plain="Lion"),
+    "SGDNesterov": OptimizerKind(_torch("SGD"), _sgd_nesterov_args),
+}
+
+
+def _diffusers_scheduler(name: str) -> Callable[..., Any]:
+    def build(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int) -> Any:
+        from diffusers.optimization import get_scheduler
+
+        return get_scheduler(
+            name, optimizer,
+            num_warmup_steps=cfg.warmup_steps(total_steps) * num_processes,
+            num_training_steps=total_steps * num_processes,
+            num_cycles=cfg.lr_scheduler_num_cycles,
+            power=cfg.lr_scheduler_power,
+        )
+
+    return build
+
+
+def _adafactor_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, total_steps: int, num_processes: int) -> Any:
+    from transformers.optimization import AdafactorSchedule
+
+    return AdafactorSchedule(optimizer, initial_lr=cfg.learning_rate)
+
+
+# Kohya's lr_scheduler names -> builder(cfg, optimizer, total_steps, num_processes).
+SCHEDULERS: dict[str, Callable[..., Any]] = {
+    **{name: _diffusers_scheduler(name) for name in (
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")},
+    "adafactor": _adafactor_scheduler,
+}
 
 
 @dataclass
@@ -34,16 +137,7 @@ class Optim:
         return "d" in self.optimizer.param_groups[0]
 
 
-def _class(module: str, name: str, package: str, cuda_only: bool = False) -> type:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ImportError:
-        where = " (it needs a CUDA GPU)" if cuda_only else ""
-        raise FaceloraError(f"The {name} optimizer needs the '{package}' package{where}: pip install {package}") from None
-
-
-def make_optimizer(cfg: TrainConfig, unet_params: list[torch.nn.Parameter],
-                   te_params: list[torch.nn.Parameter]) -> Optim:
+def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params) -> Optim:
     """The optimizer `cfg.optimizer_type` over the LoRA's parameters, one group per trained part."""
     kwargs: dict[str, Any] = cfg.optimizer_kwargs()
     notes: list[str] = []
@@ -55,41 +149,14 @@ def make_optimizer(cfg: TrainConfig, unet_params: list[torch.nn.Parameter],
     groups = [(name, params, lr) for name, params, lr in parts if params and lr > 0]
     if not groups:
         raise ConfigError("Nothing to train: the trained parts' learning rates are all 0. Set unet_lr or text_encoder_lr.")
-    kind = cfg.optimizer_type
-    lr = cfg.learning_rate
-    relative_step = False
+    name = cfg.optimizer_type
+    kind = OPTIMIZERS[name]  # the config validated the name against this table
+    kind.adjust(kwargs, [p for _, params, _ in groups for p in params], notes)
+    cls = kind.load()
+    relative_step = kind.relative_step and bool(kwargs["relative_step"])
 
-    if kind == "AdamW":
-        cls = torch.optim.AdamW
-        if "fused" not in kwargs and "foreach" not in kwargs:
-            # one kernel for all the LoRA's tensors, where torch has it (CUDA and the CPU)
-            kwargs["fused"] = all(p.device.type in ("cuda", "cpu") for _, params, _ in groups for p in params)
-    elif kind in ("AdamW8bit", "Lion8bit"):
-        cls = _class("bitsandbytes.optim", kind, "bitsandbytes", cuda_only=True)
-    elif kind == "Lion":
-        cls = _class("lion_pytorch", "Lion", "lion-pytorch")
-    elif kind == "SGDNesterov":
-        cls = torch.optim.SGD
-        kwargs.setdefault("momentum", 0.9)
-        kwargs["nesterov"] = True
-    elif kind == "DAdaptAdam":
-        cls = _class("dadaptation", "DAdaptAdam", "dadaptation")
-    elif kind == "Prodigy":
-        cls = _class("prodigyopt", "Prodigy", "prodigyopt")
-    elif kind == "Adafactor":
-        cls = _class("transformers.optimization", "Adafactor", "transformers")
-        kwargs.setdefault("relative_step", True)  # Kohya's default
-        if kwargs.get("warmup_init") and not kwargs["relative_step"]:
-            notes.append("Adafactor: warmup_init needs relative_step, so relative_step is set to True (as Kohya does).")
-            kwargs["relative_step"] = True
-        relative_step = bool(kwargs["relative_step"])
-        kwargs.setdefault("scale_parameter", relative_step)
-        kwargs.setdefault("warmup_init", False)
-    else:  # config validates the name; this is a list kept in step with config.OPTIMIZERS
-        raise ConfigError(f"Unknown optimizer '{kind}'.")
-
-    if kind in ADAPTIVE and min(g[2] for g in groups) <= 0.1:
-        notes.append(f"{kind} finds its own step size and expects learning rates around 1.0; "
+    if kind.adaptive and min(g[2] for g in groups) <= 0.1:
+        notes.append(f"{name} finds its own step size and expects learning rates around 1.0; "
                      f"{min(g[2] for g in groups):g} makes it take tiny steps (Kohya warns the same).")
 
     if relative_step:
@@ -102,9 +169,9 @@ def make_optimizer(cfg: TrainConfig, unet_params: list[torch.nn.Parameter],
     else:
         param_groups = [{"params": params, "lr": glr} for _, params, glr in groups]
         try:
-            optimizer = cls(param_groups, lr=lr, **kwargs)
+            optimizer = cls(param_groups, lr=cfg.learning_rate, **kwargs)
         except TypeError as e:
-            raise ConfigError(f"optimizer_args {cfg.optimizer_args} do not fit {kind}: {e}") from None
+            raise ConfigError(f"optimizer_args {cfg.optimizer_args} do not fit {name}: {e}") from None
     args = ",".join(f"{k}={v}" for k, v in cfg.optimizer_kwargs().items())
     description = f"{cls.__module__}.{cls.__name__}" + (f"({args})" if args else "")
     return Optim(optimizer, [g[0] for g in groups], description, relative_step, notes)
@@ -119,19 +186,7 @@ def make_scheduler(cfg: TrainConfig, optim: Optim, total_steps: int, num_process
         optim.notes.append(f"Adafactor with relative_step sets its own learning rate, so the '{name}' "
                            f"scheduler is replaced by 'adafactor' (as Kohya does).")
         name = "adafactor"
-    if name == "adafactor":
-        from transformers.optimization import AdafactorSchedule
-
-        return AdafactorSchedule(optim.optimizer, initial_lr=cfg.learning_rate)
-    from diffusers.optimization import get_scheduler
-
-    return get_scheduler(
-        name, optim.optimizer,
-        num_warmup_steps=cfg.warmup_steps(total_steps) * num_processes,
-        num_training_steps=total_steps * num_processes,
-        num_cycles=cfg.lr_scheduler_num_cycles,
-        power=cfg.lr_scheduler_power,
-    )
+    return SCHEDULERS[name](cfg, optim.optimizer, total_steps, num_processes)
 
 
 def current_lrs(optim: Optim, scheduler) -> dict[str, float]:

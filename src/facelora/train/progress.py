@@ -1,17 +1,6 @@
 """What a run tells the world: the terminal (a parameter table, the plan, a progress bar and a
-`model saved:` line per file), TensorBoard (Kohya's tags), and PROJECT/log/events.jsonl, one JSON
-object a line, flushed as written, which the GUI tails to show a run's state live.
-
-events.jsonl (every line has "event" and "time", a Unix time in seconds):
-  start   run, total_steps, epochs, steps_per_epoch, images, repeats, batch_size, samples_per_epoch,
-          first_step, device, mixed_precision, params {every TrainConfig field}, notes [..]
-  step    step, epoch, loss, avg_loss, lr_unet, lr_te, [lr_dlr], s_per_it
-  epoch   epoch, step, loss (the epoch's mean loss)
-  saved   path, step, epoch, kind ("epoch" | "final" | "step")
-  sample  path [..], step, epoch
-  skipped step, epoch, count, message  (a NaN/inf loss: the step was skipped)
-  end     step, epoch, avg_loss, files [..], interrupted, message
-  error   step, message
+`model saved:` line per file), TensorBoard (Kohya's tags), and PROJECT/log/events.jsonl (its
+event kinds and keys are facelora.events'), which the GUI tails to show a run's state live.
 Only the main process writes (see Reporter(enabled=...)).
 """
 
@@ -27,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .. import events as ev
 from ..config import TrainConfig
 from ..plan import Plan
 from ..tables import plan_table
@@ -63,9 +53,8 @@ class Reporter:
                  console: Console | None = None):
         self.enabled = enabled
         self.console = console or Console(highlight=False)
-        self.events_path = Path(events_path)
         self.tensorboard_dir = tensorboard_dir
-        self._events = None
+        self._events = ev.EventWriter(events_path)
         self._tb = None
         self._progress: Progress | None = None
         self._task = None
@@ -77,15 +66,9 @@ class Reporter:
 
     # --- plumbing --------------------------------------------------------------------------
 
-    def event(self, kind: str, /, **fields: Any) -> None:
-        if not self.enabled:
-            return
-        if self._events is None:
-            self.events_path.parent.mkdir(parents=True, exist_ok=True)
-            self._events = self.events_path.open("a", encoding="utf-8")
-        line = {"event": kind, "time": round(time.time(), 3), **fields}
-        self._events.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
-        self._events.flush()
+    def event(self, event: ev.Event) -> None:
+        if self.enabled:
+            self._events.write(event)
 
     def print(self, *args: Any, **kw: Any) -> None:
         if self.enabled:
@@ -111,11 +94,11 @@ class Reporter:
         self.console.print(plan_table(plan, "Training run", (("device", device), ("precision", cfg.mixed_precision))))
         for n in notes:
             self.note(n)
-        self.event("start", run=self.tensorboard_dir.name if self.tensorboard_dir else None,
-                   total_steps=plan.total_steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
-                   images=plan.images, repeats=plan.repeats, batch_size=plan.batch_size,
-                   samples_per_epoch=plan.samples_per_epoch, first_step=first_step, device=device,
-                   mixed_precision=cfg.mixed_precision, params=cfg.model_dump(), notes=notes)
+        self.event(ev.Start(run=self.tensorboard_dir.name if self.tensorboard_dir else None,
+                            total_steps=plan.total_steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
+                            images=plan.images, repeats=plan.repeats, batch_size=plan.batch_size,
+                            samples_per_epoch=plan.samples_per_epoch, first_step=first_step, device=device,
+                            mixed_precision=cfg.mixed_precision, params=cfg.model_dump(mode="json"), notes=notes))
         if self.tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -141,12 +124,9 @@ class Reporter:
             return
         done = step - self._first_step
         s_per_it = (time.monotonic() - self._t0) / done if done > 0 else None
-        fields = {"step": step, "epoch": epoch, "loss": _num(loss), "avg_loss": _num(avg_loss),
-                  "lr_unet": lrs.get("lr/unet"), "lr_te": lrs.get("lr/textencoder")}
-        if "lr/d*lr" in lrs:
-            fields["lr_dlr"] = lrs["lr/d*lr"]
-        fields["s_per_it"] = round(s_per_it, 4) if s_per_it else None
-        self.event("step", **fields)
+        self.event(ev.Step(step=step, epoch=epoch, loss=_num(loss), avg_loss=_num(avg_loss),
+                           lr_unet=lrs.get("lr/unet"), lr_te=lrs.get("lr/textencoder"), lr_dlr=lrs.get("lr/d*lr"),
+                           s_per_it=round(s_per_it, 4) if s_per_it else None))
         self._scalars({"loss/current": loss, "loss/average": avg_loss, **lrs}, step)
         speed = f"{s_per_it:.2f}s/it" if s_per_it else ""
         if self._progress is not None:
@@ -159,45 +139,44 @@ class Reporter:
                                f"ETA {_hms(eta)}  loss {loss:.4f}  avg {avg_loss:.4f}")
 
     def skipped(self, step: int, epoch: int, count: int, message: str) -> None:
-        self.event("skipped", step=step, epoch=epoch, count=count, message=message)
+        self.event(ev.Skipped(step=step, epoch=epoch, count=count, message=message))
         self.note(message)
 
     def epoch_end(self, epoch: int, step: int, mean_loss: float) -> None:
-        self.event("epoch", epoch=epoch, step=step, loss=_num(mean_loss))
+        self.event(ev.EpochEnd(epoch=epoch, step=step, loss=_num(mean_loss)))
         self._scalars({"loss/epoch": mean_loss}, epoch)
 
     def saved(self, path: Path, step: int, epoch: int, kind: str) -> None:
-        self.event("saved", path=str(path), step=step, epoch=epoch, kind=kind)
+        self.event(ev.Saved(path=str(path), step=step, epoch=epoch, kind=kind))
         self.print(f"model saved: {path}")
 
     def removed(self, path: Path) -> None:
         self.print(f"removed {path.name} (save_last_n_epochs)")
 
     def samples(self, paths: list[Path], step: int, epoch: int) -> None:
-        self.event("sample", path=[str(p) for p in paths], step=step, epoch=epoch)
+        self.event(ev.Samples(path=[str(p) for p in paths], step=step, epoch=epoch))
         for p in paths:
             self.print(f"sample saved: {p}")
 
     def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: str = "",
             interrupted: bool = False) -> None:
         self._stop_bar()
-        self.event("end", step=step, epoch=epoch, avg_loss=_num(avg_loss), files=[str(f) for f in files],
-                   interrupted=interrupted, message=message)
+        seconds = round(time.monotonic() - self._t0, 3) if self._t0 else None
+        self.event(ev.End(step=step, epoch=epoch, avg_loss=_num(avg_loss), files=[str(f) for f in files],
+                          interrupted=interrupted, message=message, seconds=seconds))
         if message:
             self.print(message)
 
     def error(self, step: int, message: str) -> None:
         self._stop_bar()
-        self.event("error", step=step, message=message)
+        self.event(ev.Error(step=step, message=message))
 
     def close(self) -> None:
         self._stop_bar()
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self._events is not None:
-            self._events.close()
-            self._events = None
+        self._events.close()
 
     def _stop_bar(self) -> None:
         if self._progress is not None:

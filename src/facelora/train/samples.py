@@ -14,6 +14,7 @@ import torch
 
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes
+from ..project import sample_filename
 from .state import derived_seed
 
 
@@ -71,27 +72,21 @@ def read_prompts(path: str | Path) -> list[SamplePrompt]:
     return [parse_prompt(ln) for ln in lines]
 
 
-def sample_filename(output_name: str, epoch: int, index: int, seed: int) -> str:
-    return f"{output_name}_e{epoch:06d}_{index:02d}_{seed}.png"
-
-
 @torch.no_grad()
 def make_samples(model, prompts: list[SamplePrompt], out_dir: Path, output_name: str, epoch: int, *,
                  sampler: str, clip_skip: int, base_seed: int, autocast) -> list[Path]:
     """One image per prompt with the LoRA as it is now (applied at weight 1), through
-    make_pipeline. A prompt without --d gets a seed derived from the run's seed and its line."""
-    from ..model.base import make_pipeline, prompt_embeds
+    the grid's pipeline and renderer. A prompt without --d gets a seed derived from the run's seed
+    and its line."""
+    from ..model.sampling import embed, make_pipeline, render
 
     pipe = make_pipeline(model, sampler)
     out: list[Path] = []
     for i, p in enumerate(prompts):
         seed = p.seed if p.seed is not None else derived_seed(base_seed, "sample", i) % 2**32
         with autocast():
-            embeds = prompt_embeds(model, [p.prompt], clip_skip)
-            negative = prompt_embeds(model, [p.negative], clip_skip)
-            image = pipe(prompt_embeds=embeds, negative_prompt_embeds=negative, width=p.width, height=p.height,
-                         num_inference_steps=p.steps, guidance_scale=p.scale,
-                         generator=torch.Generator().manual_seed(seed)).images[0]
+            image = render(pipe, embed(model, p.prompt, clip_skip), embed(model, p.negative, clip_skip),
+                           seed, p.steps, p.scale, p.width, p.height)
         buf = io.BytesIO()
         image.save(buf, format="PNG")
         path = Path(out_dir) / sample_filename(output_name, epoch, i, seed)

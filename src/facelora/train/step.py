@@ -19,8 +19,10 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 
 from ..config import TrainConfig
-from ..model.base import SDModel, encode_prompt, tokenize
-from ..model.lora import LoRANetwork, read_lora
+from ..model.sdmodel import SDModel
+from ..model.text import encode_prompt, tokenize
+from ..networks import create_network
+from ..networks.lora import LoRANetwork
 from .data import Batch, encode
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .state import LoopState
@@ -60,12 +62,10 @@ def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> t
             notes.append(f"xformers cannot be used ({e}); PyTorch's SDPA attention is used instead.")
 
     set_seed(cfg.seed)  # the LoRA's initial weights
-    network = LoRANetwork(model.unet, model.text_encoder, cfg.network_dim, cfg.network_alpha,
-                          train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder)
+    network = create_network(cfg, model)
     network.apply_to()
     if cfg.network_weights:
-        tensors, _ = read_lora(cfg.network_weights)
-        network.load_kohya_state_dict(tensors)
+        network.load_weights(cfg.network_weights)
         notes.append(f"Starting from the LoRA {cfg.network_weights}.")
     network.to(device)
     if cfg.gradient_checkpointing:

@@ -6,17 +6,19 @@ program's LoRA folder. The grid and the scoring run as their own processes (`fac
 from __future__ import annotations
 
 import html
+import shlex
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from pydantic import ValidationError
 
 from ...errors import FaceloraError
 from ...evaluate import loras
-from ...evaluate.grid import GRID_PNG
-from ...evaluate.scoring import HEATMAP_PNG, LIKENESS_JSON
+from ...evaluate.grid import GridError, GridOptions
+from ...evaluate.scoring import ScoreOptions
 from ...fileio import read_json
-from ...project import Project
+from ...project import LORA_SUFFIX, Project
 from .. import jobs
 from ..common import Page, friendly, note, widget
 from ..fields import TINY, FieldSpec, from_widget, grid_specs
@@ -26,7 +28,7 @@ KINDS = ("grid", "score")
 
 
 def _likeness(p: Project) -> dict[str, Any] | None:
-    return read_json(p.eval_dir / LIKENESS_JSON)
+    return read_json(p.likeness_json)
 
 
 def best_html(p: Project) -> str:
@@ -53,7 +55,7 @@ def lora_names(p: Project) -> list[str]:
 
 
 def lora_path(p: Project, name: str) -> Path:
-    source = Path(p.train_config().output_dir) / (Path(name or "").name + loras.SUFFIX)
+    source = Path(p.train_config().output_dir) / (Path(name or "").name + LORA_SUFFIX)
     if not name or not source.is_file():
         raise FaceloraError("Choose one of the project's LoRA files.")
     return source
@@ -68,18 +70,33 @@ def install(p: Project, ws: Workspace, name: str, dest: str, weight: float | Non
     return loras.install(lora_path(p, name), folder, float(weight), p.settings().trigger, overwrite)
 
 
-def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> list[str]:
-    """`facelora grid PROJECT` with an option for every field changed from its default, as a person
-    would type it (the third axis is `--z AXIS VALUES`)."""
+def _grid_choices(ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> dict[str, Any]:
+    """The form's values as GridOptions takes them; a base model outside the allowed folders is refused."""
     chosen = {spec.name: from_widget(spec, v) for spec, v in zip(specs, values)}
-    defaults = {spec.name: spec.default for spec in specs}
     if chosen.get("base_model") and chosen["base_model"] != TINY:
         chosen["base_model"] = ws.outside_path(chosen["base_model"])
+    if bool(chosen.get("z")) != bool(chosen.get("z_values")):
+        raise FaceloraError("The third axis needs both z (prompts, seeds, cfg or steps) and z_values.")
+    return chosen
+
+
+def grid_options(ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> GridOptions:
+    """The grid job's options (it reads them from its options file)."""
+    try:
+        return GridOptions(**_grid_choices(ws, specs, values))
+    except ValidationError as e:
+        raise GridError("; ".join(f"{er['loc'][0]}: {er['msg']}" for er in e.errors())) from None
+
+
+def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> list[str]:
+    """`facelora grid PROJECT` with an option for every field changed from its default, as a person
+    would type it (the third axis is `--z AXIS VALUES`): the page shows it, to repeat the grid at a
+    terminal."""
+    chosen = _grid_choices(ws, specs, values)
+    defaults = {spec.name: spec.default for spec in specs}
     args = ["grid", str(p.root)]
     z, z_values = chosen.pop("z", None), chosen.pop("z_values", None)
-    if z or z_values:
-        if not (z and z_values):
-            raise FaceloraError("The third axis needs both z (prompts, seeds, cfg or steps) and z_values.")
+    if z and z_values:
         args += ["--z", z, z_values]
     for name, value in chosen.items():
         if value is None or value == defaults[name] or value is False:
@@ -161,9 +178,14 @@ def build(ws: Workspace, current: gr.State) -> Page:
     @friendly
     def run(project_name: str, kind: str, *values: Any) -> str:
         p = ws.open(project_name)  # a grid may run beside training: it draws the files saved so far
-        args = grid_args(p, ws, grid_specs_in_order, list(values)) if kind == "grid" else ["score", str(p.root)]
-        job = jobs.start(p, kind, args)
-        return note(f"{'Grid' if kind == 'grid' else 'Scoring'} started (process {job.pid}).", "ok")
+        if kind == "grid":
+            options: GridOptions | ScoreOptions = grid_options(ws, grid_specs_in_order, list(values))
+            same = grid_args(p, ws, grid_specs_in_order, list(values))
+        else:
+            options, same = ScoreOptions(), ["score", str(p.root)]
+        job = jobs.start(p, kind, [kind, str(p.root)], options=options)
+        return note(f"{'Grid' if kind == 'grid' else 'Scoring'} started (process {job.pid}). At a terminal: "
+                    f"{shlex.join(['facelora', *same])}", "ok")
 
     grid_btn.click(lambda n, *v: run(n, "grid", *v), [current, *options.values()], [action])
     score_btn.click(lambda n: run(n, "score"), [current], [action])
@@ -207,7 +229,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         states = [jobs.state(p, k, lines=8) for k in KINDS]
         running = [s for s in states if s.running]
         shown = running[0] if running else max(states, key=lambda s: s.started or 0)
-        files = [p.eval_dir / GRID_PNG, p.eval_dir / HEATMAP_PNG, p.eval_dir / LIKENESS_JSON]
+        files = [p.grid_png, p.heatmap_png, p.likeness_json]
         stamp = tuple(f.stat().st_mtime if f.is_file() else 0 for f in files)
         names = lora_names(p)
         key = (str(p.root), stamp, tuple(names), shown.output[-200:], bool(running))

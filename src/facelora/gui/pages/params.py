@@ -16,7 +16,8 @@ from ...project import Project
 from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table, widget
-from ..fields import OUTSIDE_FILES, PROJECT_FOLDERS, TINY, field_specs, from_widget, to_widget
+from ...config import PROJECT_FOLDERS
+from ..fields import OUTSIDE_FILES, TINY, field_specs, from_widget, to_widget
 from ..workspace import Workspace
 
 PRESET_TITLES = {

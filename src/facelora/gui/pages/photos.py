@@ -13,7 +13,7 @@ from ...dataset import IMAGE_EXTENSIONS, scan
 from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
-from ...prepare.pipeline import CONTACT_SHEET, PrepareOptions, load_report, prepare
+from ...prepare.pipeline import PrepareOptions, load_report, prepare
 from ...project import Project
 
 from ..common import Page, friendly, note, widget
@@ -160,7 +160,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
     save_btn.click(save, [current, captions], [status])
 
     def refresh_values(p: Project):
-        sheet_path = p.root / CONTACT_SHEET
+        sheet_path = p.contact_sheet
         return (str(sheet_path) if sheet_path.is_file() else None, report_rows(p) or None, caption_rows(p) or None)
 
     def refresh(project_name: str):

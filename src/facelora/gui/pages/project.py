@@ -6,7 +6,7 @@ import gradio as gr
 
 from ...dataset import list_images
 from ...errors import FaceloraError
-from ...project import Project
+from ...project import LORA_SUFFIX, Project
 from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table
@@ -18,9 +18,9 @@ def summary(ws: Workspace, p: Project) -> str:
     rows: list[tuple[str, object]] = [("folder", p.root), ("trigger word", s.trigger),
                                       ("class word", s.class_word or "-")]
     for folder, concept in p.concepts():
-        rows.append(("training folder", f"image/{folder.name}: {len(list_images(folder))} images, "
+        rows.append(("training folder", f"{folder.relative_to(p.root).as_posix()}: {len(list_images(folder))} images, "
                                         f"{concept.repeats} repeats"))
-    models = sorted(x.name for x in p.models_dir.glob("*.safetensors")) if p.models_dir.is_dir() else []
+    models = sorted(x.name for x in p.models_dir.glob(f"*{LORA_SUFFIX}")) if p.models_dir.is_dir() else []
     rows.append(("LoRA files", "\n".join(models) or "none yet"))
     running = [k for k in locks.CONFLICTS if jobs.state(p, k).running]
     rows.append(("running", ", ".join(running) or "nothing"))

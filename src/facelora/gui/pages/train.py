@@ -14,7 +14,9 @@ import gradio as gr
 import pandas as pd
 
 from ...errors import FaceloraError
+from ...events import Event, EventLog
 from ...project import Project
+from ...train.options import TrainOptions
 from .. import jobs
 from ..common import Page, duration, friendly, note, table
 from ..workspace import Workspace
@@ -22,13 +24,13 @@ from ..workspace import Workspace
 KIND = "train"
 CHART_POINTS = 1000
 LOG_LINES = 15  # the tail shown is as tall as the box, so its end is always in view
-_logs: dict[Path, jobs.EventLog] = {}  # one incremental reader per project, shared by all browsers
+_logs: dict[Path, EventLog] = {}  # one incremental reader per project, shared by all browsers
 _logs_lock = threading.Lock()
 
 
-def events_of(p: Project) -> list[dict[str, Any]]:
+def events_of(p: Project) -> list[Event]:
     with _logs_lock:
-        log = _logs.setdefault(p.events_path, jobs.EventLog(p.events_path))
+        log = _logs.setdefault(p.events_path, EventLog(p.events_path))
         log.refresh()
         return log.current_run()
 
@@ -112,8 +114,8 @@ def build(ws: Workspace, current: gr.State) -> Page:
     @friendly
     def start(project_name: str, pickle_ok: bool, resume: bool = False) -> str:
         p = ws.open(project_name)
-        args = ["train", str(p.root)] + (["--resume"] if resume else []) + (["--allow-pickle"] if pickle_ok else [])
-        job = jobs.start(p, KIND, args)
+        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok))
+        job = jobs.start(p, KIND, ["train", str(p.root)], options=options)
         return note(f"Training {'resumed' if resume else 'started'} (process {job.pid}).", "ok")
 
     @friendly

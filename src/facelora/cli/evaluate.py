@@ -1,0 +1,172 @@
+"""`facelora grid` and `facelora score`: the X/Y grid of saved files and weights, and how alike
+its faces are to the person."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import FaceloraError
+from ..evaluate.grid import GridOptions
+from ..evaluate.scoring import ScoreOptions
+from ..locks import held
+from ..project import Project
+from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, note, option_of, options_from_file,
+                  options_of, with_bar)
+
+
+def likeness_table(report) -> Table:
+    """One row per (file, weight): how often a face appears, how close it is, how often it matches."""
+    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}",
+              title_justify="left")
+    widest = max((len(g.file or g.label) for g in report.groups), default=4)
+    t.add_column("file", min_width=min(widest, 40), overflow="fold")
+    for col in ("weight", "images", "faces", "distance", "match", "spread"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("", no_wrap=True)
+    best = report.best
+    for g in report.groups:
+        flag = "best" if best is not None and g is best else ("clones" if g.clones else "")
+        t.add_row(
+            escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
+            f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
+            f"{g.match_rate:.0%}", "-" if g.spread is None else f"{g.spread:.3f}",
+            f"[bold green]{flag}[/]" if flag == "best" else (f"[yellow]{flag}[/]" if flag else ""),
+        )
+    return t
+
+
+def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    console.print(likeness_table(report))
+    b = report.baseline
+    if b.get("mean") is not None:
+        console.print(f"Training photos among themselves (leave-one-out distance): mean {b['mean']:.3f}, "
+                      f"max {b['max']:.3f} over {b['faces']} faces.")
+    for w in report.warnings:
+        note(escape(w))
+    console.print(escape(report.verdict))
+    if report.best is not None:
+        console.print(escape(report.rule))
+    if report.heatmap:
+        console.print(f"Heatmap: {root / report.heatmap if root else report.heatmap}")
+
+
+def _grid(name: str, *flags: str) -> Any:
+    return option_of(GridOptions, name, *flags)
+
+
+# Options of score that grid --score takes too.
+Threshold = Annotated[float, option_of(ScoreOptions, "threshold")]
+InstallTo = Annotated[Optional[Path], option_of(ScoreOptions, "install_to", "--install-to")]
+Overwrite = Annotated[bool, option_of(ScoreOptions, "overwrite", "--overwrite")]
+
+
+@app.command()
+@friendly
+def grid(
+    project: Annotated[Path, typer.Argument(help="The project whose saved LoRA files to compare.")],
+    checkpoints: Annotated[str, _grid("checkpoints")] = default_of(GridOptions, "checkpoints"),
+    weights: Annotated[str, _grid("weights")] = default_of(GridOptions, "weights"),
+    prompt: Annotated[Optional[str], _grid("prompt")] = None,
+    negative: Annotated[Optional[str], _grid("negative")] = None,
+    seeds: Annotated[Optional[str], _grid("seeds")] = None,
+    z: Annotated[Optional[tuple[str, str]], typer.Option(help="Third axis and its values: prompts 'A,B' (Prompt S/R), seeds '1,2', cfg '5,7', steps '20,30'.")] = None,
+    xsr: Annotated[Optional[str], _grid("xsr")] = None,
+    ysr: Annotated[Optional[str], _grid("ysr")] = None,
+    sampler: Annotated[str, _grid("sampler")] = default_of(GridOptions, "sampler"),
+    steps: Annotated[int, _grid("steps")] = default_of(GridOptions, "steps"),
+    cfg: Annotated[float, _grid("cfg")] = default_of(GridOptions, "cfg"),
+    size: Annotated[Optional[str], _grid("size")] = None,
+    base_model: Annotated[Optional[str], _grid("base_model", "--base-model")] = None,
+    clip_skip: Annotated[Optional[int], _grid("clip_skip", "--clip-skip")] = None,
+    allow_pickle: Annotated[bool, _grid("allow_pickle", "--allow-pickle")] = False,
+    device: Annotated[str, _grid("device")] = default_of(GridOptions, "device"),
+    score: Annotated[bool, typer.Option("--score", help="Then score every cell's likeness (as facelora score).")] = False,
+    threshold: Threshold = default_of(ScoreOptions, "threshold"),
+    install_to: InstallTo = None,
+    overwrite: Overwrite = False,
+    options_file: OptionsFile = None,
+) -> None:
+    """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
+    AUTOMATIC1111's X/Y/Z plot does, with an optional third axis. Writes PROJECT/eval/grid.png,
+    eval/cells/*.png (each with A1111's parameters text) and eval/grid.json."""
+    from ..evaluate.grid import make_grid
+
+    if install_to is not None and not score:
+        raise FaceloraError("--install-to picks the best file by likeness (an option of --score): add --score.")
+    p = Project.open(project)
+    if options_file is not None:
+        options = options_from_file(options_file, GridOptions)
+    else:
+        options = options_of(
+            GridOptions, checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
+            z=z[0] if z else None, z_values=z[1] if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
+            steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
+            allow_pickle=allow_pickle, device=device,
+        )
+    with held(p, "grid", "facelora grid"):
+        result = with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
+    for n in result.notes:
+        note(n)
+    if result.tiny:
+        note("tiny test model: these images are noise, not results.")
+    console.print(f"Grid: {result.grid}  ({len(result.cells)} images, {result.seconds_per_image:.1f} s each)")
+    console.print(f"Cells: {p.cells_dir}")
+    console.print(f"Every cell described in: {result.json}")
+    if score:
+        _score_project(p, options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite), as_json=False)
+
+
+def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
+    from ..evaluate.scoring import install_best, score_project
+
+    with held(p, "score", "facelora score"):
+        report = with_bar("Scoring", lambda cb: score_project(p, options, cb))
+    print_likeness(report, as_json, p.root)
+    if not as_json:
+        console.print(f"Scores: {p.likeness_json}")
+    if options.install_to is not None:
+        done = install_best(p, report, options.install_to, options.overwrite)
+        (err if as_json else console).print(
+            f"Installed {done.path} (preferred weight {done.weight:g}; use <lora:{done.path.stem}:{done.weight:g}>)")
+
+
+@app.command()
+@friendly
+def score(
+    project: Annotated[Optional[Path], typer.Argument(help="A project with a grid (facelora grid).")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Without a project: folder of photos of the person.")] = None,
+    images: Annotated[Optional[Path], typer.Option(help="Without a project: folder of generated images (e.g. an A1111 X/Y/Z plot's).")] = None,
+    threshold: Threshold = default_of(ScoreOptions, "threshold"),
+    install_to: InstallTo = None,
+    overwrite: Overwrite = False,
+    as_json: AsJson = False,
+    options_file: OptionsFile = None,
+) -> None:
+    """Score how alike the grid's faces are to the person: dlib's face descriptor of every cell
+    against the training photos. Per file and weight: faces found, mean distance, match rate and
+    spread; names the best file and weight. With --reference and --images, scores images made
+    anywhere, grouped by the <lora:NAME:W> in their PNG parameters text."""
+    from ..evaluate.scoring import score_folder
+
+    options = (options_from_file(options_file, ScoreOptions) if options_file is not None else
+               options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite))
+    if project is not None:
+        if reference is not None or images is not None:
+            raise FaceloraError("Give either a PROJECT or --reference and --images, not both.")
+        _score_project(Project.open(project), options, as_json)
+        return
+    if reference is None or images is None:
+        raise FaceloraError("Give a PROJECT, or both --reference DIR (photos of the person) and --images DIR.")
+    if options.install_to is not None:
+        raise FaceloraError("--install-to needs a PROJECT (it copies the project's best file).")
+    report = with_bar("Scoring", lambda cb: score_folder(reference, images, options, cb))
+    print_likeness(report, as_json)

@@ -1,0 +1,72 @@
+"""`facelora plan`: repeats from a step budget, and the whole schedule."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+
+from .. import config as cfgmod
+from ..plan import Plan, plan_from_budget
+from ..project import Project
+from ..replan import adopt, budget_plan, project_plan
+from ..tables import plan_table
+from .app import AsJson, app, console, friendly, note
+
+
+def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None) -> None:
+    if as_json:
+        print(json.dumps(plan.to_dict(), ensure_ascii=False))
+        return
+    console.print(plan_table(plan))
+    for n in plan.notes:
+        note(n)
+    if cfg is not None:  # time and memory, from measured step figures (facelora.estimate)
+        from ..estimate import estimate
+
+        for line in estimate(cfg, plan.total_steps).lines():
+            console.print(escape(line))
+
+
+@app.command()
+@friendly
+def plan(
+    project: Annotated[Optional[Path], typer.Argument(help="A project: plan from its images and settings.")] = None,
+    images: Annotated[Optional[int], typer.Option(min=1, help="Number of training images.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (5-10 for a face).")] = None,
+    max_train_steps: Annotated[Optional[int], typer.Option("--max-train-steps", "--max_train_steps", min=1,
+                                                           help="Step budget (3000-5000 for a face).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    num_processes: Annotated[int, typer.Option("--num-processes", "--num_processes", min=1, help="GPUs / processes.")] = 1,
+    yes: Annotated[bool, typer.Option("--yes", help="Rename image/<old>_<trigger> to the planned repeats.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Work out repeats from a step budget (repeats = steps x batch / (images x epochs)) and show
+    the whole schedule: steps per epoch, total steps, the files that will be saved."""
+    if project is None:
+        if not (images and epochs and max_train_steps):
+            raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
+        print_plan(plan_from_budget(images, epochs, max_train_steps, batch, num_processes=num_processes), as_json,
+                   cfgmod.TrainConfig(train_batch_size=batch))
+        return
+    p = Project.open(project)
+    current = project_plan(p, num_processes)
+    cfg = p.train_config()
+    if not (epochs or max_train_steps):
+        print_plan(current, as_json, cfg)
+        return
+    e = epochs or cfg.max_train_epochs or current.epochs
+    steps = max_train_steps or cfg.max_train_steps
+    new = budget_plan(p, current.images, e, steps, num_processes)
+    print_plan(new, as_json, cfg)
+    if new.repeats != current.repeats or e != cfg.max_train_epochs:
+        if yes:
+            folder = adopt(p, new, steps)
+            if not as_json:
+                console.print(f"Renamed to {folder.name}; epochs {e} saved in {p.config_path.name}.")
+        elif not as_json:
+            note(f"The project uses {current.repeats} repeats; run again with --yes to rename the folder to "
+                 f"{new.repeats}_... and save epochs={e}.")

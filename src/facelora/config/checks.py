@@ -1,0 +1,102 @@
+"""Checks before anything runs, and the tutorial's presets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ConfigError
+from ..networks import NETWORK_MODULES
+from ..train.optim import OPTIMIZERS
+from .fields import TrainConfig
+
+
+def _without_cuda() -> str:
+    names = [name for name, kind in OPTIMIZERS.items() if not kind.cuda_only]
+    return ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
+    """Reject combinations that cannot work; return the config that will actually run on this
+    machine and the warnings to print. 8-bit optimizers fall back to AdamW without CUDA (see
+    README: bitsandbytes' 8-bit states need a GPU; AdamW is the same update with fp32 states)."""
+    notes: list[str] = []
+    if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
+        raise ConfigError("network_train_unet_only and network_train_text_encoder_only exclude each other; set one.")
+    if cfg.lr_scheduler == "constant" and cfg.lr_warmup_steps > 0:
+        raise ConfigError(
+            "lr_scheduler 'constant' ignores warm-up, but lr_warmup_steps is set. Use "
+            "'constant_with_warmup', or set lr_warmup_steps to 0."
+        )
+    kind = OPTIMIZERS[cfg.optimizer_type]
+    if kind.adaptive:
+        lrs = {lr for lr in (cfg.effective_unet_lr, cfg.effective_text_encoder_lr) if lr}
+        if len(lrs) > 1:
+            raise ConfigError(
+                f"{cfg.optimizer_type} adapts one learning rate for all parameters, so unet_lr "
+                f"({cfg.effective_unet_lr}) and text_encoder_lr ({cfg.effective_text_encoder_lr}) must be "
+                f"equal (the tutorial sets all learning rates to 1), or set one of them to 0."
+            )
+    if cfg.lr_scheduler == "adafactor" and cfg.optimizer_type != "Adafactor":
+        raise ConfigError("lr_scheduler 'adafactor' works only with optimizer_type Adafactor.")
+    if cfg.network_alpha > cfg.network_dim:
+        notes.append(
+            f"network_alpha {cfg.network_alpha:g} is above network_dim {cfg.network_dim}: the update is scaled "
+            f"up by {cfg.network_alpha / cfg.network_dim:g}; the tutorial uses half the rank or less."
+        )
+    if cfg.sample_every_n_epochs and not cfg.sample_prompts:
+        raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
+    if cfg.network_module not in NETWORK_MODULES:
+        raise ConfigError(f"network_module '{cfg.network_module}': facelora trains {', '.join(NETWORK_MODULES)} "
+                          f"only; use Kohya's trainer for other networks.")
+    if cfg.network_args:
+        raise ConfigError(f"network_args {cfg.network_args}: facelora's LoRA takes none (conv_dim, "
+                          f"conv_alpha and the like are LoCon/LyCORIS options). Remove them.")
+    if cfg.max_token_length != 75:
+        raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
+                          f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
+    changes: dict[str, Any] = {}
+    if not cuda:
+        if kind.cuda_only and kind.plain:
+            plain = kind.plain
+            notes.append(
+                f"{cfg.optimizer_type} needs bitsandbytes on a CUDA GPU; this machine has none, so {plain} "
+                f"(same update, 32-bit states) is used. Choose {_without_cuda()} to silence this."
+            )
+            changes["optimizer_type"] = plain
+        if cfg.mixed_precision == "fp16":
+            notes.append("mixed_precision fp16 needs a CUDA GPU; on this CPU training runs in fp32 "
+                         "(--mixed_precision bf16 uses the CPU's bf16 autocast).")
+            changes["mixed_precision"] = "no"
+        if cfg.xformers:
+            notes.append("xformers needs CUDA; PyTorch's SDPA attention is used instead.")
+            changes["xformers"] = False
+    return (cfg.model_copy(update=changes) if changes else cfg), notes
+
+
+# --- presets from the tutorial ---------------------------------------------------------------
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Scheme 1, static learning rate: Kohya's recommended rates, AdamW8bit, cosine with restarts.
+    "static": dict(
+        optimizer_type="AdamW8bit", optimizer_args=[], lr_scheduler="cosine_with_restarts",
+        lr_scheduler_num_cycles=3, learning_rate=1e-4, unet_lr=1e-4, text_encoder_lr=5e-5,
+    ),
+    # Scheme 2, dynamic learning rate: DAdaptAdam finds the rate itself; all rates are 1.
+    "dynamic": dict(
+        optimizer_type="DAdaptAdam", optimizer_args=["decouple=True", "weight_decay=0.01", "betas=0.9,0.999"],
+        lr_scheduler="constant", learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
+    ),
+    # Scheme 2 for smaller GPUs: Adafactor with its own relative step size.
+    "dynamic-adafactor": dict(
+        optimizer_type="Adafactor",
+        optimizer_args=["relative_step=True", "scale_parameter=True", "warmup_init=True"],
+        lr_scheduler="adafactor", learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
+    ),
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
+    return dict(PRESETS[name])
+

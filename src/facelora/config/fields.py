@@ -1,0 +1,167 @@
+"""TrainConfig: every training parameter, under Kohya's names, with the defaults for a face.
+
+One place for each default: the GUI reads its labels, help and Basic/Advanced groups from the
+field descriptions here, and the CLI's help from the same words.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..train.optim import OPTIMIZERS, SCHEDULERS
+from .values import parse_kv_args, parse_resolution
+
+
+def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
+    return Field(default, description=help, json_schema_extra={"group": group}, **kw)
+
+
+# The folders a project's TrainConfig names relative to the project (facelora.toml keeps them so).
+PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
+Precision = Literal["no", "fp16", "bf16"]
+SavePrecision = Literal["float", "fp16", "bf16"]
+
+
+class TrainConfig(BaseModel):
+    """Kohya's `train_network.py` parameters that facelora implements."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- model and folders -------------------------------------------------------------------
+    pretrained_model_name_or_path: str = _f(
+        "", "Base SD1.5 checkpoint: a .safetensors file, a diffusers folder, or 'tiny' (test model).", "basic"
+    )
+    train_data_dir: str = _f("image", "Folder that holds the <repeats>_<trigger> folders (relative to the project).", "basic")
+    output_dir: str = _f("models", "Where LoRA files are saved (relative to the project).", "basic")
+    output_name: str = _f("", "File name of the LoRA; empty means the trigger word.", "basic")
+    logging_dir: str = _f("log", "TensorBoard logs, events.jsonl and resume state.", "basic")
+    caption_extension: str = _f(".txt", "Extension of the caption files beside the images.", "basic")
+
+    # --- network -----------------------------------------------------------------------------
+    network_module: str = _f("networks.lora", "Kohya's network type; facelora trains standard LoRA.")
+    network_dim: int = _f(128, "LoRA rank: more holds finer face detail and makes a bigger file.", "basic", ge=1, le=1024)
+    network_alpha: float = _f(64.0, "Scales the update by alpha/rank; half the rank or less.", "basic", gt=0)
+    network_args: list[str] = _f([], "Extra network arguments as 'key=value' strings.")
+    network_weights: str | None = _f(None, "Start from an existing LoRA file instead of zeros.")
+    network_train_unet_only: bool = _f(False, "Train the UNet only, not the text encoder.")
+    network_train_text_encoder_only: bool = _f(False, "Train the text encoder only, not the UNet.")
+
+    # --- steps -------------------------------------------------------------------------------
+    train_batch_size: int = _f(1, "Images per step; 1 suits most GPUs.", "basic", ge=1)
+    max_train_steps: int = _f(1600, "Total optimizer steps when max_train_epochs is not set.", "basic", ge=1)
+    max_train_epochs: int | None = _f(10, "Epochs to train; overrides max_train_steps. 5-10 for a face.", "basic", ge=1)
+    gradient_accumulation_steps: int = _f(1, "Batches summed before each optimizer step.", ge=1)
+    seed: int = _f(42, "Random seed: the same seed gives the same run.", "basic")
+
+    # --- learning rate -----------------------------------------------------------------------
+    learning_rate: float = _f(1e-4, "Base learning rate (used where unet_lr or text_encoder_lr is unset).", "basic", ge=0)
+    unet_lr: float | None = _f(1e-4, "Learning rate of the UNet's LoRA.", "basic", ge=0)
+    text_encoder_lr: float | None = _f(5e-5, "Learning rate of the text encoder's LoRA.", "basic", ge=0)
+    optimizer_type: str = _f("AdamW8bit", "Optimizer: " + ", ".join(OPTIMIZERS) + ".", "basic")
+    optimizer_args: list[str] = _f([], "Optimizer arguments as 'key=value' strings, e.g. decouple=True.", "basic")
+    lr_scheduler: str = _f("cosine_with_restarts",
+                           "How the learning rate changes over the run: " + ", ".join(SCHEDULERS) + ".", "basic")
+    lr_scheduler_num_cycles: int = _f(3, "Restarts of cosine_with_restarts (3-5 for a face).", "basic", ge=1)
+    lr_scheduler_power: float = _f(1.0, "Power of the polynomial scheduler.", gt=0)
+    lr_warmup_steps: float = _f(0, "Warm-up: a step count, or a fraction of all steps when below 1.", ge=0)
+    max_grad_norm: float = _f(1.0, "Clip gradients to this norm; 0 turns clipping off.", ge=0)
+
+    # --- data --------------------------------------------------------------------------------
+    resolution: str = _f("512", "Training resolution, 'W,H' or one number (512 or 768).", "basic")
+    enable_bucket: bool = _f(False, "Group images by aspect ratio; off when all crops are square.", "basic")
+    min_bucket_reso: int = _f(256, "Smallest bucket side.", ge=64)
+    max_bucket_reso: int = _f(1024, "Largest bucket side.", ge=64)
+    bucket_reso_steps: int = _f(64, "Bucket sides are multiples of this.", ge=8)
+    cache_latents: bool = _f(True, "Encode every image once before training (faster).", "basic")
+    cache_latents_to_disk: bool = _f(False, "Keep the cached latents on disk, so a second run skips encoding.")
+    shuffle_caption: bool = _f(False, "Shuffle the comma-separated tags of each caption.")
+    keep_tokens: int = _f(0, "Keep this many leading tags in place when shuffling (the trigger word).", ge=0)
+    max_token_length: int = _f(75, "Caption tokens; SD1.5 reads 75.", ge=75)
+    max_data_loader_n_workers: int = _f(0, "Processes that load images; 0 loads in the main process.", ge=0)
+
+    # --- precision and speed -----------------------------------------------------------------
+    mixed_precision: Precision = _f("fp16", "fp16 saves memory on NVIDIA GPUs; bf16 on newer ones; no = fp32.", "basic")
+    save_precision: SavePrecision = _f("fp16", "Precision of the saved LoRA file.", "basic")
+    gradient_checkpointing: bool = _f(False, "Recompute activations to save memory (slower).")
+    xformers: bool = _f(False, "Use xformers attention where installed (facelora uses PyTorch SDPA otherwise).", "basic")
+    torch_compile: bool = _f(False, "Compile the UNet with torch.compile (slow start, faster steps).")
+    clip_skip: int = _f(1, "Use the text encoder's n-th last layer; 1 for photo models.", ge=1, le=12)
+
+    # --- noise and loss ----------------------------------------------------------------------
+    noise_offset: float = _f(0.0, "Adds offset noise so images can be darker or brighter; 0.05-0.1.", ge=0)
+    min_snr_gamma: float | None = _f(None, "Min-SNR loss weighting; 5 is the paper's value.", gt=0)
+
+    # --- saving ------------------------------------------------------------------------------
+    save_every_n_epochs: int | None = _f(1, "Save a LoRA file every n epochs, to pick the best later.", "basic", ge=1)
+    save_every_n_steps: int | None = _f(None, "Also save every n steps.", ge=1)
+    save_last_n_epochs: int | None = _f(None, "Keep only the newest n epoch files.", ge=1)
+    save_state: bool = _f(True, "Save optimizer and data position with each file, for --resume.")
+
+    # --- samples -----------------------------------------------------------------------------
+    sample_every_n_epochs: int | None = _f(None, "Make sample images every n epochs.", ge=1)
+    sample_prompts: str | None = _f(None, "Prompts file in Kohya's syntax (--n --w --h --d --l --s).")
+    sample_sampler: str = _f("euler_a", "Sampler for sample images: euler_a, dpmsolver++, ddim.")
+
+    # --- robustness --------------------------------------------------------------------------
+    max_nonfinite_steps: int = _f(5, "Stop after this many NaN/inf steps in a row.", ge=1)
+
+    @field_validator("optimizer_type")
+    @classmethod
+    def _known_optimizer(cls, v: str) -> str:
+        by_lower = {o.lower(): o for o in OPTIMIZERS}
+        if v.lower() not in by_lower:
+            raise ValueError(f"unknown optimizer '{v}'; choose one of {', '.join(OPTIMIZERS)}")
+        return by_lower[v.lower()]
+
+    @field_validator("lr_scheduler")
+    @classmethod
+    def _known_scheduler(cls, v: str) -> str:
+        if v not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler '{v}'; choose one of {', '.join(SCHEDULERS)}")
+        return v
+
+    @field_validator("resolution")
+    @classmethod
+    def _resolution(cls, v: str) -> str:
+        parse_resolution(v)
+        return v
+
+    # --- derived values ----------------------------------------------------------------------
+    @property
+    def resolution_wh(self) -> tuple[int, int]:
+        return parse_resolution(self.resolution)
+
+    @property
+    def effective_unet_lr(self) -> float:
+        return self.learning_rate if self.unet_lr is None else self.unet_lr
+
+    @property
+    def effective_text_encoder_lr(self) -> float:
+        return self.learning_rate if self.text_encoder_lr is None else self.text_encoder_lr
+
+    @property
+    def train_unet(self) -> bool:
+        return not self.network_train_text_encoder_only
+
+    @property
+    def train_text_encoder(self) -> bool:
+        return not self.network_train_unet_only
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        return parse_kv_args(self.optimizer_args)
+
+    def warmup_steps(self, total_steps: int) -> int:
+        w = self.lr_warmup_steps
+        return int(round(w * total_steps)) if 0 < w < 1 else int(w)
+
+
+def config_fields(group: str | None = None) -> dict[str, tuple[Any, str, str]]:
+    """{name: (default, help, group)} for the GUI and help texts."""
+    out = {}
+    for name, f in TrainConfig.model_fields.items():
+        g = (f.json_schema_extra or {}).get("group", "advanced")  # type: ignore[union-attr]
+        if group is None or g == group:
+            out[name] = (f.default, f.description or "", g)
+    return out

@@ -1,0 +1,78 @@
+"""Parameters given on the command line in Kohya's spelling, and applying updates to a config
+with a clear error for a bad value."""
+
+from __future__ import annotations
+
+import difflib
+import shlex
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from .fields import TrainConfig
+
+
+ALIASES = {"base_model": "pretrained_model_name_or_path", "base-model": "pretrained_model_name_or_path"}
+LIST_FIELDS = {n for n, f in TrainConfig.model_fields.items() if f.annotation == list[str]}
+
+
+def _field_type_is_bool(name: str) -> bool:
+    return TrainConfig.model_fields[name].annotation is bool
+
+
+def parse_overrides(args: list[str]) -> dict[str, Any]:
+    """`--network_dim 32 --optimizer_args "decouple=True" "weight_decay=0.01" --cache_latents`
+    -> {'network_dim': '32', ...}. A bare boolean flag means True; list fields take every value
+    up to the next option."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if not tok.startswith("--"):
+            raise ConfigError(f"Unexpected argument '{tok}'; parameters are given as --name value.")
+        name, eq, inline = tok[2:].partition("=")
+        name = ALIASES.get(name, name)
+        if name not in TrainConfig.model_fields:
+            dashed = name.replace("-", "_")
+            if dashed in TrainConfig.model_fields:
+                name = dashed
+            else:
+                raise ConfigError(f"Unknown parameter '--{name}'. {_suggest(name)}")
+        values = [inline] if eq else []
+        i += 1
+        while not eq and i < len(args) and not args[i].startswith("--"):
+            values.append(args[i])
+            i += 1
+        if name in LIST_FIELDS:
+            out[name] = [v for item in values for v in (shlex.split(item) if " " in item else [item])]
+        elif not values and _field_type_is_bool(name):
+            out[name] = True
+        elif len(values) == 1:
+            out[name] = None if values[0].lower() in ("none", "null") else values[0]
+        else:
+            raise ConfigError(f"--{name} takes one value, got {len(values)}: {' '.join(values) or 'none'}.")
+    return out
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, list(TrainConfig.model_fields), n=3)
+    return f"Did you mean {', '.join('--' + c for c in close)}?" if close else "See 'facelora train --help'."
+
+
+def apply(cfg: TrainConfig, updates: dict[str, Any]) -> TrainConfig:
+    """A new config with `updates`, validated, with a clear error for a bad value."""
+    try:
+        return TrainConfig.model_validate({**cfg.model_dump(), **updates})
+    except ValidationError as e:
+        raise ConfigError(explain(e)) from None
+
+
+def explain(e: ValidationError) -> str:
+    """Pydantic's errors as one line a person reads: field, problem, value given."""
+    lines = []
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+    return "Invalid parameter(s): " + "; ".join(lines)
+

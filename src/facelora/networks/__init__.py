@@ -1,0 +1,56 @@
+"""The network types facelora trains, by Kohya's `network_module` name, each a module with
+sd-scripts' two constructors:
+
+    create_network(multiplier, network_dim, network_alpha, vae, text_encoder, unet, neuron_dropout=None, **kwargs)
+    create_network_from_weights(multiplier, file, vae, text_encoder, unet, weights_sd=None, for_inference=False, **kwargs)
+        -> (network, weights_sd)
+
+A new type (LyCORIS' `lycoris.kohya`, ...) is one module beside lora.py and one line in
+NETWORK_MODULES. The table holds import paths, so reading it needs no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+from ..errors import FaceloraError
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+    from ..model.sdmodel import SDModel
+
+NETWORK_MODULES: dict[str, str] = {
+    "networks.lora": "facelora.networks.lora",
+}
+
+
+class UnknownNetworkError(FaceloraError, ValueError):
+    """A network_module facelora cannot build."""
+
+
+def network_module(name: str) -> ModuleType:
+    """The module that builds networks of Kohya's type `name`."""
+    if name not in NETWORK_MODULES:
+        raise UnknownNetworkError(f"network_module '{name}': facelora trains {', '.join(NETWORK_MODULES)}.")
+    return importlib.import_module(NETWORK_MODULES[name])
+
+
+def create_network(cfg: TrainConfig, model: SDModel, multiplier: float = 1.0):
+    """A new network of cfg.network_module over the parts cfg trains, sized by network_dim and
+    network_alpha."""
+    return network_module(cfg.network_module).create_network(
+        multiplier, cfg.network_dim, cfg.network_alpha, model.vae, model.text_encoder, model.unet,
+        train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder, family=model.family)
+
+
+def create_network_from_weights(file, model: SDModel, multiplier: float = 1.0, network_module_name: str | None = None):
+    """The network a LoRA file holds, shaped from its weights (the type from its
+    ss_network_module unless given), and the weights. The network is not applied yet."""
+    from ..lora_file import NETWORK_MODULE, read_lora
+
+    weights_sd, metadata = read_lora(file)
+    name = network_module_name or metadata.get("ss_network_module") or NETWORK_MODULE
+    return network_module(name).create_network_from_weights(
+        multiplier, file, model.vae, model.text_encoder, model.unet, weights_sd=weights_sd, family=model.family)
