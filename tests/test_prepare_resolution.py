@@ -11,7 +11,7 @@ from rich.console import Console
 
 from conftest import astronaut_rgb
 from facelora.config import apply
-from facelora.model.lora import read_lora
+from facelora.lora_file import read_metadata
 from facelora.prepare.pipeline import PrepareOptions, open_or_create, prepare
 from facelora.train.loop import train
 
@@ -36,7 +36,7 @@ def test_prepare_at_768_trains_at_768_and_another_size_is_said(tmp_path):
 
     out = io.StringIO()
     result = train(project, apply(project.train_config(), TINY), console=Console(file=out, width=200))
-    _, meta = read_lora(result.final)
+    meta = read_metadata(result.final)
     assert meta["ss_resolution"] == "(768, 768)" and meta["modelspec.resolution"] == "768x768"
     assert "not that size" not in out.getvalue()
 
