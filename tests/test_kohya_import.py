@@ -140,7 +140,7 @@ def test_cli_import_prints_the_differences_and_a_refusal_changes_nothing(tmp_pat
     assert res.exit_code == 2 and "bucket_reso_steps" in res.output and "Traceback" not in res.output
     assert p.config_path.read_bytes() == before
     res = runner.invoke(app, ["config", "import", str(p.root), str(tmp_path / "missing.json")])
-    assert res.exit_code == 2 and "Cannot read" in res.output and p.config_path.read_bytes() == before
+    assert res.exit_code == 2 and "Could not read the Kohya config" in res.output and p.config_path.read_bytes() == before
     res = runner.invoke(app, ["config", "import", str(p.root), str(sample("sd15 - EDG_LoraOptiSettings.json"))])
     assert res.exit_code == 0, res.output
     assert "network_dim 64 (face default 128)" in res.output and "Imported" in res.output

@@ -50,10 +50,12 @@ ELSEWHERE = {
     "facelora grid PROJECT --score": "test_evaluate_grid.py",
     "facelora train PROJECT --num_processes 2": "test_train.py",
     "facelora config import PROJECT FILE": "test_kohya_import.py",
+    "facelora grid PROJECT --probes": "test_evaluate_probes.py",
     # patterns: the commands above, spelled out
     "facelora config set": "", "facelora config set PROJECT KEY VALUE...": "", "facelora grid PROJECT": "",
     "facelora plan": "", "facelora plan PROJECT ... --yes": "", "facelora train PROJECT": "",
-    "facelora train PROJECT ... --save": "",
+    "facelora train PROJECT ... --save": "", "facelora run": "", "facelora config import": "",
+    "facelora train --output_name": "",
 }
 
 

@@ -40,13 +40,11 @@ def config_import(
     """Take the training parameters of a Kohya file into the project as sd-scripts would run them:
     keys the file leaves out take sd-scripts' defaults. Prints every value that differs from
     facelora's face defaults, and every key facelora does not use. Folders stay the project's."""
+    from ..fileio import read_text
+
     p = Project.open(project)
     settings = p.settings()
-    try:
-        text = kohya_toml.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise cfgmod.ConfigError(f"Cannot read {kohya_toml}: {getattr(e, 'strerror', None) or e}.") from None
-    cfg, notes = cfgmod.import_kohya(text, settings.train, source=kohya_toml)
+    cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train, source=kohya_toml)
     keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)

@@ -93,9 +93,9 @@ def run_config(p: Project, options: TrainOptions, command_line: dict[str, Any]) 
         settings.train = cfgmod.apply(settings.train, updates)
         p.save_settings(settings)
         console.print(f"Saved into {p.config_path}: {', '.join(sorted(updates))}")
-    for key in cfgmod.PROJECT_FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
-        if key in updates and not Path(updates[key]).is_absolute():
-            updates[key] = str(p.root / updates[key])
+    for key in cfgmod.PROJECT_FOLDERS:  # a folder given here is inside the project, as in facelora.toml
+        if key in updates:
+            updates[key] = str(p.folder(updates[key], key))
     cfg = cfgmod.apply(p.train_config(), updates)
     default = cfgmod.TrainConfig.model_fields["resolution"].default
     if cfg.pretrained_model_name_or_path == TINY and "resolution" not in updates and cfg.resolution == default:
