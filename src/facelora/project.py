@@ -322,9 +322,21 @@ class Project:
         """The LoRA files an earlier run of `output_name` left in output_dir (a new run would mix
         with them: same names, and the grid would compare them as one run)."""
         folder = Path(output_dir)
-        if not folder.is_dir():
-            return []
-        return sorted(f for f in folder.glob(f"*{LORA_SUFFIX}") if parse_lora_filename(f.name, output_name))
+        return [] if not folder.is_dir() else sorted(f for f in folder.glob(f"*{LORA_SUFFIX}") if parse_lora_filename(f.name, output_name))
+
+    def room_for_new_run(self, output_dir: str | Path, output_name: str, overwrite: bool = False) -> list[Path]:
+        """Runs never mix: with an earlier run's files of `output_name` in output_dir, a new run is
+        refused (saying what to do), or with `overwrite` they are deleted first (returned)."""
+        earlier = self.earlier_run_files(output_dir, output_name)
+        if earlier and not overwrite:
+            names = ", ".join(f.name for f in earlier[:4]) + (" ..." if len(earlier) > 4 else "")
+            raise ProjectError(
+                f"{output_dir} holds files of an earlier run of '{output_name}' ({names}); a new run would mix "
+                f"with them. Give --overwrite to delete them and train again, --output_name NAME to keep both "
+                f"runs apart, or --resume to go on with the earlier run. Nothing was changed.")
+        for f in earlier:
+            f.unlink(missing_ok=True)  # every launched process runs this
+        return earlier
 
     def folder(self, value: str, what: str) -> Path:
         """A folder parameter (relative to the project, or absolute) resolved; it must lie inside

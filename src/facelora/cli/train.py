@@ -106,20 +106,9 @@ def run_config(p: Project, options: TrainOptions, command_line: dict[str, Any]) 
 
 
 def _one_run(p: Project, cfg: cfgmod.TrainConfig, overwrite: bool) -> None:
-    """Runs never mix: a new run with an earlier run's files of the same output_name refuses, or
-    with --overwrite deletes them first."""
-    earlier = p.earlier_run_files(cfg.output_dir, cfg.output_name)
-    if not earlier:
-        return
-    names = ", ".join(f.name for f in earlier[:4]) + (f" and {len(earlier) - 4} more" if len(earlier) > 4 else "")
-    if not overwrite:
-        raise cfgmod.ConfigError(
-            f"{cfg.output_dir} holds files of an earlier run of '{cfg.output_name}' ({names}); a new run would mix "
-            f"with them. Give --overwrite to delete them and train again, --output_name NAME to keep both runs "
-            f"apart, or --resume to go on with the earlier run. Nothing was changed.")
-    for f in earlier:
-        f.unlink(missing_ok=True)  # every launched process runs this
-    note(f"--overwrite: deleted the earlier run's {len(earlier)} file(s): {names}.")
+    deleted = p.room_for_new_run(cfg.output_dir, cfg.output_name, overwrite)
+    if deleted:
+        note(f"--overwrite: deleted the earlier run's {len(deleted)} file(s): {', '.join(f.name for f in deleted)}.")
 
 
 def _warn_outside_tutorial(cfg: cfgmod.TrainConfig) -> None:
