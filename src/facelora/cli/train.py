@@ -55,6 +55,8 @@ def train(
                options_of(TrainOptions, base_model=base_model, preset=preset, save=save, overwrite=overwrite,
                           resume=resume, allow_pickle=allow_pickle, num_processes=num_processes))
     if options.num_processes > 1 and "LOCAL_RANK" not in os.environ:  # not yet inside a launched process
+        if options.save:  # here, once: the launched processes get the same parameters without --save
+            run_config(p, options, overrides_from(ctx))
         args = [str(p.root), *(["--options-file", str(options_file)] if options_file else _as_args(options))]
         with held(p, "train", f"facelora train --num_processes {options.num_processes}"):
             status = launch_processes(options.num_processes, args + list(ctx.args))
