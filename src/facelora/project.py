@@ -29,6 +29,7 @@ from .config import ProjectSettings, TrainConfig, load_settings, save_settings
 CONFIG_FILE = "facelora.toml"
 # Kohya's folders: the defaults of train_data_dir, output_dir and logging_dir (relative to the project)
 IMAGE_DIR = TrainConfig.model_fields["train_data_dir"].default
+REG_DIR = "reg"
 MODELS_DIR = TrainConfig.model_fields["output_dir"].default
 LOG_DIR = TrainConfig.model_fields["logging_dir"].default
 EVAL_DIR = "eval"
@@ -204,6 +205,11 @@ class Project:
         return self.root / IMAGE_DIR
 
     @property
+    def reg_dir(self) -> Path:
+        """Class (regularisation) images, `reg/<repeats>_<class>/`, as `facelora reg generate` makes them."""
+        return self.root / REG_DIR
+
+    @property
     def models_dir(self) -> Path:
         return self.root / MODELS_DIR
 
@@ -306,6 +312,8 @@ class Project:
         cfg = s.train
         updates = {k: str(self.root / getattr(cfg, k)) for k in ("train_data_dir", "output_dir", "logging_dir")}
         updates["output_name"] = cfg.output_name or s.trigger
+        if cfg.reg_data_dir:  # class images: inside the project unless given as an absolute path
+            updates["reg_data_dir"] = str(self.root / cfg.reg_data_dir)
         return cfg.model_copy(update=updates)
 
     def concepts(self) -> list[tuple[Path, Concept]]:

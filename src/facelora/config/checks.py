@@ -54,6 +54,7 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     if cfg.max_token_length != 75:
         raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
                           f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
+    face_training_checks(cfg)
     changes: dict[str, Any] = {}
     if not cuda:
         if kind.cuda_only and kind.plain:
@@ -71,6 +72,20 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
             notes.append("xformers needs CUDA; PyTorch's SDPA attention is used instead.")
             changes["xformers"] = False
     return (cfg.model_copy(update=changes) if changes else cfg), notes
+
+
+def face_training_checks(cfg: TrainConfig) -> None:
+    """Masked loss, validation and class images: what cannot work, said before the model loads."""
+    if cfg.masked_loss and not cfg.alpha_mask:
+        raise ConfigError("masked_loss reads each image's mask from its alpha channel here: set alpha_mask too "
+                          "(prepare writes RGBA PNGs with a head mask); facelora has no conditioning-image masks.")
+    if cfg.prior_loss_weight != 1.0 and not cfg.reg_data_dir:
+        raise ConfigError(f"prior_loss_weight {cfg.prior_loss_weight:g} weights class images, but reg_data_dir is "
+                          f"not set: run 'facelora reg generate PROJECT' and set reg_data_dir = \"reg\".")
+    if (cfg.validate_every_n_steps or cfg.validate_every_n_epochs or cfg.max_validation_steps) \
+            and not cfg.validation_split:
+        raise ConfigError("validate_every_n_steps/epochs and max_validation_steps need validation_split "
+                          "(the fraction of the photos held out, e.g. 0.1).")
 
 
 # --- presets from the tutorial ---------------------------------------------------------------
