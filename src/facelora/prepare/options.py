@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .crop import FACE_OFFSET, FACE_RATIO
+from .masks import UNMASKED_WEIGHT
 
 # The audit's thresholds (measured on the package photos; see quality.py for the measures).
 BLUR_WARNING = 40.0  # Laplacian variance of the face at 128 px: the astronaut ~150, blurred by 1 px ~19
@@ -39,4 +40,6 @@ class PrepareOptions(BaseModel):
     blur_threshold: float = Field(BLUR_WARNING, ge=0.0, description="warn when the face's Laplacian variance is below this (blurred)")
     drift_threshold: float = Field(DRIFT_WARNING, ge=0.0, description="warn when upscaling moved the face's identity vector further than this")
     duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64, description="photos whose perceptual hashes differ in at most this many bits are near-duplicates")
+    head_mask: bool = Field(False, description="write a head mask as each PNG's alpha channel, for training with masked_loss + alpha_mask")
+    unmasked_weight: float = Field(UNMASKED_WEIGHT, ge=0.0, le=1.0, description="head mask: the loss weight of the background")
     outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0, description="flag a photo whose face is further than this from the others (maybe somebody else)")

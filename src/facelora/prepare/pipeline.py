@@ -32,7 +32,7 @@ from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
-from . import captions, contact_sheet, crop, images, quality, upscale
+from . import captions, contact_sheet, crop, images, masks, quality, upscale
 from .options import PrepareOptions
 
 PIPELINE_VERSION = 1  # bump when a change makes earlier outputs stale
@@ -245,8 +245,16 @@ class _Run:
             )
         out, item.upscaler = self.upscaler(Image.fromarray(rgb).crop(tuple(box.as_list())), o.resolution)
         self._measure(rgb, face, box, out, item)
-        self._write(out, item)
+        self._write(self._masked(out, face, box, item) if o.head_mask else out, item)
         self._caption(path, lambda: out, item)
+
+    def _masked(self, out: Image.Image, face: faces.Face, box: crop.CropBox, item: PrepareItem) -> Image.Image:
+        """The crop with its head mask as alpha (masks.py), from the face box moved into the crop."""
+        s = item.scale
+        in_crop = ((face.left - box.left) * s, (face.top - box.top) * s, (face.right - box.left) * s,
+                   (face.bottom - box.top) * s)
+        mask = masks.head_mask(out.size, masks.head_from_face_box(in_crop), self.options.unmasked_weight)
+        return masks.with_mask(out, mask)
 
     def _subject(self, rgb: np.ndarray, item: PrepareItem) -> faces.Face:
         """The person's face: the largest one, unless another is nearly as large."""
