@@ -195,3 +195,30 @@ def test_validation_loss_is_repeatable_and_kept_with_each_file(tmp_path, monkeyp
 def test_validation_options_need_a_split():
     with pytest.raises(ConfigError, match="validation_split"):
         check(apply(apply_base(), {"validate_every_n_epochs": 2}), cuda=False)
+
+
+def test_reg_generate_renders_class_images_that_train(tmp_path):
+    from typer.testing import CliRunner
+
+    from facelora.cli import app
+
+    project, _ = project_with(tmp_path / "p", images=2, repeats=1)
+    settings = project.settings()
+    settings.train = apply(settings.train, {**BASE, "resolution": "64"})
+    project.save_settings(settings)
+    r = CliRunner().invoke(app, ["reg", "generate", str(project.root), "-n", "3", "--steps", "2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    folder = project.reg_dir / "1_woman"
+    assert sorted(p.name for p in folder.iterdir()) == ["0000.png", "0000.txt", "0001.png", "0001.txt", "0002.png", "0002.txt"]
+    assert (folder / "0000.txt").read_text().strip() == "photo of a woman"
+    assert (folder / "0001.txt").read_text().strip() == "portrait photo of a woman, natural light"
+    assert Image.open(folder / "0002.png").size == (64, 64)
+    before = (folder / "0000.png").read_bytes()
+    r = CliRunner().invoke(app, ["reg", "generate", str(project.root), "-n", "4", "--steps", "2", "--device", "cpu"])
+    assert r.exit_code == 0 and (folder / "0003.png").is_file() and (folder / "0000.png").read_bytes() == before
+    cfg = project.train_config()
+    assert cfg.reg_data_dir == str(project.root / "reg")
+    result = run(project, cfg)
+    assert result.state.global_step == 4  # 2 photos + 2 class images cycled to match
+    meta = read_metadata(result.final)
+    assert meta["ss_num_reg_images"] == "4" and "1_woman" in meta["ss_reg_dataset_dirs"]
