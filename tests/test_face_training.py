@@ -222,3 +222,26 @@ def test_reg_generate_renders_class_images_that_train(tmp_path):
     assert result.state.global_step == 4  # 2 photos + 2 class images cycled to match
     meta = read_metadata(result.final)
     assert meta["ss_num_reg_images"] == "4" and "1_woman" in meta["ss_reg_dataset_dirs"]
+
+
+def test_face_preset_switches_on_the_mask_validation_and_min_snr(tmp_path):
+    from facelora.config import preset
+
+    face = preset("face")
+    assert (face["masked_loss"], face["alpha_mask"], face["validation_split"], face["min_snr_gamma"]) == (True, True, 0.1, 5.0)
+    assert face["optimizer_type"] == preset("static")["optimizer_type"]
+    project, cfg = project_with(tmp_path / "p", images=4, repeats=1, **{**face, "optimizer_type": "AdamW"})
+    result = run(project, cfg)  # the photos have no alpha channel: trained unmasked, with a note saying so
+    assert any("--head-mask" in n for n in result.notes)
+    assert plan_for(cfg, scan_for(cfg)).validation_images == 0  # round(4 x 0.1) = 0: Kohya holds none out
+
+
+def test_report_charts_training_and_validation_loss_per_epoch(tmp_path):
+    from facelora.report import write_report
+
+    project, cfg = project_with(tmp_path / "p", images=4, repeats=1, validation_split=0.25, max_train_epochs=3)
+    run(project, cfg)
+    page = write_report(project, plan_for(cfg, scan_for(cfg)).to_dict(), ["facelora train p"]).read_text()
+    assert "loss-per-epoch.png" in page and "validation images" in page
+    with Image.open(project.epoch_loss_chart) as im:
+        assert im.size == (700, 320)

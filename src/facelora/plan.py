@@ -123,8 +123,12 @@ def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int 
                      f"(repeats must be a whole number).")
     files = [lora_filename(cfg.output_name, epoch=e if e != epochs else None)
              for e in saved_epochs(epochs, cfg.save_every_n_epochs, cfg.save_last_n_epochs)]
-    plan = Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc, sum(buckets), notes=notes)
-    return with_held_and_class_images(plan, dataset)
+    plan = with_held_and_class_images(Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc,
+                                           sum(buckets), notes=notes), dataset)
+    if cfg.validation_split and dataset is not None and not plan.validation_images:
+        plan.notes.append(f"validation_split {cfg.validation_split:g} of {count} photos holds none out (Kohya "
+                          f"rounds the share): no validation loss. Raise it, or add photos.")
+    return plan
 
 
 def with_held_and_class_images(plan: Plan, dataset: Dataset | None) -> Plan:

@@ -40,6 +40,7 @@ REPORT_HTML = "report.html"
 LATENT_CACHE_DIR = "cache/latents"
 EVENTS_FILE = "events.jsonl"
 LOSS_CHART = "loss.png"
+EPOCH_LOSS_CHART = "loss-per-epoch.png"
 GRID_JSON = "grid.json"
 GRID_PNG = "grid.png"
 CELLS_DIR = "cells"
@@ -248,6 +249,10 @@ class Project:
     @property
     def loss_chart(self) -> Path:
         return self.log_dir / LOSS_CHART
+
+    @property
+    def epoch_loss_chart(self) -> Path:
+        return self.log_dir / EPOCH_LOSS_CHART
 
     @property
     def grid_json(self) -> Path:

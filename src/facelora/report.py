@@ -43,6 +43,34 @@ def loss_chart(events: list[ev.Event], out: Path) -> Path | None:
     return out
 
 
+def epoch_loss_chart(events: list[ev.Event], out: Path) -> Path | None:
+    """Training loss (each epoch's mean) and validation loss against epoch, as a PNG: where they
+    part, the LoRA starts to learn the photos rather than the person. None before an epoch ends."""
+    train = {e.epoch: e.loss for e in events if isinstance(e, ev.EpochEnd) and e.loss is not None}
+    val = {e.epoch: e.loss for e in events if isinstance(e, ev.Validation) and e.at == "epoch" and e.loss is not None}
+    if not train:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    ax.plot(list(train), list(train.values()), marker="o", lw=1.6, label="training loss (epoch mean)")
+    if val:
+        ax.plot(list(val), list(val.values()), marker="s", lw=1.6, label="validation loss (held-out photos)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
 def _img(project: Project, path: Path, alt: str) -> str:
     if not path.is_file():
         return f"<p class=missing>{html.escape(alt)}: not made yet.</p>"
@@ -72,6 +100,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     settings = project.settings()
     events = ev.read_events(project.events_path)
     chart = loss_chart(events, project.loss_chart)
+    per_epoch = epoch_loss_chart(events, project.epoch_loss_chart)
     parts = [f"<h1>facelora report: {html.escape(settings.trigger)}</h1>"]
     for n in notes or []:
         parts.append(f'<p class="warn">{html.escape(n)}</p>')
@@ -89,7 +118,8 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
 
     parts.append("<h2>Plan</h2>")
     if plan:
-        keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps")
+        keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps", "reg_images",
+                "validation_images")
         parts.append(_table([(k.replace("_", " "), plan[k]) for k in keys if k in plan]))
 
     parts.append("<h2>Training</h2>")
@@ -97,6 +127,8 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     if end:
         parts.append(f"<p>{html.escape(_describe_end(end))}</p>")
     parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
+    if per_epoch:
+        parts.append(_img(project, per_epoch, "training and validation loss per epoch"))
     saved = [e.path for e in events if isinstance(e, ev.Saved) and e.path]
     if saved:
         parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")

@@ -31,7 +31,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 # Options several commands share, named once.
 Trigger = Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")]
-Preset = Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")]
+Preset = Annotated[Optional[str], typer.Option(
+    help="static or dynamic: the tutorial's two learning-rate schemes; face: static with the head mask, validation and min-SNR.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.

@@ -11,7 +11,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError
-from .fields import PROJECT_FOLDERS, TrainConfig
+from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .overrides import apply
 
 
@@ -30,7 +30,7 @@ _KOHYA_SECTIONS = {
     "dataset_arguments": [
         "train_data_dir", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
         "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
-        "shuffle_caption", "keep_tokens", "max_token_length",
+        "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir",
     ],
     "training_arguments": [
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
@@ -38,6 +38,8 @@ _KOHYA_SECTIONS = {
         "max_data_loader_n_workers", "seed", "gradient_checkpointing", "gradient_accumulation_steps",
         "mixed_precision", "xformers", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
         "sample_every_n_epochs", "sample_prompts", "sample_sampler",
+        "masked_loss", "prior_loss_weight", "validation_split", "validation_seed", "validate_every_n_steps",
+        "validate_every_n_epochs", "max_validation_steps",
     ],
     "logging_arguments": ["logging_dir"],
 }
@@ -53,8 +55,7 @@ _GUI_ALIASES = {
 # Parameters of Kohya's that facelora accepts silently because they change nothing here.
 _HARMLESS = {
     "sdpa", "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
-    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "prior_loss_weight", "reg_data_dir",
-    "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
+    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
     "random_crop", "training_comment", "no_half_vae", "vae", "LoRA_type", "output_config", "config_file",
 }
 
@@ -64,8 +65,9 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
-    for key in PROJECT_FOLDERS:
-        data[key] = str((Path(project_root) / data[key]).resolve())
+    for key in PROJECT_FOLDERS + OPTIONAL_PROJECT_FOLDERS:
+        if data[key] is not None:
+            data[key] = str((Path(project_root) / data[key]).resolve())
     if cfg.pretrained_model_name_or_path and cfg.pretrained_model_name_or_path != "tiny":
         data["pretrained_model_name_or_path"] = str(Path(cfg.pretrained_model_name_or_path).resolve())
     if 0 < cfg.lr_warmup_steps < 1:

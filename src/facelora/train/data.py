@@ -82,6 +82,22 @@ def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
     return mask.float() / 255.0
 
 
+def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
+    """alpha_mask on photos without an alpha channel weights every pixel 1 (as in Kohya): say so."""
+    if not cfg.alpha_mask:
+        return None
+    bare = [p for s in dataset.train_subsets for p in s.images if not _has_alpha(p)]
+    if not bare:
+        return None
+    return (f"alpha_mask is on, but {len(bare)} of the photos have no alpha channel, so their loss is not "
+            f"masked: run 'facelora prepare PHOTOS PROJECT --head-mask' to write head masks.")
+
+
+def _has_alpha(path: Path) -> bool:
+    with Image.open(path) as im:
+        return "A" in im.getbands() or "transparency" in im.info
+
+
 # --- the dataset in training order -------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from ..plan import Plan, plan_for
 from ..project import Project, tensorboard_run_name
 from . import checkpoints
 from . import resume as saved
-from .data import TrainData, cache_latents, epoch_loader
+from .data import TrainData, cache_latents, epoch_loader, missing_mask_warning
 from .host_memory import FreedMemoryReuse
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
@@ -171,6 +171,8 @@ def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[Sa
                           ".safetensors file or diffusers folder.")
     dataset = scan_for(cfg)
     if warning := missing_caption_warning(dataset, cfg.caption_extension):
+        notes.append(warning)
+    if warning := missing_mask_warning(dataset, cfg):
         notes.append(warning)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
