@@ -62,7 +62,7 @@ def epoch_loss_chart(events: list[ev.Event], out: Path) -> Path | None:
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="upper right")
+    ax.legend(loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
