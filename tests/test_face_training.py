@@ -245,3 +245,22 @@ def test_report_charts_training_and_validation_loss_per_epoch(tmp_path):
     assert "loss-per-epoch.png" in page and "validation images" in page
     with Image.open(project.epoch_loss_chart) as im:
         assert im.size == (700, 320)
+
+
+def test_face_options_go_to_kohyas_toml_and_back(tmp_path):
+    import tomllib
+
+    from facelora.config import export_kohya, import_kohya
+
+    cfg = apply(apply_base(), {"output_name": "ohwx", "masked_loss": True, "alpha_mask": True, "reg_data_dir": "reg",
+                               "prior_loss_weight": 0.5, "validation_split": 0.1, "validation_seed": 3,
+                               "validate_every_n_epochs": 2, "max_validation_steps": 4})
+    text = export_kohya(cfg, tmp_path)
+    flat = {k: v for table in tomllib.loads(text).values() for k, v in table.items()}
+    assert flat["masked_loss"] is True and flat["alpha_mask"] is True and flat["prior_loss_weight"] == 0.5
+    assert flat["reg_data_dir"] == str((tmp_path / "reg").resolve())
+    assert (flat["validation_split"], flat["validation_seed"], flat["validate_every_n_epochs"],
+            flat["max_validation_steps"]) == (0.1, 3, 2, 4)
+    back, notes = import_kohya(text)
+    assert not notes
+    assert (back.masked_loss, back.alpha_mask, back.prior_loss_weight, back.validation_split) == (True, True, 0.5, 0.1)
