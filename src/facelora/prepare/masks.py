@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from .options import UNMASKED_WEIGHT
+
 Box = tuple[float, float, float, float]  # (left, top, right, bottom) in the image's pixels
 
-UNMASKED_WEIGHT = 0.25  # the background's weight
 SOFT_WEIGHT = 0.6  # hair beyond the head's oval, neck and shoulders
 HAIR_MARGIN = 0.18  # the hair's halo around the head's oval, in head heights
 FEATHER = 0.06  # blur radius of the edges, in head heights
@@ -31,14 +32,6 @@ def head_mask(size: tuple[int, int], head: Box, unmasked_weight: float = UNMASKE
     draw.ellipse((left - HAIR_MARGIN * h, top - HAIR_MARGIN * h, right + HAIR_MARGIN * h, bottom), fill=soft)
     draw.ellipse((left, top, right, bottom), fill=255)
     return mask.filter(ImageFilter.GaussianBlur(max(1.0, FEATHER * h)))
-
-
-def head_from_face_box(face: Box) -> Box:
-    """A head box from a detector's face box (brows to chin): the crown sits about 0.9 box heights
-    above the brows and the skull is about 1.2 box widths across (DESIGN.md, Faces)."""
-    left, top, right, bottom = face
-    w, h = right - left, bottom - top
-    return left - 0.1 * w, top - 0.9 * h, right + 0.1 * w, bottom
 
 
 def with_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
