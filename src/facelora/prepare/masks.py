@@ -34,6 +34,11 @@ def head_mask(size: tuple[int, int], head: Box, unmasked_weight: float = UNMASKE
     return mask.filter(ImageFilter.GaussianBlur(max(1.0, FEATHER * h)))
 
 
+def with_head_mask(image: Image.Image, head: Box, unmasked_weight: float = UNMASKED_WEIGHT) -> Image.Image:
+    """The image as RGBA, its alpha the head_mask of `head` (a box in its pixels)."""
+    return with_mask(image, head_mask(image.size, head, unmasked_weight))
+
+
 def with_mask(image: Image.Image, mask: Image.Image) -> Image.Image:
     """The image as RGBA with `mask` as its alpha: the colours stay as they are (PNG keeps
     straight alpha), so the VAE, which reads the RGB alone, sees the same photo."""

@@ -192,13 +192,9 @@ class _Run:
         self._framing(head, framed, item)
         out, item.upscaler = self.upscaler(framed.cut(Image.fromarray(rgb)), o.resolution)
         self._measure(rgb, face, framed, out, item)
-        self._write(self._masked(out, head, framed, item) if o.head_mask else out, item)
+        head_box = faces.Head(head.moved(framed.matrix).points * item.scale).head_box()  # in the output's pixels
+        self._write(masks.with_head_mask(out, head_box, o.unmasked_weight) if o.head_mask else out, item)
         self._caption(path, lambda: out, item)
-
-    def _masked(self, out: Image.Image, head: faces.Head, framed: crop.Framed, item: PrepareItem) -> Image.Image:
-        """The crop with its head mask as alpha (masks.py), from the head moved into the crop."""
-        in_crop = faces.Head(head.moved(framed.matrix).points * item.scale)
-        return masks.with_mask(out, masks.head_mask(out.size, in_crop.head_box(), self.options.unmasked_weight))
 
     def _subject(self, rgb: np.ndarray, item: PrepareItem) -> tuple[faces.Face, list[faces.Face]]:
         """The person's face (the largest) and the other faces; several people is a rejection."""
