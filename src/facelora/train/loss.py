@@ -1,6 +1,7 @@
 """The diffusion training objective of SD1.5, as Kohya computes it: DDPM noise at a uniform random
-timestep, the UNet predicts the noise (epsilon), mean squared error per image (optionally
-weighted per pixel by a mask, and per image by prior_loss_weight), optionally weighted by min-SNR, with optional offset noise."""
+timestep, the UNet predicts the noise (epsilon), mean squared error per image (weighted per pixel
+by a mask with masked loss, and per image by prior_loss_weight for class images), optionally
+weighted by min-SNR, with optional offset noise."""
 
 from __future__ import annotations
 
