@@ -132,6 +132,11 @@ def test_class_images_in_the_plan_and_interleaved(tmp_path):
     # 2 photos x 2 repeats = 4 samples; the 3 class images are cycled to 4 more: 8 a epoch
     assert (plan.images, plan.reg_images, plan.reg_samples, plan.samples_per_epoch, plan.steps_per_epoch) == (2, 3, 4, 8, 8)
     assert any("cycled" in n for n in plan.notes)
+    from facelora.tables import plan_table
+
+    out = io.StringIO()
+    Console(file=out, width=200).print(plan_table(plan))
+    assert "class images (reg)" in out.getvalue() and "3, cycled to 4 per epoch" in out.getvalue()
     data = TrainData(dataset, cfg)
     order = [i for batch in data.epoch_batches(1) for i in batch]
     reg = [data.images[i].is_reg for i in order]
@@ -264,3 +269,14 @@ def test_face_options_go_to_kohyas_toml_and_back(tmp_path):
     back, notes = import_kohya(text)
     assert not notes
     assert (back.masked_loss, back.alpha_mask, back.prior_loss_weight, back.validation_split) == (True, True, 0.5, 0.1)
+
+
+def test_validation_is_due_every_epoch_unless_told_and_every_n_steps_when_told():
+    from facelora.train.validation import due
+
+    cfg = apply(apply_base(), {"validation_split": 0.2})
+    assert [due(cfg, epoch=e) for e in (1, 2, 3)] == [True, True, True] and not due(cfg, step=4)
+    cfg = apply(cfg, {"validate_every_n_epochs": 2, "validate_every_n_steps": 3})
+    assert [due(cfg, epoch=e) for e in (1, 2, 3, 4)] == [False, True, False, True]
+    assert [due(cfg, step=s) for s in (1, 3, 6, 7)] == [False, True, True, False]
+    assert not due(apply(apply_base(), {}), epoch=1)  # no split: no validation
