@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import config as cfgmod
 from .errors import FaceloraError
 from .dataset import scan_for
-from .evaluate.grid import DEFAULT_WEIGHTS
+from .evaluate.gridplan import DEFAULT_WEIGHTS
 from .locks import held
 from .plan import adopt, plan_for
 from .prepare.options import PrepareOptions
