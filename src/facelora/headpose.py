@@ -61,9 +61,13 @@ class Pose:
 
     @property
     def view(self) -> str:
-        """frontal, three-quarter or profile, by |yaw|."""
-        a = abs(self.yaw)
-        return "frontal" if a < FRONTAL else "three-quarter" if a < PROFILE else "profile"
+        return view(self.yaw)
+
+
+def view(yaw: float) -> str:
+    """frontal, three-quarter or profile, by |yaw|."""
+    a = abs(yaw)
+    return "frontal" if a < FRONTAL else "three-quarter" if a < PROFILE else "profile"
 
 
 def rotation(points: np.ndarray) -> tuple[np.ndarray, float]:

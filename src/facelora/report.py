@@ -86,6 +86,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
         if rejected:
             parts.append("<p>Rejected:</p>" + _table(rejected))
     parts.append(_img(project, project.contact_sheet, "contact sheet"))
+    parts.append(_coverage((prep or {}).get("coverage"), project))
 
     parts.append("<h2>Plan</h2>")
     if plan:
@@ -116,6 +117,19 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     return out
 
 
+
+
+def _coverage(coverage: dict[str, Any] | None, project: Project) -> str:
+    """The photos' head poses and expressions (prepare's audit), with its warnings and plot."""
+    if not coverage or not coverage.get("photos"):
+        return ""
+    counts = lambda d: ", ".join(f"{n} {what}" for what, n in d.items())  # noqa: E731
+    parts = [f"<p>Head pose: {html.escape(counts(coverage.get('views', {})))}; expression: "
+             f"{html.escape(counts(coverage.get('expressions', {})))}.</p>"]
+    parts += [f'<p class="warn">{html.escape(w)}</p>' for w in coverage.get("warnings", [])]
+    if coverage.get("plot"):
+        parts.append(_img(project, project.pose_plot, "head poses of the training photos"))
+    return "".join(parts)
 
 
 def _describe_end(e: ev.End | ev.Error) -> str:
