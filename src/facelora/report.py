@@ -98,6 +98,10 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     if end:
         parts.append(f"<p>{html.escape(_describe_end(end))}</p>")
     parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
+    live = [e for e in events if isinstance(e, ev.Likeness)]
+    if live:
+        parts.append("<p>Likeness of the samples while training:</p>"
+                     + _table([(f"epoch {e.epoch}", e.message.removeprefix("likeness: ")) for e in live]))
     saved = [e.path for e in events if isinstance(e, ev.Saved) and e.path]
     if saved:
         parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")
