@@ -33,3 +33,24 @@ def test_rejected_and_unmeasured_photos_do_not_count():
     cov = audit.coverage(items)
     assert cov.photos == 1 and cov.views == {"three-quarter": 1}
     assert len(cov.warnings) == 1 and cov.warnings[0].startswith("one expression (neutral)")
+
+
+def test_report_html_shows_the_coverage_plot_and_the_live_likeness(tmp_path):
+    from PIL import Image
+
+    from facelora import events as ev
+    from facelora.fileio import atomic_write_json
+    from facelora.project import init_project
+    from facelora.report import write_report
+
+    project = init_project(tmp_path / "p", "ohwx", "woman")
+    cov = audit.coverage(_items([(3, "smile"), (-8, "smile")]), plot="prepare-pose.png")
+    Image.new("RGB", (60, 40)).save(project.pose_plot)
+    atomic_write_json(project.prepare_report, {"items": [], "coverage": cov.model_dump()})
+    writer = ev.EventWriter(project.events_path)
+    writer.write(ev.Likeness(epoch=1, images=2, message="likeness: no faces in the samples"))
+    writer.close()
+    page = write_report(project, None, []).read_text(encoding="utf-8")
+    assert "Head pose: 2 frontal; expression: 2 smile." in page and '<img src="prepare-pose.png"' in page
+    assert "no three-quarter view or profile" in page and "one expression (smile)" in page
+    assert "<th>epoch 1</th><td>no faces in the samples</td>" in page
