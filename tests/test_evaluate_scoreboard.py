@@ -174,3 +174,29 @@ def test_samples_scored_while_training(tmp_path, reference, photos, grace_hopper
     assert scores["likeness/mean_distance"] < 0.45 and scores["likeness/copies"] == 0
     assert scores["likeness/bleed"] == 0.5  # Grace Hopper is not the person; the astronaut in the wide shot is
     assert describe(scores).startswith("likeness: faces 100%, match 100%, distance 0.") and "bleed 50%" in describe(scores)
+
+
+def test_live_likeness_embeds_the_photos_once_and_says_when_they_hold_no_face(tmp_path, reference, photos):
+    from facelora.evaluate.live import LiveLikeness
+
+    person = other_framings(photos["original"])
+    person["zoom-2"].save(tmp_path / "s0.png")
+    Image.new("RGB", (64, 64), (120, 90, 60)).save(tmp_path / "s1.png")  # an epoch's noise: no face
+    samples = [(tmp_path / "s0.png", "ohwx woman, portrait"), (tmp_path / "s1.png", "ohwx, in a park")]
+
+    live = LiveLikeness(reference.paths, "ohwx")
+    scores, text = live.score(samples)
+    first = live.reference
+    assert scores["likeness/detection_rate"] == 0.5 and scores["likeness/match_rate"] == 0.5
+    assert text.startswith("likeness: faces 50%, match 50%, distance 0.")
+    live.score(samples[1:])
+    assert live.reference is first  # built once per run
+
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (128, 128), (200, 200, 200)).save(blank)
+    nothing = LiveLikeness([blank], "ohwx")
+    scores, text = nothing.score(samples)
+    assert scores == {"likeness/detection_rate": 0.5}  # the samples are still searched for faces
+    assert text == "likeness: faces 50% (no face found in the training photos, so nothing to compare with)"
+    scores, text = nothing.score(samples[1:])
+    assert text.startswith("likeness: no faces in the samples (no face found in the training photos")

@@ -21,6 +21,8 @@ EXAMPLES = [
     ev.Validation(time=3.2, step=4, epoch=1, loss=0.31, at="step", images=2),
     ev.Saved(time=3.5, path="/p/models/ohwx-step00000004.safetensors", step=4, epoch=1, kind="step"),
     ev.Samples(time=4.0, path=["/p/models/sample/ohwx_e000001_00_7.png"], step=4, epoch=1),
+    ev.Likeness(time=4.5, epoch=1, step=4, images=2, detection_rate=0.5, match_rate=0.5, mean_distance=0.41,
+                bleed=0.25, copies=1.0, message="likeness: faces 50%, match 50%"),
     ev.End(time=5.0, step=12, epoch=3, avg_loss=0.2, files=["/p/models/ohwx.safetensors"], interrupted=True,
            message="Interrupted at step 12.", seconds=4.0),
     ev.Error(time=6.0, step=12, message="out of memory"),
@@ -71,6 +73,7 @@ def test_progress_reads_what_the_writer_writes(tmp_path: Path):
     assert prog.losses == [(1, 0.25, 0.5)] and prog.message == "Interrupted at step 12."
     assert prog.saved == ["/p/models/ohwx-step00000004.safetensors"]
     assert prog.samples == ["/p/models/sample/ohwx_e000001_00_7.png"]
+    assert [(e.epoch, e.detection_rate, e.mean_distance) for e in prog.likeness] == [(1, 0.5, 0.41)]
     assert prog.elapsed_s == 4.0 and prog.eta_s == 0.0
     failed = jobs.progress(ev.read_events(path) + [EXAMPLES[-1]], running=False)
     assert (failed.status, failed.message) == ("failed", "out of memory")

@@ -201,6 +201,17 @@ def test_progress_eta_and_end_states():
     assert jobs.progress([], running=False).status == "not started"
 
 
+def test_the_train_page_lists_the_samples_likeness_per_epoch():
+    from facelora.gui.pages.train import likeness_html
+
+    events = [{"event": "start", "time": 1.0, "total_steps": 4, "epochs": 2}]
+    events += [{"event": "likeness", "epoch": e, "images": 2, "detection_rate": 0.0,
+                "message": "likeness: no faces in the samples"} for e in (1, 2)]
+    page = likeness_html(jobs.progress(events, running=True))
+    assert page.count("no faces in the samples") == 2 and "<li>epoch 2: no faces" in page
+    assert likeness_html(jobs.progress(events[:1], running=True)) == ""
+
+
 def test_tail_keeps_the_last_state_of_a_progress_bar(tmp_path: Path):
     path = tmp_path / "out"
     path.write_bytes(b"line 1\nsteps 1%\rsteps 50%\rsteps 99%\nlast\n")

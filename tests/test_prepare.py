@@ -273,3 +273,17 @@ def test_a_missing_project_without_trigger_says_how_to_create_it(tmp_path):
     with pytest.raises(ProjectError, match="--trigger"):
         open_or_create(tmp_path / "nowhere")
 
+
+
+def test_the_audit_measures_head_pose_and_expression(prepared):
+    _, project, report, _, _, _ = prepared
+    for it in report.accepted:
+        assert abs(it.yaw) < 15 and abs(it.pitch) < 15, it.source  # three photos facing the camera
+    assert {Path(it.source).name: it.expression for it in report.accepted} == {
+        "astronaut.png": "smile", "grace hopper.jpg": "neutral", "旋转 turned.jpg": "smile"}
+    cov = report.coverage
+    assert cov.photos == 3 and cov.views == {"frontal": 3} and cov.expressions == {"smile": 2, "neutral": 1}
+    assert len(cov.warnings) == 1 and cov.warnings[0].startswith("no three-quarter view or profile: all 3 photo(s)")
+    assert cov.plot == "prepare-pose.png"
+    with Image.open(project.pose_plot) as plot:
+        assert plot.width >= 500 and plot.height >= 300

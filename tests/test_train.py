@@ -248,6 +248,16 @@ def test_samples_every_epoch_with_kohya_names(tmp_path):
     with Image.open(sample_dir / "ohwx_e000001_00_7.png") as im:
         assert im.size == (64, 64)
     assert [e for e in events(project) if e["event"] == "sample"][0]["path"][0].endswith("ohwx_e000001_00_7.png")
+    # live likeness: each epoch's samples scored; the tiny model's noise holds no face, and says so
+    live = [e for e in events(project) if e["event"] == "likeness"]
+    assert [(e["epoch"], e["images"], e["detection_rate"]) for e in live] == [(1, 2, 0.0), (2, 2, 0.0)]
+    assert out.count("likeness: no faces in the samples") == 2 and "epoch 2: likeness: no faces" in out
+    assert [e.epoch for e in progress(read_events(project.events_path), False).likeness] == [1, 2]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(next(project.log_dir.rglob("events.out.tfevents.*")).parent))
+    acc.Reload()
+    assert [(s.step, s.value) for s in acc.Scalars("likeness/detection_rate")] == [(1, 0.0), (2, 0.0)]
 
 
 def test_nan_steps_are_skipped_then_training_stops(tmp_path):

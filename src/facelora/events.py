@@ -104,6 +104,23 @@ class Samples(Event):
 
 
 @dataclass(frozen=True)
+class Likeness(Event):
+    """One epoch's samples scored against the training photos (evaluate/live.py); a score is
+    None when there was nothing to measure it on (no face, no reference, no bleed prompt)."""
+
+    KIND: ClassVar[str] = "likeness"
+    epoch: int = 0
+    step: int = 0
+    images: int = 0  # the samples scored
+    detection_rate: float = 0.0  # share of the likeness prompts' samples with a face
+    match_rate: float | None = None
+    mean_distance: float | None = None
+    bleed: float | None = None
+    copies: float | None = None
+    message: str = ""  # the terminal's line
+
+
+@dataclass(frozen=True)
 class Skipped(Event):
     """A step with a NaN/inf loss, skipped; count = how many in a row."""
 
@@ -135,7 +152,8 @@ class Error(Event):
     message: str = ""
 
 
-KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Validation, Saved, Samples, Skipped, End, Error)}
+KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Validation, Saved, Samples, Likeness,
+                                                       Skipped, End, Error)}
 
 
 def parse(obj: Any) -> Event | None:

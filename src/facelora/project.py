@@ -37,6 +37,7 @@ EVAL_DIR = "eval"
 STATE_DIR = "state"
 PREPARE_REPORT = "prepare-report.json"
 CONTACT_SHEET = "prepare-contact-sheet.png"
+POSE_PLOT = "prepare-pose.png"  # the training photos' yaw and pitch (prepare/pose_plot.py)
 REPORT_HTML = "report.html"
 LATENT_CACHE_DIR = "cache/latents"
 EVENTS_FILE = "events.jsonl"
@@ -236,6 +237,10 @@ class Project:
     @property
     def contact_sheet(self) -> Path:
         return self.root / CONTACT_SHEET
+
+    @property
+    def pose_plot(self) -> Path:
+        return self.root / POSE_PLOT
 
     @property
     def report_html(self) -> Path:

@@ -113,6 +113,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
         if rejected:
             parts.append("<p>Rejected:</p>" + _table(rejected))
     parts.append(_img(project, project.contact_sheet, "contact sheet"))
+    parts.append(_coverage((prep or {}).get("coverage"), project))
 
     parts.append("<h2>Plan</h2>")
     if plan:
@@ -127,6 +128,10 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
     if per_epoch:
         parts.append(_img(project, per_epoch, "training and validation loss per epoch"))
+    live = [e for e in events if isinstance(e, ev.Likeness)]
+    if live:
+        parts.append("<p>Likeness of the samples while training:</p>"
+                     + _table([(f"epoch {e.epoch}", e.message.removeprefix("likeness: ")) for e in live]))
     saved = [e.path for e in events if isinstance(e, ev.Saved) and e.path]
     if saved:
         parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")
@@ -146,6 +151,19 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     return out
 
 
+
+
+def _coverage(coverage: dict[str, Any] | None, project: Project) -> str:
+    """The photos' head poses and expressions (prepare's audit), with its warnings and plot."""
+    if not coverage or not coverage.get("photos"):
+        return ""
+    counts = lambda d: ", ".join(f"{n} {what}" for what, n in d.items())  # noqa: E731
+    parts = [f"<p>Head pose: {html.escape(counts(coverage.get('views', {})))}; expression: "
+             f"{html.escape(counts(coverage.get('expressions', {})))}.</p>"]
+    parts += [f'<p class="warn">{html.escape(w)}</p>' for w in coverage.get("warnings", [])]
+    if coverage.get("plot"):
+        parts.append(_img(project, project.pose_plot, "head poses of the training photos"))
+    return "".join(parts)
 
 
 def _describe_end(e: ev.End | ev.Error) -> str:

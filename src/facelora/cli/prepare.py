@@ -121,6 +121,8 @@ def print_prepare_notes(report) -> None:
             console.print(f"  [yellow]{name}[/]: {escape(w)}")
     if report.framings:
         console.print("Framing: " + ", ".join(f"{n} {what}" for what, n in report.framings.items()))
+    for w in report.coverage.warnings if report.coverage else []:
+        console.print(f"  [yellow]the set[/]: {escape(w)}")
     if report.resolution_note:
         console.print(report.resolution_note[:1].upper() + report.resolution_note[1:] + ".")
     reused = sum(it.reused for it in report.items)

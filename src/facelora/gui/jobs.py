@@ -157,6 +157,7 @@ class Progress:
     losses: list[tuple[int, float, float | None]] = field(default_factory=list)  # (step, loss, avg)
     saved: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
+    likeness: list[ev.Likeness] = field(default_factory=list)  # one per epoch with samples
 
 
 def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progress:
@@ -189,6 +190,8 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
             p.saved.append(e.path)
         elif isinstance(e, ev.Samples):
             p.samples.extend(e.path)
+        elif isinstance(e, ev.Likeness):
+            p.likeness.append(e)
         elif isinstance(e, ev.End):
             p.status = "stopped" if e.interrupted else "finished"
             p.step, p.eta_s, p.message = e.step or p.step, 0.0, e.message

@@ -1,15 +1,18 @@
-"""The set-wide audit, over the accepted photos once all are cropped: near-duplicates (pHash)
-and identity outliers (each face's distance to the average of the others; quality.py measures)."""
+"""The set-wide audit, over the accepted photos once all are cropped: near-duplicates (pHash),
+identity outliers (each face's distance to the average of the others; quality.py measures), and
+the spread of head poses and expressions (facelora.headpose measures each photo)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from .. import headpose
 from . import quality
 from .options import PrepareOptions
-from .report import PrepareItem
+from .report import Coverage, PrepareItem
 
 DUPLICATE_NOTE = "near-duplicate of "
 OUTLIER_NOTE = "identity outlier: "
@@ -40,3 +43,30 @@ def clear(item: PrepareItem) -> None:
     """Forget an entry's audit (it is made again over the new set)."""
     item.warnings = [w for w in item.warnings if not w.startswith((DUPLICATE_NOTE, OUTLIER_NOTE))]
     item.duplicate_of, item.identity_outlier, item.identity_distance = None, False, None
+
+
+def measure_pose(points: np.ndarray, item: PrepareItem) -> None:
+    """The photo's head pose and expression, from its 68 landmarks."""
+    pose, mouth = headpose.estimate(points), headpose.mouth(points)
+    item.yaw, item.pitch, item.expression = pose.yaw, pose.pitch, mouth.expression
+
+
+def coverage(items: list[PrepareItem], plot: str | None = None) -> Coverage:
+    """How the accepted photos spread over views and expressions, with a warning for a set that
+    shows the face from one side only (no three-quarter view or profile) or with one expression:
+    the LoRA learns the face as the photos show it. `plot`: the pose plot's name, when drawn."""
+    measured = [it for it in items if it.status == "accepted" and it.yaw is not None]
+    views = Counter(headpose.view(it.yaw) for it in measured)
+    expressions = Counter(it.expression for it in measured)
+    out = Coverage(photos=len(measured), views=dict(views), expressions=dict(expressions), plot=plot)
+    n = len(measured)
+    if n and not views["three-quarter"] and not views["profile"]:
+        out.warnings.append(
+            f"no three-quarter view or profile: all {n} photo(s) face the camera (head turned under "
+            f"{headpose.FRONTAL:.0f} degrees); add some with the head turned to the side, or the LoRA "
+            f"will hardly draw the face from another angle")
+    if n and len(expressions) == 1:
+        out.warnings.append(
+            f"one expression ({next(iter(expressions))}) in all {n} photo(s); add some with another "
+            f"(neutral, smile, open mouth), or every image will wear it")
+    return out

@@ -30,7 +30,7 @@ from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
-from . import audit, captions, contact_sheet, crop, images, masks, people, quality, upscale
+from . import audit, captions, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
 from .options import PrepareOptions
 from .report import PrepareItem, PrepareReport
 
@@ -98,6 +98,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     report.items = done + run.earlier(done)
     audit.audit(report.items, options)
     report.framings = report.count_framings()
+    report.coverage = audit.coverage(report.items, plot=pose_plot.write(report.items, project))
     report.contact_sheet = CONTACT_SHEET
     contact_sheet.write([run.cell(it) for it in report.items], project.contact_sheet)
     report.complete = True
@@ -186,6 +187,7 @@ class _Run:
         self.thumbs[item.source] = contact_sheet.thumb(Image.fromarray(rgb))
         face, others = self._subject(rgb, item)
         head = faces.head(rgb, face)
+        audit.measure_pose(head.points, item)
         framed, note = crop.frame(head, rgb.shape[1], rgb.shape[0], o.framing, o.face_ratio, o.level)
         item.warnings += [note] if note else []
         self._others(rgb, face, others, framed, item)

@@ -32,6 +32,9 @@ class PrepareItem(BaseModel):
     whole_head: bool | None = None  # the crop holds the whole head, crown to chin
     missing: list[str] = Field(default_factory=list)  # what a close-up lacks that the framing wanted
     roll: float | None = None  # the eye line's tilt in the photo, degrees clockwise
+    yaw: float | None = None  # the head's turn, degrees, > 0 towards the picture's right (headpose)
+    pitch: float | None = None  # the head's tilt, degrees, > 0 chin up
+    expression: str | None = None  # neutral, smile or open mouth (headpose.Mouth)
     levelled: float | None = None  # degrees the photo was turned before cutting (--level)
     crop_box: list[int] | None = None  # in the levelled photo's pixels when `levelled` is set
     crop_corners: list[list[float]] | None = None  # levelled: the square's corners in the photo, clockwise
@@ -51,6 +54,16 @@ class PrepareItem(BaseModel):
     earlier_run: bool = False  # from an earlier run's photos, not among this run's inputs
 
 
+class Coverage(BaseModel):
+    """How the accepted photos spread over head poses and expressions (audit.coverage)."""
+
+    photos: int = 0  # accepted photos with a measured pose
+    views: dict[str, int] = Field(default_factory=dict)  # frontal, three-quarter, profile
+    expressions: dict[str, int] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
+    plot: str | None = None  # the yaw-pitch scatter, relative to the project
+
+
 class PrepareReport(BaseModel):
     photos: str
     project: str
@@ -63,6 +76,7 @@ class PrepareReport(BaseModel):
     contact_sheet: str | None = None
     resolution_note: str | None = None  # set when this run changed the project's training resolution
     framings: dict[str, int] = Field(default_factory=dict)  # accepted crops: whole head, tight, tilted, levelled
+    coverage: Coverage | None = None
     items: list[PrepareItem] = Field(default_factory=list)
 
     @property

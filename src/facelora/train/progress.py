@@ -167,6 +167,13 @@ class Reporter:
         for p in paths:
             self.print(f"sample saved: {p}")
 
+    def likeness(self, scores: dict[str, float], step: int, epoch: int, images: int, message: str) -> None:
+        """One epoch's samples scored (evaluate/live.py's `likeness/...` keys), beside its loss."""
+        values = {k.removeprefix("likeness/"): v for k, v in scores.items()}
+        self.event(ev.Likeness(epoch=epoch, step=step, images=images, message=message, **values))
+        self._scalars(scores, epoch)
+        self.print(f"epoch {epoch}: {message}")
+
     def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: str = "",
             interrupted: bool = False) -> None:
         self._stop_bar()

@@ -23,6 +23,7 @@ class RunFiles:
         self.project, self.cfg, self.accelerator, self.reporter = project, cfg, accelerator, reporter
         self.network, self.optimizer, self.scheduler, self.info = network, optimizer, scheduler, info
         self.model, self.prompts = model, prompts
+        self.live = None  # evaluate.live.LiveLikeness, made with the first samples
         self.main = accelerator.is_main_process
         self.files: list[Path] = []  # LoRA files of this run still on disk, in the order written
         self.samples: list[Path] = []
@@ -58,4 +59,15 @@ class RunFiles:
                                      autocast=self.accelerator.autocast)
                 self.samples += paths
                 self.reporter.samples(paths, state.global_step, epoch)
+                self.likeness(paths, epoch, state)
             self.accelerator.wait_for_everyone()
+
+    def likeness(self, paths: list[Path], epoch: int, state: LoopState) -> None:
+        """The epoch's samples scored against the training photos (live likeness)."""
+        from ..evaluate.live import LiveLikeness  # dlib loads only for a run that makes samples
+
+        if self.live is None:
+            photos = list(dict.fromkeys(im.path for im in self.info.data.images))
+            self.live = LiveLikeness(photos, self.info.trigger, self.project.reference_cache)
+        scores, message = self.live.score([(p, sp.prompt) for p, sp in zip(paths, self.prompts)])
+        self.reporter.likeness(scores, state.global_step, epoch, len(paths), message)

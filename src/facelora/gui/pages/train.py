@@ -85,6 +85,14 @@ def saved_html(p: Project, prog: jobs.Progress) -> str:
     return f'<div id="saved-files"><b>Saved LoRA files</b> (in {html.escape(str(p.models_dir))})<ul>{items}</ul></div>'
 
 
+def likeness_html(prog: jobs.Progress) -> str:
+    """The samples' likeness per epoch (live likeness), under the saved files."""
+    if not prog.likeness:
+        return ""
+    rows = "".join(f"<li>epoch {e.epoch}: {html.escape(e.message.removeprefix('likeness: '))}</li>" for e in prog.likeness)
+    return f'<div id="train-likeness"><b>Likeness of the samples</b><ul>{rows}</ul></div>'
+
+
 def build(ws: Workspace, current: gr.State) -> Page:
     with gr.Tab("Train", id="train"):
         gr.Markdown("Training runs in its own process: closing this page does not stop it, and "
@@ -142,7 +150,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         prog = jobs.progress(events, job.running)
         sample_files = [str(f) for f in (p.root / s for s in prog.samples) if f.is_file()]  # relative: to the project
         keys = {"project": str(p.root), "status": (len(events), job.running, job.stop_requested, job.returncode),
-                "chart": len(prog.losses), "saved": len(prog.saved), "samples": len(sample_files),
+                "chart": len(prog.losses), "saved": (len(prog.saved), len(prog.likeness)), "samples": len(sample_files),
                 "log": job.output[-300:]}
         old = last if last and last.get("project") == keys["project"] else {}
 
@@ -152,7 +160,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         return (keys,
                 status_html(prog, job) if fresh("status") else gr.skip(),
                 (loss_frame(prog) if prog.losses else None) if fresh("chart") else gr.skip(),
-                saved_html(p, prog) if fresh("saved") else gr.skip(),
+                saved_html(p, prog) + likeness_html(prog) if fresh("saved") else gr.skip(),
                 (sample_files or None) if fresh("samples") else gr.skip(),
                 job.output if fresh("log") else gr.skip())
 
