@@ -114,7 +114,7 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
             notes.append("transparent areas were filled with white")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB"), notes
-    return im.convert("RGB"), notes
+    return (im if im.mode == "RGB" else im.convert("RGB")), notes  # decode() copies it into its array
 
 
 def _to_srgb(im: Image.Image) -> tuple[Image.Image, str | None]:
@@ -155,7 +155,8 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
             try:
                 im.load()
                 orientation = im.getexif().get(ORIENTATION_TAG, 1)
-                upright = ImageOps.exif_transpose(im)
+                # exif_transpose copies even an upright photo: only a turned one needs it
+                upright = ImageOps.exif_transpose(im) if orientation not in (1, None) else im
             except Image.DecompressionBombError:
                 raise ImageRejected("absurdly large image (more pixels than any photo has)") from None
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
@@ -164,10 +165,11 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
                     raise ImageRejected(f"truncated file: it ends before the image does ({text})") from None
                 raise ImageRejected(f"corrupt image data ({text or type(e).__name__})") from None
             fmt = im.format or "unknown"
+            rgb, more = _to_rgb(upright)
+            array = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))  # before the file closes: `rgb` may be `im`
         if orientation not in (1, None):
             notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
-        rgb, more = _to_rgb(upright)
-    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), fmt, notes + more
+    return array, fmt, notes + more
 
 
 def load(path: Path) -> Photo:

@@ -26,8 +26,10 @@ BLUR_SIZE = 128
 def blur(rgb: np.ndarray, face: Face) -> float:
     """Variance of the Laplacian of the grey face, resized to BLUR_SIZE square: higher is sharper."""
     h, w = rgb.shape[:2]
-    box = (max(int(face.left), 0), max(int(face.top), 0), min(int(round(face.right)), w), min(int(round(face.bottom)), h))
-    grey = Image.fromarray(rgb).crop(box).convert("L").resize((BLUR_SIZE, BLUR_SIZE), Image.Resampling.BILINEAR)
+    l, t, r, b = max(int(face.left), 0), max(int(face.top), 0), min(int(round(face.right)), w), min(int(round(face.bottom)), h)
+    # only the face's pixels become an image, not the whole photo
+    face_only = Image.fromarray(np.ascontiguousarray(rgb[t:b, l:r]))
+    grey = face_only.convert("L").resize((BLUR_SIZE, BLUR_SIZE), Image.Resampling.BILINEAR)
     return float(ndimage.laplace(np.asarray(grey, dtype=np.float64)).var())
 
 
