@@ -30,14 +30,16 @@ _KOHYA_SECTIONS = {
     "dataset_arguments": [
         "train_data_dir", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
         "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
-        "shuffle_caption", "keep_tokens", "max_token_length",
+        "shuffle_caption", "keep_tokens", "max_token_length", "caption_dropout_rate",
+        "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
     ],
     "training_arguments": [
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
         "save_last_n_epochs", "save_state", "train_batch_size", "max_train_steps", "max_train_epochs",
         "max_data_loader_n_workers", "seed", "gradient_checkpointing", "gradient_accumulation_steps",
         "mixed_precision", "xformers", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
-        "sample_every_n_epochs", "sample_prompts", "sample_sampler",
+        "sample_every_n_epochs", "sample_prompts", "sample_sampler", "multires_noise_iterations",
+        "multires_noise_discount", "ip_noise_gamma", "debiased_estimation_loss", "scale_weight_norms",
     ],
     "logging_arguments": ["logging_dir"],
 }
@@ -54,7 +56,7 @@ _GUI_ALIASES = {
 _HARMLESS = {
     "sdpa", "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
     "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "prior_loss_weight", "reg_data_dir",
-    "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
+    "bucket_no_upscale", "color_aug", "flip_aug",
     "random_crop", "training_comment", "no_half_vae", "vae", "LoRA_type", "output_config", "config_file",
 }
 

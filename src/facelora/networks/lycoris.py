@@ -86,6 +86,10 @@ class LycorisNetwork(nn.Module):
     def text_encoder_parameters(self) -> list[nn.Parameter]:
         return [p for m in self.text_encoder_loras for p in m.parameters()]
 
+    def unet_parameter_blocks(self) -> None:
+        """No block-wise learning rates: those are networks.lora's network_args."""
+        return None
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -101,10 +105,11 @@ class LycorisNetwork(nn.Module):
         self.load_kohya_state_dict(read_lora(file)[0])
 
     def merged_delta(self, name: str) -> torch.Tensor:
-        """The change one module makes to its original's weight, at multiplier 1."""
+        """The change one module makes to its original's weight, at multiplier 1 (DoRA's
+        re-normalisation included)."""
         module = self.loras[name]
         weight = module.org_module[0].weight
-        return module.get_diff_weight(1.0, weight.shape, weight.device)[0].reshape(weight.shape)
+        return module.get_merged_weight(1.0, weight.shape, weight.device)[0].reshape(weight.shape) - weight
 
     @torch.no_grad()
     def apply_max_norm_regularization(self, max_norm: float, device: torch.device) -> tuple[int, float, float]:

@@ -23,18 +23,7 @@ from safetensors.torch import save as safetensors_save
 from ..config import TrainConfig
 from ..dataset import Bucketing, Dataset, TrainDataError
 from ..fileio import atomic_write_bytes
-
-
-# --- captions ----------------------------------------------------------------------------------
-
-
-def shuffle_caption(caption: str, keep_tokens: int, rng: random.Random) -> str:
-    """Kohya's shuffle_caption: split on commas, keep the first `keep_tokens` tags in place (the
-    trigger word), shuffle the rest, join with ', '."""
-    tags = [t.strip() for t in caption.split(",") if t.strip()]
-    kept, rest = tags[:keep_tokens], tags[keep_tokens:]
-    rng.shuffle(rest)
-    return ", ".join(kept + rest)
+from .captions import changes_captions, process_caption, shuffle_caption  # noqa: F401 (shuffle_caption: data's API)
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -143,11 +132,12 @@ class TrainData:
         return [mine[i:i + acc] for i in range(0, len(mine), acc)]
 
     def captions(self, indices: list[int], epoch: int, step: int, micro: int) -> list[str]:
-        """The captions of one micro-batch; shuffled from (seed, epoch, step, micro-batch) if asked."""
+        """The captions of one micro-batch; shuffled and dropped (captions.py) from (seed, epoch,
+        step, micro-batch) if asked."""
         caps = [self.images[i].caption for i in indices]
-        if not self.cfg.shuffle_caption:
+        if not changes_captions(self.cfg):
             return caps
-        return [shuffle_caption(c, self.cfg.keep_tokens, random.Random(f"caption/{self.cfg.seed}/{epoch}/{step}/{micro}/{j}"))
+        return [process_caption(c, self.cfg, epoch, random.Random(f"caption/{self.cfg.seed}/{epoch}/{step}/{micro}/{j}"))
                 for j, c in enumerate(caps)]
 
 

@@ -29,11 +29,15 @@ def snr_table(noise_scheduler) -> torch.Tensor:
 
 
 def diffusion_loss(noise_pred: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
-                   snr: torch.Tensor | None = None, min_snr_gamma: float | None = None) -> torch.Tensor:
+                   snr: torch.Tensor | None = None, min_snr_gamma: float | None = None,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """MSE between predicted and true noise, per image, weighted by min(SNR, gamma) / SNR when
-    min_snr_gamma is set (Hang et al. 2023, Kohya's apply_snr_weight), then averaged."""
+    min_snr_gamma is set (Hang et al. 2023, Kohya's apply_snr_weight) and by `weight` per image
+    (weighting.py's debiased estimation), then averaged."""
     loss = F.mse_loss(noise_pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))
     if min_snr_gamma:
         s = snr.to(timesteps.device)[timesteps]
         loss = loss * (torch.clamp(s, max=min_snr_gamma) / s)
+    if weight is not None:
+        loss = loss * weight
     return loss.mean()
