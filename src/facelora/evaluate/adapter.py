@@ -1,5 +1,5 @@
-"""LoRA files diffusers' load_lora_weights cannot read (LyCORIS' LoHa and LoKr), put on a
-pipeline by facelora itself: the network the file holds, built by its network module
+"""LoRA files diffusers' load_lora_weights cannot read (LyCORIS' LoHa and LoKr) or reads
+otherwise than their merge (lycoris' DoRA: tests/test_lycoris.py), put on a pipeline by facelora: the network the file holds, built by its network module
 (networks/), takes over the adapted modules' forwards, weighed per part like an adapter."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from ..errors import FaceloraError
 from ..lora_file import network_type, read_lora
 from ..model.family import SD15
 
-# what diffusers' Kohya converter reads (lora_down/lora_up, DoRA's dora_scale)
-DIFFUSERS_TYPES = ("LoRA", "LoRA+DoRA")
+# what diffusers' Kohya converter reads as the file means it (lora_down/lora_up, 3x3 ones too)
+DIFFUSERS_TYPES = ("LoRA",)
 
 
 def diffusers_reads(keys: list[str]) -> bool:
@@ -30,6 +30,7 @@ class NetworkAdapter:
         if name != "lycoris.kohya":
             raise FaceloraError(f"{file.name} holds {kind} modules but says it is {name}; facelora loads "
                                 f"{kind} files made by lycoris.kohya (ss_network_module).")
+        # (a networks.lora file is always plain LoRA, which diffusers reads)
         self.network, _ = network_module(name).create_network_from_weights(
             1.0, file, None, pipe.text_encoder, pipe.unet, weights_sd=weights, family=SD15)
         self.network.load_kohya_state_dict(weights)
