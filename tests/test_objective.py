@@ -252,6 +252,12 @@ def test_ema_files_are_saved_beside_each_epochs_file(tmp_path):
     assert (ema.kind, ema.epoch, ema.ema) == ("epoch", 1, True) and ema.filename == "ohwx-000001-ema.safetensors"
     assert ema_filename("ohwx.safetensors") == "ohwx-ema.safetensors"
     assert parse_lora_filename("ohwx-ema", "ohwx-ema").ema is False  # a run named like that keeps its name
+    # the grid's "all": each EMA file right after the file it averages, with its own label
+    from facelora.evaluate.loras import list_loras
+
+    listed = list_loras(Path(cfg.output_dir), "ohwx")
+    assert [lf.label for lf in listed] == ["ohwx-000001", "ohwx-000001-ema", "ohwx", "ohwx-ema"]
+    assert [lf.epoch for lf in listed] == [1, 1, 2, 2]
 
 
 def test_resume_refuses_a_state_of_another_network_type():
