@@ -21,7 +21,7 @@ from ..model.family import SD15, ModelFamily
 from .blocks import ARGS as BLOCK_ARGS
 from .blocks import block_index, block_lr_weights
 from .targets import conv_target_modules, is_conv_3x3, target_modules
-from .weights import check_state_dict
+from .weights import NetworkParts, check_state_dict
 
 
 class LoRAModule(nn.Module):
@@ -154,8 +154,9 @@ def _product(x: torch.Tensor, weight: torch.Tensor, conv: bool, bias: torch.Tens
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
-class LoRANetwork(nn.Module):
-    """The LoRA modules of one model. Its state_dict() keys are the Kohya file keys."""
+class LoRANetwork(NetworkParts):
+    """The LoRA modules of one model. Its state_dict() keys are the Kohya file keys:
+    <name>.lora_down.weight, <name>.lora_up.weight, <name>.alpha for every module."""
 
     def __init__(self, unet: nn.Module, text_encoder: nn.Module, rank: int, alpha: float,
                  train_unet: bool = True, train_text_encoder: bool = True, multiplier: float = 1.0,
@@ -194,23 +195,6 @@ class LoRANetwork(nn.Module):
         for lora in self.loras.values():
             lora.remove()
 
-    def set_multiplier(self, multiplier: float) -> None:
-        for lora in self.loras.values():
-            lora.multiplier = float(multiplier)
-
-    def unet_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.unet_loras for p in m.parameters()]
-
-    def text_encoder_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.text_encoder_loras for p in m.parameters()]
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def kohya_state_dict(self) -> dict[str, torch.Tensor]:
-        """The file's tensors (fp32 copies on the CPU): <name>.lora_down.weight,
-        <name>.lora_up.weight, <name>.alpha for every module."""
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
 
     def load_kohya_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a LoRA file's tensors (network_weights, resume). The names, ranks and alpha must

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import FaceloraError
 from ..lora_file import read_lora
 from ..model.family import SD15, ModelFamily
-from .weights import check_state_dict
+from .weights import NetworkParts, check_state_dict
 
 # The algorithms facelora trains through lycoris (lycoris' "lora" is LoCon on Linear layers only
 # when conv_dim is unset) and the network_args lycoris.kohya reads that facelora passes on.
@@ -48,7 +48,7 @@ def check_args(network_args: dict) -> None:
             raise FaceloraError(f"network_args {key}={network_args[key]}: a probability, from 0 up to 1.")
 
 
-class LycorisNetwork(nn.Module):
+class LycorisNetwork(NetworkParts):
     """lycoris' modules of one model; state_dict() keys are the file keys A1111 and ComfyUI read
     (lora_down/lora_up, hada_w1_a..., lokr_w1..., dora_scale, alpha)."""
 
@@ -76,25 +76,11 @@ class LycorisNetwork(nn.Module):
                 module.restore()
             self._applied = False
 
-    def set_multiplier(self, multiplier: float) -> None:
-        for module in self.loras.values():
-            module.multiplier = float(multiplier)
-
-    def unet_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.unet_loras for p in m.parameters()]
-
-    def text_encoder_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.text_encoder_loras for p in m.parameters()]
 
     def unet_parameter_blocks(self) -> None:
         """No block-wise learning rates: those are networks.lora's network_args."""
         return None
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def kohya_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
 
     def load_kohya_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         own = self.state_dict()

@@ -1,8 +1,10 @@
-"""Whether a file's tensors fit a network: the one check every network type's loader makes."""
+"""What every network type shares: its parameters by part, its file's tensors, and whether a
+file's tensors fit it (the one check every type's loader makes)."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from ..lora_file import LoRAFileError, module_name
 
@@ -33,3 +35,29 @@ def check_state_dict(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor
             hint = f" It has rank {rank}; set network_dim to {rank}{conv}." if rank is not None else ""
             raise LoRAFileError(f"{key} has shape {tuple(tensor.shape)}, the network expects "
                                 f"{tuple(own[key].shape)}.{hint}")
+
+
+class NetworkParts(nn.Module):
+    """The parts of a network's interface that do not depend on its type. A subclass sets loras
+    (file name -> module), unet_loras and text_encoder_loras."""
+
+    loras: dict[str, nn.Module]
+    unet_loras: list[nn.Module]
+    text_encoder_loras: list[nn.Module]
+
+    def set_multiplier(self, multiplier: float) -> None:
+        for module in self.loras.values():
+            module.multiplier = float(multiplier)
+
+    def unet_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.unet_loras for p in m.parameters()]
+
+    def text_encoder_parameters(self) -> list[nn.Parameter]:
+        return [p for m in self.text_encoder_loras for p in m.parameters()]
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def kohya_state_dict(self) -> dict[str, torch.Tensor]:
+        """The file's tensors: fp32 copies on the CPU."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
