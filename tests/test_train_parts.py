@@ -14,7 +14,8 @@ from PIL import Image
 from facelora.config import ConfigError, TrainConfig, apply, check
 from facelora.dataset import bucket_resolutions, scan, select_bucket
 from facelora.plan import plan_for
-from facelora.train.data import TrainData, fit, shuffle_caption
+from facelora.train.captions import shuffle_caption
+from facelora.train.data import TrainData, fit
 from facelora.train.loss import diffusion_loss, sample_noise, snr_table
 from facelora.train.optim import current_lrs, make_optimizer, make_scheduler
 from facelora.train.samples import PromptsError, parse_prompt, read_prompts, sample_filename

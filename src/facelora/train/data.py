@@ -23,7 +23,7 @@ from safetensors.torch import save as safetensors_save
 from ..config import TrainConfig
 from ..dataset import Bucketing, Dataset, TrainDataError
 from ..fileio import atomic_write_bytes
-from .captions import changes_captions, process_caption, shuffle_caption  # noqa: F401 (shuffle_caption: data's API)
+from .captions import changes_captions, process_caption
 
 
 # --- images ------------------------------------------------------------------------------------
