@@ -245,7 +245,16 @@ def ratios(facelora: dict, other: dict, name: str) -> dict:
     return out
 
 
-def main() -> None:
+def network_ratios(other: dict, lora: dict, net: str) -> dict:
+    """A network type's step time and peak memory over plain LoRA's."""
+    out = {f"ratio_time_{net}_over_lora": round(other["median_step_s"] / lora["median_step_s"], 3),
+           f"ratio_peak_rss_{net}_over_lora": round(other["peak_rss_gib"] / lora["peak_rss_gib"], 3)}
+    if "peak_gpu_gib" in other:
+        out[f"ratio_peak_gpu_{net}_over_lora"] = round(other["peak_gpu_gib"] / lora["peak_gpu_gib"], 3)
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
     ap.add_argument("--impl", help=argparse.SUPPRESS)
@@ -273,7 +282,11 @@ def main() -> None:
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
     ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
-    a = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    a = parser().parse_args()
 
     if a.worker:
         a.impl = a.worker
@@ -319,11 +332,7 @@ def main() -> None:
                 entry[name] = summarise(rs, a.device, prec)
             facelora = entry[f"facelora_{a.precision}"]
             for net in a.networks or []:  # each type over plain LoRA
-                other = entry[f"facelora_{a.precision}_{net}"]
-                entry[f"ratio_time_{net}_over_lora"] = round(other["median_step_s"] / facelora["median_step_s"], 3)
-                entry[f"ratio_peak_rss_{net}_over_lora"] = round(other["peak_rss_gib"] / facelora["peak_rss_gib"], 3)
-                if "peak_gpu_gib" in other:
-                    entry[f"ratio_peak_gpu_{net}_over_lora"] = round(other["peak_gpu_gib"] / facelora["peak_gpu_gib"], 3)
+                entry.update(network_ratios(entry[f"facelora_{a.precision}_{net}"], facelora, net))
             if a.compare_reference:
                 entry.update(ratios(facelora, entry[f"reference_{a.precision}"], "reference"))
             if a.without:
