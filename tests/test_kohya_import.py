@@ -71,9 +71,10 @@ def test_gui_loha_preset_is_refused_with_every_problem_in_one_message():
         import_file("loha-sd15.json")
     msg = str(e.value)
     assert "loha-sd15.json" in msg and "bucket_reso_steps" in msg and "(got 1)" in msg
-    # the keys facelora has no use for, in the same message
-    for key in ("multires_noise_iterations", "scale_weight_norms", "use_cp"):
+    # the keys facelora has no use for, in the same message (multires noise and max-norm it trains)
+    for key in ("train_on_input", "use_cp"):
         assert key in msg
+    assert "multires_noise_iterations" not in msg and "scale_weight_norms" not in msg
     assert "prior_loss_weight" not in msg  # 1.0 changes nothing
 
 
