@@ -194,7 +194,7 @@ def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, 
     weight = None
     if cfg.debiased_estimation_loss:
         weight = debiased_weight(snr if snr is not None else snr_table(model.noise_scheduler), timesteps)
-    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, weight)
+    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, batch.masks, batch.loss_weights, weight)
 
 
 def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
