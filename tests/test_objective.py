@@ -60,10 +60,14 @@ def test_every_exported_key_is_an_sd_scripts_argument(tmp_path, network):
     assert {"network_args", "caption_dropout_rate", "scale_weight_norms", "masked_loss"} <= known
     everything = {**OPTIONS, **network, "output_name": "ohwx", "min_snr_gamma": 5.0, "noise_offset": 0.05,
                   "sample_every_n_epochs": 1, "sample_prompts": "p.txt", "network_weights": "w.safetensors",
-                  "save_every_n_steps": 100, "save_last_n_epochs": 3, "cache_latents_to_disk": True}
+                  "save_every_n_steps": 100, "save_last_n_epochs": 3, "cache_latents_to_disk": True,
+                  # face's options (masked loss, validation, class images) in the same file
+                  "masked_loss": True, "alpha_mask": True, "validation_split": 0.1, "validation_seed": 7,
+                  "reg_data_dir": "reg", "prior_loss_weight": 0.5}
     cfg = c.apply(TrainConfig(), everything)
     flat = {k: v for section in tomllib.loads(c.export_kohya(cfg, tmp_path)).values() for k, v in section.items()}
     assert set(OPTIONS) <= set(flat) and flat["network_args"] == network["network_args"]
+    assert {"masked_loss", "validation_split", "reg_data_dir", "prior_loss_weight"} <= set(flat)
     assert not set(flat) - known, sorted(set(flat) - known)
     assert "ema_decay" not in flat  # OneTrainer's, not Kohya's
     back, notes = c.import_kohya(c.export_kohya(cfg, tmp_path))
