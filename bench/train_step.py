@@ -7,6 +7,8 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW.
     python bench/train_step.py --compare-reference  # facelora / bench/reference.py at 512 px, fp32, interleaved
     python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
     python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
+    python bench/train_step.py --networks kohya-locon locon dora --sizes 512 --no-checkpointing
+                                                    # LoCon and DoRA next to plain LoRA, interleaved
 
 facelora's step is train()'s own: facelora.train.step's prepare_network and Stepper.run, with
 make_optimizer, make_scheduler and accelerate, as train() puts them together (gradient clipping
@@ -59,10 +61,21 @@ def machine(threads: int) -> dict:
 
 # facelora's speed-ups that --without can take away, to measure each one's effect
 WITHOUT = ("host-memory", "lora-forms", "onednn-linear")
+# the network types --networks sets next to plain LoRA: (network_module, network_args), with the
+# conv rank of the shared kohya_ss LoCon preset (32)
+NETWORKS = {
+    "lora": ("networks.lora", []),
+    "kohya-locon": ("networks.lora", ["conv_dim=32", "conv_alpha=16"]),
+    "locon": ("lycoris.kohya", ["algo=locon", "conv_dim=32", "conv_alpha=16"]),
+    "loha": ("lycoris.kohya", ["algo=loha", "conv_dim=32", "conv_alpha=16"]),
+    "lokr": ("lycoris.kohya", ["algo=lokr", "conv_dim=32", "conv_alpha=16"]),
+    "dora": ("lycoris.kohya", ["algo=lora", "dora_wd=True"]),
+}
 
 
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
-                  compile_unet: bool, channels_last: bool | None, without: str | None = None):
+                  compile_unet: bool, channels_last: bool | None, without: str | None = None,
+                  network: str = "lora"):
     """train()'s own step on random SD1.5 weights: the model made ready by train.step's
     prepare_network, make_optimizer and make_scheduler prepared by accelerate, then
     train.step.Stepper.run (autocast, loss, backward, gradient clipping at max_grad_norm 1.0, the
@@ -94,7 +107,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type="AdamW", train_batch_size=1,
                       resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
                       gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
-                      torch_compile=compile_unet, cache_latents=True)
+                      torch_compile=compile_unet, cache_latents=True, network_module=NETWORKS[network][0],
+                      network_args=NETWORKS[network][1])
     accelerator = make_accelerator(cfg.mixed_precision, cpu=device == "cpu")
     if without == "lora-forms":
         LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
@@ -140,7 +154,7 @@ def worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if args.impl == "facelora":
         step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
-                                args.torch_compile, args.channels_last, args.without)
+                                args.torch_compile, args.channels_last, args.without, args.network)
     else:
         step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
     build_s = time.perf_counter() - t0
@@ -182,13 +196,14 @@ def worker(args: argparse.Namespace) -> dict:
 
 
 def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: argparse.Namespace,
-               count_flops: bool, without: str | None = None) -> dict:
+               count_flops: bool, without: str | None = None, network: str = "lora") -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--size", str(size),
            "--precision", precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
            "--threads", str(a.threads), "--device", a.device]
     cmd += ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
     if impl == "facelora":
         cmd += ["--torch-compile"] * a.torch_compile + (["--without", without] if without else [])
+        cmd += ["--network", network]
         if a.channels_last is not None:
             cmd += ["--channels-last" if a.channels_last else "--no-channels-last"]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(a.threads))
@@ -230,7 +245,16 @@ def ratios(facelora: dict, other: dict, name: str) -> dict:
     return out
 
 
-def main() -> None:
+def network_ratios(other: dict, lora: dict, net: str) -> dict:
+    """A network type's step time and peak memory over plain LoRA's."""
+    out = {f"ratio_time_{net}_over_lora": round(other["median_step_s"] / lora["median_step_s"], 3),
+           f"ratio_peak_rss_{net}_over_lora": round(other["peak_rss_gib"] / lora["peak_rss_gib"], 3)}
+    if "peak_gpu_gib" in other:
+        out[f"ratio_peak_gpu_{net}_over_lora"] = round(other["peak_gpu_gib"] / lora["peak_gpu_gib"], 3)
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
     ap.add_argument("--impl", help=argparse.SUPPRESS)
@@ -251,11 +275,18 @@ def main() -> None:
                     help="Force channels_last on (default: facelora's own choice).")
     ap.add_argument("--no-channels-last", dest="channels_last", action="store_false")
     ap.add_argument("--without", choices=WITHOUT, help="Also facelora without this speed-up (interleaved), and the ratio.")
+    ap.add_argument("--network", choices=NETWORKS, default="lora", help=argparse.SUPPRESS)
+    ap.add_argument("--networks", nargs="+", choices=[n for n in NETWORKS if n != "lora"],
+                    help="Also these network types (facelora, interleaved with plain LoRA), and the ratios.")
     ap.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
     ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
-    a = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    a = parser().parse_args()
 
     if a.worker:
         a.impl = a.worker
@@ -280,23 +311,28 @@ def main() -> None:
     results = []
     for size in sizes:
         for ckpt in checkpointing:
-            impls = [("facelora", a.precision, None)]
+            impls = [("facelora", a.precision, None, "lora")]
             if a.compare_reference:
-                impls.append(("reference", a.precision, None))
+                impls.append(("reference", a.precision, None, "lora"))
             if with_bf16:
-                impls.append(("facelora", "bf16", None))
+                impls.append(("facelora", "bf16", None, "lora"))
             if a.without:
-                impls.append(("facelora", a.precision, a.without))
-            runs: dict[tuple[str, str, str | None], list[dict]] = {i: [] for i in impls}
+                impls.append(("facelora", a.precision, a.without, "lora"))
+            impls += [("facelora", a.precision, None, n) for n in a.networks or []]
+            runs: dict[tuple[str, str, str | None, str], list[dict]] = {i: [] for i in impls}
             for r in range(a.rounds):  # A B (C) A B (C) ...
-                for impl, prec, without in impls:
-                    runs[(impl, prec, without)].append(run_worker(impl, size, ckpt, prec, a, (r == 0 and not a.no_flops), without))
-                    print(f"# {impl}{' without ' + without if without else ''} {prec} {size}px ckpt={ckpt} round "
-                          f"{r + 1}: {runs[(impl, prec, without)][-1]['step_s']}", file=sys.stderr, flush=True)
+                for key in impls:
+                    impl, prec, without, net = key
+                    runs[key].append(run_worker(impl, size, ckpt, prec, a, (r == 0 and not a.no_flops), without, net))
+                    print(f"# {impl}{' without ' + without if without else ''} {net} {prec} {size}px ckpt={ckpt} "
+                          f"round {r + 1}: {runs[key][-1]['step_s']}", file=sys.stderr, flush=True)
             entry = {"size": size, "gradient_checkpointing": ckpt}
-            for (impl, prec, without), rs in runs.items():
-                entry[f"{impl}_{prec}" + (f"_without_{without}" if without else "")] = summarise(rs, a.device, prec)
+            for (impl, prec, without, net), rs in runs.items():
+                name = f"{impl}_{prec}" + (f"_without_{without}" if without else "") + ("" if net == "lora" else f"_{net}")
+                entry[name] = summarise(rs, a.device, prec)
             facelora = entry[f"facelora_{a.precision}"]
+            for net in a.networks or []:  # each type over plain LoRA
+                entry.update(network_ratios(entry[f"facelora_{a.precision}_{net}"], facelora, net))
             if a.compare_reference:
                 entry.update(ratios(facelora, entry[f"reference_{a.precision}"], "reference"))
             if a.without:
@@ -313,7 +349,8 @@ def main() -> None:
         "machine": m,
         "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": "AdamW",
                      "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
-                     "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without},
+                     "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without,
+                     "networks": {n: NETWORKS[n] for n in ["lora", *(a.networks or [])]}},
         "results": results,
         "wall_s": round(time.time() - started, 1),
     }, indent=1))

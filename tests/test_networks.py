@@ -40,8 +40,9 @@ def _trained(net, seed=0):
 def test_the_registry_is_keyed_by_kohyas_network_module():
     assert network_module("networks.lora") is lora_network
     assert NETWORK_MODULES["networks.lora"] == "facelora.networks.lora"
-    with pytest.raises(UnknownNetworkError, match="network_module 'lycoris.kohya'.*networks.lora"):
-        network_module("lycoris.kohya")
+    assert NETWORK_MODULES["lycoris.kohya"] == "facelora.networks.lycoris"
+    with pytest.raises(UnknownNetworkError, match="network_module 'networks.dylora'.*networks.lora, lycoris.kohya"):
+        network_module("networks.dylora")
 
 
 def test_create_network_from_a_config(tiny):

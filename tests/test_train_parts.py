@@ -14,7 +14,8 @@ from PIL import Image
 from facelora.config import ConfigError, TrainConfig, apply, check
 from facelora.dataset import bucket_resolutions, scan, select_bucket
 from facelora.plan import plan_for
-from facelora.train.data import TrainData, fit, shuffle_caption
+from facelora.train.captions import shuffle_caption
+from facelora.train.data import TrainData, fit
 from facelora.train.loss import diffusion_loss, sample_noise, snr_table
 from facelora.train.optim import current_lrs, make_optimizer, make_scheduler
 from facelora.train.samples import PromptsError, parse_prompt, read_prompts, sample_filename
@@ -109,8 +110,13 @@ def test_buckets_batch_apart_and_the_plan_knows(tmp_path):
 
 
 @pytest.mark.parametrize("update, words", [
-    ({"network_args": ["conv_dim=4"]}, "network_args"),
-    ({"network_module": "lycoris.kohya"}, "networks.lora"),
+    ({"network_args": ["dora_wd=True"]}, "network_args.*dora_wd.*lycoris.kohya"),
+    ({"network_args": ["conv_alpha=4"]}, "conv_alpha needs conv_dim"),
+    ({"network_args": ["conv_dim=0"]}, "conv_dim=0: must be above 0"),
+    ({"network_args": ["up_lr_weight=fast"]}, "up_lr_weight=fast: 12 comma-separated numbers or one of cosine"),
+    ({"network_module": "lycoris.kohya", "network_args": ["algo=glora"]}, "algo=glora.*lora, locon, loha, lokr"),
+    ({"network_module": "lycoris.kohya", "network_args": ["rank_dropout=1.5"]}, "rank_dropout=1.5: a probability"),
+    ({"network_module": "networks.dylora"}, "networks.lora"),
     ({"max_token_length": 150}, "75"),
 ])
 def test_unsupported_kohya_options_are_refused(update, words):

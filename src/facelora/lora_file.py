@@ -1,8 +1,9 @@
 """The Kohya LoRA file (DESIGN.md section 3), the .safetensors that AUTOMATIC1111, ComfyUI,
 diffusers and Kohya's tools read: its keys, writing and reading it, its hashes and its metadata.
 
-Per adapted module it holds exactly `<name>.lora_down.weight`, `<name>.lora_up.weight` and a
-0-dim `<name>.alpha`. The header is read through model.files.read_header, the one reader, and
+Per adapted module a LoRA holds `<name>.lora_down.weight`, `<name>.lora_up.weight` and a 0-dim
+`<name>.alpha`; a LyCORIS file (lycoris.kohya) LoHa's or LoKr's tensors, or DoRA's dora_scale
+beside a LoRA's (MODULE_KEYS). The header is read through model.files.read_header, the one reader, and
 torch is imported only where tensors are handled, so listing and hashing files stays light.
 """
 
@@ -107,13 +108,45 @@ def module_name(key: str) -> str:
     return key.split(".")[0]
 
 
+# The tensors of one module, per network type, by the names AUTOMATIC1111
+# (extensions-builtin/Lora/network_lora.py, network_hada.py, network_lokr.py) and ComfyUI
+# (comfy/weight_adapter/lora.py, loha.py, lokr.py) read: each type's groups, any one of which must
+# be complete, and its optional tensors. Every type may carry an alpha and DoRA's dora_scale.
+MODULE_KEYS: dict[str, tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = {
+    "LoRA": ((("lora_down.weight", "lora_up.weight"),), ("lora_mid.weight",)),
+    "LoHa": ((("hada_w1_a", "hada_w1_b", "hada_w2_a", "hada_w2_b"),), ("hada_t1", "hada_t2")),
+    "LoKr": ((("lokr_w1", "lokr_w2"), ("lokr_w1", "lokr_w2_a", "lokr_w2_b"), ("lokr_w1_a", "lokr_w1_b", "lokr_w2"),
+              ("lokr_w1_a", "lokr_w1_b", "lokr_w2_a", "lokr_w2_b")), ("lokr_t2",)),
+}
+COMMON_KEYS = ("alpha", "dora_scale")
+
+
+def _suffixes() -> list[str]:
+    out = set(COMMON_KEYS)
+    for groups, optional in MODULE_KEYS.values():
+        out.update(k for g in groups for k in g)
+        out.update(optional)
+    return sorted(out, key=len, reverse=True)
+
+
 def _key_pattern(family: ModelFamily) -> re.Pattern[str]:
     prefixes = "|".join(re.escape(p) for p in (family.unet_prefix, family.text_encoder_prefix))
-    return re.compile(rf"^({prefixes})\w+(\.lora_down\.weight|\.lora_up\.weight|\.alpha)$")
+    suffixes = "|".join(re.escape(s) for s in _suffixes())
+    return re.compile(rf"^({prefixes})\w+\.({suffixes})$")
+
+
+def module_type(suffixes: set[str]) -> str | None:
+    """The network type ("LoRA", "LoHa", "LoKr") whose tensors a module's key suffixes are, or None
+    when no type's tensors are complete."""
+    for kind, (groups, optional) in MODULE_KEYS.items():
+        own = {k for g in groups for k in g} | set(optional)
+        if suffixes & own and any(set(g) <= suffixes for g in groups) and suffixes - set(COMMON_KEYS) <= own:
+            return kind
+    return None
 
 
 def check_keys(keys: list[str], what: str, family: ModelFamily = SD15) -> None:
-    """Every key a Kohya LoRA key of the family, and every module with its down and up."""
+    """Every key a LoRA or LyCORIS key of the family, and every module's tensors complete."""
     if not keys:
         raise LoRAFileError(f"{what} holds no tensors: not a LoRA.")
     pattern = _key_pattern(family)
@@ -124,15 +157,29 @@ def check_keys(keys: list[str], what: str, family: ModelFamily = SD15) -> None:
             kind = "a base model checkpoint, not a LoRA"
         elif sample.startswith(("lora_te1_", "lora_te2_")):
             kind = "an SDXL LoRA (lora_te1_/lora_te2_ names); facelora's LoRAs are SD1.5"
-        elif any(s in sample for s in ("hada_", "lokr_", ".diff", "dora_scale")):
-            kind = "a LyCORIS network (LoHa/LoKr/DoRA), not a plain LoRA"
         else:
-            kind = f"not a Kohya SD1.5 LoRA (a key like '{sample}')"
+            kind = f"not a Kohya SD1.5 LoRA or LyCORIS file (a key like '{sample}')"
         raise LoRAFileError(f"{what} is {kind}.")
-    names = {k.rsplit(".lora_", 1)[0] if ".lora_" in k else k.removesuffix(".alpha") for k in keys}
-    broken = [n for n in sorted(names) if f"{n}.lora_down.weight" not in keys or f"{n}.lora_up.weight" not in keys]
+    modules: dict[str, set[str]] = {}
+    for k in keys:
+        name, _, suffix = k.partition(".")
+        modules.setdefault(name, set()).add(suffix)
+    broken = [n for n in sorted(modules) if module_type(modules[n]) is None]
     if broken:
-        raise LoRAFileError(f"{what} is incomplete: {broken[0]} lacks its lora_down or lora_up weight.")
+        raise LoRAFileError(f"{what} is incomplete: {broken[0]} has {sorted(modules[broken[0]])}, not the whole "
+                            f"lora_down and lora_up weight (or LoHa's hada_*, LoKr's lokr_* tensors).")
+
+
+def network_type(keys: list[str]) -> str:
+    """The type of the file's modules ("LoRA", "LoHa", "LoKr"; mixed as "LoRA+LoHa"), "+DoRA" when
+    they carry dora_scale: what a loader needs to know before it reads them."""
+    modules: dict[str, set[str]] = {}
+    for k in keys:
+        name, _, suffix = k.partition(".")
+        modules.setdefault(name, set()).add(suffix)
+    kinds = sorted({module_type(s) or "?" for s in modules.values()})
+    dora = any("dora_scale" in s for s in modules.values())
+    return "+".join(kinds) + ("+DoRA" if dora else "")
 
 
 # --- metadata ----------------------------------------------------------------------------------

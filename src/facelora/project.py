@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -109,6 +109,7 @@ def check_trigger(trigger: str) -> str:
 
 LoraKind = Literal["epoch", "step", "final", "interrupted"]
 FINAL_ORDER = 10**9  # the final file sorts after every numbered one
+EMA_TAIL = "-ema"  # the EMA weights' file of a save (ema_filename)
 _NUMBERED = (  # (kind, the name's tail after `<output_name>`), tried in this order
     ("interrupted", re.compile(r"-interrupted-step(\d{8})")),
     ("step", re.compile(r"-step(\d{8})")),
@@ -123,6 +124,7 @@ class LoraName:
     output_name: str
     kind: LoraKind = "final"
     number: int | None = None  # the epoch of an epoch file, the step of a step or interrupted file
+    ema: bool = False  # the EMA of the weights (ema_decay), saved beside the file of that save
 
     @property
     def epoch(self) -> int | None:
@@ -135,6 +137,10 @@ class LoraName:
     @property
     def stem(self) -> str:
         """The file name without .safetensors: what a `<lora:NAME:W>` tag calls it."""
+        return self._save_stem + (EMA_TAIL if self.ema else "")
+
+    @property
+    def _save_stem(self) -> str:
         if self.kind == "epoch":
             return f"{self.output_name}-{self.number:06d}"
         if self.kind == "step":
@@ -174,13 +180,22 @@ def parse_lora_filename(name: str, output_name: str | None = None) -> LoraName |
     """Read a LoRA file name (or a `<lora:NAME>` tag's name) back: with `output_name`, None for a
     file of another run; without (a file made anywhere), a name with no save number is a final file."""
     stem = name[: -len(LORA_SUFFIX)] if name.endswith(LORA_SUFFIX) else name
+    ema = stem.endswith(EMA_TAIL) and stem != EMA_TAIL and stem != output_name
+    if ema:
+        stem = stem[: -len(EMA_TAIL)]
     for kind, tail in _NUMBERED:
         m = re.fullmatch(rf"(.+?){tail.pattern}", stem)
         if m and (output_name is None or m.group(1) == output_name):
-            return LoraName(m.group(1), kind, int(m.group(2)))
+            return LoraName(m.group(1), kind, int(m.group(2)), ema)
     if output_name is None or stem == output_name:
-        return LoraName(stem)
+        return LoraName(stem, ema=ema)
     return None
+
+
+def ema_filename(filename: str) -> str:
+    """The EMA weights' file beside a save: `<name>-000001-ema.safetensors` beside
+    `<name>-000001.safetensors` (`<name>-ema.safetensors` beside the final file)."""
+    return replace(parse_lora_filename(filename) or LoraName(filename), ema=True).filename
 
 
 def samples_dir(output_dir: str | Path) -> Path:

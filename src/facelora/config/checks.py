@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import ConfigError
-from ..networks import NETWORK_MODULES
+from ..errors import ConfigError, FaceloraError
+from ..networks import NETWORK_MODULES, check_network_args
 from ..train.optim import OPTIMIZERS
 from .fields import TrainConfig
 
@@ -47,10 +47,11 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
     if cfg.network_module not in NETWORK_MODULES:
         raise ConfigError(f"network_module '{cfg.network_module}': facelora trains {', '.join(NETWORK_MODULES)} "
-                          f"only; use Kohya's trainer for other networks.")
-    if cfg.network_args:
-        raise ConfigError(f"network_args {cfg.network_args}: facelora's LoRA takes none (conv_dim, "
-                          f"conv_alpha and the like are LoCon/LyCORIS options). Remove them.")
+                          f"only.")
+    try:
+        check_network_args(cfg)
+    except FaceloraError as e:
+        raise ConfigError(f"{cfg.network_module}: {e}") from None
     if cfg.max_token_length != 75:
         raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
                           f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")

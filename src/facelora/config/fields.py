@@ -52,10 +52,12 @@ class TrainConfig(BaseModel):
     caption_extension: str = _f(".txt", "Extension of the caption files beside the images.", "basic")
 
     # --- network -----------------------------------------------------------------------------
-    network_module: str = _f("networks.lora", "Kohya's network type; facelora trains standard LoRA.")
+    network_module: str = _f("networks.lora", "Kohya's network type: networks.lora (LoRA; LoCon with "
+                             "conv_dim) or lycoris.kohya (algo=locon, loha, lokr; dora_wd=True).")
     network_dim: int = _f(128, "LoRA rank: more holds finer face detail and makes a bigger file.", "basic", ge=1, le=1024)
     network_alpha: float = _f(64.0, "Scales the update by alpha/rank; half the rank or less.", "basic", gt=0)
-    network_args: list[str] = _f([], "Extra network arguments as 'key=value' strings.")
+    network_args: list[str] = _f([], "Network arguments as 'key=value' strings, e.g. conv_dim=8, "
+                                 "conv_alpha=4, algo=loha, down_lr_weight=sine.")
     network_weights: str | None = _f(None, "Start from an existing LoRA file instead of zeros.")
     network_train_unet_only: bool = _f(False, "Train the UNet only, not the text encoder.")
     network_train_text_encoder_only: bool = _f(False, "Train the text encoder only, not the UNet.")
@@ -115,6 +117,22 @@ class TrainConfig(BaseModel):
     validate_every_n_steps: int | None = _f(None, "Also compute the validation loss every n steps.", ge=1)
     validate_every_n_epochs: int | None = _f(None, "Validation loss every n epochs; empty = every epoch.", ge=1)
     max_validation_steps: int | None = _f(None, "At most this many validation batches; empty = all held-out photos.", ge=1)
+
+    # --- objective options (lyco): Kohya's names and meanings; ema_decay as OneTrainer's --------
+    caption_dropout_rate: float = _f(0.0, "Train this share of captions empty (0-1), so the LoRA also works "
+                                     "without its words; 0.05-0.1.", ge=0, le=1)
+    caption_dropout_every_n_epochs: int = _f(0, "Train every caption empty in each n-th epoch; 0 never.", ge=0)
+    caption_tag_dropout_rate: float = _f(0.0, "Drop each tag after the keep_tokens first with this probability "
+                                         "(0-1).", ge=0, le=1)
+    multires_noise_iterations: int | None = _f(None, "Multi-resolution (pyramid) noise levels, 6-10; unset: off.",
+                                               ge=1)
+    multires_noise_discount: float = _f(0.3, "Weight of each coarser multires noise level (0.1-0.3).", gt=0, le=1)
+    ip_noise_gamma: float | None = _f(None, "Input perturbation noise strength; 0.1 is the paper's value.", ge=0)
+    debiased_estimation_loss: bool = _f(False, "Weight the loss by 1/sqrt(SNR) (debiased estimation).")
+    scale_weight_norms: float | None = _f(None, "Max-norm: after each step scale down every module whose weight "
+                                          "change has a norm above this; 1.0 is common.", gt=0)
+    ema_decay: float | None = _f(None, "Keep an average of the LoRA's weights (e.g. 0.999), updated each step, "
+                                 "and save it beside each file as <name>-ema.", gt=0, lt=1)
 
     # --- saving ------------------------------------------------------------------------------
     save_every_n_epochs: int | None = _f(1, "Save a LoRA file every n epochs, to pick the best later.", "basic", ge=1)

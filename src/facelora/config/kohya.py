@@ -32,7 +32,8 @@ _KOHYA_SECTIONS = {
     "dataset_arguments": [
         "train_data_dir", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
         "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
-        "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir",
+        "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir", "caption_dropout_rate",
+        "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
     ],
     "training_arguments": [
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
@@ -41,7 +42,8 @@ _KOHYA_SECTIONS = {
         "mixed_precision", "xformers", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
         "sample_every_n_epochs", "sample_prompts", "sample_sampler",
         "masked_loss", "prior_loss_weight", "validation_split", "validation_seed", "validate_every_n_steps",
-        "validate_every_n_epochs", "max_validation_steps",
+        "validate_every_n_epochs", "max_validation_steps", "multires_noise_iterations",
+        "multires_noise_discount", "ip_noise_gamma", "debiased_estimation_loss", "scale_weight_norms",
     ],
     "logging_arguments": ["logging_dir"],
 }
@@ -51,7 +53,7 @@ _KOHYA_SECTIONS = {
 _HARMLESS = {
     "sdpa", "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
     "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as",
-    "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
+    "bucket_no_upscale", "color_aug", "flip_aug",
     "random_crop", "training_comment", "no_half_vae", "vae", "output_config", "config_file",
     "num_cpu_threads_per_process", "noise_offset_type", "models_dir", "config_dir", "state_dir", "vae_dir",
     "log_tracker_config_dir", "num_processes", "num_machines", "dynamo_backend", "dynamo_mode", "gpu_ids",

@@ -50,6 +50,7 @@ GUI_NAMES = {
 ZERO_IS_OFF = {
     "max_train_epochs", "max_train_steps", "save_every_n_epochs", "save_every_n_steps", "save_last_n_epochs",
     "min_snr_gamma", "sample_every_n_epochs", "noise_offset", "max_token_length", "seed", "clip_skip",
+    "multires_noise_iterations", "multires_noise_discount", "ip_noise_gamma", "scale_weight_norms",
 }
 # Sections of the GUI's config.toml that hold the GUI's own settings, not a training run's.
 GUI_SECTIONS = {"settings", "server", "configuration", "dataset_preparation", "huggingface", "sdxl",

@@ -27,6 +27,7 @@ from ..fileio import atomic_write_bytes, atomic_write_json, read_json
 from ..lora_file import addnet_hash, read_shapes
 from ..project import CELLS_DIR, Project
 from . import infotext
+from .adapter import NetworkAdapter, diffusers_reads
 from .gridimage import GridLayout, draw_grid, plan_layout
 from .gridplan import (DEFAULT_WEIGHTS, Cell, GridError, GridOptions, GridPlan, Progress, _rel, default_prompt,
                        parse_size, plan_grid)
@@ -64,14 +65,22 @@ class LoraSlot:
     def __init__(self, pipe) -> None:
         self.pipe = pipe
         self.file: Path | None = None
+        self.adapter: NetworkAdapter | None = None
 
     def use(self, file: Path | None) -> None:
         if file == self.file:
             return
         if self.file is not None:
-            self.pipe.unload_lora_weights()
+            if self.adapter is not None:
+                self.adapter.remove()
+                self.adapter = None
+            else:
+                self.pipe.unload_lora_weights()
             self.file = None
-        if file is not None:
+        if file is not None and not diffusers_reads(list(read_shapes(file))):
+            self.adapter = NetworkAdapter(self.pipe, file)  # LoHa, LoKr, DoRA: facelora applies them
+            self.file = file
+        elif file is not None:
             from ..model.sdmodel import no_progress_bars
 
             try:
@@ -102,6 +111,9 @@ class LoraSlot:
 
     def weigh(self, tag: LoraTag) -> None:
         """Set the weight; `<lora:NAME:TE:UNET>` gives the text encoder and UNet their own."""
+        if self.adapter is not None:
+            self.adapter.weigh(tag.te, tag.unet)
+            return
         weights: Any = tag.weight
         if tag.unet_weight is not None:
             parts = {part for part, names in self.pipe.get_list_adapters().items() if self.NAME in names}

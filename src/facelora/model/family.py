@@ -40,6 +40,9 @@ class ModelFamily:
     # + the layer's index + _ + one of text_encoder_targets.
     unet_prefix: str
     unet_target_block: str
+    # Kohya's LoCon (networks.lora with conv_dim): the blocks whose 3x3 convolutions it adapts
+    # too, at conv_dim (their Linears and 1x1 convolutions at network_dim)
+    unet_conv_blocks: tuple[str, ...]
     text_encoder_prefix: str
     text_encoder_layers: str
     text_encoder_targets: dict[str, str]  # name suffix -> module path inside one encoder layer
@@ -76,6 +79,7 @@ SD15 = ModelFamily(
     },
     unet_prefix="lora_unet_",
     unet_target_block="Transformer2DModel",
+    unet_conv_blocks=("ResnetBlock2D", "Downsample2D", "Upsample2D"),
     # Fixed strings: the module paths of transformers 4's CLIPTextModel
     # (`text_model.encoder.layers.<i>...`). transformers 5 dropped the `text_model` level, and
     # names walked from it are ignored by ComfyUI, Kohya and A1111. Never `lora_te1_` (SDXL's).

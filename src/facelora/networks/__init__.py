@@ -5,8 +5,9 @@ sd-scripts' two constructors:
     create_network_from_weights(multiplier, file, vae, text_encoder, unet, weights_sd=None, for_inference=False, **kwargs)
         -> (network, weights_sd)
 
-A new type (LyCORIS' `lycoris.kohya`, ...) is one module beside lora.py and one line in
-NETWORK_MODULES. The table holds import paths, so reading it needs no torch.
+plus check_args(network_args), the clear error for arguments the type cannot take. A new type
+is one module beside lora.py and one line in NETWORK_MODULES. The table holds import paths, so
+reading it needs no torch.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from ..model.sdmodel import SDModel
 
 NETWORK_MODULES: dict[str, str] = {
-    "networks.lora": "facelora.networks.lora",
+    "networks.lora": "facelora.networks.lora",  # LoRA; LoCon with conv_dim/conv_alpha
+    "lycoris.kohya": "facelora.networks.lycoris",  # LoCon, LoHa, LoKr, DoRA (algo=..., dora_wd=True)
 }
 
 
@@ -37,12 +39,25 @@ def network_module(name: str) -> ModuleType:
     return importlib.import_module(NETWORK_MODULES[name])
 
 
+def network_kwargs(cfg: TrainConfig) -> dict:
+    """cfg.network_args as the keyword arguments sd-scripts passes create_network."""
+    from ..config.values import parse_kv_args
+
+    return parse_kv_args(cfg.network_args)
+
+
+def check_network_args(cfg: TrainConfig) -> None:
+    """The network type's own check of cfg.network_args (a FaceloraError that says what is wrong)."""
+    network_module(cfg.network_module).check_args(network_kwargs(cfg))
+
+
 def create_network(cfg: TrainConfig, model: SDModel, multiplier: float = 1.0):
     """A new network of cfg.network_module over the parts cfg trains, sized by network_dim and
-    network_alpha."""
+    network_alpha, with cfg.network_args."""
     return network_module(cfg.network_module).create_network(
         multiplier, cfg.network_dim, cfg.network_alpha, model.vae, model.text_encoder, model.unet,
-        train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder, family=model.family)
+        train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder, family=model.family,
+        **network_kwargs(cfg))
 
 
 def create_network_from_weights(file, model: SDModel, multiplier: float = 1.0, network_module_name: str | None = None):

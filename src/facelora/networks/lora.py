@@ -18,7 +18,10 @@ from ..errors import FaceloraError
 from ..lora_file import LoRAFileError, module_name, read_lora
 from ..model import cpu_linear
 from ..model.family import SD15, ModelFamily
-from .targets import target_modules
+from .blocks import ARGS as BLOCK_ARGS
+from .blocks import block_index, block_lr_weights
+from .targets import conv_target_modules, is_conv_3x3, target_modules
+from .weights import NetworkParts, check_state_dict
 
 
 class LoRAModule(nn.Module):
@@ -32,13 +35,15 @@ class LoRAModule(nn.Module):
         self.lora_name = lora_name
         self.rank = int(rank)
         if isinstance(org_module, nn.Conv2d):
-            self.lora_down: nn.Module = nn.Conv2d(org_module.in_channels, self.rank, (1, 1), bias=False)
+            # Kohya's LoCon: a 3x3 convolution's down keeps its kernel, stride and padding
+            self.lora_down: nn.Module = nn.Conv2d(org_module.in_channels, self.rank, org_module.kernel_size,
+                                                  org_module.stride, org_module.padding, bias=False)
             self.lora_up: nn.Module = nn.Conv2d(self.rank, org_module.out_channels, (1, 1), bias=False)
         elif isinstance(org_module, nn.Linear):
             self.lora_down = nn.Linear(org_module.in_features, self.rank, bias=False)
             self.lora_up = nn.Linear(self.rank, org_module.out_features, bias=False)
         else:
-            raise TypeError(f"{lora_name}: LoRA adapts Linear and 1x1 Conv2d modules, not {type(org_module).__name__}")
+            raise TypeError(f"{lora_name}: LoRA adapts Linear and Conv2d modules, not {type(org_module).__name__}")
         nn.init.kaiming_uniform_(self.lora_down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_up.weight)
         self.register_buffer("alpha", torch.tensor(float(alpha)))
@@ -108,8 +113,23 @@ class LoRAModule(nn.Module):
     def delta_weight(self) -> torch.Tensor:
         """up @ down x alpha / rank, shaped like the original weight (multiplier not included)."""
         up, down = self.lora_up.weight, self.lora_down.weight
+        if down.dim() == 4 and down.shape[2:] != (1, 1):  # a 3x3 down: up's 1x1 mixes its kernels
+            return F.conv2d(down.permute(1, 0, 2, 3), up).permute(1, 0, 2, 3) * self.scale
         delta = up.flatten(1) @ down.flatten(1) * self.scale
         return delta.reshape(self.org_module.weight.shape)
+
+    @torch.no_grad()
+    def apply_max_norm(self, max_norm: float) -> tuple[bool, float]:
+        """sd-scripts' max-norm rule for one module: the norm of up @ down x alpha / rank is
+        clamped to max_norm by scaling up and down by the square root of the ratio each. Returns
+        whether it scaled and the norm after."""
+        full = self.delta_weight().norm()
+        norm = full.clamp(min=max_norm / 2)
+        ratio = float(torch.clamp(norm, max=max_norm) / norm)
+        if ratio != 1:
+            self.lora_up.weight.mul_(ratio ** 0.5)
+            self.lora_down.weight.mul_(ratio ** 0.5)
+        return ratio != 1, float(full) * ratio
 
 
 def _product(x: torch.Tensor, weight: torch.Tensor, conv: bool, bias: torch.Tensor | None = None,
@@ -134,20 +154,32 @@ def _product(x: torch.Tensor, weight: torch.Tensor, conv: bool, bias: torch.Tens
     return out.view(*x.shape[:-1], weight.shape[0])
 
 
-class LoRANetwork(nn.Module):
-    """The LoRA modules of one model. Its state_dict() keys are the Kohya file keys."""
+class LoRANetwork(NetworkParts):
+    """The LoRA modules of one model. Its state_dict() keys are the Kohya file keys:
+    <name>.lora_down.weight, <name>.lora_up.weight, <name>.alpha for every module."""
 
     def __init__(self, unet: nn.Module, text_encoder: nn.Module, rank: int, alpha: float,
                  train_unet: bool = True, train_text_encoder: bool = True, multiplier: float = 1.0,
-                 family: ModelFamily = SD15):
+                 family: ModelFamily = SD15, conv_dim: int | None = None, conv_alpha: float | None = None,
+                 lr_weights: list[float] | None = None, only: set[str] | None = None):
         super().__init__()
         if not (train_unet or train_text_encoder):
             raise FaceloraError("A LoRA must train the UNet, the text encoder, or both.")
         self.rank, self.alpha = int(rank), float(alpha)
+        self.conv_dim, self.conv_alpha = conv_dim, (conv_alpha if conv_alpha is not None else 1.0)
+        self.lr_weights = lr_weights  # Kohya's block-wise learning rates (blocks.py), or None
         targets = target_modules(unet if train_unet else None, text_encoder if train_text_encoder else None, family)
+        if conv_dim and train_unet:
+            targets.update(conv_target_modules(unet, family))
         self.loras: dict[str, LoRAModule] = {}
         for name, module in targets.items():
-            lora = LoRAModule(name, module, self.rank, self.alpha, multiplier)
+            if only is not None and name not in only:
+                continue  # a file's network: the modules it has (a block-wise LoRA lacks some)
+            if lr_weights is not None and name.startswith(family.unet_prefix) and lr_weights[block_index(name)] == 0:
+                continue  # Kohya makes no module in a block that does not learn
+            conv = is_conv_3x3(module)
+            lora = LoRAModule(name, module, conv_dim if conv else self.rank,
+                              self.conv_alpha if conv else self.alpha, multiplier)
             self.add_module(name, lora)
             self.loras[name] = lora
         self.text_encoder_loras = [m for n, m in self.loras.items() if n.startswith(family.text_encoder_prefix)]
@@ -163,53 +195,37 @@ class LoRANetwork(nn.Module):
         for lora in self.loras.values():
             lora.remove()
 
-    def set_multiplier(self, multiplier: float) -> None:
-        for lora in self.loras.values():
-            lora.multiplier = float(multiplier)
-
-    def unet_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.unet_loras for p in m.parameters()]
-
-    def text_encoder_parameters(self) -> list[nn.Parameter]:
-        return [p for m in self.text_encoder_loras for p in m.parameters()]
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    def kohya_state_dict(self) -> dict[str, torch.Tensor]:
-        """The file's tensors (fp32 copies on the CPU): <name>.lora_down.weight,
-        <name>.lora_up.weight, <name>.alpha for every module."""
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.state_dict().items()}
 
     def load_kohya_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Load a LoRA file's tensors (network_weights, resume). The names, ranks and alpha must
         be this network's; any difference is an error that says what differs."""
         own = self.state_dict()
-        missing = sorted(set(own) - set(state_dict))
-        unexpected = sorted(set(state_dict) - set(own))
-        if missing or unexpected:
-            module = lambda keys: sorted({module_name(k) for k in keys})  # noqa: E731
-            parts = []
-            if missing:
-                parts.append(f"it lacks {len(missing)} tensors of {len(module(missing))} modules this network "
-                             f"has (e.g. {missing[0]})")
-            if unexpected:
-                parts.append(f"it has {len(unexpected)} tensors of {len(module(unexpected))} modules this network "
-                             f"does not (e.g. {unexpected[0]})")
-            raise LoRAFileError(
-                "The LoRA does not match the network: " + "; ".join(parts) + ". It was made for other "
-                "modules (was it trained with or without the text encoder, or by another tool?)."
-            )
+        check_state_dict(own, state_dict)
         for key, tensor in state_dict.items():
-            if tuple(tensor.shape) != tuple(own[key].shape):
-                rank = tensor.shape[0] if key.endswith(".lora_down.weight") else None
-                hint = f" It has rank {rank}; set network_dim to {rank}." if rank is not None else ""
-                raise LoRAFileError(f"{key} has shape {tuple(tensor.shape)}, the network expects "
-                                    f"{tuple(own[key].shape)}.{hint}")
-            if key.endswith(".alpha") and not math.isclose(float(tensor), self.alpha, rel_tol=1e-3):
-                raise LoRAFileError(f"The LoRA has alpha {float(tensor):g}, the network {self.alpha:g}; "
-                                    f"set network_alpha to {float(tensor):g}.")
+            alpha = self.loras[module_name(key)].alpha if key.endswith(".alpha") else None
+            if alpha is not None and not math.isclose(float(tensor), float(alpha), rel_tol=1e-3):
+                what = "conv_alpha" if self.loras[module_name(key)].lora_down.weight.dim() == 4 and \
+                    is_conv_3x3(self.loras[module_name(key)].org_module) else "network_alpha"
+                raise LoRAFileError(f"The LoRA has alpha {float(tensor):g}, the network {float(alpha):g}; "
+                                    f"set {what} to {float(tensor):g}.")
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()})
+
+    def unet_parameter_blocks(self) -> dict[float, list[nn.Parameter]] | None:
+        """With block-wise learning rates: the UNet's parameters by their block's lr weight."""
+        if self.lr_weights is None:
+            return None
+        out: dict[float, list[nn.Parameter]] = {}
+        for m in self.unet_loras:
+            out.setdefault(self.lr_weights[block_index(m.lora_name)], []).extend(m.parameters())
+        return out
+
+    @torch.no_grad()
+    def apply_max_norm_regularization(self, max_norm: float, device: torch.device) -> tuple[int, float, float]:
+        """sd-scripts' scale_weight_norms after a step: every module's up @ down x alpha / rank
+        kept at norm max_norm or below. Returns (keys scaled, mean norm, max norm) as Kohya logs."""
+        results = [m.apply_max_norm(max_norm) for m in self.loras.values()]
+        norms = [n for _, n in results]
+        return sum(s for s, _ in results), sum(norms) / len(norms), max(norms)
 
     def load_weights(self, file: str | Path) -> None:
         """Start from a LoRA file (network_weights), as sd-scripts' network.load_weights."""
@@ -224,42 +240,76 @@ class LoRANetwork(nn.Module):
 # --- sd-scripts' constructors ------------------------------------------------------------------
 
 
+# networks.lora's network_args, as sd-scripts reads them (Kohya's LoCon and block-wise rates)
+NETWORK_ARGS = ("conv_dim", "conv_alpha") + BLOCK_ARGS
+
+
+def check_args(network_args: dict) -> None:
+    """A clear error for a network_arg facelora's networks.lora does not take or cannot use."""
+    unknown = sorted(set(network_args) - set(NETWORK_ARGS))
+    if unknown:
+        raise FaceloraError(f"network_args {unknown}: networks.lora in facelora takes {', '.join(NETWORK_ARGS)} "
+                            f"(LoHa, LoKr, DoRA and dropouts: network_module lycoris.kohya).")
+    for key in ("conv_dim", "conv_alpha"):
+        if key in network_args and not float(network_args[key]) > 0:
+            raise FaceloraError(f"network_args {key}={network_args[key]}: must be above 0.")
+    if "conv_alpha" in network_args and "conv_dim" not in network_args:
+        raise FaceloraError("network_args conv_alpha needs conv_dim (the rank of the 3x3 convolutions' LoRA).")
+    block_lr_weights(network_args)
+
+
 def create_network(multiplier: float, network_dim: int | None, network_alpha: float | None, vae: nn.Module | None,
                    text_encoder: nn.Module, unet: nn.Module, neuron_dropout: float | None = None, *,
                    train_unet: bool = True, train_text_encoder: bool = True, family: ModelFamily = SD15,
                    **network_args) -> LoRANetwork:
     """A new LoRA over the parts to train. network_dim defaults to 4 and network_alpha to 1, as in
-    sd-scripts. facelora's LoRA takes no dropout and no network_args."""
+    sd-scripts; conv_dim adds Kohya's LoCon (conv_alpha defaults to 1), down/mid/up_lr_weight the
+    block-wise learning rates. No dropout."""
     if neuron_dropout:
-        raise FaceloraError(f"network_dropout {neuron_dropout}: facelora's LoRA has no dropout; remove it.")
-    if network_args:
-        raise FaceloraError(f"network_args {sorted(network_args)}: facelora's LoRA takes none; remove them.")
+        raise FaceloraError(f"network_dropout {neuron_dropout}: facelora's LoRA has no dropout; remove it "
+                            f"(lycoris.kohya has one).")
+    check_args(network_args)
+    conv_dim = int(network_args["conv_dim"]) if "conv_dim" in network_args else None
+    conv_alpha = float(network_args.get("conv_alpha", 1.0)) if conv_dim else None
     return LoRANetwork(unet, text_encoder, 4 if network_dim is None else network_dim,
                        1.0 if network_alpha is None else network_alpha, train_unet=train_unet,
-                       train_text_encoder=train_text_encoder, multiplier=multiplier, family=family)
+                       train_text_encoder=train_text_encoder, multiplier=multiplier, family=family,
+                       conv_dim=conv_dim, conv_alpha=conv_alpha, lr_weights=block_lr_weights(network_args))
+
+
+def _one(values: set, what: str, file) -> float | None:
+    if len(values) > 1:
+        raise LoRAFileError(f"{file or 'The weights'}: its modules have {what}s {sorted(values)}; facelora's "
+                            f"LoRA has one {what} for all (one for the 3x3 convolutions).")
+    return values.pop() if values else None
 
 
 def create_network_from_weights(multiplier: float, file: str | Path | None, vae: nn.Module | None,
                                 text_encoder: nn.Module, unet: nn.Module,
                                 weights_sd: dict[str, torch.Tensor] | None = None, for_inference: bool = False, *,
                                 family: ModelFamily = SD15, **kwargs) -> tuple[LoRANetwork, dict[str, torch.Tensor]]:
-    """The LoRA a file (or weights_sd) holds: its rank and alpha and the parts it adapts read from
-    the weights, and the weights themselves, not yet loaded (network.load_kohya_state_dict). One
-    rank and one alpha for every module, as facelora saves them; a file with several is refused.
-    for_inference and kwargs are sd-scripts' arguments: this LoRA is the same for both uses."""
+    """The LoRA a file (or weights_sd) holds: its ranks and alphas (one for Linear and 1x1
+    modules, one for 3x3 convolutions) and the modules it adapts read from the weights, and the
+    weights themselves, not yet loaded (network.load_kohya_state_dict). for_inference and kwargs
+    are sd-scripts' arguments: this LoRA is the same for both uses."""
     if weights_sd is None:
         if file is None:
             raise LoRAFileError("create_network_from_weights needs a file or weights_sd.")
         weights_sd, _ = read_lora(file)
-    ranks = {int(v.shape[0]) for k, v in weights_sd.items() if k.endswith(".lora_down.weight")}
-    alphas = {float(v) for k, v in weights_sd.items() if k.endswith(".alpha")}
-    if len(ranks) != 1 or len(alphas) > 1:
-        raise LoRAFileError(f"{file or 'The weights'}: its modules have ranks {sorted(ranks)} and alphas "
-                            f"{sorted(alphas)}; facelora's LoRA has one rank and one alpha for all.")
-    rank = ranks.pop()
-    names = {module_name(k) for k in weights_sd}
-    network = LoRANetwork(unet, text_encoder, rank, alphas.pop() if alphas else float(rank),
+    downs = {module_name(k): v for k, v in weights_sd.items() if k.endswith(".lora_down.weight")}
+    conv = {n for n, v in downs.items() if v.dim() == 4 and tuple(v.shape[2:]) != (1, 1)}
+    alphas = {module_name(k): float(v) for k, v in weights_sd.items() if k.endswith(".alpha")}
+    rank = _one({int(v.shape[0]) for n, v in downs.items() if n not in conv}, "rank", file)
+    conv_dim = _one({int(downs[n].shape[0]) for n in conv}, "conv rank", file)
+    alpha = _one({a for n, a in alphas.items() if n not in conv}, "alpha", file)
+    conv_alpha = _one({a for n, a in alphas.items() if n in conv}, "conv alpha", file)
+    if rank is None:
+        raise LoRAFileError(f"{file or 'The weights'}: no lora_down weights: not a LoRA.")
+    names = set(downs)
+    network = LoRANetwork(unet, text_encoder, rank, alpha if alpha is not None else float(rank),
                           train_unet=any(n.startswith(family.unet_prefix) for n in names),
                           train_text_encoder=any(n.startswith(family.text_encoder_prefix) for n in names),
-                          multiplier=multiplier, family=family)
+                          multiplier=multiplier, family=family, conv_dim=conv_dim,
+                          conv_alpha=conv_alpha if conv_alpha is not None else (float(conv_dim) if conv_dim else None),
+                          only=names)
     return network, weights_sd

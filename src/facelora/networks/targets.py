@@ -30,3 +30,21 @@ def target_modules(unet: nn.Module | None, text_encoder: nn.Module | None,
                 if isinstance(child, nn.Linear) or (isinstance(child, nn.Conv2d) and child.kernel_size == (1, 1)):
                     out[family.unet_prefix + f"{block_path}.{child_path}".replace(".", "_")] = child
     return out
+
+
+def conv_target_modules(unet: nn.Module, family: ModelFamily = SD15) -> dict[str, nn.Module]:
+    """Kohya's LoCon targets beside target_modules': every Linear and Conv2d inside the family's
+    conv blocks (ResnetBlock2D, Downsample2D, Upsample2D on SD1.5). Kohya gives the 3x3
+    convolutions conv_dim and the rest network_dim (is_conv_3x3 tells them apart)."""
+    out: dict[str, nn.Module] = {}
+    for block_path, block in unet.named_modules():
+        if type(block).__name__ not in family.unet_conv_blocks:
+            continue
+        for child_path, child in block.named_modules():
+            if isinstance(child, (nn.Linear, nn.Conv2d)):
+                out[family.unet_prefix + f"{block_path}.{child_path}".replace(".", "_")] = child
+    return out
+
+
+def is_conv_3x3(module: nn.Module) -> bool:
+    return isinstance(module, nn.Conv2d) and module.kernel_size != (1, 1)

@@ -12,7 +12,7 @@ import torch
 from ..config import TrainConfig
 from ..lora_file import kohya_metadata, save_lora
 from ..plan import Plan, epoch_to_remove
-from ..project import interrupted_filename, lora_filename
+from ..project import ema_filename, interrupted_filename, lora_filename
 from .data import TrainData
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -64,13 +64,21 @@ def metadata(info: RunInfo, epoch: int, step: int, validation_loss: float | None
     )
 
 
-def save(network, info: RunInfo, path: Path, epoch: int, step: int, validation_loss: float | None = None) -> Path:
-    """Write the network's current weights to `path` in save_precision, with the metadata (and
-    the latest validation loss as ss_validation_loss)."""
+def save(network, info: RunInfo, path: Path, epoch: int, step: int, validation_loss: float | None = None,
+         tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write the network's current weights (or `tensors`: the EMA's) to `path` in save_precision,
+    with the metadata (and the latest validation loss as ss_validation_loss)."""
     meta = metadata(info, epoch, step, validation_loss)
     meta["ss_training_finished_at"] = str(time.time())
-    save_lora(path, network.kohya_state_dict(), meta, dtype=SAVE_DTYPES[info.cfg.save_precision])
+    if tensors is not None:
+        meta["ss_ema_decay"] = str(info.cfg.ema_decay)
+    save_lora(path, network.kohya_state_dict() if tensors is None else tensors, meta,
+              dtype=SAVE_DTYPES[info.cfg.save_precision])
     return path
+
+
+def ema_path(path: Path) -> Path:
+    return path.with_name(ema_filename(path.name))
 
 
 def epoch_path(cfg: TrainConfig, epoch: int, final: bool) -> Path:

@@ -25,20 +25,9 @@ from safetensors.torch import save as safetensors_save
 from ..config import TrainConfig
 from ..dataset import Bucketing, Dataset, TrainDataError, file_list, image_size
 from ..fileio import atomic_write_bytes
+from .captions import changes_captions, process_caption
 
 MIN_SIDE = 32  # 4 latent pixels: below this an image holds no face to learn
-
-
-# --- captions ----------------------------------------------------------------------------------
-
-
-def shuffle_caption(caption: str, keep_tokens: int, rng: random.Random) -> str:
-    """Kohya's shuffle_caption: split on commas, keep the first `keep_tokens` tags in place (the
-    trigger word), shuffle the rest, join with ', '."""
-    tags = [t.strip() for t in caption.split(",") if t.strip()]
-    kept, rest = tags[:keep_tokens], tags[keep_tokens:]
-    rng.shuffle(rest)
-    return ", ".join(kept + rest)
 
 
 # --- images ------------------------------------------------------------------------------------
@@ -224,11 +213,12 @@ class TrainData:
         return torch.tensor([self.cfg.prior_loss_weight if self.images[i].is_reg else 1.0 for i in indices])
 
     def captions(self, indices: list[int], epoch: int, step: int, micro: int) -> list[str]:
-        """The captions of one micro-batch; shuffled from (seed, epoch, step, micro-batch) if asked."""
+        """The captions of one micro-batch; shuffled and dropped (captions.py) from (seed, epoch,
+        step, micro-batch) if asked."""
         caps = [self.images[i].caption for i in indices]
-        if not self.cfg.shuffle_caption:
+        if not changes_captions(self.cfg):
             return caps
-        return [shuffle_caption(c, self.cfg.keep_tokens, random.Random(f"caption/{self.cfg.seed}/{epoch}/{step}/{micro}/{j}"))
+        return [process_caption(c, self.cfg, epoch, random.Random(f"caption/{self.cfg.seed}/{epoch}/{step}/{micro}/{j}"))
                 for j, c in enumerate(caps)]
 
 

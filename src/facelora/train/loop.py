@@ -112,7 +112,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         validator = make_validator(dataset, cfg, model.vae, cache_dir)  # validation_split's held-out photos
 
     # --- optimizer and learning-rate schedule ---------------------------------------------------
-    optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
+    optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters(),
+                           network.unet_parameter_blocks())
     scheduler = make_scheduler(cfg, optim, plan.total_steps, processes)
     notes += optim.notes
     network, optim.optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
@@ -130,7 +131,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
 
     run_dir = Path(cfg.logging_dir) / tensorboard_run_name(cfg.output_name, started_at)
     reporter = Reporter(project.events_path, run_dir, enabled=accelerator.is_main_process, console=console)
-    out = RunFiles(project, cfg, accelerator, network, optim.optimizer, scheduler, info, reporter, model, prompts)
+    out = RunFiles(project, cfg, accelerator, network, optim.optimizer, scheduler, info, reporter, model, prompts,
+                   stepper.ema)
     loop = Loop(cfg, plan, data, latents, accelerator, stepper, optim, reporter, out, validator)
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
@@ -198,7 +200,7 @@ def run_epochs(loop: Loop, state: LoopState, stop: StopRequest, losses: list[flo
                 state.nonfinite_in_row = 0
                 avg = state.record(loss_value, plan.steps_per_epoch)
                 reporter.step(state.global_step, state.epoch, loss_value, avg,
-                              current_lrs(loop.optim, loop.stepper.scheduler))
+                              {**current_lrs(loop.optim, loop.stepper.scheduler), **loop.stepper.norm_scalars})
             else:
                 skipped(state, reporter, cfg)
             if loop.validator and due(cfg, step=state.global_step):

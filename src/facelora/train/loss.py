@@ -41,11 +41,13 @@ def apply_masked_loss(loss: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
 
 def diffusion_loss(noise_pred: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
                    snr: torch.Tensor | None = None, min_snr_gamma: float | None = None,
-                   mask: torch.Tensor | None = None, loss_weights: torch.Tensor | None = None) -> torch.Tensor:
+                   mask: torch.Tensor | None = None, loss_weights: torch.Tensor | None = None,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """MSE between predicted and true noise, per element weighted by the mask (masked_loss), per
     image averaged and weighted by loss_weights (prior_loss_weight for class images), then by
     min(SNR, gamma) / SNR when min_snr_gamma is set (Hang et al. 2023, Kohya's apply_snr_weight),
-    then averaged: Kohya's order in train_network.py."""
+    then by `weight` per image (weighting.py's debiased estimation), then averaged: Kohya's order
+    in train_network.py."""
     loss = F.mse_loss(noise_pred.float(), noise.float(), reduction="none")
     loss = apply_masked_loss(loss, mask).mean(dim=(1, 2, 3))
     if loss_weights is not None:
@@ -53,4 +55,6 @@ def diffusion_loss(noise_pred: torch.Tensor, noise: torch.Tensor, timesteps: tor
     if min_snr_gamma:
         s = snr.to(timesteps.device)[timesteps]
         loss = loss * (torch.clamp(s, max=min_snr_gamma) / s)
+    if weight is not None:
+        loss = loss * weight
     return loss.mean()

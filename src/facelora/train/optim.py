@@ -137,11 +137,17 @@ class Optim:
         return "d" in self.optimizer.param_groups[0]
 
 
-def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params) -> Optim:
-    """The optimizer `cfg.optimizer_type` over the LoRA's parameters, one group per trained part."""
+def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params,
+                   unet_blocks: dict[float, Params] | None = None) -> Optim:
+    """The optimizer `cfg.optimizer_type` over the LoRA's parameters, one group per trained part;
+    with unet_blocks (Kohya's block-wise rates: lr weight -> the UNet's parameters at it), one
+    UNet group per weight at unet_lr x weight."""
     kwargs: dict[str, Any] = cfg.optimizer_kwargs()
     notes: list[str] = []
     parts = [(GROUP_TE, te_params, cfg.effective_text_encoder_lr), (GROUP_UNET, unet_params, cfg.effective_unet_lr)]
+    if unet_blocks:
+        parts = parts[:1] + [(GROUP_UNET if w == 1 else f"{GROUP_UNET}_x{w:g}", params, cfg.effective_unet_lr * w)
+                             for w, params in sorted(unet_blocks.items(), key=lambda item: item[0] != 1)]
     for name, params, lr in parts:
         if params and lr == 0:
             notes.append(f"The {'text encoder' if name == GROUP_TE else 'UNet'}'s learning rate is 0: its LoRA "

@@ -56,7 +56,7 @@ TEMP_PREFIX = ".incomplete-"
 
 # Fields whose change makes a saved state meaningless for this run: the network's shape and the
 # optimizer whose moments are saved. Others (epochs, rates, ...) may change on resume, with a note.
-MUST_MATCH = ("network_dim", "network_alpha", "network_train_unet_only", "network_train_text_encoder_only",
+MUST_MATCH = ("network_module", "network_args", "network_dim", "network_alpha", "network_train_unet_only", "network_train_text_encoder_only",
               "optimizer_type", "optimizer_args")
 
 
@@ -302,6 +302,11 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     now = cfg.model_dump(mode="json")
     differ = [k for k in now if k in saved and saved[k] != now[k]]
     fatal = [k for k in differ if k in MUST_MATCH]
+    if "network_module" in fatal or "network_args" in fatal:
+        raise ResumeError(f"The saved state is of another network type: {saved.get('network_module')} "
+                          f"{saved.get('network_args')}, this run trains {cfg.network_module} {cfg.network_args}. "
+                          f"Resume with the saved network_module and network_args, or train from the start "
+                          f"without --resume.")
     if fatal:
         what = ", ".join(f"{k} (saved {saved[k]!r}, now {now[k]!r})" for k in fatal)
         raise ResumeError(f"The saved state does not fit this run: {what}. Resume with the same settings, "

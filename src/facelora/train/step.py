@@ -24,7 +24,11 @@ from ..model.text import encode_prompt, tokenize
 from ..networks import create_network
 from ..networks.lora import LoRANetwork
 from .data import Batch, encode
+from .captions import changes_captions
+from .ema import WeightsEMA
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
+from .noise import perturbed, pyramid_noise
+from .weighting import debiased_weight
 from .state import LoopState
 
 
@@ -101,13 +105,31 @@ class Stepper:
     accelerator: Accelerator
     cfg: TrainConfig
     trainable: list[torch.nn.Parameter] = field(init=False)
-    snr: torch.Tensor | None = field(init=False)  # min-SNR weights, when min_snr_gamma is set
+    snr: torch.Tensor | None = field(init=False)  # SNR per timestep, for min-SNR and debiased weights
     text_cache: dict[str, torch.Tensor] | None = field(init=False)  # a frozen text encoder's outputs
+    ema: WeightsEMA | None = field(init=False)  # the weights' average, with ema_decay
+    norm_scalars: dict[str, float] = field(init=False)  # scale_weight_norms' figures of the last step
 
     def __post_init__(self) -> None:
         self.trainable = [p for p in self.network.parameters() if p.requires_grad]
-        self.snr = snr_table(self.model.noise_scheduler) if self.cfg.min_snr_gamma else None
+        weighted = self.cfg.min_snr_gamma or self.cfg.debiased_estimation_loss
+        self.snr = snr_table(self.model.noise_scheduler) if weighted else None
         self.text_cache = text_cache_for(self.cfg)  # each caption encoded once, when it can be
+        unwrapped = self.accelerator.unwrap_model(self.network)
+        self.ema = WeightsEMA(unwrapped, self.cfg.ema_decay) if self.cfg.ema_decay else None
+        self.norm_scalars = {}
+
+    def after_update(self) -> None:
+        """What follows an optimizer step: sd-scripts' max-norm regularisation (scale_weight_norms,
+        logged as Kohya logs it) and the EMA's update."""
+        network = self.accelerator.unwrap_model(self.network)
+        if self.cfg.scale_weight_norms:
+            keys, mean, largest = network.apply_max_norm_regularization(self.cfg.scale_weight_norms,
+                                                                        self.accelerator.device)
+            self.norm_scalars = {"max_norm/keys_scaled": keys, "max_norm/average_key_norm": mean,
+                                 "max_norm/max_key_norm": largest}
+        if self.ema is not None:
+            self.ema.update()
 
     def run(self, micro_batches: list[Batch], state: LoopState) -> tuple[float, bool]:
         """One optimizer step: the micro-batches' gradients summed, synchronised between processes
@@ -138,6 +160,7 @@ class Stepper:
         if finite:
             self.optimizer.step()
             self.scheduler.step()
+            self.after_update()
         self.optimizer.zero_grad(set_to_none=True)
         return figures[0], finite
 
@@ -157,17 +180,27 @@ def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, 
     places = [process * cfg.train_batch_size + k for k in range(latents.shape[0])]
     noise = torch.cat([sample_noise(latents[k:k + 1], state.generator("noise", micro, place), cfg.noise_offset)
                        for k, place in enumerate(places)])
+    if cfg.multires_noise_iterations:
+        noise = torch.cat([pyramid_noise(noise[k:k + 1], state.generator("multires", micro, place),
+                                         cfg.multires_noise_iterations, cfg.multires_noise_discount)
+                           for k, place in enumerate(places)])
     timesteps = torch.cat([sample_timesteps(1, model.noise_scheduler.config.num_train_timesteps,
                                             state.generator("timesteps", micro, place), device) for place in places])
-    noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
+    added = noise if not cfg.ip_noise_gamma else torch.cat([
+        perturbed(noise[k:k + 1], state.generator("ip_noise", micro, place), cfg.ip_noise_gamma)
+        for k, place in enumerate(places)])
+    noisy = model.noise_scheduler.add_noise(latents, added, timesteps)
     pred = model.unet(noisy, timesteps, text).sample
-    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, batch.masks, batch.loss_weights)
+    weight = None
+    if cfg.debiased_estimation_loss:
+        weight = debiased_weight(snr if snr is not None else snr_table(model.noise_scheduler), timesteps)
+    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, batch.masks, batch.loss_weights, weight)
 
 
 def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:
     """An empty cache of caption embeddings when every step would compute the same ones again:
-    the text encoder is frozen (network_train_unet_only) and captions are not shuffled."""
-    return {} if not cfg.train_text_encoder and not cfg.shuffle_caption else None
+    the text encoder is frozen (network_train_unet_only) and captions are not shuffled or dropped."""
+    return {} if not cfg.train_text_encoder and not changes_captions(cfg) else None
 
 
 def caption_embeddings(model, captions: list[str], cfg: TrainConfig, device: torch.device,

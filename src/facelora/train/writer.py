@@ -19,11 +19,12 @@ from .state import LoopState
 class RunFiles:
     def __init__(self, project: Project, cfg: TrainConfig, accelerator: Any, network: Any, optimizer: Any,
                  scheduler: Any, info: checkpoints.RunInfo, reporter: Reporter, model: Any,
-                 prompts: list[SamplePrompt]):
+                 prompts: list[SamplePrompt], ema: Any = None):
         self.project, self.cfg, self.accelerator, self.reporter = project, cfg, accelerator, reporter
         self.network, self.optimizer, self.scheduler, self.info = network, optimizer, scheduler, info
         self.model, self.prompts = model, prompts
         self.live = None  # evaluate.live.LiveLikeness, made with the first samples
+        self.ema = ema  # the Stepper's WeightsEMA when ema_decay is set
         self.main = accelerator.is_main_process
         self.files: list[Path] = []  # LoRA files of this run still on disk, in the order written
         self.samples: list[Path] = []
@@ -35,6 +36,11 @@ class RunFiles:
             checkpoints.save(lora, self.info, path, epoch, state.global_step, state.validation_loss)
             self.files.append(path)
             self.reporter.saved(path, state.global_step, epoch, kind)
+            if self.ema is not None:  # the averaged weights, as their own file beside it
+                ema = checkpoints.save(lora, self.info, checkpoints.ema_path(path), epoch, state.global_step,
+                                       tensors=self.ema.file_tensors(lora))
+                self.files.append(ema)
+                self.reporter.saved(ema, state.global_step, epoch, kind)
             if self.cfg.save_state:
                 saved.save_state(self.project.state_dir, lora, self.optimizer, self.scheduler, state, self.cfg,
                                  scaler=self.accelerator.scaler, finished=kind == "final",
@@ -49,9 +55,10 @@ class RunFiles:
             self.lora(checkpoints.epoch_path(cfg, epoch, final=last), "final" if last else "epoch", epoch, state)
             stale = None if last else checkpoints.stale_epoch_file(cfg, epoch)
             if stale is not None and self.main:
-                stale.unlink()
-                self.files = [f for f in self.files if f != stale]
-                self.reporter.removed(stale)
+                for old in [stale] + [p for p in [checkpoints.ema_path(stale)] if p.is_file()]:
+                    old.unlink()
+                    self.files = [f for f in self.files if f != old]
+                    self.reporter.removed(old)
         if self.prompts and epoch % cfg.sample_every_n_epochs == 0:
             if self.main:
                 paths = make_samples(self.model, self.prompts, samples_dir(cfg.output_dir), cfg.output_name,

@@ -1,0 +1,32 @@
+"""An exponential moving average of the LoRA's weights, as OneTrainer keeps one: after every
+optimizer step, ema = decay x ema + (1 - decay) x weight. Saved as its own file beside each save
+(project.ema_filename), so the grid can compare the averaged weights with the raw ones."""
+
+from __future__ import annotations
+
+import torch
+
+
+class WeightsEMA:
+    def __init__(self, network: torch.nn.Module, decay: float):
+        self.decay = float(decay)
+        self.params = [(k, p) for k, p in network.named_parameters() if p.requires_grad]
+        self.shadow = {k: p.detach().clone().float() for k, p in self.params}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for k, p in self.params:
+            self.shadow[k].lerp_(p.detach().float(), 1.0 - self.decay)
+
+    @torch.no_grad()
+    def file_tensors(self, network) -> dict[str, torch.Tensor]:
+        """The network's file tensors (kohya_state_dict, whatever the type) with the averaged
+        weights in place of the trained ones, which are put back after."""
+        trained = [p.detach().clone() for _, p in self.params]
+        for k, p in self.params:
+            p.copy_(self.shadow[k])
+        try:
+            return network.kohya_state_dict()
+        finally:
+            for (_, p), t in zip(self.params, trained):
+                p.copy_(t)
