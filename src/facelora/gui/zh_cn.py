@@ -1,0 +1,1 @@
+ZH_CN: dict[str, str] = {}
