@@ -47,9 +47,10 @@ def commands(p: Project) -> str:
     cfg = p.train_config()
     if not cfg.output_name:
         cfg = cfg.model_copy(update={"output_name": p.settings().trigger})
-    kohya = ["accelerate", "launch", "--num_cpu_threads_per_process=2", "train_network.py", *kohya_args(cfg, p.root)]
+    kohya = ["accelerate launch --num_cpu_threads_per_process=2 train_network.py",
+             *map(shlex.quote, kohya_args(cfg, p.root))]
     return (f"# facelora (the parameters are in {p.config_path}):\nfacelora train {shlex.quote(str(p.root))}\n\n"
-            f"# Kohya's sd-scripts, the same settings:\n" + " \\\n    ".join(shlex.quote(a) for a in kohya) + "\n")
+            "# Kohya's sd-scripts, the same settings:\n" + " \\\n    ".join(kohya) + "\n")
 
 
 def _free_port(first: int) -> int:
