@@ -41,7 +41,8 @@ DEFAULT_WEIGHTS = "0.4,0.6,0.8,1.0"
 DEFAULT_SEED = 1234
 DEFAULT_NEGATIVE = "lowres, blurry, out of focus, deformed, disfigured, bad anatomy, watermark, text"
 Z_KINDS = {"prompts": "prompts", "prompt": "prompts", "sr": "prompts", "prompt s/r": "prompts",
-           "seeds": "seeds", "seed": "seeds", "cfg": "cfg", "cfg scale": "cfg", "steps": "steps"}
+           "seeds": "seeds", "seed": "seeds", "cfg": "cfg", "cfg scale": "cfg", "steps": "steps",
+           "probes": "probes"}
 
 
 class GridError(FaceloraError, ValueError):
@@ -58,7 +59,7 @@ class GridOptions(BaseModel):
     prompt: str | None = Field(None, description="Prompt (may hold <lora:NAME:W>); default: '<trigger>, <class>, portrait photo, looking at viewer, detailed face'.")
     negative: str | None = Field(None, description="Negative prompt.")
     seeds: str | None = Field(None, description=f"Seeds, e.g. '1,2,3' (each cell holds one image per seed); one fixed seed ({DEFAULT_SEED}) by default; -1 = a random one, fixed for the grid.")
-    z: str | None = Field(None, description="Third axis: prompts (Prompt S/R), seeds, cfg or steps.")
+    z: str | None = Field(None, description="Third axis: prompts (Prompt S/R), seeds, cfg, steps, or probes (the project's eval/probes.toml: likeness, flexibility and bleed prompts).")
     z_values: str | None = Field(None, description="Values of the third axis.")
     xsr: str | None = Field(None, description="X as Prompt S/R: the first value must be in the prompt, e.g. '000004,000006,000008'.")
     ysr: str | None = Field(None, description="Y as Prompt S/R instead of weights.")
@@ -90,6 +91,7 @@ class Cell:
     lora: LoraTag | None
     file: Path | None
     z_value: str | None = None
+    probe: str | None = None  # the probe prompt's kind (likeness, flexibility, bleed) on a probes Z axis
     path: Path | None = None
     infotext: str = ""
 
@@ -104,7 +106,7 @@ class Cell:
             "lora": self.lora.name if self.lora else None,
             "weight": self.weight,
             "unet_weight": self.lora.unet if self.lora and self.lora.unet_weight is not None else None,
-            "z_value": self.z_value, "seed": self.seed, "steps": self.steps, "cfg": self.cfg,
+            "z_value": self.z_value, "probe": self.probe, "seed": self.seed, "steps": self.steps, "cfg": self.cfg,
             "prompt": self.prompt, "negative": self.negative,
             "path": _rel(self.path, root) if self.path else None,
         }
@@ -184,6 +186,18 @@ def _y_axis(options: GridOptions, prompt: str, negative: str) -> Axis:
     return Axis("weights", weights, [f"weight {infotext.fmt_number(w)}" for w in weights])
 
 
+def _probe_axis(options: GridOptions, project: Project) -> Axis:
+    """One sub-grid per probe prompt of eval/probes.toml (written with the defaults on first use)."""
+    from .probes import probes_file, read_probes
+
+    for given, what in ((options.prompt, "--prompt"), (options.xsr, "--xsr"), (options.ysr, "--ysr"), (options.z_values, "--z-values")):
+        if given:
+            raise GridError(f"--z probes takes its prompts from {project.probes_toml}; leave out {what} (edit that file instead).")
+    settings = project.settings()
+    values = read_probes(probes_file(project.probes_toml), settings.trigger, settings.class_word)
+    return Axis("probes", values, [str(v) for v in values])
+
+
 def _z_axis(options: GridOptions, prompt: str, negative: str) -> Axis:
     """One sub-grid per value: Prompt S/R, seeds, CFG scale or steps; [None] without a Z axis."""
     if not options.z:
@@ -216,7 +230,7 @@ def _cell_prompt(prompt: str, negative: str, x: Axis, y: Axis, z: Axis, xv: Any,
                  output_name: str) -> tuple[str, str, LoraTag | None]:
     """One cell's prompts, as A1111 makes them: the S/R axes replace text (X, then Y, then Z);
     then a files X names the `<lora:...>` tag and a weights Y sets its weight."""
-    p, n = prompt, negative
+    p, n = (zv.prompt, negative) if z.kind == "probes" else (prompt, negative)
     for axis, value in ((x, xv), (y, yv), (z, zv)):
         if axis.kind in ("sr", "prompts"):
             p, n = axes.replace(p, n, axis.values[0], value)
@@ -261,7 +275,8 @@ def plan_grid(project: Project, options: GridOptions) -> GridPlan:
     if x.kind == "files" and not infotext.lora_tags(prompt):
         prompt = infotext.set_lora_tag(prompt, LoraTag(x.values[0], 1.0))  # X names it, Y weighs it
     y = _y_axis(options, prompt, negative)
-    z = _z_axis(options, prompt, negative)
+    probing = bool(options.z) and Z_KINDS.get(options.z.strip().lower()) == "probes"
+    z = _probe_axis(options, project) if probing else _z_axis(options, prompt, negative)
     seeds = _seeds(options.seeds)
 
     cells: list[Cell] = []
@@ -279,6 +294,7 @@ def plan_grid(project: Project, options: GridOptions) -> GridPlan:
                         cfg=float(zv) if z.kind == "cfg" else options.cfg,
                         lora=tag, file=resolved[tag.name] if tag else None,
                         z_value=None if z.kind is None else str(zv),
+                        probe=zv.kind if z.kind == "probes" else None,
                     ))
     plan = GridPlan(cells, x.labels, y.labels, z.labels, x.kind, y.kind, z.kind,
                     list(z.values) if z.kind == "seeds" else seeds, width, height,
@@ -493,6 +509,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
         "y": {"kind": plan.y_kind, "labels": plan.row_labels},
         "z": {"kind": plan.z_kind, "labels": plan.z_labels} if plan.z_kind else None,
         "seeds": plan.seeds,
+        "probes": _rel(project.probes_toml, project.root) if plan.z_kind == "probes" else None,
         "grid": _rel(grid_png, project.root),
         "layout": layout.to_dict(),
         "seconds": round(seconds, 2),

@@ -22,7 +22,7 @@ from .. import pickers
 from ..common import Page, friendly, note, widget
 from ..i18n import T, tr
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
-from ..paths import safe_path
+from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
 from ..workspace import Workspace
 
@@ -69,7 +69,7 @@ def save_captions(p: Project, rows: list[list[Any]]) -> int:
         row = list(row)[-2:]
         if len(row) < 2 or not str(row[0]).strip():
             continue
-        image = safe_path(folder, str(row[0]).strip())
+        image = inside(folder, str(row[0]).strip())
         if image.parent != folder or image.suffix.lower() not in IMAGE_EXTENSIONS or not image.is_file():
             raise FaceloraError(T("'{name}' is not an image of {folder}; reload the page.", name=row[0],
                                   folder=folder.name))
