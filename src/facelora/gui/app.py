@@ -17,7 +17,7 @@ from ..errors import FaceloraError  # noqa: E402
 from ..prepare.images import MAX_FILE_BYTES  # noqa: E402
 from . import common, language  # noqa: E402
 from .common import CSS  # noqa: E402
-from .i18n import LANGUAGES, set_language  # noqa: E402
+from .i18n import LANGUAGES, T, set_language, tr  # noqa: E402
 from .pages import evaluate, params, photos, project, train  # noqa: E402
 from .settings import GuiSettings  # noqa: E402
 from .workspace import Workspace  # noqa: E402
@@ -47,7 +47,7 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
             ]
 
         def show(name: str) -> str:
-            return f"**Open project:** `{name}`" if name else "**No project open.**"
+            return T("**Open project:** `{name}`", name=name) if name else tr("**No project open.**")
 
         outputs = [heading] + [c for page in pages for c in page.outputs]
 

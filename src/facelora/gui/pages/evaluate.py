@@ -254,9 +254,9 @@ def _wire_jobs(ws: Workspace, current: gr.State, w: dict[str, Any], specs: list[
         else:
             options, same = ScoreOptions(), ["score", str(p.root)]
         job = jobs.start(p, kind, [kind, str(p.root)], options=options)
-        what = "Grid started (process {pid}). At a terminal: {command}" if kind == "grid" else \
-            "Scoring started (process {pid}). At a terminal: {command}"
-        return note(T(what, pid=job.pid, command=shlex.join(["facelora", *same])), "ok")
+        return note(T("Grid started (process {pid}). At a terminal: {command}" if kind == "grid" else
+                      "Scoring started (process {pid}). At a terminal: {command}", pid=job.pid,
+                      command=shlex.join(["facelora", *same])), "ok")
 
     @friendly()
     def stop(project_name: str) -> str:

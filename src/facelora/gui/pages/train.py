@@ -57,13 +57,17 @@ def nothing_to_resume(p: Project) -> str | None:
     return None
 
 
+STATE_LABELS = {"running": "Training", "finished": "Finished", "failed": "Failed", "stopped": "Stopped",
+                "not started": "Not started", "starting": "Starting (loading the model and the images)",
+                "stopping": "Stopping (saving what it has)"}
+
+
 def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
-    label = {"running": "Training", "finished": "Finished", "failed": "Failed", "stopped": "Stopped",
-             "not started": "Not started"}[prog.status]
+    label = STATE_LABELS[prog.status]
     if job.running and prog.step == 0 and not prog.losses:
-        label = "Starting (loading the model and the images)"
+        label = STATE_LABELS["starting"]
     if job.running and job.stop_requested:
-        label = "Stopping (saving what it has)"
+        label = STATE_LABELS["stopping"]
     label = tr(label)
     total = prog.total_steps
     frac = min(1.0, prog.step / total) if total else 0.0
