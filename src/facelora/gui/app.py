@@ -47,7 +47,8 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
             ]
 
         def show(name: str) -> str:
-            return T("**Open project:** `{name}`", name=name) if name else tr("**No project open.**")
+            shown = ws.root.name if name == "." else name  # a GUI started on one project serves it as "."
+            return T("**Open project:** `{name}`", name=shown) if name else tr("**No project open.**")
 
         outputs = [heading] + [c for page in pages for c in page.outputs]
 

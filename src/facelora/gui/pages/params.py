@@ -57,7 +57,7 @@ def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, step
     count is theirs."""
     images, epochs, steps = _int(images), _int(epochs), _int(steps)
     if not images or not steps:
-        raise ValueError("Give the number of images and max_train_steps to see the plan.")
+        raise ValueError(tr("Give the number of images and max_train_steps to see the plan."))
     cfg = cfgmod.apply(base or cfgmod.TrainConfig(), {
         "max_train_epochs": epochs, "max_train_steps": steps, "train_batch_size": _int(batch) or 1,
         "output_name": output_name or "lora", "save_every_n_epochs": _int(save_every),

@@ -98,7 +98,4 @@ def build(ws: Workspace, current: gr.State) -> Page:
         except (FaceloraError, OSError) as e:  # deleted or broken under the GUI: say so
             return note(str(e), "error"), listed, roots_html(ws)
 
-    def on_select(n: str):
-        return refresh(n)
-
-    return Page(refresh, [info, existing, roots], tab, on_select, [], [info, existing, roots])
+    return Page(refresh, [info, existing, roots], tab, refresh, [], [info, existing, roots])
