@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import config as cfgmod
 from .errors import FaceloraError
 from .dataset import scan_for
-from .evaluate.grid import DEFAULT_WEIGHTS
+from .evaluate.gridplan import DEFAULT_WEIGHTS
 from .locks import held
 from .plan import adopt, plan_for
 from .prepare.options import PrepareOptions
@@ -102,6 +102,10 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
         f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
+    if "resolution" in opts.overrides:  # a training resolution asked for apart from the crops' size
+        settings = project.settings()
+        settings.train = cfgmod.apply(settings.train, {"resolution": opts.overrides["resolution"]})
+        project.save_settings(settings)
     accepted = report.accepted
     if len(accepted) < opts.min_photos:
         raise TooFewPhotos(

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceloraError
-from ..evaluate.grid import GridOptions
+from ..evaluate.gridplan import GridOptions
 from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -109,13 +110,20 @@ class TrainData:
         self.images = [TrainImage(path, caption, repeats, buckets[path]) for path, caption, repeats in self.dataset.items()]
 
     def size_notes(self) -> list[str]:
-        """With buckets off every image is resized and centre-cropped to the resolution: say which."""
+        """With buckets off every image is scaled and centre-cropped to the training resolution (as
+        in Kohya): say which, before the steps start (prepared at 768, trained at 512, say)."""
         if self.cfg.enable_bucket:
             return []
         w, h = self.cfg.resolution_wh
         other = [p for p, size in self.sizes.items() if size != (w, h)]
-        return [f"{len(other)} image(s) are not {w}x{h} and are resized and cropped to it (enable_bucket keeps "
-                f"their shape): {file_list(other)}."] if other else []
+        if not other:
+            return []
+        counts = Counter(self.sizes[p] for p in other)
+        shown = ", ".join(f"{n} at {a} x {b}" for (a, b), n in counts.most_common(3))
+        return [f"Training at {w} x {h}, but {len(other)} of {len(self.sizes)} images are not that size ({shown}): "
+                f"each is scaled and centre-cropped to {w} x {h} (enable_bucket keeps their shape): {file_list(other)}. "
+                f"Prepare at the training resolution (facelora prepare --resolution {w}) or set resolution to the "
+                f"images' size."]
 
     def __len__(self) -> int:
         return len(self.images)

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ...errors import FaceloraError
 from ...evaluate import loras
-from ...evaluate.grid import GridError, GridOptions
+from ...evaluate.gridplan import GridError, GridOptions
 from ...evaluate.scoring import ScoreOptions
 from ...fileio import read_json
 from ...project import LORA_SUFFIX, Project
