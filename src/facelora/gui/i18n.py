@@ -48,7 +48,7 @@ PLAIN: dict[str, str] = {
     "sample_every_n_epochs": "Sample every N epochs", "sample_prompts": "Sample prompts file",
     "sample_sampler": "Sample sampler", "max_nonfinite_steps": "Max NaN steps in a row",
     # prepare's options
-    "upscaler": "Upscaler", "captioner": "Captioner", "tags": "Extra tags", "face_ratio": "Face ratio",
+    "framing": "Framing", "level": "Level the eyes", "upscaler": "Upscaler", "captioner": "Captioner", "tags": "Extra tags", "face_ratio": "Face ratio",
     "face_offset": "Face offset", "allow_multiple": "Allow several faces", "second_face_ratio": "Second face ratio",
     "min_crop_px": "Minimum crop size", "general_threshold": "General tag threshold",
     "character_threshold": "Character tag threshold", "keep_identity_tags": "Keep identity tags",

@@ -179,4 +179,9 @@ ZH_CN_PARAMS: dict[str, str] = {
     "Image size": "图像尺寸",
     "Allow .ckpt": "允许 .ckpt",
     "Device": "设备",
+    "Framing": "取景",
+    "Level the eyes": "摆正双眼",
+    "head: the whole head and a little shoulder; face: tight; bust: head and shoulders": "head：整个头部和一点肩膀；face：紧凑；bust：头和肩膀",
+    "turn each photo so the eyes are level before cutting (when the turned square stays inside the photo)": "裁剪前旋转每张照片使双眼水平（旋转后的正方形仍在照片内时）",
+    "crop side in brow-to-chin lengths, instead of the framing's (head 2.8, face 1.9, bust 4.0)": "裁剪边长，以眉到下巴的长度为单位，代替取景的默认值（head 2.8，face 1.9，bust 4.0）",
 }
