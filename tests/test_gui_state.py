@@ -189,3 +189,28 @@ def test_typed_sample_prompts_become_the_sample_prompts_file(tmp_path: Path):
     assert p.sample_prompts.read_text() == "ohwx woman, portrait --n blurry --s 20\n"
     assert named == str(p.sample_prompts) and p.train_config().sample_prompts == str(p.sample_prompts)
     assert prompts_text(ws, p.train_config()).startswith("ohwx woman, portrait")
+
+
+def test_tensorboard_serves_the_project_log_on_localhost(tmp_path: Path):
+    import urllib.request
+
+    from facelora.gui.pages import tools
+
+    p = init_project(tmp_path / "p", "ohwx")
+    logdir, port = tools.tensorboard(p)
+    child = tools._boards[Path(logdir)][0]
+    try:
+        assert Path(logdir) == (p.root / "log").resolve()
+        assert tools.tensorboard(p) == (logdir, port)  # one per log folder
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and child.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                    status = r.status
+                break
+            except OSError:
+                time.sleep(1)
+        assert status == 200, f"TensorBoard did not answer (exit code {child.poll()})"
+    finally:
+        child.terminate()
+        child.wait(30)
