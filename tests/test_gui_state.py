@@ -214,3 +214,15 @@ def test_tensorboard_serves_the_project_log_on_localhost(tmp_path: Path):
     finally:
         child.terminate()
         child.wait(30)
+
+
+def test_a_gui_started_on_one_project_lists_that_project_only(tmp_path: Path):
+    from facelora.gui.app import open_workspace
+
+    alice = init_project(tmp_path / "alice", "ohwx")
+    init_project(tmp_path / "bob", "sks")  # a sibling project: never offered
+    ws = open_workspace(alice.root, [], listen=False)
+    assert ws.projects() == ["."] and ws.open(".").root == alice.root.resolve()
+    with pytest.raises(PathError):
+        ws.open(str(tmp_path / "bob"))
+    assert (alice.root / "facelora-gui.log") == common.BUG_LOG[0]
