@@ -226,3 +226,15 @@ def test_a_gui_started_on_one_project_lists_that_project_only(tmp_path: Path):
     with pytest.raises(PathError):
         ws.open(str(tmp_path / "bob"))
     assert (alice.root / "facelora-gui.log") == common.BUG_LOG[0]
+
+
+def test_a_bug_in_a_timer_is_logged_once_and_the_page_keeps_its_state(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setattr(common, "BUG_LOG", [tmp_path / "gui.log"])
+
+    @common.ticking(2)
+    def tick():
+        raise RuntimeError("broken")
+
+    for _ in range(3):
+        assert all(isinstance(v, type(gr.skip())) for v in tick())
+    assert capsys.readouterr().err.count("Traceback") == 1

@@ -59,6 +59,27 @@ def friendly(outputs: int = 1) -> Callable[[Callable], Callable]:
     return wrap
 
 
+def ticking(outputs: int) -> Callable[[Callable], Callable]:
+    """A timer's handler (it runs every second or two): a bug is logged once, not every tick, and
+    the page keeps what it shows."""
+    seen: set[str] = set()
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - logged with its traceback
+                if repr(e) not in seen:
+                    seen.add(repr(e))
+                    log_bug(e)
+                return tuple(gr.skip() for _ in range(outputs))
+
+        return wrapper
+
+    return wrap
+
+
 def num(value: Any) -> str:
     """A number as a person reads it: 3 significant digits for floats (3.8e-07, 0.000123, 1.5),
     integers as they are."""

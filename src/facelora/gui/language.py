@@ -44,7 +44,8 @@ def updates(recorded: list[tuple[Any, dict[str, str]]], lang: str) -> list[Any]:
 
 def radio() -> gr.Radio:
     """The switch, placed at the top of the page ("English / 简体中文")."""
-    return gr.Radio([(name, code) for code, name in LANGUAGES.items()], value=language(), show_label=False,
+    return gr.Radio([(name, code) for code, name in LANGUAGES.items()], value=language(), label="Language / 语言",
+                    show_label=False,
                     container=False, elem_id="language")
 
 

@@ -21,7 +21,7 @@ from ...fileio import read_json
 from ...project import LORA_SUFFIX, Project
 from .. import jobs
 from .. import pickers
-from ..common import Page, friendly, grid_table, note, num, widget
+from ..common import Page, ticking, friendly, grid_table, note, num, widget
 from ..i18n import T
 from ..fields import TINY, FieldSpec, from_widget, grid_specs
 from ..workspace import Workspace
@@ -210,6 +210,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
     _wire_jobs(ws, current, w, grid_specs_in_order)
     _wire_install(ws, current, w)
 
+    @ticking(8)
     def values(project_name: str, last: Any):
         try:
             p = ws.open(project_name)

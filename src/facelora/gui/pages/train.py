@@ -19,7 +19,7 @@ from ...project import Project
 from ...train.options import TrainOptions
 from .. import jobs
 from . import tools
-from ..common import Page, duration, friendly, note, num, table
+from ..common import Page, ticking, duration, friendly, note, num, table
 from ..i18n import T, tr
 from ..workspace import Workspace
 
@@ -175,6 +175,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
     w["resume"].click(lambda n, ok: start(n, ok, resume=True), [current, w["allow_pickle"]], [action])
     w["stop"].click(stop, [current], [action])
 
+    @ticking(6)
     def values(project_name: str, last: dict[str, Any] | None):
         """Everything the tab shows; a component whose data did not change since this browser's
         last tick is skipped (the chart and the gallery are not sent again every second)."""
