@@ -163,6 +163,10 @@ def test_after_start_the_previous_run_is_not_shown(tmp_path: Path):
     p.events_path.parent.mkdir(parents=True, exist_ok=True)
     p.events_path.write_text("".join(__import__("json").dumps(e) + "\n" for e in _run(0, ["a"], {"step": 8}, 5.0)))
     assert "Nothing to resume: the last run finished at step 8" in nothing_to_resume(p)
+    stopped = _run(0, ["ohwx-000001.safetensors"], {"step": 4, "interrupted": True}, 50.0)
+    with p.events_path.open("a") as f:  # a new run appends to events.jsonl, and is stopped
+        f.write("".join(__import__("json").dumps(e) + "\n" for e in stopped))
+    assert nothing_to_resume(p) is None  # a stopped run resumes
 
 
 def test_print_training_command_has_both_command_lines(tmp_path: Path):
