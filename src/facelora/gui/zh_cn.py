@@ -174,5 +174,6 @@ ZH_CN: dict[str, str] = {
     "Scoring failed (exit code {code}); the log says why.": "评分失败（退出代码 {code}）；日志说明了原因。",
     "Scoring ended.": "评分已结束。",
     "Give the number of images and max_train_steps to see the plan.": "给出图像数和 max_train_steps 即可看到计划。",
+    "Language / 语言": "语言 / Language",
     **ZH_CN_PARAMS,
 }
