@@ -242,3 +242,15 @@ def test_a_bug_in_a_timer_is_logged_once_and_the_page_keeps_its_state(tmp_path: 
     for _ in range(3):
         assert all(isinstance(v, type(gr.skip())) for v in tick())
     assert capsys.readouterr().err.count("Traceback") == 1
+
+
+def test_the_plan_page_warns_outside_the_tutorial_ranges(tmp_path: Path):
+    from facelora.gui.pages.params import plan_html_for
+
+    ws = Workspace.of(tmp_path)
+    # 2 images, 1 epoch, 4 steps: every number lies outside the tutorial's ranges
+    shown = plan_html_for(ws, "", None, 2, 1, 4, 1, "ohwx", 1, 1, None)
+    assert "total steps" in shown and shown.count("fl-warn") >= 3
+    assert "outside the tutorial" in shown and "at least 10" in shown
+    calm = plan_html_for(ws, "", None, 15, 8, 3600, 1, "ohwx", 1, 1, None)  # 15 x 30 repeats x 8 epochs
+    assert "outside the tutorial" not in calm and "at least 10" not in calm

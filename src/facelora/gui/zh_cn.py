@@ -175,5 +175,7 @@ ZH_CN: dict[str, str] = {
     "Scoring ended.": "评分已结束。",
     "Give the number of images and max_train_steps to see the plan.": "给出图像数和 max_train_steps 即可看到计划。",
     "Language / 语言": "语言 / Language",
+    "Replace the earlier run's files": "替换上一次训练的文件",
+    "Start refuses while files of an earlier run of the same output_name are in output_dir: tick this to delete them, or change output_name.": "output_dir 中有同一 output_name 的上一次训练的文件时，开始训练会被拒绝：勾选此项删除它们，或更改 output_name。",
     **ZH_CN_PARAMS,
 }

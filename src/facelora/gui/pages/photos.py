@@ -16,6 +16,7 @@ from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
 from ...prepare.pipeline import PrepareOptions, load_report, prepare
+from ...plan import tutorial_warnings
 from ...project import Project
 
 from .. import pickers
@@ -164,7 +165,8 @@ def build(ws: Workspace, current: gr.State) -> Page:
             done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))
         summary = T("Prepared {n} photo(s): {ok} accepted, {bad} rejected.", n=len(done.items),
                     ok=len(done.accepted), bad=len(done.rejected))
-        return (note(summary, "ok" if done.accepted else "warn"), *refresh_values(p))
+        warnings = "".join(note(w, "warn") for w in tutorial_warnings(images=len(done.accepted)))
+        return (note(summary, "ok" if done.accepted else "warn") + warnings, *refresh_values(p))
 
     @friendly()
     def save(project_name: str, table_value: Any) -> str:

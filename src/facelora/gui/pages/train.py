@@ -131,6 +131,9 @@ def _layout(ws: Workspace, current: gr.State) -> dict[str, Any]:
         w["allow_pickle"] = gr.Checkbox(False, label="Allow a .ckpt base model", elem_id="train-allow-pickle",
                                         info="A .ckpt is a pickle that can run code when loaded; it is read with "
                                              "weights_only=True, but tick this only for files you trust.")
+        w["overwrite"] = gr.Checkbox(False, label="Replace the earlier run's files", elem_id="train-overwrite",
+                                     info="Start refuses while files of an earlier run of the same output_name "
+                                          "are in output_dir: tick this to delete them, or change output_name.")
         w["action"] = gr.HTML(elem_id="train-action")
         w["status"] = gr.HTML(elem_id="train-status")
         # Fixed colours: a chart that starts empty otherwise draws its lines without a stroke.
@@ -154,11 +157,11 @@ def build(ws: Workspace, current: gr.State) -> Page:
                                                                           "log", "action"))
 
     @friendly()
-    def start(project_name: str, pickle_ok: bool, resume: bool = False) -> str:
+    def start(project_name: str, pickle_ok: bool, overwrite: bool, resume: bool = False) -> str:
         p = ws.open(project_name)
         if resume and (why := nothing_to_resume(p)):
             return note(why, "warn")
-        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok))
+        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok), overwrite=bool(overwrite) and not resume)
         job = jobs.start(p, KIND, ["train", str(p.root)], options=options)
         return note(T("Training resumed (process {pid})." if resume else "Training started (process {pid}).",
                       pid=job.pid), "ok")
@@ -171,8 +174,9 @@ def build(ws: Workspace, current: gr.State) -> Page:
             return note("Training is saving and stopping; press Stop again to end it at once.", "warn")
         return note("Training stopped.", "ok")
 
-    w["start"].click(start, [current, w["allow_pickle"]], [action])
-    w["resume"].click(lambda n, ok: start(n, ok, resume=True), [current, w["allow_pickle"]], [action])
+    w["start"].click(start, [current, w["allow_pickle"], w["overwrite"]], [action])
+    w["resume"].click(lambda n, ok, o: start(n, ok, o, resume=True), [current, w["allow_pickle"], w["overwrite"]],
+                      [action])
     w["stop"].click(stop, [current], [action])
 
     @ticking(6)
