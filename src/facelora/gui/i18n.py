@@ -47,6 +47,11 @@ PLAIN: dict[str, str] = {
     "save_last_n_epochs": "Keep last N epochs", "save_state": "Save training state",
     "sample_every_n_epochs": "Sample every N epochs", "sample_prompts": "Sample prompts file",
     "sample_sampler": "Sample sampler", "max_nonfinite_steps": "Max NaN steps in a row",
+    # the face objective (masked loss, validation, class images)
+    "masked_loss": "Masked loss", "alpha_mask": "Alpha mask", "reg_data_dir": "Regularisation folder",
+    "prior_loss_weight": "Prior loss weight", "validation_split": "Validation split", "validation_seed": "Validation seed",
+    "validate_every_n_epochs": "Validate every N epochs", "validate_every_n_steps": "Validate every N steps",
+    "max_validation_steps": "Max validation steps", "unmasked_weight": "Unmasked weight", "head_mask": "Head mask",
     # prepare's options
     "framing": "Framing", "level": "Level the eyes", "upscaler": "Upscaler", "captioner": "Captioner", "tags": "Extra tags", "face_ratio": "Face ratio",
     "face_offset": "Face offset", "allow_multiple": "Allow several faces", "second_face_ratio": "Second face ratio",
