@@ -4,6 +4,7 @@ events.jsonl, the parameter widgets generated from TrainConfig, upload checks, c
 from __future__ import annotations
 
 import json
+import urllib.parse
 import subprocess
 import sys
 import time
@@ -293,7 +294,9 @@ def test_captions_are_saved_beside_their_images_only(tmp_path: Path, astronaut):
     Image.fromarray(astronaut).resize((64, 64)).save(folder / "a.png")
     (folder / "a.txt").write_text("ohwx woman, smiling\n")
     Image.fromarray(astronaut).resize((64, 64)).save(folder / "b.png")
-    assert caption_rows(p) == [["a.png", "ohwx woman, smiling"], ["b.png", "ohwx woman"]]
+    rows = caption_rows(p)
+    assert [r[1:] for r in rows] == [["a.png", "ohwx woman, smiling"], ["b.png", "ohwx woman"]]
+    assert rows[0][0].startswith('<img src="/gradio_api/file=') and urllib.parse.quote(str((folder / "a.png").resolve())) in rows[0][0]
     assert save_captions(p, [["a.png", "ohwx woman,  in a  space suit"], ["b.png", "ohwx woman"]]) == 2
     assert (folder / "a.txt").read_text() == "ohwx woman, in a space suit\n"
     assert (folder / "b.txt").read_text() == "ohwx woman\n"

@@ -9,6 +9,7 @@ look at.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -117,14 +118,12 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def _error(page, text: str) -> None:
-    """A refused request shows its message in a toast."""
+def _error(page, where: str, text: str) -> None:
+    """A refused request says why in the page's message line (no toast piles up)."""
     from playwright.sync_api import expect
 
-    toast = page.locator(".toast-body").filter(has_text=text)
-    expect(toast.first).to_be_visible(timeout=15_000)
-    for close in page.locator(".toast-close").all():
-        close.click()
+    expect(page.locator(f"#{where} .fl-error")).to_contain_text(text, timeout=15_000)
+    assert page.locator(".toast-body").count() == 0
 
 
 def _wait_for_job(page, state: str, out: Path, timeout_s: float) -> None:
@@ -155,17 +154,41 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     expect(page.locator("#project-summary")).to_contain_text("ohwx", timeout=20_000)
     expect(page.locator("#current-project")).to_contain_text("alice")
     assert (ws / "alice" / "facelora.toml").is_file()
-    _shot(page, "1-project")
-
-    # --- Photos: upload two package photos, prepare, edit a caption ---------------------------
-    _tab(page, "Photos")
-    photos = tmp_path / "uploads"
+    photos = tmp_path / "my photos"  # outside the workspace: added from the page
     photos.mkdir()
     Image.fromarray(astronaut).save(photos / "astronaut.png")
     Image.fromarray(grace_hopper).save(photos / "grace_hopper.jpg", quality=95)
+    _fill(page, "add-root-path", str(photos))
+    page.click("#add-root")
+    expect(page.locator("#project-message")).to_contain_text("Added", timeout=15_000)
+    expect(page.locator("#roots")).to_contain_text(str(photos))
+    assert str(photos) in (ws / "facelora-gui.toml").read_text()
+    _shot(page, "1-project")
+
+    # --- 简体中文 and back ----------------------------------------------------------------------
+    page.get_by_label("简体中文").check()
+    expect(page.get_by_role("tab", name="训练")).to_be_visible(timeout=15_000)
+    expect(page.locator("#create-project")).to_have_text("创建项目")
+    expect(page.locator("#project-summary")).to_contain_text("触发词")
+    _tab(page, "计划与参数")
+    expect(page.locator("#params-basic")).to_contain_text("网络秩（维度）  network_dim")
+    _shot(page, "1b-chinese")
+    page.get_by_label("English").check()
+    expect(page.get_by_role("tab", name="Train")).to_be_visible(timeout=15_000)
+    expect(page.locator("#params-basic")).to_contain_text("Network Rank (Dimension)  network_dim")
+    assert 'language = "en"' in (ws / "facelora-gui.toml").read_text()
+
+    # --- Photos: upload two package photos, prepare, edit a caption ---------------------------
+    _tab(page, "Photos")
     page.locator("#photo-upload input[type=file]").set_input_files(
         [str(photos / "astronaut.png"), str(photos / "grace_hopper.jpg")])
     expect(page.locator("#photos-status")).to_contain_text("Kept 2 photo(s)", timeout=30_000)
+    page.locator("#photos-browse").get_by_text("Browse the allowed folders").click()  # the picker
+    page.locator("#photos-where input").click()
+    page.get_by_role("option", name=str(photos), exact=True).click()
+    page.click("#photos-use")
+    expect(page.locator("#photo-folder input, #photo-folder textarea").first).to_have_value(str(photos),
+                                                                                         timeout=10_000)
     page.click("#run-prepare")
     expect(page.locator("#prepare-report")).to_contain_text("astronaut", timeout=90_000)
     expect(page.locator("#contact-sheet img")).to_be_visible()
@@ -173,7 +196,11 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     images = sorted(p for p in folder.iterdir() if p.suffix == ".png")
     assert len(images) == 2, "both package photos hold one clear face"
     expect(page.locator("#captions")).to_contain_text(images[0].name)
-    cell = page.locator('#captions [data-testid="cell-0-1"]')  # row 0, the caption column
+    _shot(page, "2a-captions")
+    thumb = page.locator("#captions img:visible").first  # each caption beside its thumbnail
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("img => img.complete && img.naturalWidth > 0"), "the thumbnail did not load"
+    cell = page.locator('#captions [data-testid="cell-0-2"]')  # row 0, the caption column
     cell.dblclick()
     editor = cell.locator("textarea").first
     editor.fill("ohwx woman, edited in the browser")
@@ -215,7 +242,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     page.click("#train-start")
     expect(page.locator("#train-action")).to_contain_text("Training started", timeout=15_000)
     page.click("#train-start")
-    _error(page, "already running")
+    _error(page, "train-action", "already running")
     page.reload()
     page.wait_for_selector("#create-project")
     expect(page.locator("#current-project")).to_contain_text("alice", timeout=15_000)
@@ -225,6 +252,11 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     lines = page.locator('#loss-chart path[aria-roledescription="line mark"][stroke]')  # drawn: loss and average
     expect(lines).to_have_count(2, timeout=10_000)
     assert (ws / "alice" / "models" / "ohwx.safetensors").is_file()
+    page.click("#train-resume")
+    expect(page.locator("#train-action")).to_contain_text("Nothing to resume", timeout=15_000)
+    page.click("#print-command")
+    expect(page.locator("#train-command textarea")).to_have_value(re.compile("accelerate launch.*--network_dim=4",
+                                                                             re.S), timeout=15_000)
     _shot(page, "4-train")
 
     # --- Evaluate: render a grid -----------------------------------------------------------------
@@ -239,6 +271,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     page.click("#run-score")
     _wait_for_job(page, '#eval-state[data-kind="score"]', ws / "alice" / "log" / "score.out", 90)
     expect(page.locator("#eval-best")).to_contain_text("tiny test model")  # noise: no face, no best file
+    expect(page.locator("#score-table")).to_contain_text("mean distance")
     expect(page.locator("#heatmap-image img")).to_be_visible(timeout=10_000)
     page.locator("#lora-file input").click()
     page.get_by_role("option", name="ohwx", exact=True).click()
@@ -251,16 +284,16 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     box.fill("../")
     box.press("Enter")
     page.click("#open-project")
-    _error(page, "lies outside")
+    _error(page, "project-message", "lies outside")
     _fill(page, "new-name", "../escaped")
     _fill(page, "new-trigger", "ohwx")
     page.click("#create-project")
-    _error(page, "lies outside")
+    _error(page, "project-message", "lies outside")
     assert not (ws.parent / "escaped").exists()
     _tab(page, "Photos")
     _fill(page, "photo-folder", "/etc")
     page.click("#run-prepare")
-    _error(page, "lies outside")
+    _error(page, "photos-status", "add /etc")
     secret = ws.parent / "secret.txt"
     secret.write_text("not for the browser")
     for path in (secret, ws / ".." / "secret.txt", Path("/etc/passwd")):

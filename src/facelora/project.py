@@ -51,6 +51,7 @@ HEATMAP_PNG = "heatmap.png"
 REFERENCE_CACHE = "reference-faces.json"
 PROBES_TOML = "probes.toml"  # the grid's probe prompts (evaluate/probes.py)
 SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
+SAMPLE_PROMPTS = "sample_prompts.txt"  # the prompts typed in the GUI (Kohya's sample_prompts syntax)
 LORA_SUFFIX = ".safetensors"
 
 CONCEPT_FOLDER = re.compile(r"^(\d+)_(.+)$")
@@ -305,6 +306,10 @@ class Project:
     def reference_cache(self) -> Path:
         """The reference photos' face vectors, kept so scoring again skips the detector."""
         return self.eval_dir / REFERENCE_CACHE
+
+    @property
+    def sample_prompts(self) -> Path:
+        return self.root / SAMPLE_PROMPTS
 
     def job_lock(self, kind: str) -> Path:
         """Held while a `kind` job (train, prepare, grid, score) runs."""

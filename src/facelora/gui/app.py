@@ -15,8 +15,11 @@ import gradio as gr  # noqa: E402
 
 from ..errors import FaceloraError  # noqa: E402
 from ..prepare.images import MAX_FILE_BYTES  # noqa: E402
+from . import common, language  # noqa: E402
 from .common import CSS  # noqa: E402
+from .i18n import LANGUAGES, T, set_language, tr  # noqa: E402
 from .pages import evaluate, params, photos, project, train  # noqa: E402
+from .settings import GuiSettings  # noqa: E402
 from .workspace import Workspace  # noqa: E402
 
 STORAGE_KEY = "facelora-project"
@@ -27,8 +30,10 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
     """The Blocks app. `initial` is the project opened on the command line (relative to the
     workspace); without one, the browser reopens the project it had open last time."""
     with gr.Blocks(title="facelora", analytics_enabled=False) as demo:
-        gr.Markdown("# facelora\nA LoRA of one person for Stable Diffusion 1.5, Kohya-compatible: "
-                    "**Project → Photos → Plan and parameters → Train → Evaluate**.", elem_id="fl-header")
+        with gr.Row(equal_height=True):
+            gr.Markdown("# facelora\nA LoRA of one person for Stable Diffusion 1.5, Kohya-compatible: "
+                        "**Project → Photos → Plan and parameters → Train → Evaluate**.", elem_id="fl-header")
+            switch = language.radio()
         current = gr.State(initial)
         remembered = gr.BrowserState("", storage_key=STORAGE_KEY)
         heading = gr.Markdown(elem_id="current-project")
@@ -42,7 +47,8 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
             ]
 
         def show(name: str) -> str:
-            return f"**Open project:** `{name}`" if name else "**No project open.**"
+            shown = ws.root.name if name == "." else name  # a GUI started on one project serves it as "."
+            return T("**Open project:** `{name}`", name=shown) if name else tr("**No project open.**")
 
         outputs = [heading] + [c for page in pages for c in page.outputs]
 
@@ -70,7 +76,25 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
 
         demo.load(restore, [current, remembered], [current]).then(refresh_all, [current], outputs)
         current.change(refresh_all, [current], outputs).then(lambda n: n, [current], [remembered])
+        language.wire(demo, switch, lambda code: save_language(ws, code)).then(refresh_all, [current], outputs)
     return demo
+
+
+def save_language(ws: Workspace, code: str) -> None:
+    """The language is the GUI's, kept in facelora-gui.toml for the next start."""
+    settings = GuiSettings.read(ws.root)
+    settings.language = code
+    settings.write(ws.root)
+
+
+def open_workspace(folder: Path, allow: list[Path], listen: bool) -> Workspace:
+    """The workspace with the folders added from the page before (facelora-gui.toml), its
+    language, and the log a bug's traceback goes to."""
+    saved = GuiSettings.read(folder)
+    ws = Workspace.of(folder, [*allow, *(Path(a) for a in saved.allow if Path(a).is_dir())], can_add=not listen)
+    set_language(saved.language if saved.language in LANGUAGES else "en")
+    common.BUG_LOG[0] = ws.root / "facelora-gui.log"
+    return ws
 
 
 def launch(project: Path | None, workspace: Path | None, allow: list[Path], port: int, listen: bool,
@@ -80,7 +104,8 @@ def launch(project: Path | None, workspace: Path | None, allow: list[Path], port
     is its own workspace, never its parent folder."""
     if project is not None:
         project = project.resolve()
-    ws = Workspace.of(workspace or project or Path.cwd(), [*allow, *([project] if project and workspace else [])])
+    ws = open_workspace(workspace or project or Path.cwd(), [*allow, *([project] if project and workspace else [])],
+                        listen)
     initial = ws.name(ws.open(str(project))) if project else ""
     credentials = None
     if auth:
@@ -107,7 +132,7 @@ def launch(project: Path | None, workspace: Path | None, allow: list[Path], port
         server_port=port,
         auth=credentials,
         # gradio serves files only from these folders (and its own upload cache)
-        allowed_paths=[str(r) for r in ws.roots.all],
+        allowed_paths=ws.served,  # the same list: a folder added from the page is served at once
         max_file_size=MAX_FILE_BYTES,
         inbrowser=False,
         show_error=True,

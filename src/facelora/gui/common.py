@@ -1,39 +1,111 @@
-"""What every page shares: errors shown as the CLI shows them (the message says what to do, no
-traceback), and small HTML helpers."""
+"""What every page shares: errors shown as the CLI shows them (a message in the page that says
+what to do, no traceback), numbers written short, and small HTML helpers."""
 
 from __future__ import annotations
 
 import functools
 import html
+import math
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
 from ..errors import FaceloraError
 from .fields import FieldSpec, to_widget
+from .i18n import T, label_of, tr
+
+# Where a real bug's traceback is written (app.launch points it at the workspace).
+BUG_LOG = [Path(tempfile.gettempdir()) / "facelora-gui.log"]
 
 
-def friendly(fn: Callable) -> Callable:
-    """A FaceloraError (and a plain ValueError from the step maths) becomes a message in the page."""
+def log_bug(e: BaseException) -> Path:
+    """A traceback for a bug (not for a refused click): on the terminal and in the GUI's log."""
+    text = "".join(traceback.format_exception(e))
+    path = BUG_LOG[0]
+    try:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{text}")
+    except OSError:
+        pass
+    print(f"facelora gui: unexpected error (also in {path}):\n{text}", file=sys.stderr, flush=True)
+    return path
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (FaceloraError, ValueError) as e:
-            raise gr.Error(str(e), duration=None, title="facelora") from None
 
-    return wrapper
+def friendly(outputs: int = 1) -> Callable[[Callable], Callable]:
+    """A handler whose first output is a message line. A FaceloraError (or a ValueError from the
+    step maths) becomes that message and the other outputs stay as they were; any other
+    exception is a bug: its traceback goes to the terminal and the log, and the page says where."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except (FaceloraError, ValueError) as e:
+                message = note(str(e), "error")
+            except Exception as e:  # noqa: BLE001 - shown to the person, logged in full
+                path = log_bug(e)
+                message = note(T("Unexpected error: {error}. The traceback is in {path}; please report it.",
+                                 error=f"{type(e).__name__}: {e}", path=path), "error")
+            return message if outputs == 1 else (message, *[gr.skip()] * (outputs - 1))
+
+        return wrapper
+
+    return wrap
+
+
+def ticking(outputs: int) -> Callable[[Callable], Callable]:
+    """A timer's handler (it runs every second or two): a bug is logged once, not every tick, and
+    the page keeps what it shows."""
+    seen: set[str] = set()
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001 - logged with its traceback
+                if repr(e) not in seen:
+                    seen.add(repr(e))
+                    log_bug(e)
+                return tuple(gr.skip() for _ in range(outputs))
+
+        return wrapper
+
+    return wrap
+
+
+def num(value: Any) -> str:
+    """A number as a person reads it: 3 significant digits for floats (3.8e-07, 0.000123, 1.5),
+    integers as they are."""
+    if isinstance(value, bool) or not isinstance(value, float):
+        return str(value)
+    if math.isnan(value) or math.isinf(value):
+        return str(value)
+    return f"{value:.3g}" if value != int(value) or abs(value) >= 1e6 else str(int(value))
 
 
 def note(text: str, kind: str = "info") -> str:
-    """A coloured message line (kind: info, ok, warn, error)."""
-    return f'<div class="fl-note fl-{kind}">{html.escape(text)}</div>' if text else ""
+    """A coloured message line (kind: info, ok, warn, error); a fixed text is translated."""
+    return f'<div class="fl-note fl-{kind}">{html.escape(tr(text))}</div>' if text else ""
 
 
 def table(rows: list[tuple[Any, Any]], cls: str = "fl-table") -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{html.escape(tr(str(k)))}</th><td>{html.escape(num(v))}</td></tr>" for k, v in rows)
     return f'<table class="{cls}">{body}</table>'
+
+
+def grid_table(headers: list[str], rows: list[list[Any]], elem_id: str = "") -> str:
+    """A table with a header row; numbers written short."""
+    head = "".join(f"<th>{html.escape(tr(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(num(v))}</td>" for v in row) + "</tr>" for row in rows)
+    ident = f' id="{elem_id}"' if elem_id else ""
+    return f'<table class="fl-table"{ident}><tr>{head}</tr>{body}</table>'
 
 
 def duration(seconds: float | None) -> str:
@@ -46,9 +118,10 @@ def duration(seconds: float | None) -> str:
 
 
 def widget(spec: FieldSpec, prefix: str, more_choices: list[str] | tuple = ()) -> gr.components.Component:
-    """The widget of one generated field, labelled with its name and explained by its help;
-    elem_id `<prefix>-<name>`. A combo offers its suggestions (and `more_choices`) but takes any text."""
-    common: dict[str, Any] = dict(label=spec.name, info=spec.help or None, elem_id=f"{prefix}-{spec.name}")
+    """The widget of one generated field, labelled with plain words and its Kohya name and explained
+    by its help; elem_id `<prefix>-<name>`. A combo offers its suggestions (and `more_choices`)
+    but takes any text."""
+    common: dict[str, Any] = dict(label=label_of(spec.name), info=spec.help or None, elem_id=f"{prefix}-{spec.name}")
     value = to_widget(spec, spec.default)
     if spec.widget == "checkbox":
         return gr.Checkbox(value=value, **common)
@@ -72,7 +145,8 @@ CSS = """
 .fl-bar>div{height:100%;background:#4a8fd8}
 #fl-header{margin-bottom:0}
 #loss-chart{overflow:visible;padding-bottom:3em}
-#train-log textarea,#eval-log textarea{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+#train-log textarea,#eval-log textarea,#train-command textarea{font-family:ui-monospace,Menlo,Consolas,monospace;
+  font-size:12px}
 """
 
 

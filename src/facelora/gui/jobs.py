@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from collections.abc import Iterable
@@ -108,7 +109,34 @@ def start(project: Project, kind: str, args: list[str], env: dict[str, str] | No
         raise
     locks.children[child.pid] = child
     locks.hold(path, kind, command, child.pid)
+    threading.Thread(target=echo, args=(output_path(project, kind), kind, child), daemon=True).start()
     return state(project, kind)
+
+
+def echo(path: Path, kind: str, child: subprocess.Popen, out: Any = None, every_s: float = 0.5) -> None:
+    """Copy a job's output to the terminal that runs the GUI while the job lives, as kohya_ss
+    shows training there (progress bars included: their carriage returns pass through)."""
+    out = out or sys.stdout
+    out.write(f"[facelora gui] {kind} started (process {child.pid}): {path} follows\n")
+    out.flush()
+    offset = 0
+    while True:
+        ended = child.poll() is not None
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+        except OSError:
+            data = b""
+        if data:
+            offset += len(data)
+            out.write(data.decode("utf-8", errors="replace"))
+            out.flush()
+        if ended:
+            break
+        time.sleep(every_s)
+    out.write(f"\n[facelora gui] {kind} ended (exit code {child.returncode}).\n")
+    out.flush()
 
 
 def stop(project: Project, kind: str, wait_s: float = 30.0) -> JobState:
@@ -160,21 +188,31 @@ class Progress:
     likeness: list[ev.Likeness] = field(default_factory=list)  # one per epoch with samples
 
 
+def whole_run(events: list[ev.Event]) -> list[ev.Event]:
+    """The events of the last run, resumed parts included: a resumed part appends a Start with
+    first_step > 0, and its files continue the same run."""
+    starts = [i for i, e in enumerate(events) if isinstance(e, ev.Start)]
+    fresh = [i for i in starts if not events[i].first_step]
+    return events[(fresh or starts or [0])[-1]:]
+
+
 def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progress:
     """Step, epoch, loss, ETA and files from one run's events (as Events, or as the objects read
-    from the file). ETA = remaining steps x the mean time of the steps so far in this run (a
-    resumed run starts counting again)."""
+    from the file; resumed parts included). ETA = remaining steps x the mean time of the steps so
+    far in the last part (a resumed part starts counting again); the saved files and the loss
+    curve are the whole run's."""
     events = [e if isinstance(e, ev.Event) else ev.parse(e) for e in run]
     events = [e for e in events if e is not None]
     if not events:
         return Progress("running" if running else "not started")
     p = Progress("running")
-    start = next((e for e in events if isinstance(e, ev.Start)), events[0])
-    if isinstance(start, ev.Start):
-        p.total_steps, p.epochs = start.total_steps, start.epochs
+    start = events[0]
     first_step_at, first_step = None, None
     for e in events:
-        if isinstance(e, ev.Step):
+        if isinstance(e, ev.Start):  # the run, or a resumed part of it, begins
+            start, p.status, p.message, first_step_at = e, "running", "", None
+            p.total_steps, p.epochs = e.total_steps, e.epochs
+        elif isinstance(e, ev.Step):
             p.step, p.epoch = e.step or p.step, e.epoch or p.epoch
             p.loss, p.avg_loss, p.lr_unet, p.lr_te = e.loss, e.avg_loss, e.lr_unet, e.lr_te
             if e.loss is not None:
@@ -186,7 +224,7 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
                 p.eta_s = max(0.0, (p.total_steps - p.step) * per_step)
         elif isinstance(e, ev.EpochEnd):
             p.epoch = e.epoch or p.epoch
-        elif isinstance(e, ev.Saved) and e.path:
+        elif isinstance(e, ev.Saved) and e.path and e.path not in p.saved:
             p.saved.append(e.path)
         elif isinstance(e, ev.Samples):
             p.samples.extend(e.path)

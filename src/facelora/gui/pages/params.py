@@ -11,14 +11,17 @@ import gradio as gr
 from ... import config as cfgmod
 from ...dataset import Dataset, scan
 from ...errors import FaceloraError
-from ...plan import Plan, plan_for
+from ...plan import Plan, plan_for, plan_numbers, tutorial_warnings
 from ...project import Project
 from ... import locks
 from .. import jobs
+from .. import pickers
+from ...fileio import atomic_write_text
 from ..common import Page, friendly, note, table, widget
+from ..i18n import T, tr
 from ...config import PROJECT_FOLDERS
-from ..fields import OUTSIDE_FILES, TINY, field_specs, from_widget, to_widget
-from ..workspace import Workspace
+from ..fields import MODEL, OUTSIDE_FILES, TINY, field_specs, from_widget, to_widget
+from ..workspace import MODEL_SUFFIXES, Workspace
 
 PRESET_TITLES = {
     "static": "Static learning rate: AdamW8bit, cosine with 3 restarts, UNet 1e-4, text encoder 5e-5",
@@ -55,7 +58,7 @@ def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, step
     count is theirs."""
     images, epochs, steps = _int(images), _int(epochs), _int(steps)
     if not images or not steps:
-        raise ValueError("Give the number of images and max_train_steps to see the plan.")
+        raise ValueError(tr("Give the number of images and max_train_steps to see the plan."))
     cfg = cfgmod.apply(base or cfgmod.TrainConfig(), {
         "max_train_epochs": epochs, "max_train_steps": steps, "train_batch_size": _int(batch) or 1,
         "output_name": output_name or "lora", "save_every_n_epochs": _int(save_every),
@@ -66,7 +69,7 @@ def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, step
 
 def build(ws: Workspace, current: gr.State) -> Page:
     specs = field_specs()
-    tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status = _layout(ws, specs)
+    tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status, prompts_box = _layout(ws, specs)
     names = [s.name for s in specs]
     by_name = {s.name: s for s in specs}
     plan_inputs = [current, folder_repeats, images] + [widgets[n] for n in PLAN_FIELDS]
@@ -84,49 +87,24 @@ def build(ws: Workspace, current: gr.State) -> Page:
     for name, btn in preset_btns.items():
         btn.click(lambda n=name: fill_preset(n), None, [widgets[n] for n in names])
 
-    @friendly
-    def save(project_name: str, *values: Any):
-        p = ws.open(project_name)
-        if jobs.state(p, "train").running:
-            raise locks.JobError("Training is running: stop it before changing its parameters.")
-        updates = {n: from_widget(by_name[n], v) for n, v in zip(names, values)}
-        for n in PROJECT_FOLDERS:
-            ws.inside_project(p, updates[n] or ".")
-        for n in OUTSIDE_FILES:
-            if updates.get(n) and not (n == "pretrained_model_name_or_path" and updates[n] == TINY):
-                updates[n] = ws.outside_path(updates[n])
-        settings = p.settings()
-        cfg = cfgmod.apply(settings.train, updates)
-        _, notes = cfgmod.check(cfg, cuda=_cuda())
-        messages = []
-        _, images_now = _folder_numbers(p, cfg)
-        if cfg.max_train_epochs and not images_now:
-            messages.append("No training images yet: save again after preparing photos to set the repeats.")
-        elif cfg.max_train_epochs:
-            plan = plan_for(cfg, _dataset(p, cfg) or images_now, budget=True)
-            _, concept = p.concept_dir()
-            if plan.repeats != concept.repeats:
-                new = p.rename_repeats(plan.repeats)
-                messages.append(f"Renamed the training folder to image/{new.name} ({plan.repeats} repeats).")
-        settings.train = cfg
-        p.save_settings(settings)
-        messages.insert(0, f"Saved in {p.config_path.name}.")
-        done = note(" ".join(messages), "ok") + "".join(note(n, "warn") for n in notes)
-        return done, _folder_numbers(p, cfg)[0]
+    @friendly(outputs=3)
+    def save(project_name: str, prompts: str, *values: Any):
+        return save_params(ws, ws.open(project_name), specs, list(values), prompts)
 
-    save_btn.click(save, [current] + [widgets[n] for n in names], [status, folder_repeats])
+    save_btn.click(save, [current, prompts_box] + [widgets[n] for n in names],
+                   [status, folder_repeats, widgets["sample_prompts"]])
 
     def refresh(project_name: str):
         try:
             p = ws.open(project_name)
             cfg = p.settings().train
         except (FaceloraError, OSError):
-            return [gr.skip()] * (len(names) + 3) + [""]
+            return [gr.skip()] * (len(names) + 3) + ["", gr.skip()]
         folder_r, count = _folder_numbers(p, cfg)
         values = [folder_r, count] + [to_widget(by_name[n], getattr(cfg, n)) for n in names]
         widget_values = dict(zip(names, values[2:]))
         plan = show_plan(project_name, folder_r, count, *(widget_values[n] for n in PLAN_FIELDS))
-        return values + [plan, ""]
+        return values + [plan, "", prompts_text(ws, cfg)]
 
     def numbers(project_name: str, *plan_values: Any):
         """On opening the tab: the image count and repeats (prepare may have changed them) and the
@@ -138,8 +116,56 @@ def build(ws: Workspace, current: gr.State) -> Page:
             return gr.skip(), gr.skip(), gr.skip()
         return folder_r, count, show_plan(project_name, folder_r, count, *plan_values)
 
-    return Page(refresh, [folder_repeats, images] + [widgets[n] for n in names] + [plan_html, status], tab,
+    return Page(refresh, [folder_repeats, images] + [widgets[n] for n in names] + [plan_html, status, prompts_box], tab,
                 numbers, plan_inputs[3:], [folder_repeats, images, plan_html])
+
+
+def save_params(ws: Workspace, p: Project, specs: list, values: list[Any], prompts: str = "") -> tuple[str, Any, str]:
+    """Save the page's parameters in facelora.toml (paths checked, the folder renamed to the plan's
+    repeats); typed sample prompts go to PROJECT/sample_prompts.txt, which sample_prompts then
+    names. Returns (message, repeats now, sample_prompts)."""
+    if jobs.state(p, "train").running:
+        raise locks.JobError("Training is running: stop it before changing its parameters.")
+    by_name = {s.name: s for s in specs}
+    updates = {s.name: from_widget(s, v) for s, v in zip(specs, values)}
+    if str(prompts or "").strip():
+        atomic_write_text(p.sample_prompts, str(prompts).strip() + "\n")
+        updates["sample_prompts"] = str(p.sample_prompts)
+    for n in PROJECT_FOLDERS:
+        ws.inside_project(p, updates[n] or ".")
+    for n in OUTSIDE_FILES:
+        if updates.get(n) and not (n == "pretrained_model_name_or_path" and updates[n] == TINY):
+            updates[n] = ws.outside_path(updates[n])
+    settings = p.settings()
+    cfg = cfgmod.apply(settings.train, updates)
+    _, notes = cfgmod.check(cfg, cuda=_cuda())
+    messages = []
+    _, images_now = _folder_numbers(p, cfg)
+    if cfg.max_train_epochs and not images_now:
+        messages.append(tr("No training images yet: save again after preparing photos to set the repeats."))
+    elif cfg.max_train_epochs:
+        plan = plan_for(cfg, _dataset(p, cfg) or images_now, budget=True)
+        _, concept = p.concept_dir()
+        if plan.repeats != concept.repeats:
+            new = p.rename_repeats(plan.repeats)
+            messages.append(T("Renamed the training folder to image/{folder} ({n} repeats).", folder=new.name,
+                              n=plan.repeats))
+    settings.train = cfg
+    p.save_settings(settings)
+    messages.insert(0, T("Saved in {file}.", file=p.config_path.name))
+    done = note(" ".join(messages), "ok") + "".join(note(n, "warn") for n in notes)
+    return done, _folder_numbers(p, cfg)[0], to_widget(by_name["sample_prompts"], cfg.sample_prompts)
+
+
+def prompts_text(ws: Workspace, cfg: cfgmod.TrainConfig) -> str:
+    """The sample prompts file's text for the box (empty when there is none, or it lies outside)."""
+    if not cfg.sample_prompts:
+        return ""
+    try:
+        path = ws.resolve(cfg.sample_prompts)
+        return path.read_text(encoding="utf-8") if path.is_file() else ""
+    except (FaceloraError, OSError, UnicodeDecodeError):
+        return ""
 
 
 def _layout(ws: Workspace, specs: list) -> tuple:
@@ -169,11 +195,19 @@ def _layout(ws: Workspace, specs: list) -> tuple:
                 for i, spec in enumerate(group_specs):
                     with cols[i % 2]:
                         widgets[spec.name] = widget(spec, "param", [*ws.base_models()])
+                        if spec.name == MODEL:
+                            pickers.file(ws, widgets[spec.name], "model", MODEL_SUFFIXES)
+                if group == "advanced":
+                    prompts_box = gr.Textbox(label="Sample prompts", lines=4, elem_id="sample-prompts-text",
+                                             placeholder="ohwx woman, portrait photo --n blurry --w 512 --h 512 --s 20",
+                                             info="One prompt a line, in Kohya's syntax (--n negative, --w --h "
+                                                  "--s steps --l cfg --d seed). Saved as sample_prompts.txt "
+                                                  "in the project and used as sample_prompts.")
         with gr.Row():
             save_btn = gr.Button("Save parameters and plan", variant="primary", elem_id="save-params")
         status = gr.HTML(elem_id="params-status")
 
-    return tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status
+    return tab, images, folder_repeats, plan_html, preset_btns, widgets, save_btn, status, prompts_box
 
 
 def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
@@ -189,7 +223,8 @@ def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
         plan = make_project_plan(*values, base=base, dataset=dataset)
     except (ValueError, FaceloraError) as e:
         return note(str(e), "warn")
-    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes)
+    warnings = tutorial_warnings(**plan_numbers(plan))  # the tutorial's ranges, as `facelora plan` warns
+    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes) + "".join(note(w, "warn") for w in warnings)
 
 
 def _dataset(p: Project, cfg: cfgmod.TrainConfig) -> Dataset | None:

@@ -3,6 +3,8 @@ the accepted and rejected photos and the reasons, and edit the captions in place
 
 from __future__ import annotations
 
+import html
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,20 @@ from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
 from ...prepare.pipeline import PrepareOptions, load_report, prepare
+from ...plan import tutorial_warnings
 from ...project import Project
 
+from .. import pickers
 from ..common import Page, friendly, note, widget
+from ..i18n import T, tr
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
 from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
 from ..workspace import Workspace
 
 REPORT_COLUMNS = ["photo", "result", "reason"]
-CAPTION_COLUMNS = ["image", "caption"]
+CAPTION_COLUMNS = ["photo", "image", "caption"]  # thumbnail, file name, caption (the one editable column)
+THUMB_PX = 72
 
 
 def report_rows(p: Project) -> list[list[str]]:
@@ -38,26 +44,36 @@ def report_rows(p: Project) -> list[list[str]]:
     return rows
 
 
+def thumbnail(image: Path) -> str:
+    """An <img> of a training image, served by gradio's file route (the project is an allowed path)."""
+    src = "/gradio_api/file=" + urllib.parse.quote(str(image.resolve()))
+    return f'<img src="{src}" alt="{html.escape(image.name)}" style="height:{THUMB_PX}px;border-radius:4px">'
+
+
 def caption_rows(p: Project) -> list[list[str]]:
+    """Thumbnail, name and caption of each training image."""
     cfg = p.train_config()
     try:
         data = scan(cfg.train_data_dir, cfg.caption_extension)
     except FaceloraError:
         return []
-    return [[img.name, caption] for img, caption, _ in data.items()]
+    return [[thumbnail(img), img.name, caption] for img, caption, _ in data.items()]
 
 
 def save_captions(p: Project, rows: list[list[Any]]) -> int:
-    """Write each row's caption beside its image (names checked to lie in the training folder)."""
+    """Write each row's caption beside its image (names checked to lie in the training folder).
+    A row is (name, caption), or (thumbnail, name, caption) as the page's table holds it."""
     cfg = p.train_config()
     folder, _ = p.concept_dir()
     written = 0
     for row in rows:
+        row = list(row)[-2:]
         if len(row) < 2 or not str(row[0]).strip():
             continue
         image = inside(folder, str(row[0]).strip())
         if image.parent != folder or image.suffix.lower() not in IMAGE_EXTENSIONS or not image.is_file():
-            raise FaceloraError(f"'{row[0]}' is not an image of {folder.name}; reload the page.")
+            raise FaceloraError(T("'{name}' is not an image of {folder}; reload the page.", name=row[0],
+                                  folder=folder.name))
         caption = " ".join(str(row[1] or "").split())
         path = image.with_suffix(cfg.caption_extension)
         old = path.read_text(encoding="utf-8") if path.is_file() else None
@@ -76,64 +92,66 @@ def _table_rows(value: Any) -> list[list[Any]]:
     return list(value or [])
 
 
-def build(ws: Workspace, current: gr.State) -> Page:
-    with gr.Tab("Photos", id="photos"):
-        gr.Markdown(
-            "Upload 15-50 photos of the person (or name a folder of them), then **Prepare**: faces are "
-            "found, cropped square around head and shoulders, upscaled where small, checked for blur, "
-            "duplicates and other people, and captioned. Rejected photos are listed with the reason."
-        )
-        with gr.Row():
-            upload = gr.File(label="Upload photos", file_count="multiple", file_types=list(PHOTO_SUFFIXES),
-                             elem_id="photo-upload", scale=2)
-            with gr.Column(scale=2):
-                folder = gr.Textbox(label="…or a photos folder on this computer",
-                                    info="Inside the workspace or a folder the GUI was started with "
-                                         "(--allow). Empty: the project's photos/ folder (the uploads).",
-                                    elem_id="photo-folder")
-                prepare_btn = gr.Button("Prepare", variant="primary", elem_id="run-prepare")
-        specs = prepare_specs()
-        options: dict[str, gr.components.Component] = {}
-        for group, title, open_ in (("basic", "Prepare options", False), ("advanced", "More prepare options", False)):
-            with gr.Accordion(title, open=open_, elem_id=f"prepare-{group}"):
-                with gr.Row():
-                    cols = [gr.Column(), gr.Column(), gr.Column()]
-                for i, spec in enumerate(s for s in specs if s.group == group):
-                    with cols[i % 3]:
-                        options[spec.name] = widget(spec, "prepare")
-        status = gr.HTML(elem_id="photos-status")
-        sheet = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="contact-sheet",
-                         buttons=["fullscreen"])
-        report = gr.Dataframe(headers=REPORT_COLUMNS, label="Photos: accepted and rejected", interactive=False,
-                              wrap=True, elem_id="prepare-report")
-        captions = gr.Dataframe(headers=CAPTION_COLUMNS, label="Captions (edit in place, then Save captions)",
-                                interactive=True, static_columns=[0], wrap=True, elem_id="captions",
-                                column_widths=["25%", "75%"])
-        save_btn = gr.Button("Save captions", elem_id="save-captions")
+def _layout(ws: Workspace) -> dict[str, Any]:
+    w: dict[str, Any] = {}
+    gr.Markdown("Upload 15-50 photos of the person (or name a folder of them), then **Prepare**: faces are "
+                "found, cropped square around head and shoulders, upscaled where small, checked for blur, "
+                "duplicates and other people, and captioned. Rejected photos are listed with the reason.")
+    with gr.Row():
+        w["upload"] = gr.File(label="Upload photos", file_count="multiple", file_types=list(PHOTO_SUFFIXES),
+                              elem_id="photo-upload", scale=2)
+        with gr.Column(scale=2):
+            w["folder"] = gr.Textbox(label="…or a photos folder on this computer", elem_id="photo-folder",
+                                     info="Inside one of the folders this GUI may use (add one on the Project "
+                                          "page). Empty: the project's photos/ folder (the uploads).")
+            pickers.folder(ws, w["folder"], "photos")
+            w["prepare"] = gr.Button("Prepare", variant="primary", elem_id="run-prepare")
+    w["options"] = {}
+    for group, title in (("basic", "Prepare options"), ("advanced", "More prepare options")):
+        with gr.Accordion(title, open=False, elem_id=f"prepare-{group}"):
+            with gr.Row():
+                cols = [gr.Column(), gr.Column(), gr.Column()]
+            for i, spec in enumerate(s for s in prepare_specs() if s.group == group):
+                with cols[i % 3]:
+                    w["options"][spec.name] = widget(spec, "prepare")
+    w["status"] = gr.HTML(elem_id="photos-status")
+    w["sheet"] = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="contact-sheet",
+                          buttons=["fullscreen"])
+    w["report"] = gr.Dataframe(headers=REPORT_COLUMNS, label="Photos: accepted and rejected", interactive=False,
+                               wrap=True, elem_id="prepare-report")
+    w["captions"] = gr.Dataframe(headers=CAPTION_COLUMNS, label="Captions (edit in place, then Save captions)",
+                                 datatype=["html", "str", "str"], interactive=True, static_columns=[0, 1],
+                                 wrap=True, elem_id="captions", column_widths=["12%", "18%", "70%"])
+    w["save"] = gr.Button("Save captions", elem_id="save-captions")
+    return w
 
-    @friendly
+
+def build(ws: Workspace, current: gr.State) -> Page:
+    by_name = {spec.name: spec for spec in prepare_specs()}
+    with gr.Tab("Photos", id="photos"):
+        w = _layout(ws)
+    option_names = list(w["options"])
+    status, sheet, report, captions = w["status"], w["sheet"], w["report"], w["captions"]
+
+    @friendly()
     def uploaded(project_name: str, files: list[Any] | None) -> str:
         p = ws.open(project_name)
         if not files:
             return ""
         pairs = [(Path(f), Path(getattr(f, "orig_name", None) or f).name) for f in files]
         result = accept_uploads(p, pairs)
-        msg = note(f"Kept {len(result.kept)} photo(s) in {ws.name(p)}/photos/; press Prepare.", "ok")
+        msg = note(T("Kept {n} photo(s) in {folder}/photos/; press Prepare.", n=len(result.kept), folder=ws.name(p)),
+                   "ok")
         for name, reason in result.refused:
-            msg += note(f"Refused {name}: {reason}.", "error")
+            msg += note(T("Refused {name}: {reason}.", name=name, reason=reason), "error")
         return msg
 
-    upload.upload(uploaded, [current, upload], [status])
-
-    by_name = {spec.name: spec for spec in specs}
-    option_names = list(options)
-
-    @friendly
+    @friendly(outputs=4)
     def run_prepare(project_name: str, source: str, *values: Any, progress=gr.Progress()):
         p = ws.open(project_name)
-        photos = ws.roots.resolve(source) if str(source or "").strip() else photos_dir(p)
+        photos = ws.resolve(source) if str(source or "").strip() else photos_dir(p)
         if not photos.is_dir():
-            raise FaceloraError(f"{photos} is not a folder of photos: upload photos, or name a folder.")
+            raise FaceloraError(T("{path} is not a folder of photos: upload photos, or name a folder.", path=photos))
         chosen = {n: from_widget(by_name[n], v) for n, v in zip(option_names, values)}
         for n, keywords in PREPARE_COMBOS.items():  # a model file or folder: checked like any path
             if chosen.get(n) and chosen[n] not in keywords:
@@ -141,23 +159,23 @@ def build(ws: Workspace, current: gr.State) -> Page:
         try:
             opts = PrepareOptions(**chosen)
         except ValueError as e:
-            raise FaceloraError(f"Prepare options: {e}") from None
-        progress(0, desc="loading the face detector")
+            raise FaceloraError(T("Prepare options: {error}", error=e)) from None
+        progress(0, desc=tr("loading the face detector"))
         with locks.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
             done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))
-        summary = (f"Prepared {len(done.items)} photo(s): {len(done.accepted)} accepted, "
-                   f"{len(done.rejected)} rejected.")
-        return (note(summary, "ok" if done.accepted else "warn"), *refresh_values(p))
+        summary = T("Prepared {n} photo(s): {ok} accepted, {bad} rejected.", n=len(done.items),
+                    ok=len(done.accepted), bad=len(done.rejected))
+        warnings = "".join(note(w, "warn") for w in tutorial_warnings(images=len(done.accepted)))
+        return (note(summary, "ok" if done.accepted else "warn") + warnings, *refresh_values(p))
 
-    prepare_btn.click(run_prepare, [current, folder, *options.values()], [status, sheet, report, captions])
-
-    @friendly
+    @friendly()
     def save(project_name: str, table_value: Any) -> str:
-        p = ws.open(project_name)
-        n = save_captions(p, _table_rows(table_value))
-        return note(f"Saved {n} caption(s)." if n else "No caption changed.", "ok")
+        n = save_captions(ws.open(project_name), _table_rows(table_value))
+        return note(T("Saved {n} caption(s).", n=n) if n else tr("No caption changed."), "ok")
 
-    save_btn.click(save, [current, captions], [status])
+    w["upload"].upload(uploaded, [current, w["upload"]], [status])
+    w["prepare"].click(run_prepare, [current, w["folder"], *w["options"].values()], [status, sheet, report, captions])
+    w["save"].click(save, [current, captions], [status])
 
     def refresh_values(p: Project):
         sheet_path = p.contact_sheet
@@ -171,4 +189,3 @@ def build(ws: Workspace, current: gr.State) -> Page:
         return ("", *refresh_values(p))
 
     return Page(refresh, [status, sheet, report, captions])
-

@@ -14,11 +14,13 @@ import gradio as gr
 import pandas as pd
 
 from ...errors import FaceloraError
-from ...events import Event, EventLog
+from ...events import Event, EventLog, Start
 from ...project import Project
 from ...train.options import TrainOptions
 from .. import jobs
-from ..common import Page, duration, friendly, note, table
+from . import tools
+from ..common import Page, ticking, duration, friendly, note, num, table
+from ..i18n import T, tr
 from ..workspace import Workspace
 
 KIND = "train"
@@ -32,24 +34,52 @@ def events_of(p: Project) -> list[Event]:
     with _logs_lock:
         log = _logs.setdefault(p.events_path, EventLog(p.events_path))
         log.refresh()
-        return log.current_run()
+        return jobs.whole_run(log.parsed)
+
+
+def shown_events(events: list[Event], job: jobs.JobState) -> list[Event]:
+    """The run to show: while a job this page started is loading (its first event not written
+    yet), nothing of the run before it, so its "Finished" is never shown after Start."""
+    if job.running and job.started and events:
+        last_start = next((e for e in reversed(events) if isinstance(e, Start)), None)
+        if last_start is None or (last_start.time or 0) < job.started - 1:
+            return []
+    return events
+
+
+def nothing_to_resume(p: Project) -> str | None:
+    """Why Resume has nothing to do (the last run finished, or there is none), else None."""
+    prog = jobs.progress(events_of(p), running=False)
+    if prog.status == "finished":
+        return T("Nothing to resume: the last run finished at step {step}. Start trains a new run.", step=prog.step)
+    if prog.status == "not started":
+        return T("Nothing to resume: no run has started in this project yet. Press Start.")
+    return None
+
+
+STATE_LABELS = {"running": "Training", "finished": "Finished", "failed": "Failed", "stopped": "Stopped",
+                "not started": "Not started", "starting": "Starting (loading the model and the images)",
+                "stopping": "Stopping (saving what it has)"}
 
 
 def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
-    label = {"running": "Training", "finished": "Finished", "failed": "Failed", "stopped": "Stopped",
-             "not started": "Not started"}[prog.status]
+    label = STATE_LABELS[prog.status]
+    if job.running and prog.step == 0 and not prog.losses:
+        label = STATE_LABELS["starting"]
     if job.running and job.stop_requested:
-        label = "Stopping (saving what it has)"
+        label = STATE_LABELS["stopping"]
+    label = tr(label)
     total = prog.total_steps
     frac = min(1.0, prog.step / total) if total else 0.0
     rows = [
-        ("state", label + (f" (process {job.pid})" if job.running and job.pid else "")),
-        ("step", f"{prog.step} of {total}" if total else prog.step),
-        ("epoch", f"{prog.epoch} of {prog.epochs}" if prog.epochs else prog.epoch),
-        ("loss", "-" if prog.loss is None else f"{prog.loss:.4f}  (average {prog.avg_loss:.4f})"
+        ("state", label + (T(" (process {pid})", pid=job.pid) if job.running and job.pid else "")),
+        ("step", T("{n} of {total}", n=prog.step, total=total) if total else prog.step),
+        ("epoch", T("{n} of {total}", n=prog.epoch, total=prog.epochs) if prog.epochs else prog.epoch),
+        ("loss", "-" if prog.loss is None else T("{loss}  (average {avg})", loss=f"{prog.loss:.4f}",
+                                                 avg=f"{prog.avg_loss:.4f}")
          if prog.avg_loss is not None else f"{prog.loss:.4f}"),
-        ("learning rate", "-" if prog.lr_unet is None else f"UNet {prog.lr_unet:.3g}, text encoder "
-                                                           f"{prog.lr_te if prog.lr_te is not None else '-'}"),
+        ("learning rate", "-" if prog.lr_unet is None else T("UNet {unet}, text encoder {te}", unet=num(prog.lr_unet),
+                                                             te="-" if prog.lr_te is None else num(prog.lr_te))),
         ("elapsed", duration(prog.elapsed_s)),
         ("time left", duration(prog.eta_s) if prog.status == "running" else "-"),
     ]
@@ -57,7 +87,8 @@ def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
     kind = {"failed": "error", "stopped": "warn", "finished": "ok"}.get(prog.status, "info")
     msg = note(prog.message, kind) if prog.message else ""
     if not job.running and job.returncode not in (None, 0) and prog.status in ("running", "not started"):
-        msg += note(f"The training process exited with code {job.returncode}; the log below says why.", "error")
+        msg += note(T("The training process exited with code {code}; the log below says why.",
+                      code=job.returncode), "error")
     return f'<div id="train-state" data-status="{html.escape(prog.status)}">{bar}{table(rows)}{msg}</div>'
 
 
@@ -82,7 +113,8 @@ def saved_html(p: Project, prog: jobs.Progress) -> str:
     if not prog.saved:
         return note("No LoRA file saved yet.")
     items = "".join(f"<li>{html.escape(Path(s).name)}</li>" for s in prog.saved)
-    return f'<div id="saved-files"><b>Saved LoRA files</b> (in {html.escape(str(p.models_dir))})<ul>{items}</ul></div>'
+    where = html.escape(T("Saved LoRA files (in {folder})", folder=p.models_dir))
+    return f'<div id="saved-files"><b>{where}</b><ul>{items}</ul></div>'
 
 
 def likeness_html(prog: jobs.Progress) -> str:
@@ -90,43 +122,59 @@ def likeness_html(prog: jobs.Progress) -> str:
     if not prog.likeness:
         return ""
     rows = "".join(f"<li>epoch {e.epoch}: {html.escape(e.message.removeprefix('likeness: '))}</li>" for e in prog.likeness)
-    return f'<div id="train-likeness"><b>Likeness of the samples</b><ul>{rows}</ul></div>'
+    return f'<div id="train-likeness"><b>{html.escape(T("Likeness of the samples"))}</b><ul>{rows}</ul></div>'
 
 
-def build(ws: Workspace, current: gr.State) -> Page:
+def _layout(ws: Workspace, current: gr.State) -> dict[str, Any]:
+    w: dict[str, Any] = {}
     with gr.Tab("Train", id="train"):
         gr.Markdown("Training runs in its own process: closing this page does not stop it, and "
                     "reopening shows it again. **Stop** asks it to save what it has and end (as Ctrl-C); "
-                    "**Resume** goes on from the last saved state.")
+                    "**Resume** goes on from the last saved state. The terminal that runs `facelora gui` "
+                    "shows the same progress.")
         with gr.Row():
-            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
-            resume_btn = gr.Button("Resume", elem_id="train-resume")
-            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
-        allow_pickle = gr.Checkbox(False, label="Allow a .ckpt base model", elem_id="train-allow-pickle",
-                                   info="A .ckpt is a pickle that can run code when loaded; it is read with "
-                                        "weights_only=True, but tick this only for files you trust.")
-        action = gr.HTML(elem_id="train-action")
-        status = gr.HTML(elem_id="train-status")
+            w["start"] = gr.Button("Start training", variant="primary", elem_id="train-start")
+            w["resume"] = gr.Button("Resume", elem_id="train-resume")
+            w["stop"] = gr.Button("Stop", variant="stop", elem_id="train-stop")
+        w["allow_pickle"] = gr.Checkbox(False, label="Allow a .ckpt base model", elem_id="train-allow-pickle",
+                                        info="A .ckpt is a pickle that can run code when loaded; it is read with "
+                                             "weights_only=True, but tick this only for files you trust.")
+        w["overwrite"] = gr.Checkbox(False, label="Replace the earlier run's files", elem_id="train-overwrite",
+                                     info="Start refuses while files of an earlier run of the same output_name "
+                                          "are in output_dir: tick this to delete them, or change output_name.")
+        w["action"] = gr.HTML(elem_id="train-action")
+        w["status"] = gr.HTML(elem_id="train-status")
         # Fixed colours: a chart that starts empty otherwise draws its lines without a stroke.
-        chart = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260,
-                            color_map={"loss": "#4c78a8", "average": "#f58518"},
-                            elem_id="loss-chart", x_title="step", y_title="loss")
+        w["chart"] = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260,
+                                 color_map={"loss": "#4c78a8", "average": "#f58518"},
+                                 elem_id="loss-chart", x_title="step", y_title="loss")
         with gr.Row():
-            saved = gr.HTML(elem_id="train-saved")
-            samples = gr.Gallery(label="Sample images", columns=4, height=220, elem_id="train-samples")
-        log = gr.Textbox(label="Log (the end of log/train.out)", lines=LOG_LINES, max_lines=LOG_LINES,
-                         autoscroll=True, interactive=False, elem_id="train-log")
-        seen = gr.State(None)
-        timer = gr.Timer(1.0)
+            w["saved"] = gr.HTML(elem_id="train-saved")
+            w["samples"] = gr.Gallery(label="Sample images", columns=4, height=220, elem_id="train-samples")
+        w["log"] = gr.Textbox(label="Log (the end of log/train.out)", lines=LOG_LINES, max_lines=LOG_LINES,
+                              autoscroll=True, interactive=False, elem_id="train-log")
+        tools.build(ws, current)
+        w["seen"] = gr.State(None)
+        w["timer"] = gr.Timer(1.0)
+    return w
 
-    @friendly
-    def start(project_name: str, pickle_ok: bool, resume: bool = False) -> str:
+
+def build(ws: Workspace, current: gr.State) -> Page:
+    w = _layout(ws, current)
+    seen, status, chart, saved, samples, log, action = (w[k] for k in ("seen", "status", "chart", "saved", "samples",
+                                                                          "log", "action"))
+
+    @friendly()
+    def start(project_name: str, pickle_ok: bool, overwrite: bool, resume: bool = False) -> str:
         p = ws.open(project_name)
-        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok))
+        if resume and (why := nothing_to_resume(p)):
+            return note(why, "warn")
+        options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok), overwrite=bool(overwrite) and not resume)
         job = jobs.start(p, KIND, ["train", str(p.root)], options=options)
-        return note(f"Training {'resumed' if resume else 'started'} (process {job.pid}).", "ok")
+        return note(T("Training resumed (process {pid})." if resume else "Training started (process {pid}).",
+                      pid=job.pid), "ok")
 
-    @friendly
+    @friendly()
     def stop(project_name: str) -> str:
         p = ws.open(project_name)
         job = jobs.stop(p, KIND, wait_s=20)
@@ -134,10 +182,12 @@ def build(ws: Workspace, current: gr.State) -> Page:
             return note("Training is saving and stopping; press Stop again to end it at once.", "warn")
         return note("Training stopped.", "ok")
 
-    start_btn.click(start, [current, allow_pickle], [action])
-    resume_btn.click(lambda n, ok: start(n, ok, resume=True), [current, allow_pickle], [action])
-    stop_btn.click(stop, [current], [action])
+    w["start"].click(start, [current, w["allow_pickle"], w["overwrite"]], [action])
+    w["resume"].click(lambda n, ok, o: start(n, ok, o, resume=True), [current, w["allow_pickle"], w["overwrite"]],
+                      [action])
+    w["stop"].click(stop, [current], [action])
 
+    @ticking(6)
     def values(project_name: str, last: dict[str, Any] | None):
         """Everything the tab shows; a component whose data did not change since this browser's
         last tick is skipped (the chart and the gallery are not sent again every second)."""
@@ -146,7 +196,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         except (FaceloraError, OSError):
             return None, "", gr.skip(), "", None, ""
         job = jobs.state(p, KIND, lines=LOG_LINES)
-        events = events_of(p)
+        events = shown_events(events_of(p), job)
         prog = jobs.progress(events, job.running)
         sample_files = [str(f) for f in (p.root / s for s in prog.samples) if f.is_file()]  # relative: to the project
         keys = {"project": str(p.root), "status": (len(events), job.running, job.stop_requested, job.returncode),
@@ -165,7 +215,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
                 job.output if fresh("log") else gr.skip())
 
     outputs = [seen, status, chart, saved, samples, log]
-    timer.tick(values, [current, seen], outputs, show_progress="hidden")
+    w["timer"].tick(values, [current, seen], outputs, show_progress="hidden")
 
     def refresh(project_name: str):
         return values(project_name, None)[1:] + ("",)
