@@ -35,7 +35,7 @@ from ..estimate import estimate
 from ..model.base import load_base
 from ..plan import Plan, plan_for
 from ..project import Project, tensorboard_run_name
-from . import checkpoints
+from . import attention, checkpoints, precision
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader
 from .host_memory import FreedMemoryReuse
@@ -131,7 +131,10 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
     with reported(reporter, state), StopRequest() as stop, FreedMemoryReuse().install(device):
-        reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes)
+        used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler)),
+                ("attention", attention.in_use(model.unet)))
+        reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
+                       used)
         if model.is_tiny:
             reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
         else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
