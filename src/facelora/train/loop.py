@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, missing_caption_warning, scan_for
@@ -35,6 +36,7 @@ from ..estimate import estimate
 from ..model.base import load_base
 from ..plan import Plan, plan_for
 from ..project import Project, tensorboard_run_name
+from ..vram import detected_vram_gib, vram_plan
 from . import attention, checkpoints, precision
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader
@@ -139,6 +141,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
             reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
         else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
             reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
+            if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
+                reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
         try:
             if not finished:
                 run_epochs(loop, state, stop, losses)
