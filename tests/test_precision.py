@@ -146,3 +146,37 @@ def test_bitsandbytes_8bit_optimizers_train_with_uint8_states_on_the_cpu(name):
     dtypes = {v.dtype for s in stepper.optimizer.state.values() for k, v in s.items()
               if torch.is_tensor(v) and k.startswith("state")}
     assert torch.uint8 in dtypes  # 8-bit moments (tensors under 4096 elements keep fp32 ones)
+
+
+def test_attention_is_sdpa_unless_xformers_can_run():
+    from facelora.config import import_kohya
+    from facelora.train import attention
+
+    unet = load_base("tiny").unet
+    assert attention.set_attention(unet, False, torch.device("cpu")) == [] and attention.in_use(unet) == "sdpa"
+    # xformers asked for on CUDA where it does not import (no xformers here): SDPA, with a note
+    notes = attention.set_attention(unet, True, torch.device("cuda"))
+    assert attention.in_use(unet) == "sdpa" and "xformers cannot be used" in notes[0]
+    cfg, notes = check(TrainConfig(xformers=True), cuda=False)
+    assert not cfg.xformers and any("SDPA" in n for n in notes)
+    # kohya_ss GUI's xformers = "sdpa" is sd-scripts' --sdpa
+    cfg, _ = import_kohya('xformers = "sdpa"\n')
+    assert cfg.sdpa and not cfg.xformers
+    cfg, _ = import_kohya('sdpa = true\nxformers = true\n')
+    assert cfg.sdpa and cfg.xformers
+
+
+def test_processes_talk_over_nccl_on_cuda_and_gloo_on_the_cpu(monkeypatch):
+    """`--num_processes N` launches `accelerate launch --multi_gpu`, which sets LOCAL_RANK; each
+    process's Accelerator(cpu=not CUDA) (make_accelerator, as train() calls it) then picks the
+    backend: NCCL with CUDA, gloo without."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    state = object.__new__(PartialState)  # only its backend choice, no process group started
+    for cuda, expected in ((True, ("nccl", DistributedType.MULTI_GPU)), (False, ("gloo", DistributedType.MULTI_CPU))):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+        monkeypatch.setattr(torch.distributed, "is_mpi_available", lambda: False)
+        assert state._prepare_backend(cpu=not torch.cuda.is_available()) == expected

@@ -36,7 +36,7 @@ _KOHYA_SECTIONS = {
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
         "save_last_n_epochs", "save_state", "train_batch_size", "max_train_steps", "max_train_epochs",
         "max_data_loader_n_workers", "seed", "gradient_checkpointing", "gradient_accumulation_steps",
-        "mixed_precision", "xformers", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
+        "mixed_precision", "xformers", "sdpa", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
         "sample_every_n_epochs", "sample_prompts", "sample_sampler",
     ],
     "logging_arguments": ["logging_dir"],
@@ -52,7 +52,7 @@ _GUI_ALIASES = {
 }
 # Parameters of Kohya's that facelora accepts silently because they change nothing here.
 _HARMLESS = {
-    "sdpa", "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
+    "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
     "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "prior_loss_weight", "reg_data_dir",
     "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
     "random_crop", "training_comment", "no_half_vae", "vae", "LoRA_type", "output_config", "config_file",
@@ -109,6 +109,7 @@ def _from_kohya_values(flat: dict[str, Any], base: TrainConfig | None) -> tuple[
         if key == "resolution" and isinstance(value, (int, list)):
             value = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
         if key in ("xformers",) and isinstance(value, str):  # kohya_ss GUI: "xformers" | "sdpa" | "none"
+            updates["sdpa"] = value == "sdpa"
             value = value == "xformers"
         if key in TrainConfig.model_fields:
             updates[key] = value
