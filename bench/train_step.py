@@ -233,7 +233,7 @@ def ratios(facelora: dict, other: dict, name: str) -> dict:
     return out
 
 
-def main() -> None:
+def arguments() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
     ap.add_argument("--impl", help=argparse.SUPPRESS)
@@ -259,7 +259,11 @@ def main() -> None:
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
     ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
-    a = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    a = arguments().parse_args()
 
     if a.worker:
         a.impl = a.worker
