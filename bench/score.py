@@ -1,15 +1,19 @@
 """How long likeness scoring takes per grid cell on this CPU.
 
-    python bench/score.py [--rounds 3]
+    python bench/score.py [--rounds 3] [--cells 200]
 
 A cell is one 512 x 512 image, the size SD1.5 makes. Two kinds, because they cost differently:
 - `face_cell`: an image with a face (variants of scikit-image's astronaut, scaled to 512 x 512):
-  dlib's HOG detector finds it, then the 5-point alignment and the 128-d descriptor;
+  dlib's HOG detector finds it, then the 5-point alignment, the 128-d descriptor, and the copy
+  check's 68 landmarks and perceptual hash;
 - `no_face_cell`: an image without one (smooth noise): HOG finds nothing, so dlib's CNN
-  detector runs as well, the expensive path;
-plus `reference_photo`: embedding one training crop (done once per project, then cached).
-Each figure is the median over rounds of the mean seconds per image, single process, as
-`facelora score` runs. Prints one JSON object: the command, the machine, the figures.
+  detector runs on a copy no larger than likeness.CNN_MAX_SIDE; `no_face_cell_full_cnn` is the
+  earlier path (faces.embed: the CNN on the whole 512 x 512 image) for comparison;
+plus `reference_photo`: embedding one training crop (done once per project, then cached), and
+`grid_cells`: a whole 5 files x 4 weights x 10 probe prompts grid (200 cells, 4 in 5 with a face)
+through score_images, as `facelora score` runs it.
+Each per-image figure is the median over rounds of the mean seconds per image, single process.
+Prints one JSON object: the command, the machine, the figures.
 """
 
 from __future__ import annotations
@@ -55,21 +59,27 @@ def cells(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return faces, noise, refs
 
 
-def per_image(fn, paths: list[Path], rounds: int) -> float:
-    means = []
+def per_image(fn, paths: list[Path], rounds: int) -> tuple[float, float]:
+    """(wall, CPU) seconds per image, medians over rounds. Scoring runs on one thread, so its CPU
+    time is what the wall time would be on an idle machine; the wall time grows with the load."""
+    walls, cpus = [], []
     for _ in range(rounds):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for p in paths:
             fn(p)
-        means.append((time.perf_counter() - t) / len(paths))
-    return statistics.median(means)
+        walls.append((time.perf_counter() - t) / len(paths))
+        cpus.append((time.process_time() - c) / len(paths))
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cells", type=int, default=200, help="cells of the whole-grid figure (0: leave it out)")
     args = ap.parse_args()
 
+    from facelora import faces as dlib_faces
+    from facelora.evaluate.board import GroupKey, score_images
     from facelora.evaluate.likeness import build_reference, load_rgb, score_image
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,14 +91,27 @@ def main() -> None:
         found = [score_image(load_rgb(p), ref, centroid=centroid).face for p in faces + noise]
         face_cell = per_image(lambda p: score_image(load_rgb(p), ref, centroid=centroid), faces, args.rounds)
         no_face_cell = per_image(lambda p: score_image(load_rgb(p), ref, centroid=centroid), noise, args.rounds)
+        full_cnn = per_image(lambda p: dlib_faces.embed(load_rgb(p)), noise[:2], 1)
+        grid = None
+        if args.cells:
+            pool = faces * 4 + noise  # 4 in 5 cells with a face
+            items = [(pool[i % len(pool)], GroupKey(f"file{i // 40}", 0.4 + 0.2 * (i // 10 % 4), i // 40, str(i // 10)),
+                      ("likeness", "flexibility", "bleed")[i % 10 * 3 // 10]) for i in range(args.cells)]
+            grid = per_image(lambda _: score_images(items, ref), [Path(tmp)], 1)
     print(json.dumps({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
         "figures": {
-            "face_cell_seconds": round(face_cell, 3),
-            "no_face_cell_seconds": round(no_face_cell, 3),
+            "face_cell_seconds": round(face_cell[0], 3), "face_cell_cpu_seconds": round(face_cell[1], 3),
+            "no_face_cell_seconds": round(no_face_cell[0], 3), "no_face_cell_cpu_seconds": round(no_face_cell[1], 3),
+            "no_face_cell_full_cnn_seconds": round(full_cnn[0], 3),
+            "no_face_cell_full_cnn_cpu_seconds": round(full_cnn[1], 3),
             "reference_photo_seconds": round(reference_photo, 3),
-            "cells_per_minute_with_faces": round(60 / face_cell, 1),
+            "cells_per_minute_with_faces": round(60 / face_cell[0], 1),
+            "grid_cells": args.cells or None,
+            "grid_seconds": round(grid[0], 1) if grid else None, "grid_cpu_seconds": round(grid[1], 1) if grid else None,
+            "grid_seconds_per_cell": round(grid[0] / args.cells, 3) if grid else None,
+            "grid_cpu_seconds_per_cell": round(grid[1] / args.cells, 3) if grid else None,
             "faces_found": {"face_cells": sum(found[:len(faces)]), "of": len(faces),
                             "noise_cells": sum(found[len(faces):]), "of_noise": len(noise)},
             "image_size": "512x512", "rounds": args.rounds,

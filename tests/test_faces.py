@@ -38,3 +38,31 @@ def test_leave_one_out_flags_the_odd_one():
 def test_rejects_wrong_arrays():
     with pytest.raises(ValueError, match="RGB uint8"):
         faces.detect(np.zeros((10, 10), dtype=np.uint8))
+
+
+def test_landmarks_and_head_geometry(astronaut):
+    from PIL import Image
+
+    face = faces.detect(astronaut)[0]
+    points = faces.landmarks(astronaut, face)
+    assert points.shape == (68, 2)
+    head = faces.head(astronaut, face)
+    assert abs(head.roll) < 6 and 70 < head.length < 110  # upright; brows to chin about the box's height
+    assert head.crown[1] < head.brow[1] < head.eyes[1] < head.chin[1]
+    assert head.crown[1] == pytest.approx(head.brow[1] - faces.CROWN_ABOVE_BROW * head.length, abs=2)
+    l, t, r, b = head.head_box()
+    assert l < face.left and r > face.right and t < face.top - 0.5 * head.length and b >= head.chin[1]
+    # turned 10 degrees counter-clockwise on screen: the roll falls by 10
+    turned = np.asarray(Image.fromarray(astronaut).rotate(10, resample=Image.Resampling.BICUBIC, center=(220, 125)))
+    assert faces.head(turned, faces.detect(turned)[0]).roll == pytest.approx(head.roll - 10, abs=2)
+
+
+def test_a_60_px_face_in_a_large_photo_is_found(astronaut):
+    from PIL import Image
+
+    small = Image.fromarray(astronaut).resize((360, 360), Image.Resampling.LANCZOS)  # a face of about 63 px
+    canvas = Image.new("RGB", (2000, 1500), (120, 120, 120))
+    canvas.paste(small, (1200, 700))
+    found = faces.detect(np.asarray(canvas))
+    assert len(found) == 1 and 50 < found[0].height < 80
+    assert 1200 < found[0].left < found[0].right < 1560

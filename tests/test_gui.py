@@ -16,21 +16,21 @@ from facelora.config import TrainConfig
 from facelora import locks
 from facelora.gui import jobs
 from facelora.gui.fields import field_specs, from_widget, to_widget
-from facelora.gui.paths import PathError, Roots, safe_path
+from facelora.paths import PathError, Roots, inside
 from facelora.gui.workspace import Workspace
 from facelora.project import init_project
 
-# --- safe_path ----------------------------------------------------------------------------------
+# --- inside ----------------------------------------------------------------------------------
 
 
 def test_safe_path_accepts_paths_inside(tmp_path: Path):
     base = tmp_path / "ws"
     (base / "a").mkdir(parents=True)
-    assert safe_path(base, "a") == (base / "a").resolve()
-    assert safe_path(base, "a/../b") == (base / "b").resolve()
-    assert safe_path(base, ".") == base.resolve()
-    assert safe_path(base, str(base / "a" / "new file")) == (base / "a" / "new file").resolve()
-    assert safe_path(base, "照片 photos") == (base / "照片 photos").resolve()
+    assert inside(base, "a") == (base / "a").resolve()
+    assert inside(base, "a/../b") == (base / "b").resolve()
+    assert inside(base, ".") == base.resolve()
+    assert inside(base, str(base / "a" / "new file")) == (base / "a" / "new file").resolve()
+    assert inside(base, "照片 photos") == (base / "照片 photos").resolve()
 
 
 @pytest.mark.parametrize("bad", ["..", "../x", "a/../../x", "/etc/passwd", "/", "", "   ", "a\x00b",
@@ -39,7 +39,7 @@ def test_safe_path_refuses_paths_outside(tmp_path: Path, bad: str):
     base = tmp_path / "ws"
     base.mkdir()
     with pytest.raises(PathError):
-        safe_path(base, bad)
+        inside(base, bad)
 
 
 def test_safe_path_refuses_a_link_out(tmp_path: Path):
@@ -48,7 +48,7 @@ def test_safe_path_refuses_a_link_out(tmp_path: Path):
     (tmp_path / "secret").mkdir()
     (base / "link").symlink_to(tmp_path / "secret")
     with pytest.raises(PathError):
-        safe_path(base, "link/file.txt")
+        inside(base, "link/file.txt")
 
 
 def test_roots_resolve_relative_in_workspace_and_absolute_in_any_root(tmp_path: Path):
@@ -439,10 +439,15 @@ def test_launch_binds_localhost_unless_listen(tmp_path: Path, monkeypatch, capsy
     p = init_project(tmp_path / "ws" / "alice", "ohwx")
     launch(p.root, None, [], 7860, listen=False, auth=None)
     assert calls[-1]["server_name"] == "127.0.0.1" and calls[-1]["auth"] is None
-    assert calls[-1]["allowed_paths"] == [str((tmp_path / "ws").resolve()), str(p.root)]
+    assert calls[-1]["allowed_paths"] == [str(p.root)]  # the project alone, never its parent (issue 20)
     assert "warning" not in capsys.readouterr().err
     launch(None, tmp_path / "ws", [], 7861, listen=True, auth="me:secret")
     assert calls[-1]["server_name"] == "0.0.0.0" and calls[-1]["auth"] == ("me", "secret")
     assert "--listen serves this GUI to every machine" in capsys.readouterr().err
     with pytest.raises(FaceloraError, match="USER:PASSWORD"):
         launch(None, tmp_path / "ws", [], 7862, listen=True, auth="nopassword")
+    with pytest.raises(FaceloraError, match="--listen without --auth.*--insecure-listen"):
+        launch(p.root, None, [], 7863, listen=True, auth=None)
+    launch(p.root, None, [], 7864, listen=True, auth=None, insecure_listen=True)
+    assert calls[-1]["server_name"] == "0.0.0.0" and calls[-1]["auth"] is None
+    assert "with no password" in capsys.readouterr().err

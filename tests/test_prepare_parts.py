@@ -153,34 +153,98 @@ def test_inputs_skip_hidden_files_and_captions_beside_photos(tmp_path):
 # -- crop maths ------------------------------------------------------------------------------------
 
 
-def test_crop_is_2_6_face_heights_centred_below_the_face():
-    face = Face(400, 300, 500, 400, "hog")
-    box = crop.square_crop(face, 2000, 2000)
-    assert box.side == 260
-    assert box.left + box.side / 2 == pytest.approx(450, abs=1)
-    assert box.top + box.side / 2 == pytest.approx(350 + 40, abs=1)
-    assert box.holds(face)
-    assert crop.square_crop(face, 2000, 2000, face_ratio=2.0).side == 200
+@pytest.fixture(scope="module")
+def astro_points(astro) -> np.ndarray:
+    from facelora import faces
+
+    rgb = np.asarray(astro)
+    return faces.landmarks(rgb, faces.detect(rgb)[0])
 
 
-def test_crop_shrinks_to_fit_then_moves_but_never_pads():
-    # Face near the top: the square shrinks around its centre (to 2 face heights), then moves down.
-    face = Face(400, 10, 500, 110, "hog")
-    box = crop.square_crop(face, 1000, 1000)
-    assert box.top >= 0 and box.holds(face) and box.side == 200
+def placed(points: np.ndarray, length: float, eyes: tuple[float, float], roll: float = 0.0):
+    """The astronaut's landmarks scaled to a brow-to-chin `length`, turned to `roll` degrees
+    (clockwise on screen) and moved so the eyes' midpoint is at `eyes`."""
+    from facelora.faces import Head
+
+    head = Head(points)
+    k = length / head.length
+    a = np.radians(roll - head.roll)
+    rot = k * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return head.moved(np.hstack([rot, (np.asarray(eyes) - rot @ head.eyes)[:, None]]))
+
+
+def test_head_framing_is_2_8_lengths_with_the_eyes_at_0_45(astro_points):
+    head = placed(astro_points, 100, (1000, 1000))
+    framed, note = crop.frame(head, 2000, 2000)
+    box = framed.box
+    assert note is None and framed.whole_head and not framed.missing
+    assert box.side == 280 and abs(head.length - 100) < 1e-6
+    assert box.top + 0.45 * box.side == pytest.approx(1000, abs=1)
+    assert box.left + box.side / 2 == pytest.approx(head.centre[0], abs=1)
+    assert box.holds(head.head_box(crop.HEAD_MARGIN))
+    # the crown estimate 0.9 lengths above the brows, and the margin above it
+    assert head.crown[1] == pytest.approx(head.brow[1] - 90, abs=0.5)
+    assert head.crown[1] - box.top > 0.15 * 100 and box.bottom - head.chin[1] > 0.5 * 100
+    face, _ = crop.frame(head, 2000, 2000, "face")
+    bust, _ = crop.frame(head, 2000, 2000, "bust")
+    assert face.box.side == 190 and not face.whole_head and face.box.top > head.crown[1]
+    assert bust.box.side == 400 and bust.whole_head and bust.box.top + 0.36 * 400 == pytest.approx(1000, abs=1)
+    assert crop.frame(head, 2000, 2000, side_ratio=3.5)[0].box.side == 350
+    # a side too small for the face is raised to hold it: --face-ratio never cuts the face
+    small, _ = crop.frame(head, 2000, 2000, "face", side_ratio=1.05)
+    assert small.box.holds(head.face_box())
+
+
+def test_crop_shrinks_and_moves_to_keep_the_whole_head_but_never_pads(astro_points):
+    # Head near the top: the square stops at the top edge and still holds the crown.
+    head = placed(astro_points, 100, (500, 125))
+    box = crop.frame(head, 1000, 1000)[0].box
+    assert box.top == 0 and box.holds(head.head_box(crop.HEAD_MARGIN)) and box.side == 280
     # A photo narrower than the wanted square: the square is as wide as the photo.
-    face = Face(20, 100, 120, 200, "hog")
-    box = crop.square_crop(face, 140, 600)
-    assert box.side == 140 and box.left == 0 and box.holds(face) and box.bottom <= 600
-    # A face box sticking out of the photo is held as far as it is inside.
-    face = Face(-8, 50, 92, 150, "hog")
-    box = crop.square_crop(face, 800, 800)
-    assert box.left == 0 and box.right >= 92
+    head = placed(astro_points, 100, (110, 300))
+    framed = crop.frame(head, 220, 800)[0]
+    assert framed.box.side == 220 and framed.box.left == 0 and framed.whole_head
+    assert framed.box.holds(head.head_box(crop.HEAD_MARGIN))
+    # Near the left edge: shifted right, the head kept whole.
+    head = placed(astro_points, 100, (70, 400))
+    box = crop.frame(head, 800, 800)[0].box
+    assert box.left == 0 and box.holds(head.head_box(crop.HEAD_MARGIN))
 
 
-def test_crop_rejects_a_face_that_no_square_can_hold():
-    with pytest.raises(crop.CropRejected, match="does not fit"):
-        crop.square_crop(Face(0, 0, 300, 290, "hog"), 300, 120)
+def test_a_head_cut_by_the_edge_is_rejected_with_the_reason(astro_points):
+    head = placed(astro_points, 100, (500, 70))  # the crown lies above the photo
+    with pytest.raises(crop.CropRejected, match="top of the head is cut by the photo's top edge"):
+        crop.frame(head, 1000, 1000)
+    head = placed(astro_points, 100, (10, 500))  # half the face is outside
+    with pytest.raises(crop.CropRejected, match="face is cut by the photo's left edge"):
+        crop.frame(head, 1000, 1000)
+
+
+def test_a_close_up_is_kept_as_tight_as_it_is_with_what_it_lacks(astro_points):
+    head = placed(astro_points, 100, (75, 55))  # a 150 px photo around the face: no hair, no chin room
+    framed = crop.frame(head, 150, 150)[0]
+    assert framed.box.side == 150 and "hair" in framed.missing and not framed.whole_head
+    assert framed.verdict("head").startswith("tight: no hair")
+    assert framed.box.holds(head.features_box())
+
+
+def test_level_turns_the_eye_line_level_when_the_square_stays_inside(astro_points):
+    head = placed(astro_points, 100, (1000, 1000), roll=10)
+    assert head.roll == pytest.approx(10, abs=1e-6)
+    framed, note = crop.frame(head, 2000, 2000, level=True)
+    assert note is None and framed.angle == pytest.approx(10) and "levelled +10°" in framed.verdict("head")
+    inside = head.moved(framed.matrix)
+    assert abs(inside.roll) < 1e-6 and framed.box.side == 280
+    assert crop.CropBox(0, 0, framed.box.side).holds(inside.head_box(crop.HEAD_MARGIN))
+    # Near a corner the turned square would need pixels from outside the photo: not levelled.
+    head = placed(astro_points, 100, (0, 0), roll=12)
+    l, t, r, b = head.head_box(crop.HEAD_MARGIN)
+    head = head.moved(np.array([[1.0, 0, 3 - l], [0, 1.0, 3 - t]]))  # a photo just larger than the head
+    side = int(max(r - l, b - t)) + 6
+    framed, note = crop.frame(head, side, side, level=True)
+    assert framed.angle == 0 and note.startswith("not levelled") and "tilted +12°" in framed.verdict("head")
+    unlevelled, _ = crop.frame(head, side, side)
+    assert unlevelled.box == framed.box
 
 
 # -- captions --------------------------------------------------------------------------------------
@@ -347,3 +411,10 @@ def test_near_duplicates_by_perceptual_hash(astro):
 def test_outliers_need_three_photos():
     assert quality.outliers([0.7, 0.7]) == [False, False]
     assert quality.outliers([0.1, 0.12, 0.7]) == [False, False, True]
+
+
+def test_the_framing_option_offers_exactly_the_framings_crop_knows():
+    import typing
+
+    assert set(typing.get_args(options.PrepareOptions.model_fields["framing"].annotation)) == set(crop.FRAMINGS)
+    assert options.PrepareOptions().framing == crop.DEFAULT_FRAMING

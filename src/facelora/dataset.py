@@ -98,6 +98,7 @@ class Subset:
     images: list[Path]
     captions: dict[Path, str]  # image -> caption (from its file, or the folder words)
     missing_captions: list[Path] = field(default_factory=list)
+    garbled_captions: list[Path] = field(default_factory=list)  # caption files that are not UTF-8
     buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> the size it trains at
 
     @property
@@ -140,6 +141,10 @@ class Dataset:
     def missing_captions(self) -> list[Path]:
         return [p for s in self.subsets for p in s.missing_captions]
 
+    @property
+    def garbled_captions(self) -> list[Path]:
+        return [p for s in self.subsets for p in s.garbled_captions]
+
     def items(self) -> list[tuple[Path, str, int]]:
         """(image, caption, repeats) for every image."""
         return [(p, s.captions[p], s.repeats) for s in self.subsets for p in s.images]
@@ -161,11 +166,19 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_caption(image: Path, caption_extension: str) -> str | None:
+def read_caption(image: Path, caption_extension: str) -> tuple[str | None, bool]:
+    """The image's caption (None without a caption file) and whether its file is UTF-8. A
+    byte-order mark is dropped (an editor's, not words for the tokenizer); bytes that are not
+    UTF-8 are replaced, and the caller names the file."""
     cap = image.with_suffix(caption_extension)
     if not cap.is_file():
-        return None
-    return " ".join(cap.read_text(encoding="utf-8", errors="replace").split())
+        return None, True
+    data = cap.read_bytes()
+    try:
+        text, ok = data.decode("utf-8-sig"), True
+    except UnicodeDecodeError:
+        text, ok = data.decode("utf-8-sig", errors="replace"), False
+    return " ".join(text.split()), ok
 
 
 def scan_for(cfg: "TrainConfig") -> Dataset:
@@ -207,24 +220,39 @@ def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing:
                 f"'{folder}' holds no images ({', '.join(IMAGE_EXTENSIONS)}). Add photos, or run "
                 f"'facelora prepare PHOTOS {root.parent}' to make them."
             )
-        captions, missing = {}, []
+        captions, missing, garbled = {}, [], []
         for img in images:
-            text = read_caption(img, caption_extension)
+            text, utf8 = read_caption(img, caption_extension)
             if text is None:
                 missing.append(img)
                 text = concept.words
+            if not utf8:
+                garbled.append(img.with_suffix(caption_extension))
             captions[img] = text
-        subsets.append(Subset(folder, concept, images, captions, missing))
+        subsets.append(Subset(folder, concept, images, captions, missing, garbled))
     dataset = Dataset(root, subsets)
     return dataset.bucketed(bucketing) if bucketing else dataset
+
+
+def file_list(paths: list[Path]) -> str:
+    """The first ten file names of a note, and '...' when there are more."""
+    return ", ".join(p.name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
 
 
 def missing_caption_warning(dataset: Dataset, caption_extension: str) -> str | None:
     missing = dataset.missing_captions
     if not missing:
         return None
-    names = ", ".join(p.name for p in missing[:10]) + (" ..." if len(missing) > 10 else "")
     return (
         f"{len(missing)} image(s) have no '{caption_extension}' caption, so the folder words are "
-        f"used as their caption: {names}. Check caption_extension (Kohya's 'no caption file found')."
+        f"used as their caption: {file_list(missing)}. Check caption_extension (Kohya's 'no caption file found')."
     )
+
+
+def caption_notes(dataset: Dataset, caption_extension: str) -> list[str]:
+    """What training says about the captions: the missing ones, and files that are not UTF-8."""
+    notes = [n for n in [missing_caption_warning(dataset, caption_extension)] if n]
+    if garbled := dataset.garbled_captions:
+        notes.append(f"{len(garbled)} caption file(s) are not UTF-8 text, so their unreadable bytes became "
+                     f"'\ufffd': {file_list(garbled)}. Save them as UTF-8 (the trigger word must read right).")
+    return notes

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FaceloraError
-from .fileio import atomic_write_json, read_json
+from .fileio import atomic_write_json, clear_write_errors, read_json
 from .project import Project
 
 # Jobs that must not run beside each other in one project: training reads the image folder that
@@ -117,14 +117,15 @@ def acquire(project: Project, kind: str, command: list[str]) -> Path:
                 f"A {other} job is already running for this project{pid}{beside}. Wait for it to "
                 f"end, or stop it first."
             )
-    project.log_dir.mkdir(parents=True, exist_ok=True)
     path = lock_path(project, kind)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with clear_write_errors(path):
+            project.log_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"pid": None, "kind": kind, "command": command, "started": time.time()}, f)
     except FileExistsError:
         raise JobError(f"A {kind} job is just starting for this project; wait a moment.") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"pid": None, "kind": kind, "command": command, "started": time.time()}, f)
     return path
 
 

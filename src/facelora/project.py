@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import FaceloraError
-from .config import ProjectSettings, TrainConfig, load_settings, save_settings
+from .config import PROJECT_FOLDERS, ProjectSettings, TrainConfig, load_settings, save_settings
+from .paths import check_name, check_output_name, inside
 
 CONFIG_FILE = "facelora.toml"
 # Kohya's folders: the defaults of train_data_dir, output_dir and logging_dir (relative to the project)
@@ -45,6 +46,7 @@ CELLS_DIR = "cells"
 LIKENESS_JSON = "likeness.json"
 HEATMAP_PNG = "heatmap.png"
 REFERENCE_CACHE = "reference-faces.json"
+PROBES_TOML = "probes.toml"  # the grid's probe prompts (evaluate/probes.py)
 SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
 LORA_SUFFIX = ".safetensors"
 
@@ -96,6 +98,7 @@ def check_trigger(trigger: str) -> str:
             f"Trigger word {trigger!r} must be one word without spaces or slashes (e.g. 'ohwx' or "
             f"'ScarlettJohansson'); it names the folder and starts every caption."
         )
+    check_name(trigger, "The trigger word")
     return trigger
 
 
@@ -264,6 +267,10 @@ class Project:
         return self.eval_dir / HEATMAP_PNG
 
     @property
+    def probes_toml(self) -> Path:
+        return self.eval_dir / PROBES_TOML
+
+    @property
     def reference_cache(self) -> Path:
         """The reference photos' face vectors, kept so scoring again skips the detector."""
         return self.eval_dir / REFERENCE_CACHE
@@ -304,9 +311,14 @@ class Project:
         """The project's parameters with its folders made absolute and output_name filled in."""
         s = self.settings()
         cfg = s.train
-        updates = {k: str(self.root / getattr(cfg, k)) for k in ("train_data_dir", "output_dir", "logging_dir")}
-        updates["output_name"] = cfg.output_name or s.trigger
+        updates = {k: str(self.folder(getattr(cfg, k), k)) for k in PROJECT_FOLDERS}
+        updates["output_name"] = check_output_name(cfg.output_name or s.trigger)
         return cfg.model_copy(update=updates)
+
+    def folder(self, value: str, what: str) -> Path:
+        """A folder parameter (relative to the project, or absolute) resolved; it must lie inside
+        the project, links followed (paths.py's policy)."""
+        return inside(self.root, value, what)
 
     def concepts(self) -> list[tuple[Path, Concept]]:
         """The `<repeats>_<trigger>` folders under image/, sorted by name."""
@@ -347,6 +359,7 @@ def init_project(root: str | Path, trigger: str, class_word: str | None = None, 
             f"'{root}' exists and is not empty; choose a new folder so nothing of yours is overwritten."
         )
     check_trigger(concept.trigger)
+    check_name(concept.folder_name, "The image folder (repeats, trigger and class word)")
     project = Project(root.resolve())
     for d in (project.image_dir / concept.folder_name, project.models_dir, project.log_dir):
         d.mkdir(parents=True, exist_ok=True)

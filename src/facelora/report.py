@@ -104,9 +104,9 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     parts.append("<h2>Grid: saved files x LoRA weights</h2>")
     parts.append(_img(project, project.grid_png, "X/Y grid"))
 
-    parts.append("<h2>Likeness</h2>")
-    parts.append(_best(read_json(project.likeness_json)))
-    parts.append(_img(project, project.heatmap_png, "likeness heatmap"))
+    parts.append("<h2>Likeness scoreboard: alike, flexible, not a copy, not on everyone</h2>")
+    parts.append(_scoreboard(read_json(project.likeness_json)))
+    parts.append(_img(project, project.heatmap_png, "scoreboard heatmap"))
 
     parts.append("<h2>Reproduce</h2><pre>" + html.escape("\n".join(commands)) + "</pre>")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>facelora: {html.escape(settings.trigger)}"
@@ -125,18 +125,47 @@ def _describe_end(e: ev.End | ev.Error) -> str:
     return f"Trained {e.step} steps{took}."
 
 
-def _best(likeness: dict[str, Any] | None) -> str:
+def _scoreboard(likeness: dict[str, Any] | None) -> str:
+    """The pick (or why there is none), the rule, and one line per score: what the files reached,
+    or why a score has nothing to show."""
     if not likeness:
         return "<p class=missing>Not scored yet.</p>"
     best = likeness.get("best")
     parts = []
     if best:
-        parts.append(f'<p class="best">Most alike: <b>{html.escape(str(best.get("file")))}</b> at weight '
-                     f'<b>{best.get("weight")}</b>. {html.escape(str(likeness.get("rule", "")))}</p>')
+        parts.append(f'<p class="best">Pick: <b>{html.escape(str(best.get("file")))}</b> at weight '
+                     f'<b>{best.get("weight")}</b>. {html.escape(str(likeness.get("verdict", "")))}</p>')
     else:
-        parts.append(f'<p class="warn">{html.escape(str(likeness.get("verdict") or "No generated image had a face, so there is no best file."))}</p>')
+        parts.append(f'<p class="warn">{html.escape(str(likeness.get("verdict") or "No generated image had a face, so there is no pick."))}</p>')
+    parts.append(f"<p>Rule: {html.escape(str(likeness.get('rule', '')))}</p>")
+    groups = [g for g in likeness.get("groups", []) if g.get("file") and g.get("weight") not in (None, 0)]
+    parts.append(_table([(name, _score_line(groups, *how)) for name, *how in _SCORES]))
+    for w in likeness.get("warnings", [])[:10]:
+        parts.append(f'<p class="warn">{html.escape(str(w))}</p>')
+    for s in likeness.get("skipped", []):
+        parts.append(f"<p class=missing>skipped {html.escape(Path(s['path']).name)}: {html.escape(s['reason'])}</p>")
+    if likeness.get("probes"):
+        parts.append(f"<p>Probe prompts: <code>{html.escape(likeness['probes'])}</code> (edit it to add your own).</p>")
     baseline = likeness.get("baseline")
     if isinstance(baseline, dict) and baseline.get("mean") is not None:
         parts.append(f"<p>How alike the training photos are to each other (leave-one-out distance): "
                      f"{baseline['mean']:.3f} on average.</p>")
     return "".join(parts)
+
+
+# (row, the groups' key, how many faces it rests on, best is min or max, format, no-faces message)
+_SCORES = [
+    ("likeness (mean distance)", "mean_distance", "faces", min, "{:.3f}", "no faces in the likeness images"),
+    ("flexibility (match rate)", "flexibility", "flex_faces", max, "{:.0%}", "no faces in the flexibility images"),
+    ("bleed (other people who are the person)", "bleed", "bleed_faces", min, "{:.0%}", "no faces in the bleed images"),
+    ("copies of a training photo", "copies", "faces", min, "{:d}", "no faces, nothing to compare"),
+    ("validation loss", "validation_loss", None, min, "{:.4f}", "— (not recorded by training)"),
+]
+
+
+def _score_line(groups: list[dict[str, Any]], key: str, faces: str | None, best, fmt: str, empty: str) -> str:
+    values = [g[key] for g in groups if g.get(key) is not None and (faces is None or g.get(faces))]
+    if not values:
+        return empty
+    worst = min if best is max else max
+    return f"best {fmt.format(best(values))}, worst {fmt.format(worst(values))} over {len(values)} file/weight(s)"

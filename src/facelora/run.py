@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import config as cfgmod
 from .errors import FaceloraError
 from .dataset import scan_for
-from .evaluate.grid import DEFAULT_WEIGHTS
+from .evaluate.gridplan import DEFAULT_WEIGHTS
 from .locks import held
 from .plan import adopt, plan_for
 from .prepare.options import PrepareOptions
@@ -102,6 +102,10 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
         f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
+    if "resolution" in opts.overrides:  # a training resolution asked for apart from the crops' size
+        settings = project.settings()
+        settings.train = cfgmod.apply(settings.train, {"resolution": opts.overrides["resolution"]})
+        project.save_settings(settings)
     accepted = report.accepted
     if len(accepted) < opts.min_photos:
         raise TooFewPhotos(
@@ -124,11 +128,16 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     commands.append(f"facelora train {_q(project.root)}")
 
     # 5. grid and 6. score
-    grid_opts = GridOptions(weights=opts.weights, steps=opts.grid_steps, size=opts.grid_size)
-    say("Drawing the grid of saved files x LoRA weights ...")
+    # The probe prompts (eval/probes.toml: likeness, flexibility, bleed) as the third axis; not
+    # for the tiny test model, whose noise has no face to probe and whose demo they made ten
+    # times longer.
+    probes = opts.base_model != "tiny"
+    grid_opts = GridOptions(weights=opts.weights, steps=opts.grid_steps, size=opts.grid_size,
+                            z="probes" if probes else None)
+    say("Drawing the grid of saved files x LoRA weights" + (" x probe prompts ..." if probes else " ..."))
     grid = make_grid(project, grid_opts)
     say(f"Grid: {grid.grid} ({len(grid.cells)} cells in {grid.seconds:.0f} s)")
-    commands.append(f"facelora grid {_q(project.root)} --weights {opts.weights} --steps {opts.grid_steps}"
+    commands.append(f"facelora grid {_q(project.root)}{' --probes' if probes else ''} --weights {opts.weights} --steps {opts.grid_steps}"
                     + (f" --size {opts.grid_size}" if opts.grid_size else ""))
     say("Scoring the likeness of every cell ...")
     likeness = score_project(project, ScoreOptions())

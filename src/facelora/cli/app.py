@@ -12,9 +12,11 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
+from safetensors import SafetensorError
 
 from .. import config as cfgmod
 from ..errors import FaceloraError
+from ..fileio import io_error
 
 # transformers warns at import about image processors facelora never uses (they want torchvision,
 # which must not be installed beside the CPU torch); a user's own setting still wins.
@@ -47,6 +49,9 @@ def friendly(fn):
             return fn(*args, **kwargs)
         except FaceloraError as e:
             err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
+            raise typer.Exit(2)
+        except (OSError, SafetensorError) as e:  # an I/O failure no step explained: still one message
+            err.print(f"[bold red]error:[/] {escape(str(io_error(e)))}", markup=True)
             raise typer.Exit(2)
 
     return wrapper

@@ -36,9 +36,14 @@ def config_import(
     kohya_toml: Annotated[Path, typer.Argument(help="A Kohya training TOML or kohya_ss GUI config.")],
 ) -> None:
     """Take the training parameters of a Kohya TOML into the project (folders stay the project's)."""
+    from ..fileio import read_text
+
     p = Project.open(project)
     settings = p.settings()
-    cfg, notes = cfgmod.import_kohya(kohya_toml.read_text(encoding="utf-8"), settings.train)
+    try:
+        cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train)
+    except cfgmod.ConfigError as e:
+        raise cfgmod.ConfigError(f"{kohya_toml}: {e}") from None
     keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceloraError
-from ..evaluate.grid import GridOptions
+from ..evaluate.gridplan import GridOptions
 from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project
@@ -21,22 +21,33 @@ from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, 
 
 
 def likeness_table(report) -> Table:
-    """One row per (file, weight): how often a face appears, how close it is, how often it matches."""
-    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}",
+    """One row per (file, weight): how often a face appears, how close it is, how often it matches,
+    and the scoreboard's other scores (flexibility, bleed, copies, validation loss)."""
+    from ..evaluate.board import BLEED_WARN
+
+    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}; "
+                    f"flex = match on flexibility prompts; bleed = share of other people's faces that are the person",
               title_justify="left")
     widest = max((len(g.file or g.label) for g in report.groups), default=4)
     t.add_column("file", min_width=min(widest, 40), overflow="fold")
-    for col in ("weight", "images", "faces", "distance", "match", "spread"):
+    for col in ("weight", "images", "faces", "distance", "match", "flex", "bleed", "copies", "spread", "val loss"):
         t.add_column(col, justify="right", no_wrap=True)
     t.add_column("", no_wrap=True)
     best = report.best
+
+    def pct(v):
+        return "—" if v is None else f"{v:.0%}"
+
     for g in report.groups:
-        flag = "best" if best is not None and g is best else ("clones" if g.clones else "")
+        flags = [w for w, on in (("clones", g.clones), ("copies", g.copies),
+                                 ("bleed", g.bleed is not None and g.bleed > BLEED_WARN)) if on]
+        flag = "[bold green]best[/]" if best is not None and g is best else (f"[yellow]{', '.join(flags)}[/]" if flags else "")
         t.add_row(
             escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
             f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
-            f"{g.match_rate:.0%}", "-" if g.spread is None else f"{g.spread:.3f}",
-            f"[bold green]{flag}[/]" if flag == "best" else (f"[yellow]{flag}[/]" if flag else ""),
+            f"{g.match_rate:.0%}", pct(g.flexibility), pct(g.bleed), str(g.copies),
+            "-" if g.spread is None else f"{g.spread:.3f}",
+            "—" if g.validation_loss is None else f"{g.validation_loss:.4f}", flag,
         )
     return t
 
@@ -50,6 +61,8 @@ def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
     if b.get("mean") is not None:
         console.print(f"Training photos among themselves (leave-one-out distance): mean {b['mean']:.3f}, "
                       f"max {b['max']:.3f} over {b['faces']} faces.")
+    for skipped in report.skipped:
+        note(escape(skipped.line()))
     for w in report.warnings:
         note(escape(w))
     console.print(escape(report.verdict))
@@ -67,6 +80,7 @@ def _grid(name: str, *flags: str) -> Any:
 Threshold = Annotated[float, option_of(ScoreOptions, "threshold")]
 InstallTo = Annotated[Optional[Path], option_of(ScoreOptions, "install_to", "--install-to")]
 Overwrite = Annotated[bool, option_of(ScoreOptions, "overwrite", "--overwrite")]
+Force = Annotated[bool, option_of(ScoreOptions, "force", "--force")]
 
 
 @app.command()
@@ -79,6 +93,7 @@ def grid(
     negative: Annotated[Optional[str], _grid("negative")] = None,
     seeds: Annotated[Optional[str], _grid("seeds")] = None,
     z: Annotated[Optional[tuple[str, str]], typer.Option(help="Third axis and its values: prompts 'A,B' (Prompt S/R), seeds '1,2', cfg '5,7', steps '20,30'.")] = None,
+    probes: Annotated[bool, typer.Option("--probes", help="Third axis: the likeness, flexibility and bleed prompts of PROJECT/eval/probes.toml (written with defaults on first use).")] = False,
     xsr: Annotated[Optional[str], _grid("xsr")] = None,
     ysr: Annotated[Optional[str], _grid("ysr")] = None,
     sampler: Annotated[str, _grid("sampler")] = default_of(GridOptions, "sampler"),
@@ -93,6 +108,7 @@ def grid(
     threshold: Threshold = default_of(ScoreOptions, "threshold"),
     install_to: InstallTo = None,
     overwrite: Overwrite = False,
+    force: Force = False,
     options_file: OptionsFile = None,
 ) -> None:
     """Draw the X/Y grid of saved LoRA files (X, in training order) at LoRA weights (Y), as
@@ -102,13 +118,17 @@ def grid(
 
     if install_to is not None and not score:
         raise FaceloraError("--install-to picks the best file by likeness (an option of --score): add --score.")
+    if probes and z:
+        raise FaceloraError("--probes is the third axis; leave out --z.")
+    if probes:
+        z = ("probes", "")
     p = Project.open(project)
     if options_file is not None:
         options = options_from_file(options_file, GridOptions)
     else:
         options = options_of(
             GridOptions, checkpoints=checkpoints, weights=weights, prompt=prompt, negative=negative, seeds=seeds,
-            z=z[0] if z else None, z_values=z[1] if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
+            z=z[0] if z else None, z_values=(z[1] or None) if z else None, xsr=xsr, ysr=ysr, sampler=sampler,
             steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
             allow_pickle=allow_pickle, device=device,
         )
@@ -122,7 +142,8 @@ def grid(
     console.print(f"Cells: {p.cells_dir}")
     console.print(f"Every cell described in: {result.json}")
     if score:
-        _score_project(p, options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite), as_json=False)
+        _score_project(p, options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite,
+                                      force=force), as_json=False)
 
 
 def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
@@ -134,7 +155,7 @@ def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
     if not as_json:
         console.print(f"Scores: {p.likeness_json}")
     if options.install_to is not None:
-        done = install_best(p, report, options.install_to, options.overwrite)
+        done = install_best(p, report, options.install_to, options.overwrite, options.force)
         (err if as_json else console).print(
             f"Installed {done.path} (preferred weight {done.weight:g}; use <lora:{done.path.stem}:{done.weight:g}>)")
 
@@ -148,6 +169,7 @@ def score(
     threshold: Threshold = default_of(ScoreOptions, "threshold"),
     install_to: InstallTo = None,
     overwrite: Overwrite = False,
+    force: Force = False,
     as_json: AsJson = False,
     options_file: OptionsFile = None,
 ) -> None:
@@ -158,7 +180,7 @@ def score(
     from ..evaluate.scoring import score_folder
 
     options = (options_from_file(options_file, ScoreOptions) if options_file is not None else
-               options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite))
+               options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite, force=force))
     if project is not None:
         if reference is not None or images is not None:
             raise FaceloraError("Give either a PROJECT or --reference and --images, not both.")

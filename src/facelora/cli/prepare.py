@@ -33,7 +33,9 @@ def prepare(
     upscaler: Annotated[str, typer.Option(help=_about("upscaler"))] = _prepared("upscaler"),
     captioner: Annotated[str, typer.Option(help=_about("captioner"))] = _prepared("captioner"),
     tags: Annotated[Optional[str], typer.Option(help="Comma-separated tags added to every caption.")] = None,
-    face_ratio: Annotated[float, typer.Option("--face-ratio", help=_about("face_ratio"))] = _prepared("face_ratio"),
+    framing: Annotated[str, typer.Option(help=_about("framing"))] = _prepared("framing"),
+    face_ratio: Annotated[Optional[float], typer.Option("--face-ratio", help=_about("face_ratio"))] = _prepared("face_ratio"),
+    level: Annotated[bool, typer.Option("--level", help=_about("level"))] = False,
     allow_multiple: Annotated[bool, typer.Option("--allow-multiple", help=_about("allow_multiple"))] = False,
     second_face_ratio: Annotated[float, typer.Option("--second-face-ratio", help=_about("second_face_ratio"))] = _prepared("second_face_ratio"),
     general_threshold: Annotated[float, typer.Option("--general-threshold", help=_about("general_threshold"))] = _prepared("general_threshold"),
@@ -55,7 +57,7 @@ def prepare(
     try:
         options = PrepareOptions(
             resolution=resolution, upscaler=upscaler, captioner=captioner,
-            tags=split_tags(tags), face_ratio=face_ratio,
+            tags=split_tags(tags), framing=framing, face_ratio=face_ratio, level=level,
             allow_multiple=allow_multiple, second_face_ratio=second_face_ratio,
             general_threshold=general_threshold, character_threshold=character_threshold,
             keep_identity_tags=keep_identity_tags, overwrite_captions=overwrite_captions,
@@ -85,6 +87,7 @@ def prepare_table(report) -> Table:
     t.add_column("#", no_wrap=True)
     t.add_column("photo", overflow="fold", min_width=12, ratio=1)
     t.add_column("result", no_wrap=True)
+    t.add_column("framing", overflow="fold")
     for col in ("face", "scale", "drift", "blur", "identity"):
         t.add_column(col, no_wrap=True, justify="right")
 
@@ -96,9 +99,9 @@ def prepare_table(report) -> Table:
         result = ("[green]kept[/]" if it.earlier_run else "[green]accepted[/]") if ok else "[red]rejected[/]"
         identity = num(it.identity_distance, ".2f")
         t.add_row(f"{it.number:03d}" if it.number else "", escape(Path(it.source).name), result,
-                  num(it.face_px, "d"), num(it.scale, ".2f"), num(it.drift, ".3f"), num(it.blur, ".0f"),
+                  escape(it.framing or ""), num(it.face_px, "d"), num(it.scale, ".2f"), num(it.drift, ".3f"), num(it.blur, ".0f"),
                   f"[yellow]{identity}![/]" if it.identity_outlier else identity)
-    t.caption = ("face: face height in source px; scale: output px per source px; drift: how far upscaling moved "
+    t.caption = ("face: brow-to-chin length in source px; scale: output px per source px; drift: how far upscaling moved "
                  "the face's identity; identity: distance to the others' average face (! = outlier)")
     return t
 
@@ -111,6 +114,10 @@ def print_prepare_notes(report) -> None:
             console.print(f"  [red]{name}[/]: {escape(it.reason or '')}")
         for w in it.warnings:
             console.print(f"  [yellow]{name}[/]: {escape(w)}")
+    if report.framings:
+        console.print("Framing: " + ", ".join(f"{n} {what}" for what, n in report.framings.items()))
+    if report.resolution_note:
+        console.print(report.resolution_note[:1].upper() + report.resolution_note[1:] + ".")
     reused = sum(it.reused for it in report.items)
     earlier = sum(it.earlier_run for it in report.items)
     if reused:

@@ -51,9 +51,9 @@ def train(
     updates = {**options.overrides, **overrides_from(ctx)}
     if options.base_model:
         updates["pretrained_model_name_or_path"] = options.base_model
-    for key in cfgmod.PROJECT_FOLDERS:  # a relative folder given here is inside the project, as in facelora.toml
-        if key in updates and not Path(updates[key]).is_absolute():
-            updates[key] = str(p.root / updates[key])
+    for key in cfgmod.PROJECT_FOLDERS:  # a folder given here is inside the project, as in facelora.toml
+        if key in updates:
+            updates[key] = str(p.folder(updates[key], key))
     cfg = cfgmod.apply(p.train_config(), updates)
     with held(p, "train", "facelora train"):
         result = train_lora(p, cfg, allow_pickle=options.allow_pickle, resume=options.resume, console=console)

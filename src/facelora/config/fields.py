@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from ..paths import PathError, check_folder_text, check_output_name
 from ..train.optim import OPTIMIZERS, SCHEDULERS
 from .values import parse_kv_args, parse_resolution
 
@@ -21,6 +22,15 @@ def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
 # The folders a project's TrainConfig names relative to the project (facelora.toml keeps them so).
 PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
 Precision = Literal["no", "fp16", "bf16"]
+
+
+def _path_rule(rule: Any, *args: Any) -> Any:
+    """paths.py's check as a pydantic validation error (so the field is named with it)."""
+    try:
+        return rule(*args)
+    except PathError as e:
+        raise ValueError(str(e)) from None
+
 SavePrecision = Literal["float", "fp16", "bf16"]
 
 
@@ -125,6 +135,16 @@ class TrainConfig(BaseModel):
         if v not in SCHEDULERS:
             raise ValueError(f"unknown scheduler '{v}'; choose one of {', '.join(SCHEDULERS)}")
         return v
+
+    @field_validator(*PROJECT_FOLDERS)
+    @classmethod
+    def _project_folder(cls, v: str, info: ValidationInfo) -> str:
+        return _path_rule(check_folder_text, v, info.field_name)
+
+    @field_validator("output_name")
+    @classmethod
+    def _file_name(cls, v: str) -> str:
+        return _path_rule(check_output_name, v)
 
     @field_validator("resolution")
     @classmethod

@@ -10,7 +10,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, read_text
 from .fields import TrainConfig
 from .overrides import explain
 
@@ -39,7 +39,7 @@ def save_settings(path: Path, settings: ProjectSettings) -> None:
 
 def load_settings(path: Path) -> ProjectSettings:
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        raw = tomllib.loads(read_text(path, "the project's settings"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     try:

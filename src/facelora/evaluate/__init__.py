@@ -12,7 +12,8 @@ progress is called as progress(done, total, what).
 """
 
 from .grid import GridError, GridOptions, GridResult, make_grid
-from .likeness import LikenessError, LikenessReport
+from .board import LikenessReport
+from .likeness import LikenessError
 from .scoring import Installed, ScoreOptions, install_best, score_folder, score_project
 
 __all__ = [

@@ -1,24 +1,21 @@
 """How alike generated faces are to the person: dlib's 128-d identity descriptor of each image's
-largest face, compared with the centroid of the training photos' descriptors.
+largest face, compared with the centroid of the training photos' descriptors, and whether the
+face copies one training photo (copies.py).
 
 - Reference: the prepared training crops. Their leave-one-out distances (each photo to the
   centroid of the others) are the baseline: how alike the real photos are to each other.
 - Per image: face found or not, distance to the centroid, match (distance below the threshold,
-  0.6 by default: dlib's "same person" line), distance to the nearest single training photo.
-- Per group (one LoRA file at one weight, over prompts and seeds): detection rate, mean
-  distance, match rate, and the spread of the generated faces among themselves. A spread far
-  below the training photos' own spread means the LoRA draws one face over and over: clones
-  of a training photo, the mark of an over-trained file.
-- Best: the group with the highest match rate, then the lowest mean distance (to 0.01), then the
-  lower weight, then the earlier file. Groups without a LoRA or at weight 0 are the base model
-  and never the pick. When no image has a face there is no pick, and the report says so.
+  0.6 by default: dlib's "same person" line), distance to the nearest single training photo,
+  and the training photo it copies, if any.
+- A file that cannot be read as an image (broken, truncated, empty, not an image) is skipped
+  with a one-line reason; board.py sums the images up per LoRA file and weight.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +24,86 @@ import numpy as np
 from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_json, read_json
+from . import copies
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
 MATCH_THRESHOLD = faces.MATCH_THRESHOLD
-# A group's faces count as clones when their spread is below this fraction of the training
-# photos' own spread (or below CLONE_SPREAD when there are too few photos for a baseline).
-CLONE_RATIO = 0.5
-CLONE_SPREAD = 0.15
-RULE = ("Best = highest match rate, then lowest mean distance (to 0.01), then the lower weight, "
-        "then the earlier file; the base model (no LoRA or weight 0) is never the pick.")
+# When HOG finds no face, dlib's CNN looks at a copy no larger than this (never enlarged): it
+# still finds the large faces HOG misses (profiles, tilted heads) in a fraction of the time
+# (512 px: 2.6 s idle, 256 px: 0.63 s; faces from ~80 px there, ~160 px in a 512 px cell); HOG,
+# upsampled once, finds frontal faces from ~40 px.
+CNN_MAX_SIDE = 256
 
 
 class LikenessError(FaceloraError, ValueError):
     """Nothing to compare with (no reference face) or nothing to score."""
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, ImageOps
+def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
+    """The image as RGB, or (None, why not) for a file that is not a readable image."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
-    with Image.open(path) as im:
-        return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    try:
+        with Image.open(path) as im:
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB")), None
+    except UnidentifiedImageError:
+        return None, "not an image PIL can read" if Path(path).stat().st_size else "empty file"
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data
+        return None, f"broken image ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    image, why = read_image(path)
+    if image is None:
+        raise LikenessError(f"{path}: {why}")
+    return image
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+    def line(self) -> str:
+        return f"skipped {Path(self.path).name}: {self.reason}"
+
+
+# --- finding and describing a face -----------------------------------------------------------
+
+
+@lru_cache(maxsize=None)
+def _cnn():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(faces.models_dir() / "mmod_human_face_detector.dat"))
+
+
+def find_face(image: np.ndarray) -> faces.Face | None:
+    """The largest face: HOG as faces.detect runs it; when it finds none, the CNN on a small copy."""
+    found = faces.detect(image, cnn_fallback=False)
+    if found:
+        return found[0]
+    small, s = faces._shrunk(image, CNN_MAX_SIDE)
+    boxes = [d.rect for d in _cnn()(small, 0)]
+    if not boxes:
+        return None
+    r = max(boxes, key=lambda b: b.area())
+    return faces.Face(r.left() * s, r.top() * s, r.right() * s, r.bottom() * s, "cnn")
+
+
+@dataclass
+class Described:
+    face: faces.Face
+    vector: np.ndarray
+    look: copies.FaceLook
+
+
+def describe(image: np.ndarray) -> Described | None:
+    face = find_face(image)
+    if face is None:
+        return None
+    return Described(face, faces.descriptor(image, face), copies.look(image, face))
 
 
 # --- the reference ---------------------------------------------------------------------------
@@ -59,7 +115,9 @@ class Reference:
 
     paths: list[Path]  # photos with a face, in the order of `vectors`
     vectors: list[np.ndarray]
+    looks: list[copies.FaceLook] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     @property
     def centroid(self) -> np.ndarray:
@@ -74,6 +132,7 @@ class Reference:
             "max": float(np.max(loo)) if loo else None,
             "per_photo": [{"path": str(p), "distance": round(d, 4)} for p, d in zip(self.paths, loo)],
             "no_face": [str(p) for p in self.no_face],
+            "skipped": [asdict(s) for s in self.skipped],
             "about": "each training photo's distance to the centroid of the others (leave-one-out)",
         }
 
@@ -81,6 +140,23 @@ class Reference:
 def _cache_key(path: Path) -> str:
     st = path.stat()
     return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _cached(entry: Any) -> tuple[np.ndarray, copies.FaceLook] | None:
+    """A cache entry written by this version (older ones held the vector only: embed again)."""
+    if not isinstance(entry, dict) or "vector" not in entry:
+        return None
+    import imagehash
+
+    look = copies.FaceLook(np.asarray(entry["shape"]), tuple(entry["frame"]), imagehash.hex_to_hash(entry["phash"]))
+    return np.asarray(entry["vector"], dtype=np.float64), look
+
+
+def _entry(d: Described | None) -> dict[str, Any]:
+    if d is None:
+        return {"face": False}
+    return {"vector": [float(x) for x in d.vector], "shape": np.round(d.look.shape, 5).tolist(),
+            "frame": [round(x, 5) for x in d.look.frame], "phash": str(d.look.phash)}
 
 
 def build_reference(paths: list[Path], cache: Path | None = None, progress: Progress | None = None) -> Reference:
@@ -93,21 +169,28 @@ def build_reference(paths: list[Path], cache: Path | None = None, progress: Prog
     fresh: dict[str, Any] = {}
     for i, p in enumerate(paths):
         key = _cache_key(p)
-        if key in stored:
-            vec = stored[key]
-        else:
-            _, d = faces.embed(load_rgb(p))
-            vec = None if d is None else [float(x) for x in d]
-        fresh[key] = vec
-        if vec is None:
+        entry = stored.get(key)
+        if not isinstance(entry, dict) or (entry.get("face", True) and _cached(entry) is None):
+            image, why = read_image(p)
+            if image is None:
+                ref.skipped.append(Skipped(str(p), why))
+                continue
+            entry = _entry(describe(image))
+        fresh[key] = entry
+        found = _cached(entry)
+        if found is None:
             ref.no_face.append(p)
         else:
             ref.paths.append(p)
-            ref.vectors.append(np.asarray(vec, dtype=np.float64))
+            ref.vectors.append(found[0])
+            ref.looks.append(found[1])
         if progress:
             progress(i + 1, len(paths), f"reference {p.name}")
     if cache and fresh != stored:
         atomic_write_json(cache, fresh)
+    if not fresh:
+        raise LikenessError(f"None of the {len(paths)} reference files is a readable image: "
+                            + "; ".join(s.line() for s in ref.skipped[:3]))
     if not ref.vectors:
         raise LikenessError(
             f"None of the {len(paths)} reference photos has a face dlib can find, so there is nothing "
@@ -116,21 +199,7 @@ def build_reference(paths: list[Path], cache: Path | None = None, progress: Prog
     return ref
 
 
-# --- images and groups -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GroupKey:
-    """What an image was made with: one LoRA file (or none) at a weight, and where it sorts."""
-
-    file: str | None
-    weight: float | None
-    order: int = 0  # the file's place in training order (ties go to the earlier file)
-    label: str = ""
-
-    @property
-    def is_base(self) -> bool:
-        return self.file is None or self.weight == 0
+# --- one image -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -142,6 +211,9 @@ class ImageScore:
     nearest: float | None = None  # distance to the closest single training photo
     box: list[int] | None = None
     group: str = ""
+    kind: str = "likeness"  # the probe prompt's kind: likeness, flexibility or bleed
+    copy_of: str | None = None  # the training photo this face copies
+    copy: dict[str, Any] | None = None  # how close it is to that photo on each measure
     vector: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,134 +226,17 @@ def score_image(image: np.ndarray, ref: Reference, threshold: float = MATCH_THRE
                 centroid: np.ndarray | None = None) -> ImageScore:
     """One image against the reference. An image without a face (noise, a landscape) is a
     result, not an error: face False, distance None."""
-    face, vec = faces.embed(image)
-    if vec is None:
+    found = describe(image)
+    if found is None:
         return ImageScore("", False, None, False)
+    vec = found.vector
     c = ref.centroid if centroid is None else centroid
     d = faces.distance(vec, c)
     nearest = min(faces.distance(vec, r) for r in ref.vectors)
-    return ImageScore("", True, round(d, 4), d < threshold, round(nearest, 4), face.as_list(), vector=vec)
-
-
-@dataclass
-class GroupScore:
-    label: str
-    file: str | None
-    weight: float | None
-    order: int
-    images: int
-    faces: int
-    detection_rate: float
-    mean_distance: float | None
-    match_rate: float
-    spread: float | None  # mean leave-one-out distance among the group's own faces
-    clones: bool = False
-    warning: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _group(key: GroupKey, scores: list[ImageScore], clone_below: float) -> GroupScore:
-    found = [s for s in scores if s.face]
-    dists = [s.distance for s in found]
-    vecs = [s.vector for s in found if s.vector is not None]
-    spread = float(np.mean(faces.leave_one_out(vecs))) if len(vecs) >= 2 else None
-    clones = spread is not None and spread < clone_below
-    warning = None
-    if clones:
-        warning = (f"{key.label}: the {len(vecs)} generated faces are nearly identical (spread {spread:.3f}, "
-                   f"below {clone_below:.3f}): the LoRA repeats one face, a sign of over-training. "
-                   f"Prefer an earlier file or a lower weight.")
-    n = len(scores)
-    return GroupScore(
-        label=key.label, file=key.file, weight=key.weight, order=key.order, images=n, faces=len(found),
-        detection_rate=round(len(found) / n, 4) if n else 0.0,
-        mean_distance=round(float(np.mean(dists)), 4) if dists else None,
-        match_rate=round(sum(s.match for s in scores) / n, 4) if n else 0.0,
-        spread=round(spread, 4) if spread is not None else None, clones=clones, warning=warning,
-    )
-
-
-def pick_best(groups: list[GroupScore]) -> GroupScore | None:
-    """The rule in RULE; None when no LoRA group has a face."""
-    candidates = [g for g in groups if g.file is not None and g.weight not in (None, 0) and g.faces > 0]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda g: (-g.match_rate, round(g.mean_distance, 2), g.weight, g.order))
-
-
-@dataclass
-class LikenessReport:
-    threshold: float
-    baseline: dict[str, Any]
-    images: list[ImageScore]
-    groups: list[GroupScore]
-    best: GroupScore | None
-    verdict: str
-    rule: str = RULE
-    warnings: list[str] = field(default_factory=list)
-    base_model: str | None = None
-    tiny: bool = False
-    seconds: float = 0.0
-    heatmap: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "threshold": self.threshold,
-            "rule": self.rule,
-            "verdict": self.verdict,
-            "best": self.best.to_dict() if self.best else None,
-            "baseline": self.baseline,
-            "groups": [g.to_dict() for g in self.groups],
-            "images": [s.to_dict() for s in self.images],
-            "warnings": self.warnings,
-            "base_model": self.base_model,
-            "tiny_test_model": self.tiny,
-            "seconds": round(self.seconds, 2),
-            "heatmap": self.heatmap,
-        }
-
-
-def _verdict(best: GroupScore | None, images: list[ImageScore], threshold: float, tiny: bool) -> str:
-    noise = " (tiny test model: its images are noise, so this says nothing about likeness)" if tiny else ""
-    if not images:
-        return "No images were scored."
-    if not any(s.face for s in images):
-        return f"No generated image has a face, so no file or weight can be picked{noise}."
-    if best is None:
-        return f"Only base-model images (no LoRA or weight 0) have faces, so no file or weight can be picked{noise}."
-    what = f"{best.file} at weight {best.weight:g}"
-    if best.match_rate == 0:
-        return (f"No image matches the person (distance below {threshold:g}); the closest is {what} "
-                f"(mean distance {best.mean_distance:.3f}){noise}.")
-    return (f"Most alike: {what}: {best.match_rate:.0%} of its images match, mean distance "
-            f"{best.mean_distance:.3f}{noise}.")
-
-
-def score_images(items: list[tuple[Path, GroupKey]], ref: Reference, threshold: float = MATCH_THRESHOLD,
-                 clone_ratio: float = CLONE_RATIO, progress: Progress | None = None,
-                 base_model: str | None = None, tiny: bool = False) -> LikenessReport:
-    """Score every image and summarise each group (in the order the groups first appear)."""
-    if not items:
-        raise LikenessError("No images to score.")
-    t0 = time.perf_counter()
-    centroid = ref.centroid
-    baseline = ref.baseline()
-    clone_below = clone_ratio * baseline["mean"] if baseline["mean"] else CLONE_SPREAD
-    scores: list[ImageScore] = []
-    by_group: dict[GroupKey, list[ImageScore]] = {}
-    for i, (path, key) in enumerate(items):
-        s = score_image(load_rgb(path), ref, threshold, centroid)
-        s.path, s.group = str(path), key.label
-        scores.append(s)
-        by_group.setdefault(key, []).append(s)
-        if progress:
-            progress(i + 1, len(items), Path(path).name)
-    groups = [_group(k, v, clone_below) for k, v in by_group.items()]
-    best = pick_best(groups)
-    warnings = [g.warning for g in groups if g.warning]
-    if baseline["no_face"]:
-        warnings.append(f"{len(baseline['no_face'])} reference photo(s) have no face dlib can find and are left out.")
-    return LikenessReport(threshold, baseline, scores, groups, best, _verdict(best, scores, threshold, tiny),
-                          warnings=warnings, base_model=base_model, tiny=tiny, seconds=time.perf_counter() - t0)
+    s = ImageScore("", True, round(d, 4), d < threshold, round(nearest, 4), found.face.as_list(), vector=vec)
+    copied = copies.find_copy(vec, found.look, ref.vectors, ref.looks) if ref.looks else None
+    if copied is not None:
+        s.copy_of = str(ref.paths[copied.photo])
+        s.copy = {"identity": copied.identity, "landmarks": copied.shape, "framing": copied.frame,
+                  "phash_bits": copied.hash}
+    return s

@@ -4,27 +4,23 @@ in each image's `parameters` text."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..dataset import list_images
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, load_json
+from ..paths import inside
 from ..project import Project, parse_lora_filename
 from . import infotext, loras
+from .board import CLONE_RATIO, GroupKey, LikenessReport, pick_best, score_images
 from .heatmap import write_heatmap
-from .likeness import (
-    CLONE_RATIO,
-    MATCH_THRESHOLD,
-    GroupKey,
-    LikenessError,
-    LikenessReport,
-    Progress,
-    build_reference,
-    score_images,
-)
+from .likeness import MATCH_THRESHOLD, LikenessError, Progress, build_reference
+
+# Where a LoRA file's validation loss is read from its metadata (Kohya's name, then facelora's).
+VALIDATION_LOSS_KEYS = ("ss_validation_loss", "facelora_validation_loss")
+
 
 class ScoreOptions(BaseModel):
     """Every choice `score` makes; the CLI's options and a GUI job's options file are these fields."""
@@ -35,6 +31,7 @@ class ScoreOptions(BaseModel):
     clone_ratio: float = Field(CLONE_RATIO, gt=0, description="faces spread less than this share of the training photos' spread are clones")
     install_to: Path | None = Field(None, description="copy the best file into this LoRA folder (e.g. A1111's models/Lora) with its weight")
     overwrite: bool = Field(False, description="when installing: replace a different file of the same name")
+    force: bool = Field(False, description="when installing: install the best file even when every file has a copy, clone or bleed warning")
 
 
 @dataclass
@@ -62,17 +59,26 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     grid_path = project.grid_json
     if not grid_path.is_file():
         raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
-    grid = json.loads(grid_path.read_text(encoding="utf-8"))
-    ref = build_reference(reference_photos(project), project.reference_cache)
+    grid = load_json(grid_path, "the grid's index")
+    cells = grid.get("cells") if isinstance(grid, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and {"path", "x"} <= c.keys() for c in cells):
+        raise LikenessError(f"{grid_path} is not a grid index (no list of cells): make the grid again.")
+    cfg = project.train_config()
+    losses: dict[str, float | None] = {}
     items = []
-    for c in grid["cells"]:
-        path = project.root / c["path"]
+    for c in cells:
+        path = inside(project.root, c["path"], "A grid cell")
         if not path.is_file():
             raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
         file = Path(c["file"]).stem if c.get("file") else None
-        items.append((path, GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")))))
+        if file is not None and file not in losses:
+            losses[file] = validation_loss(Path(cfg.output_dir) / c["file"])
+        key = GroupKey(file, c.get("weight") if file else None, c["x"], _label(file, c.get("weight")), losses.get(file))
+        items.append((path, key, c.get("probe") or "likeness"))
+    ref = build_reference(reference_photos(project), project.reference_cache)
     report = score_images(items, ref, options.threshold, options.clone_ratio, progress,
                           base_model=grid.get("base_model"), tiny=bool(grid.get("tiny_test_model")))
+    report.probes = grid.get("probes")
     heat = write_heatmap(report, project.heatmap_png)
     _relative_to(report, project.root)
     report.heatmap = _rel(heat, project.root) if heat else None
@@ -91,26 +97,47 @@ def _relative_to(report: LikenessReport, root: Path) -> None:
     """Paths inside the project are written relative to it, so the folder can move."""
     for s in report.images:
         s.path = _rel(s.path, root)
+        s.copy_of = _rel(s.copy_of, root) if s.copy_of else None
+    for s in report.skipped:
+        s.path = _rel(s.path, root)
     for item in report.baseline.get("per_photo", []):
         item["path"] = _rel(item["path"], root)
     report.baseline["no_face"] = [_rel(p, root) for p in report.baseline.get("no_face", [])]
 
 
-def install_best(project: Project, report: LikenessReport, dest_dir: Path, overwrite: bool = False) -> Installed:
-    """Copy the report's best file into a LoRA folder with its weight recorded."""
-    if report.best is None:
-        raise LikenessError(f"Nothing to install: {report.verdict}")
+def validation_loss(lora: Path) -> float | None:
+    """The validation loss training recorded in the file's metadata, if it did."""
+    try:
+        meta = loras.read_metadata(lora)
+    except (OSError, ValueError):
+        return None
+    for key in VALIDATION_LOSS_KEYS:
+        try:
+            return float(meta[key])
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+def install_best(project: Project, report: LikenessReport, dest_dir: Path, overwrite: bool = False,
+                 force: bool = False) -> Installed:
+    """Copy the report's best file into a LoRA folder with its weight recorded. Only a clean
+    pick is installed; `force` installs the best of the files with warnings when none is clean."""
+    best = report.best or (pick_best(report.groups, clean_only=False) if force else None)
+    if best is None:
+        hint = " (--force installs the best of them anyway)" if pick_best(report.groups, clean_only=False) else ""
+        raise LikenessError(f"Nothing to install: {report.verdict}{hint}")
     cfg = project.train_config()
-    source = loras.resolve(report.best.file, Path(cfg.output_dir), cfg.output_name)
-    dest = loras.install(source, dest_dir, report.best.weight, project.settings().trigger, overwrite)
-    return Installed(dest, report.best.weight)
+    source = loras.resolve(best.file, Path(cfg.output_dir), cfg.output_name)
+    dest = loras.install(source, dest_dir, best.weight, project.settings().trigger, overwrite)
+    return Installed(dest, best.weight)
 
 
 def group_of(path: Path) -> GroupKey:
     """Group an image by the `<lora:...>` tags in its `parameters` text."""
     try:
         info = infotext.read_png_infotext(path)
-    except OSError:
+    except (OSError, ValueError, SyntaxError):  # unreadable: score_images skips it with the reason
         info = None
     if info is None:
         return GroupKey(None, None, 10**9 + 1, "no infotext")
@@ -133,8 +160,9 @@ def score_folder(reference_dir: Path, images_dir: Path, options: ScoreOptions | 
             raise LikenessError(f"{what} {d} is not a folder.")
     photos = list_images(Path(reference_dir))
     images = list_images(Path(images_dir))
-    if not images:
-        raise LikenessError(f"No images (.png .jpg .jpeg .webp .bmp) in {images_dir}.")
+    for folder, found in ((reference_dir, photos), (images_dir, images)):
+        if not found:
+            raise LikenessError(f"No images (.png .jpg .jpeg .webp .bmp) in {folder}.")
     ref = build_reference(photos)
     items = [(p, group_of(p)) for p in images]
     items.sort(key=lambda it: (it[1].order, it[1].file or "", it[1].weight if it[1].weight is not None else -1))

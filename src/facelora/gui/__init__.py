@@ -1,7 +1,6 @@
 """`facelora gui`: the workflow in a browser, over the same functions the CLI calls.
 
 Only this package imports gradio, so the rest of facelora works without it. Layout:
-  paths.py      which paths a request may name (safe_path)
   workspace.py  the folders this GUI serves; opening and creating projects
   jobs.py       long jobs as `python -m facelora ...` processes (locks in facelora.locks); events.jsonl
   fields.py     TrainConfig's fields as widgets

@@ -20,6 +20,7 @@ from .pages import evaluate, params, photos, project, train  # noqa: E402
 from .workspace import Workspace  # noqa: E402
 
 STORAGE_KEY = "facelora-project"
+GRADIO_CACHE = ".facelora-gui-cache"
 
 
 def build(ws: Workspace, initial: str = "") -> gr.Blocks:
@@ -73,12 +74,13 @@ def build(ws: Workspace, initial: str = "") -> gr.Blocks:
 
 
 def launch(project: Path | None, workspace: Path | None, allow: list[Path], port: int, listen: bool,
-           auth: str | None) -> None:
-    """Start the server (blocks until Ctrl-C). Binds 127.0.0.1 unless `listen`."""
+           auth: str | None, insecure_listen: bool = False) -> None:
+    """Start the server (blocks until Ctrl-C). Binds 127.0.0.1 unless `listen`. It serves and
+    touches only the project (or the workspace) and the `allow` folders: a project opened alone
+    is its own workspace, never its parent folder."""
     if project is not None:
         project = project.resolve()
-        workspace = workspace or project.parent
-    ws = Workspace.of(workspace or Path.cwd(), [*allow, *([project] if project else [])])
+    ws = Workspace.of(workspace or project or Path.cwd(), [*allow, *([project] if project and workspace else [])])
     initial = ws.name(ws.open(str(project))) if project else ""
     credentials = None
     if auth:
@@ -86,11 +88,18 @@ def launch(project: Path | None, workspace: Path | None, allow: list[Path], port
         if not sep or not user or not password:
             raise FaceloraError("--auth must be USER:PASSWORD.")
         credentials = (user, password)
+    if listen and not credentials and not insecure_listen:
+        raise FaceloraError(
+            "--listen without --auth would let anyone who can reach this machine read and write "
+            f"{', '.join(str(r) for r in ws.roots.all)} and run training there. Add --auth USER:PASSWORD, "
+            "or --insecure-listen if this network is yours alone.")
     if listen:
         print("warning: --listen serves this GUI to every machine that can reach this one"
-              + ("" if credentials else ", with no password (add --auth USER:PASSWORD)")
+              + ("" if credentials else ", with no password (--insecure-listen)")
               + f"; it can read and write files in {', '.join(str(r) for r in ws.roots.all)}.",
               file=sys.stderr)
+    # gradio keeps uploads and the images it serves in its cache: inside the served folder too
+    os.environ["GRADIO_TEMP_DIR"] = str(ws.root / GRADIO_CACHE)
     demo = build(ws, initial)
     demo.queue(default_concurrency_limit=4)
     demo.launch(

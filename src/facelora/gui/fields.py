@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from ..config import TrainConfig, config_fields
-from ..evaluate.grid import GridOptions
+from ..evaluate.gridplan import GridOptions
 from ..model.family import SD15, TINY
 from ..prepare.options import PrepareOptions
 from ..prepare.upscale import UPSCALERS

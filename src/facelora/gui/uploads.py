@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..paths import PathError, check_name
 from ..prepare.images import PHOTO_SUFFIXES, ImageRejected, load
 from ..project import Project
 
@@ -36,6 +37,15 @@ def check_image(path: Path, name: str) -> str | None:
     return None
 
 
+def name_problem(name: str) -> str | None:
+    """Why the browser's file name cannot be kept as a file name (with room for '-NN'), or None."""
+    try:
+        check_name(name, "The file name", suffix_bytes=8)
+    except PathError as e:
+        return str(e)
+    return None
+
+
 def _free_name(folder: Path, name: str) -> Path:
     """`name` in `folder`, numbered when a different file already has it (nothing is overwritten)."""
     stem, suffix = Path(name).stem or "photo", Path(name).suffix.lower()
@@ -53,7 +63,7 @@ def accept_uploads(project: Project, uploads: list[tuple[Path, str]]) -> UploadR
     dest.mkdir(parents=True, exist_ok=True)
     for tmp, name in uploads:
         name = Path(name.replace("\\", "/")).name  # a browser's name is never a path
-        reason = check_image(Path(tmp), name)
+        reason = name_problem(name) or check_image(Path(tmp), name)
         if reason:
             result.refused.append((name, reason))
             continue

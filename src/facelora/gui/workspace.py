@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..project import CONFIG_FILE, Project, ProjectError, init_project
-from .paths import PathError, Roots, safe_path
+from ..paths import PathError, Roots, check_folder_text, inside
 
 MODEL_SUFFIXES = (".safetensors", ".ckpt")
 
@@ -32,9 +32,14 @@ class Workspace:
         return Project.open(self.roots.resolve(name))
 
     def create(self, name: str, trigger: str, class_word: str | None, train: TrainConfig | None = None) -> Project:
-        """A new project, always inside the workspace."""
-        return init_project(safe_path(self.root, name), (trigger or "").strip(), (class_word or "").strip() or None,
-                            train=train)
+        """A new project, always inside the workspace (which must not be a project itself: a GUI
+        started on one project creates none beside it)."""
+        if Project.is_project(self.root):
+            raise ProjectError(f"This page serves the project {self.root} only, so it creates no other. Start "
+                               f"it with --workspace FOLDER to create projects in FOLDER.")
+        folder = inside(self.root, name, "The project folder")
+        check_folder_text(str(name).strip(), "The project folder")
+        return init_project(folder, (trigger or "").strip(), (class_word or "").strip() or None, train=train)
 
     def name(self, project: Project) -> str:
         return self.roots.display(project.root)
@@ -69,7 +74,7 @@ class Workspace:
         return str(self.roots.resolve(value))
 
     def inside_project(self, project: Project, value: str) -> Path:
-        return safe_path(project.root, value)
+        return inside(project.root, value)
 
 
 __all__ = ["Workspace", "PathError"]

@@ -7,7 +7,6 @@ CLIP's tokenizer files (sd15/), so loading never touches the network.
 
 from __future__ import annotations
 
-import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from ..fileio import load_json
 from .family import SD15, TINY
 from .files import read_header, read_tensors
 from .sdmodel import (
@@ -180,7 +180,9 @@ def _diffusers_folder_problem(folder: Path) -> str | None:
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         return f"The folder {folder} has no model_index.json, so it is not a diffusers model."
-    index = json.loads(index_file.read_text(encoding="utf-8"))
+    index = load_json(index_file, "the diffusers index")
+    if not isinstance(index, dict):
+        return f"{index_file} is not a diffusers index (a JSON object of the model's parts)."
     if "text_encoder_2" in index or "XL" in str(index.get("_class_name", "")):
         return f"{folder.name} is an SDXL diffusers model (it has a second text encoder)."
     missing = [p + "/" for p in ("unet", "text_encoder", "vae") if not (folder / p / "config.json").is_file()]

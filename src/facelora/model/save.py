@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import disk_full_is_clear, usual_permissions
+from ..fileio import clear_write_errors, usual_permissions
 from .files import write_safetensors
 from .sdmodel import BaseModelError, SDModel, build_pipeline, no_progress_bars
 
@@ -40,7 +40,7 @@ def save_diffusers(model: SDModel, folder: str | Path) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
-        with disk_full_is_clear(folder), no_progress_bars():
+        with clear_write_errors(folder), no_progress_bars():
             build_pipeline(model, model.noise_scheduler).save_pretrained(tmp, safe_serialization=True)
             usual_permissions(tmp)
             if folder.exists():

@@ -3,7 +3,6 @@ UNet, text encoder and VAE, the CLIP tokenizer and the training noise schedule."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 from transformers.utils import logging as transformers_logging
 
 from ..errors import FaceloraError
+from ..fileio import load_json
 from .family import FAMILIES, SD15, ModelFamily
 
 SD15_DIR = SD15.config_dir
@@ -57,7 +57,7 @@ class SDModel:
 
 
 def read_config(config_dir: Path, part: str) -> dict[str, Any]:
-    return json.loads((Path(config_dir) / part / "config.json").read_text(encoding="utf-8"))
+    return load_json(Path(config_dir) / part / "config.json", f"the {part} config")
 
 
 @cache

@@ -29,6 +29,23 @@ class Cell:
     note: str = ""  # the photo's name, and the reason of a rejection or the warnings
 
 
+def thumb(image: Image.Image) -> Image.Image:
+    """A copy small enough for a cell, kept while the run goes on."""
+    small = image.copy()
+    small.thumbnail((THUMB, THUMB))
+    return small
+
+
+def open_thumb(path: Path) -> Image.Image | None:
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (THUMB, THUMB))
+            im.thumbnail((THUMB, THUMB))
+            return im.convert("RGB")
+    except Exception:  # the contact sheet shows a grey square for what cannot be read
+        return None
+
+
 def _thumb(cell: Cell) -> Image.Image:
     if cell.image is None:
         return Image.new("RGB", (THUMB, THUMB), (90, 90, 90))

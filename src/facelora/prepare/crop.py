@@ -1,29 +1,53 @@
-"""Where to cut the square training image out of a photo, from the face box.
+"""Where to cut the square training image out of a photo, from the head's landmarks.
 
-A face LoRA learns best from 1:1 crops of the head with a little of the shoulders: a square of
-about 2.6 face heights, centred about 0.4 face heights below the centre of the face box (dlib's
-box runs from the brows to the chin, so the hair sits above it and the neck below).
+The tutorial's crop: "1:1, focused on the head; a little shoulder is fine". Every length here is
+in the face's own unit L, brow line to chin along the face (faces.Head.length); the top of the
+skull is taken 0.9 L above the brow line (faces.CROWN_ABOVE_BROW), the eyes sit about 0.13 L
+below it. A framing is the square's side in L and the eye line's height in it:
 
-A square that would leave the photo is made smaller around the same centre, down to the
-smaller of the wanted side and `MIN_FACE_RATIO` face heights; if it still leaves the photo it is
-moved inside, as long as it keeps the whole face. It is never padded: black borders would be
-learned as part of the person's photos. When no square inside the photo holds the face (the
-face is cut by the photo's edge), the photo is rejected with that reason.
+    head (default)  2.8 L, eyes at 0.45 of the height: the crown ~0.23 L below the top, the chin
+                    ~0.67 L above the bottom (the neck, the top of the shoulders)
+    face            1.9 L, eyes at 0.40: forehead to just under the chin; the hair is cut
+    bust            4.0 L, eyes at 0.36: the head ~0.4 L below the top, shoulders and chest
+
+The face is centred across (halfway between the ears). A square that leaves the photo shrinks and
+moves, but always keeps the whole head (crown to chin, ear to ear, plus HEAD_MARGIN) for `head`
+and `bust`, the landmarks for `face`. It is never padded: black borders would be learned as part
+of the person's photos. When no square inside the photo holds the head:
+- the photo is a close-up (no square inside it could hold a whole head): it is cut as tight as it
+  is, holding the face, and `missing` names what the framing wanted but the photo lacks;
+- otherwise the head is cut by the photo's edge, and the photo is rejected with that reason.
+`level` first turns the photo about the eyes so the eye line is horizontal, when the turned
+square still lies inside the photo (corners are never filled).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from ..faces import Face
+import numpy as np
+from PIL import Image
 
-FACE_RATIO = 2.6  # crop side / face-box height
-FACE_OFFSET = 0.4  # crop centre below the face-box centre, in face heights
-MIN_FACE_RATIO = 2.0  # shrink around the centre no further than this; move the square instead
+from ..faces import Head
+
+
+@dataclass(frozen=True)
+class Framing:
+    side: float  # the square's side, in brow-to-chin lengths
+    eyes: float  # the eye line's height from the top, as a share of the side
+    whole_head: bool  # must hold the whole head; else the face (the landmarks) is enough
+
+
+FRAMINGS = {"head": Framing(2.8, 0.45, True), "face": Framing(1.9, 0.40, False), "bust": Framing(4.0, 0.36, True)}
+DEFAULT_FRAMING = "head"
+HEAD_MARGIN = 0.05  # lengths kept around the whole head (and around the face's landmarks)
+LEVEL_FROM = 0.5  # degrees: a flatter eye line is left as it is
+LEVEL_TRIES = 12  # square sizes tried, largest first, for one that stays inside the photo when turned
+TILTED = 5.0  # degrees of roll from which the verdict says "tilted"
 
 
 class CropRejected(Exception):
-    """No square inside the photo holds the face; str() is the reason."""
+    """No square inside the photo holds the head; str() is the reason."""
 
 
 @dataclass(frozen=True)
@@ -43,49 +67,164 @@ class CropBox:
     def as_list(self) -> list[int]:
         return [self.left, self.top, self.right, self.bottom]
 
-    def holds(self, face: Face, tolerance: float = 0.5) -> bool:
-        return (face.left >= self.left - tolerance and face.top >= self.top - tolerance
-                and face.right <= self.right + tolerance and face.bottom <= self.bottom + tolerance)
+    def holds(self, box: tuple[float, float, float, float], tolerance: float = 1.0) -> bool:
+        l, t, r, b = box
+        return (l >= self.left - tolerance and t >= self.top - tolerance
+                and r <= self.right + tolerance and b <= self.bottom + tolerance)
 
 
-def clip_face(face: Face, width: int, height: int) -> Face:
-    """The part of the face box inside the photo (dlib's boxes may stick out a few pixels)."""
-    return Face(max(face.left, 0.0), max(face.top, 0.0), min(face.right, float(width)),
-                min(face.bottom, float(height)), face.detector, face.score)
+@dataclass(frozen=True)
+class Framed:
+    """The square to cut, in the photo's pixels (or the levelled photo's, when `angle` is set)."""
+
+    box: CropBox
+    whole_head: bool  # the crop holds the whole head
+    missing: tuple[str, ...] = ()  # what a close-up leaves out that the framing wanted: hair, chin
+    roll: float = 0.0  # the eye line's roll in the photo, degrees
+    angle: float = 0.0  # degrees the photo was turned (counter-clockwise) about `pivot` first
+    pivot: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """2 x 3 affine map from the photo's pixels to the crop's (before scaling)."""
+        m = _rotation(self.pivot, self.angle)
+        m[:, 2] -= (self.box.left, self.box.top)
+        return m
+
+    def corners(self) -> np.ndarray:
+        """The square's corners in the photo's pixels, clockwise from the top left."""
+        back = np.linalg.inv(np.vstack([self.matrix, [0, 0, 1]]))[:2]
+        s = self.box.side
+        return np.array([(0, 0, 1.0), (s, 0, 1.0), (s, s, 1.0), (0, s, 1.0)]) @ back.T
+
+    def cut(self, image: Image.Image) -> Image.Image:
+        if not self.angle:
+            return image.crop(tuple(self.box.as_list()))
+        inverse = np.linalg.inv(np.vstack([self.matrix, [0, 0, 1]]))[:2]
+        return image.transform((self.box.side, self.box.side), Image.Transform.AFFINE, tuple(inverse.ravel()),
+                               Image.Resampling.BICUBIC)
+
+    def verdict(self, framing: str) -> str:
+        """What the crop shows, in words: whole head, tight (no hair), tilted, levelled."""
+        if self.missing:
+            words = "tight: no " + " or ".join(self.missing)
+        else:
+            words = "whole head" if self.whole_head else f"{framing} framing (tight by choice)"
+        if self.angle:
+            words += f", levelled {self.angle:+.0f}°"
+        elif abs(self.roll) >= TILTED:
+            words += f", tilted {self.roll:+.0f}°"
+        return words
 
 
-def square_crop(face: Face, width: int, height: int, face_ratio: float = FACE_RATIO,
-                face_offset: float = FACE_OFFSET) -> CropBox:
-    """The square to cut from a `width` x `height` photo for `face` (see the module's rules)."""
-    if face_ratio <= 0:
-        raise ValueError("face_ratio must be positive")
-    cx, cy = face.center
-    cy += face_offset * face.height
-    inside = clip_face(face, width, height)
-    if inside.width <= 0 or inside.height <= 0:
-        raise CropRejected("the face box lies outside the photo")
+def frame(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMING, side_ratio: float | None = None,
+          level: bool = False) -> tuple[Framed, str | None]:
+    """The square for `head` in a `width` x `height` photo (see the module's rules), and a note
+    when levelling was asked for but could not be done."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
+    f = FRAMINGS[framing]
+    side = (side_ratio or f.side) * head.length
+    roll = head.roll
+    if level and abs(roll) >= LEVEL_FROM:
+        pivot = (float(head.eyes[0]), float(head.eyes[1]))
+        framed = _levelled(head, pivot, width, height, f, side)
+        if framed is not None:
+            return framed, None
+        note = f"not levelled: turned by {roll:+.0f}°, no square that holds the head stays inside the photo"
+        return replace(_place(head, width, height, f, side), roll=roll), note
+    return replace(_place(head, width, height, f, side), roll=roll), None
 
-    wanted = face_ratio * face.height
-    centred = 2 * min(cx, width - cx, cy, height - cy)  # the largest square around (cx, cy)
-    floor = min(wanted, MIN_FACE_RATIO * face.height)
-    side = min(wanted, max(centred, floor), width, height)
-    side = int(round(side))
-    if side < max(inside.width, inside.height) - 0.5:
-        raise CropRejected(
-            f"the face ({inside.width:.0f} x {inside.height:.0f} px) does not fit in a square inside "
-            f"the photo ({width} x {height}); use a photo with more room around the face"
-        )
-    left = int(round(min(max(cx - side / 2, 0), width - side)))
-    top = int(round(min(max(cy - side / 2, 0), height - side)))
-    box = CropBox(left, top, side)
-    if not box.holds(inside):
-        # The square had to move so far that the face no longer fits: move it onto the face.
-        left = int(round(min(max(left, inside.right - side), inside.left, width - side)))
-        top = int(round(min(max(top, inside.bottom - side), inside.top, height - side)))
-        box = CropBox(max(left, 0), max(top, 0), side)
-        if not box.holds(inside):
-            raise CropRejected(
-                f"no square of {side} px inside the photo ({width} x {height}) holds the whole face; "
-                f"use a photo with more room around the face"
-            )
-    return box
+
+def _levelled(head: Head, pivot: tuple[float, float], width: int, height: int, f: Framing,
+              side: float) -> Framed | None:
+    """The largest square in the photo turned level about `pivot`, from the framing's side down to
+    the smallest that holds the head, whose corners all lie inside the photo as it was."""
+    roll = head.roll
+    level = head.moved(_rotation(pivot, roll))
+    smallest = max(_dims(_grow(level.head_box() if f.whole_head else level.face_box(), HEAD_MARGIN * level.length)))
+    for s in np.linspace(side, min(smallest, side), LEVEL_TRIES):
+        try:
+            framed = replace(_place(level, width, height, f, float(s)), roll=roll, angle=roll, pivot=pivot)
+        except CropRejected:
+            return None
+        corners = framed.corners()
+        inside = (corners >= -0.5).all() and (corners <= (width + 0.5, height + 0.5)).all()
+        if not framed.missing and inside:
+            return framed
+    return None
+
+
+def _place(head: Head, width: int, height: int, f: Framing, side: float) -> Framed:
+    length = head.length
+    if length <= 1:
+        raise CropRejected("the face's landmarks are not a face (the chin is not below the brows)")
+    whole = _grow(head.head_box(), HEAD_MARGIN * length)
+    wants_head = f.whole_head and side >= max(_dims(whole))
+    need = whole if wants_head else _grow(head.face_box(), HEAD_MARGIN * length)
+    s = min(max(side, *_dims(need)), width, height)  # never so small that it cuts what it must hold
+    # the crown is an estimate (0.8-0.9 L above the brows): a photo that ends within the margin and
+    # the estimate's spread of it still holds the head
+    slack = 2 * HEAD_MARGIN * length
+    if not _cut_edges(need, width, height, slack) and s >= max(_dims(need)) - slack:
+        return Framed(_position(head, s, need, width, height, f), wants_head)
+    cut = _cut_edges(head.features_box(), width, height)
+    if cut:
+        raise CropRejected(f"the face is cut by the photo's {' and '.join(cut)} edge; use a photo that shows the "
+                           f"whole face")
+    if min(width, height) >= max(_dims(need)):  # a square could hold it: the edge cuts it off
+        raise CropRejected(_cut_reason(need, width, height, wants_head))
+    # A close-up: the photo is tighter than the framing. Keep what it has, tell what it lacks.
+    features = _grow(head.features_box(), HEAD_MARGIN * length)
+    if s < max(_dims(features)) - 1:
+        raise CropRejected(f"the face ({_dims(features)[0]:.0f} x {_dims(features)[1]:.0f} px) does not fit in a "
+                           f"square inside the photo ({width} x {height})")
+    box = _position(head, s, features, width, height, f)
+    crown_top, chin = head.head_box()[1], head.chin[1]
+    missing = tuple(part for part, gone in (("hair", box.top > crown_top + 1), ("chin", box.bottom < chin - 1)) if gone)
+    sides = box.left > whole[0] + HEAD_MARGIN * length or box.right < whole[2] - HEAD_MARGIN * length
+    return Framed(box, False, missing or (("the sides of the head",) if sides else ()))
+
+
+def _position(head: Head, side: float, need: tuple[float, float, float, float], width: int, height: int,
+              f: Framing) -> CropBox:
+    """The square of `side` nearest to the framing's place (face centred, eyes at their height)
+    that holds `need` and stays inside the photo."""
+    s = int(side + 1e-6)  # 2.8 x 100 is 279.99999... in floating point
+    l, t, r, b = need
+    left = min(max(head.centre[0] - s / 2, r - s, 0), l, width - s)
+    top = min(max(head.eyes[1] - f.eyes * s, b - s, 0), t, height - s)
+    left, top = int(round(left)), int(round(top))
+    return CropBox(min(max(left, 0), width - s), min(max(top, 0), height - s), s)
+
+
+def _cut_edges(box: tuple[float, float, float, float], width: int, height: int, tolerance: float = 1.0) -> list[str]:
+    l, t, r, b = box
+    return [name for name, out in (("top", t < -tolerance), ("bottom", b > height + tolerance),
+                                   ("left", l < -tolerance), ("right", r > width + tolerance)) if out]
+
+
+def _cut_reason(need: tuple[float, float, float, float], width: int, height: int, head: bool) -> str:
+    edges = _cut_edges(need, width, height)
+    what = {"top": "the top of the head" if head else "the forehead", "bottom": "the chin"}
+    parts = [f"{what.get(e, 'the ' + ('head' if head else 'face'))} is cut by the photo's {e} edge" for e in edges]
+    return "; ".join(parts) + "; use a photo with room around the head"
+
+
+def _grow(box: tuple[float, float, float, float], by: float) -> tuple[float, float, float, float]:
+    l, t, r, b = box
+    return l - by, t - by, r + by, b + by
+
+
+def _dims(box: tuple[float, float, float, float]) -> tuple[float, float]:
+    return box[2] - box[0], box[3] - box[1]
+
+
+def _rotation(pivot: tuple[float, float], degrees: float) -> np.ndarray:
+    """2 x 3 affine map that turns an image counter-clockwise on screen by `degrees` about
+    `pivot` (as PIL's Image.rotate does): it takes an eye line rolled by `degrees` to level."""
+    a = np.radians(degrees)
+    c, s = np.cos(a), np.sin(a)
+    rot = np.array([[c, s], [-s, c]])
+    p = np.asarray(pivot, dtype=np.float64)
+    return np.hstack([rot, (p - rot @ p)[:, None]])

@@ -7,14 +7,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .crop import FACE_OFFSET, FACE_RATIO
 
 # The audit's thresholds (measured on the package photos; see quality.py for the measures).
 BLUR_WARNING = 40.0  # Laplacian variance of the face at 128 px: the astronaut ~150, blurred by 1 px ~19
 DRIFT_WARNING = 0.2  # descriptor distance an upscaler may move a face (Lanczos ~0.07, Real-ESRGAN ~0.14)
 DUPLICATE_BITS = 4  # pHash distance (of 64 bits) at or below which two crops are near-duplicates
-# Same-person photos lie about 0.1-0.3 from the centroid of the others; another person about 0.6+.
-OUTLIER_DISTANCE = 0.45
+# Each face's distance to the centroid of the others. Genuine photos run up to about 0.56 on real
+# sets of many people (0.45 flagged ~5% of them); on the package photos here the same person lies
+# 0.10-0.18 from the rest (15 astronaut variants, 6 of Grace Hopper) and the other person, added as
+# the intruder, 0.67-0.68 (no pair of the two closer than 0.66). 0.6, dlib's own same-person
+# threshold, lies between: above every genuine figure, below every intruder.
+OUTLIER_DISTANCE = 0.6
 MIN_CROP_PX = 128  # a crop smaller than this (source pixels) is stretched more than 4x to 512
 
 
@@ -27,8 +30,9 @@ class PrepareOptions(BaseModel):
     upscaler: str = Field("lanczos", description="lanczos, realesrgan, or a model file (.param+.bin, .pth, .safetensors)")
     captioner: str = Field("template", description="template, or a WD14 tagger folder (model.onnx + selected_tags.csv)")
     tags: list[str] = Field(default_factory=list, description="tags added to every caption after the class word")
-    face_ratio: float = Field(FACE_RATIO, gt=1.0, le=8.0, description="crop side in face heights")
-    face_offset: float = Field(FACE_OFFSET, ge=-1.0, le=1.5, description="crop centre below the face, in face heights")
+    framing: Literal["head", "face", "bust"] = Field("head", description="head: the whole head and a little shoulder; face: tight; bust: head and shoulders")
+    face_ratio: float | None = Field(None, gt=1.0, le=8.0, description="crop side in brow-to-chin lengths, instead of the framing's (head 2.8, face 1.9, bust 4.0)")
+    level: bool = Field(False, description="turn each photo so the eyes are level before cutting (when the turned square stays inside the photo)")
     allow_multiple: bool = Field(False, description="keep photos with other large faces (the largest is the person)")
     second_face_ratio: float = Field(0.5, gt=0.0, le=1.0, description="a second face taller than this share of the subject's means several people")
     min_crop_px: int = Field(MIN_CROP_PX, ge=16, description="crops smaller than this (source px) are flagged")

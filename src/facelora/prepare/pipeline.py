@@ -1,9 +1,9 @@
 """`prepare`: from a folder of photos to the training folder Kohya reads.
 
-For each photo: read it (images), find the person's face (faces), cut the square around it
-(crop), bring it to the training resolution (upscale), caption it (captions), and measure it
-(quality). Then, over the whole set: near-duplicates and identity outliers. Everything lands in
-the project:
+For each photo: read it (images), find the person and nobody else (people), frame the head from
+its landmarks (faces, crop), bring the square to the training resolution (upscale), caption it
+(captions), and measure it (quality). Then, over the whole set: near-duplicates and identity
+outliers (audit). Everything lands in the project (report.py describes the report):
 
     image/<repeats>_<trigger>[ <class>]/001.png + 001.txt, ...
     prepare-report.json          one entry per photo: accepted or rejected, why, and the measures
@@ -22,89 +22,25 @@ import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, Field
 
 from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
-from . import captions, contact_sheet, crop, images, quality, upscale
+from . import audit, captions, contact_sheet, crop, images, people, quality, upscale
 from .options import PrepareOptions
+from .report import PrepareItem, PrepareReport
 
-PIPELINE_VERSION = 1  # bump when a change makes earlier outputs stale
-_DUPLICATE_NOTE = "near-duplicate of "
-_OUTLIER_NOTE = "identity outlier: "
+PIPELINE_VERSION = 2  # bump when a change makes earlier outputs stale
 
 Progress = Callable[[int, int, str], None]
 
 
 class PrepareError(FaceloraError):
     """The photos or the project cannot be prepared as asked; the message says what to do."""
-
-
-class PrepareItem(BaseModel):
-    """One input photo's fate. Boxes are [left, top, right, bottom] in source pixels; `output`
-    and `caption_file` are relative to the project folder."""
-
-    source: str
-    status: Literal["accepted", "rejected"]
-    reason: str | None = None
-    number: int | None = None
-    output: str | None = None
-    caption_file: str | None = None
-    caption: str | None = None
-    caption_from: str | None = None  # template, tagger, beside photo, existing file
-    face_box: list[int] | None = None
-    faces: int | None = None
-    face_px: int | None = None  # face-box height in source pixels
-    crop_box: list[int] | None = None
-    scale: float | None = None  # output pixels per source pixel
-    upscaler: str | None = None
-    drift: float | None = None  # descriptor distance from the source face to the output face
-    blur: float | None = None
-    phash: str | None = None
-    duplicate_of: str | None = None
-    identity_distance: float | None = None
-    identity_outlier: bool = False
-    warnings: list[str] = Field(default_factory=list)
-    sha256: str | None = None
-    key: str | None = None
-    descriptor: list[float] | None = None
-    reused: bool = False  # taken from the last run unchanged
-    earlier_run: bool = False  # from an earlier run's photos, not among this run's inputs
-
-
-class PrepareReport(BaseModel):
-    photos: str
-    project: str
-    concept_dir: str
-    trigger: str
-    class_word: str | None
-    options: PrepareOptions
-    complete: bool = False
-    created: str = ""
-    contact_sheet: str | None = None
-    items: list[PrepareItem] = Field(default_factory=list)
-
-    @property
-    def accepted(self) -> list[PrepareItem]:
-        return [i for i in self.items if i.status == "accepted"]
-
-    @property
-    def rejected(self) -> list[PrepareItem]:
-        return [i for i in self.items if i.status == "rejected"]
-
-    def item(self, source: str | Path) -> PrepareItem:
-        """The entry of one input photo (by its path)."""
-        key = str(Path(source).resolve())
-        for it in self.items:
-            if it.source == key:
-                return it
-        raise KeyError(source)
 
 
 def open_or_create(project: str | Path, trigger: str | None = None, class_word: str | None = None) -> Project:
@@ -158,13 +94,27 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
         if progress:
             progress(i, len(inputs), f"{path.name}: {item.status}" + (f" ({item.reason})" if item.reason else ""))
 
+    report.resolution_note = _train_at(project, options.resolution)
     report.items = done + run.earlier(done)
-    _audit(report.items, options)
+    audit.audit(report.items, options)
+    report.framings = report.count_framings()
     report.contact_sheet = CONTACT_SHEET
     contact_sheet.write([run.cell(it) for it in report.items], project.contact_sheet)
     report.complete = True
     _write_report(project, report)
     return report
+
+
+def _train_at(project: Project, resolution: int) -> str | None:
+    """The project trains at the size it was prepared at (the tutorial: "my crops are 768, so I set
+    the max resolution to 768"); says so when that changes the project's setting."""
+    settings = project.settings()
+    if settings.train.resolution_wh == (resolution, resolution):
+        return None
+    before = settings.train.resolution
+    settings.train = settings.train.model_copy(update={"resolution": str(resolution)})
+    project.save_settings(settings)
+    return f"the project now trains at {resolution} (resolution in {project.config_path.name}, was {before}), the crops' size"
 
 
 def load_report(project: Project) -> PrepareReport | None:
@@ -229,52 +179,75 @@ class _Run:
         return item
 
     def _make(self, path: Path, data: bytes, item: PrepareItem) -> None:
-        """Decode, find the face, crop, upscale, measure, write: the item is accepted at the end."""
+        """Decode, find the face, frame, upscale, measure, write: the item is accepted at the end."""
         o = self.options
         rgb, _, notes = images.decode(data, path)
         item.warnings += notes
-        self.thumbs[item.source] = _thumb(Image.fromarray(rgb))
-        face = self._subject(rgb, item)
-        box = crop.square_crop(face, rgb.shape[1], rgb.shape[0], o.face_ratio, o.face_offset)
-        item.crop_box = box.as_list()
-        item.scale = round(o.resolution / box.side, 4)
-        if box.side < o.min_crop_px:
-            item.warnings.append(
-                f"small face: the crop is {box.side} px, stretched {item.scale:.1f}x to {o.resolution}; "
-                f"too small to upscale honestly, use a closer or larger photo"
-            )
-        out, item.upscaler = self.upscaler(Image.fromarray(rgb).crop(tuple(box.as_list())), o.resolution)
-        self._measure(rgb, face, box, out, item)
+        self.thumbs[item.source] = contact_sheet.thumb(Image.fromarray(rgb))
+        face, others = self._subject(rgb, item)
+        head = faces.head(rgb, face)
+        framed, note = crop.frame(head, rgb.shape[1], rgb.shape[0], o.framing, o.face_ratio, o.level)
+        item.warnings += [note] if note else []
+        self._others(rgb, face, others, framed, item)
+        self._framing(head, framed, item)
+        out, item.upscaler = self.upscaler(framed.cut(Image.fromarray(rgb)), o.resolution)
+        self._measure(rgb, face, framed, out, item)
         self._write(out, item)
         self._caption(path, lambda: out, item)
 
-    def _subject(self, rgb: np.ndarray, item: PrepareItem) -> faces.Face:
-        """The person's face: the largest one, unless another is nearly as large."""
-        o = self.options
+    def _subject(self, rgb: np.ndarray, item: PrepareItem) -> tuple[faces.Face, list[faces.Face]]:
+        """The person's face (the largest) and the other faces; several people is a rejection."""
         found = faces.detect(rgb)
-        item.faces = len(found)
         if not found:
             raise _Rejected("no face found")
-        face = found[0]
-        item.face_box, item.face_px = face.as_list(), round(face.height)
-        if len(found) > 1 and found[1].height > o.second_face_ratio * face.height:
-            if not o.allow_multiple:
-                raise _Rejected(
-                    f"several people: a second face {found[1].height / face.height:.0%} of the subject's height "
-                    f"(use --allow-multiple to keep the largest face)"
-                )
-            item.warnings.append(f"{len(found)} faces; the largest is taken as the person")
-        return face
+        face, others = people.subject(found)
+        item.faces = 1 + len(others)
+        item.face_box = face.as_list()
+        reason = people.second_face_reason(face, others, self.options.second_face_ratio)
+        if reason:
+            if not self.options.allow_multiple:
+                raise _Rejected(reason)
+            item.warnings.append(f"{item.faces} faces; the largest is taken as the person")
+        return face, others
 
-    def _measure(self, rgb: np.ndarray, face: faces.Face, box: crop.CropBox, out: Image.Image,
+    def _others(self, rgb: np.ndarray, face: faces.Face, others: list[faces.Face], framed: crop.Framed,
+                item: PrepareItem) -> None:
+        """Nobody else may be in the training image: it would be learned as part of the person."""
+        inside = people.in_crop(rgb, face, others, framed)
+        if not inside:
+            return
+        words = f"another person's face ({inside[0].height:.0f} px) is inside the crop"
+        if not self.options.allow_multiple:
+            raise _Rejected(f"several people: {words} (use --allow-multiple to keep it)")
+        item.warnings.append(words)
+
+    def _framing(self, head: faces.Head, framed: crop.Framed, item: PrepareItem) -> None:
+        """The crop box, its verdict and the warnings a person should read about it."""
+        o = self.options
+        item.crop_box, item.face_px = framed.box.as_list(), round(head.length)
+        item.framing, item.whole_head, item.missing = framed.verdict(o.framing), framed.whole_head, list(framed.missing)
+        item.roll, item.levelled = round(head.roll, 1), (round(framed.angle, 1) if framed.angle else None)
+        if framed.angle:
+            item.crop_corners = [[round(float(v), 1) for v in p] for p in framed.corners()]
+        item.scale = round(o.resolution / framed.box.side, 4)
+        if framed.missing:
+            item.warnings.append(f"tighter than the {o.framing} framing: the photo has no room for the "
+                                 f"{' or '.join(framed.missing)}; a photo with more around the head teaches more")
+        if framed.box.side < o.min_crop_px:
+            item.warnings.append(
+                f"small face: the crop is {framed.box.side} px, stretched {item.scale:.1f}x to {o.resolution}; "
+                f"too small to upscale honestly, use a closer or larger photo"
+            )
+
+    def _measure(self, rgb: np.ndarray, face: faces.Face, framed: crop.Framed, out: Image.Image,
                  item: PrepareItem) -> None:
         """Identity before and after upscaling (the drift), sharpness, and the crop's pHash."""
         o = self.options
         before = faces.descriptor(rgb, face)
-        s = item.scale
-        in_crop = faces.Face((face.left - box.left) * s, (face.top - box.top) * s, (face.right - box.left) * s,
-                             (face.bottom - box.top) * s, face.detector, face.score)
-        after = faces.descriptor(np.asarray(out.convert("RGB")), in_crop)
+        corners = np.array([(x, y, 1.0) for x in (face.left, face.right) for y in (face.top, face.bottom)])
+        moved = corners @ framed.matrix.T * item.scale  # the face box's corners in the output
+        (l, t), (r, b) = moved.min(axis=0), moved.max(axis=0)
+        after = faces.descriptor(np.asarray(out.convert("RGB")), faces.Face(l, t, r, b, face.detector, face.score))
         item.drift = round(faces.distance(before, after), 4)
         if item.drift > o.drift_threshold:
             item.warnings.append(f"the upscaler moved the face's identity by {item.drift:.2f} (over {o.drift_threshold})")
@@ -293,7 +266,7 @@ class _Run:
         out.save(buf, "PNG", compress_level=1)  # level 6 takes 4x as long for 10% less disk
         atomic_write_bytes(png, buf.getvalue())
         item.status, item.number, item.output = "accepted", number, _rel(self.project, png)
-        self.thumbs[item.source] = _thumb(out)
+        self.thumbs[item.source] = contact_sheet.thumb(out)
 
     def _caption(self, path: Path, image: Callable[[], Image.Image], item: PrepareItem) -> None:
         """The existing caption file, else one beside the photo, else a new one (template or tagger)."""
@@ -320,8 +293,7 @@ class _Run:
             return None
         item = prev.model_copy(deep=True)
         item.source, item.reused, item.earlier_run = source, True, False
-        item.warnings = [w for w in item.warnings if not w.startswith((_DUPLICATE_NOTE, _OUTLIER_NOTE))]
-        item.duplicate_of, item.identity_outlier, item.identity_distance = None, False, None
+        audit.clear(item)
         if item.status == "rejected":
             return item
         png = self.folder / f"{item.number:03d}.png"
@@ -367,8 +339,7 @@ class _Run:
             if png.is_file():
                 kept = it.model_copy(deep=True)
                 kept.earlier_run, kept.output = True, _rel(self.project, png)
-                kept.warnings = [w for w in kept.warnings if not w.startswith((_DUPLICATE_NOTE, _OUTLIER_NOTE))]
-                kept.duplicate_of, kept.identity_outlier, kept.identity_distance = None, False, None
+                audit.clear(kept)
                 out.append(kept)
         return out
 
@@ -378,38 +349,17 @@ class _Run:
         if item.status == "accepted":
             image = self.thumbs.get(item.source) if not item.reused else None
             if image is None:
-                image = _open_thumb(self.project.root / item.output)
-            note = "; ".join([Path(item.source).name, *item.warnings])
+                image = contact_sheet.open_thumb(self.project.root / item.output)
+            note = "; ".join([Path(item.source).name, item.framing or "", *item.warnings])
             return contact_sheet.Cell(f"{item.number:03d}", image, True, note)
         image = self.thumbs.get(item.source)
         if image is None and item.faces is not None:  # decoded fine last time: show it again
-            image = _open_thumb(Path(item.source))
+            image = contact_sheet.open_thumb(Path(item.source))
         return contact_sheet.Cell("rejected", image, False, f"{Path(item.source).name}: {item.reason}")
 
 
 class _Rejected(Exception):
     pass
-
-
-def _audit(items: list[PrepareItem], options: PrepareOptions) -> None:
-    """Set-wide checks over the accepted photos: near-duplicates and identity outliers."""
-    accepted = [it for it in items if it.status == "accepted"]
-    dup = quality.near_duplicates([it.phash for it in accepted], options.duplicate_bits)
-    for it, j in zip(accepted, dup):
-        if j is not None:
-            it.duplicate_of = accepted[j].source
-            it.warnings.append(f"{_DUPLICATE_NOTE}{Path(accepted[j].source).name} (pHash within {options.duplicate_bits} bits)")
-    with_desc = [it for it in accepted if it.descriptor]
-    distances = quality.identity_distances([np.asarray(it.descriptor) for it in with_desc])
-    flags = quality.outliers(distances, options.outlier_threshold)
-    for it, d, flag in zip(with_desc, distances, flags):
-        it.identity_distance = round(d, 4)
-        it.identity_outlier = flag
-        if flag:
-            it.warnings.append(
-                f"{_OUTLIER_NOTE}{d:.2f} from the others' average face (over {options.outlier_threshold}); "
-                f"is this somebody else?"
-            )
 
 
 def _settings_key(options: PrepareOptions, trigger: str, class_word: str | None) -> str:
@@ -440,22 +390,6 @@ def _rel(project: Project, path: Path) -> str:
 def _open_rgb(path: Path) -> Image.Image:
     with Image.open(path) as im:
         return im.convert("RGB")
-
-
-def _thumb(image: Image.Image) -> Image.Image:
-    small = image.copy()
-    small.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
-    return small
-
-
-def _open_thumb(path: Path) -> Image.Image | None:
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (contact_sheet.THUMB, contact_sheet.THUMB))
-            im.thumbnail((contact_sheet.THUMB, contact_sheet.THUMB))
-            return im.convert("RGB")
-    except Exception:  # the contact sheet shows a grey square for what cannot be read
-        return None
 
 
 def _write_report(project: Project, report: PrepareReport) -> None:

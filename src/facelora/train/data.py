@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -21,8 +22,10 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from ..config import TrainConfig
-from ..dataset import Bucketing, Dataset, TrainDataError
+from ..dataset import Bucketing, Dataset, TrainDataError, file_list, image_size
 from ..fileio import atomic_write_bytes
+
+MIN_SIDE = 32  # 4 latent pixels: below this an image holds no face to learn
 
 
 # --- captions ----------------------------------------------------------------------------------
@@ -99,8 +102,28 @@ class TrainData:
     def __init__(self, dataset: Dataset, cfg: TrainConfig):
         self.cfg = cfg
         self.dataset = dataset.bucketed(Bucketing.of(cfg))  # the buckets the plan counted
+        self.sizes = {path: image_size(path) for path, _, _ in self.dataset.items()}
+        if small := [p for p, size in self.sizes.items() if min(size) < MIN_SIDE]:
+            raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
+                                 f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
         self.images = [TrainImage(path, caption, repeats, buckets[path]) for path, caption, repeats in self.dataset.items()]
+
+    def size_notes(self) -> list[str]:
+        """With buckets off every image is scaled and centre-cropped to the training resolution (as
+        in Kohya): say which, before the steps start (prepared at 768, trained at 512, say)."""
+        if self.cfg.enable_bucket:
+            return []
+        w, h = self.cfg.resolution_wh
+        other = [p for p, size in self.sizes.items() if size != (w, h)]
+        if not other:
+            return []
+        counts = Counter(self.sizes[p] for p in other)
+        shown = ", ".join(f"{n} at {a} x {b}" for (a, b), n in counts.most_common(3))
+        return [f"Training at {w} x {h}, but {len(other)} of {len(self.sizes)} images are not that size ({shown}): "
+                f"each is scaled and centre-cropped to {w} x {h} (enable_bucket keeps their shape): {file_list(other)}. "
+                f"Prepare at the training resolution (facelora prepare --resolution {w}) or set resolution to the "
+                f"images' size."]
 
     def __len__(self) -> int:
         return len(self.images)

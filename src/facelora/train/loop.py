@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ..config import ConfigError, TrainConfig, check
-from ..dataset import Dataset, missing_caption_warning, scan_for
+from ..dataset import Dataset, caption_notes, scan_for
 from ..errors import FaceloraError
 from ..estimate import estimate
 from ..model.base import load_base
@@ -95,6 +95,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     device, processes = accelerator.device, accelerator.num_processes
     data = TrainData(dataset, cfg)
     plan = plan_for(cfg, dataset, processes)  # what `facelora plan` shows
+    notes += data.size_notes()
     started_at = time.time()
 
     # --- the base model, frozen; the LoRA network on it, in fp32 --------------------------------
@@ -174,8 +175,7 @@ def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[Sa
         raise ConfigError("No base model: set pretrained_model_name_or_path (--base-model PATH), an SD1.5 "
                           ".safetensors file or diffusers folder.")
     dataset = scan_for(cfg)
-    if warning := missing_caption_warning(dataset, cfg.caption_extension):
-        notes.append(warning)
+    notes += caption_notes(dataset, cfg.caption_extension)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
         raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")

@@ -45,7 +45,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import TrainConfig
 from ..errors import FaceloraError
-from ..fileio import disk_full_is_clear, usual_permissions
+from ..fileio import clear_write_errors, usual_permissions
 from .state import LoopState
 
 FORMAT = 1
@@ -83,7 +83,7 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     final = state_dir / folder_name(loop)
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=state_dir))
     try:
-        with disk_full_is_clear(final):
+        with clear_write_errors(final):
             files = write_parts(tmp, network, optimizer, scheduler, scaler, loop, cfg)
             write_manifest(tmp, {
                 "format": FORMAT, "global_step": loop.global_step, "epoch": loop.epoch,
@@ -348,7 +348,8 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
 def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
     why = (" " + " ".join(notes)) if notes else ""
     return ResumeError(f"Nothing to resume: no complete training state in {state_dir}.{why} "
-                      f"Train without --resume to start from the beginning.")
+                      f"Train without --resume to start from the beginning, or from a saved LoRA's weights "
+                      f"with --network_weights FILE (the optimizer and the step count start over).")
 
 
 def resume_run(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,

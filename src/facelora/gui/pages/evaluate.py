@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from ...errors import FaceloraError
 from ...evaluate import loras
-from ...evaluate.grid import GridError, GridOptions
+from ...evaluate.gridplan import GridError, GridOptions
 from ...evaluate.scoring import ScoreOptions
 from ...fileio import read_json
 from ...project import LORA_SUFFIX, Project
@@ -75,8 +75,9 @@ def _grid_choices(ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> d
     chosen = {spec.name: from_widget(spec, v) for spec, v in zip(specs, values)}
     if chosen.get("base_model") and chosen["base_model"] != TINY:
         chosen["base_model"] = ws.outside_path(chosen["base_model"])
-    if bool(chosen.get("z")) != bool(chosen.get("z_values")):
-        raise FaceloraError("The third axis needs both z (prompts, seeds, cfg or steps) and z_values.")
+    probes = (chosen.get("z") or "").strip().lower() == "probes"  # the project's probes.toml: no values
+    if not probes and bool(chosen.get("z")) != bool(chosen.get("z_values")):
+        raise FaceloraError("The third axis needs both z (prompts, seeds, cfg, steps or probes) and z_values.")
     return chosen
 
 
@@ -96,7 +97,9 @@ def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[An
     defaults = {spec.name: spec.default for spec in specs}
     args = ["grid", str(p.root)]
     z, z_values = chosen.pop("z", None), chosen.pop("z_values", None)
-    if z and z_values:
+    if z and z.strip().lower() == "probes":  # the project's probes.toml: no values to give
+        args += ["--probes"]
+    elif z and z_values:
         args += ["--z", z, z_values]
     for name, value in chosen.items():
         if value is None or value == defaults[name] or value is False:

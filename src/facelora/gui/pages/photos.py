@@ -18,7 +18,7 @@ from ...project import Project
 
 from ..common import Page, friendly, note, widget
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
-from ..paths import safe_path
+from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
 from ..workspace import Workspace
 
@@ -55,7 +55,7 @@ def save_captions(p: Project, rows: list[list[Any]]) -> int:
     for row in rows:
         if len(row) < 2 or not str(row[0]).strip():
             continue
-        image = safe_path(folder, str(row[0]).strip())
+        image = inside(folder, str(row[0]).strip())
         if image.parent != folder or image.suffix.lower() not in IMAGE_EXTENSIONS or not image.is_file():
             raise FaceloraError(f"'{row[0]}' is not an image of {folder.name}; reload the page.")
         caption = " ".join(str(row[1] or "").split())
