@@ -127,3 +127,30 @@ def adopt(project: Project, plan: Plan, max_train_steps: int) -> Path:
     settings.train = cfgmod.apply(settings.train, {"max_train_epochs": plan.epochs, "max_train_steps": max_train_steps})
     project.save_settings(settings)
     return folder
+
+
+# The tutorial's ranges for a face: repeats 10-30 (the folder's number), epochs 5-10, total steps
+# 3000-5000, and at least 10 photos. Outside them a run still works, so they warn, never refuse.
+TUTORIAL_RANGES = {"repeats": (10, 30), "epochs": (5, 10), "total steps": (3000, 5000)}
+TUTORIAL_MIN_PHOTOS = 10
+
+
+def tutorial_warnings(images: int | None = None, repeats: int | None = None, epochs: int | None = None,
+                      total_steps: int | None = None) -> list[str]:
+    """What lies outside the tutorial's ranges: the one rule `prepare`, `plan`, `train`, `run` and
+    the GUI warn with. Give what is known; a plan's numbers: tutorial_warnings(**plan_numbers(plan))."""
+    out = []
+    if images is not None and images < TUTORIAL_MIN_PHOTOS:
+        out.append(f"{images} photo(s): the tutorial uses at least {TUTORIAL_MIN_PHOTOS} of the face "
+                   f"(more angles and lights make a more faithful LoRA).")
+    for name, value in (("repeats", repeats), ("epochs", epochs), ("total steps", total_steps)):
+        low, high = TUTORIAL_RANGES[name]
+        if value is not None and not low <= value <= high:
+            out.append(f"{name} {value} lies outside the tutorial's {low}-{high} for a face"
+                       + (" (facelora plan PROJECT --epochs E --max-train-steps S works out the repeats)."
+                          if name != "epochs" else "."))
+    return out
+
+
+def plan_numbers(plan: Plan) -> dict[str, int]:
+    return {"images": plan.images, "repeats": plan.repeats, "epochs": plan.epochs, "total_steps": plan.total_steps}

@@ -50,7 +50,7 @@ PROBES_TOML = "probes.toml"  # the grid's probe prompts (evaluate/probes.py)
 SAMPLE_DIR = "sample"  # inside output_dir, as Kohya's trainer puts it
 LORA_SUFFIX = ".safetensors"
 
-_CONCEPT = re.compile(r"^(\d+)_(.+)$")
+CONCEPT_FOLDER = re.compile(r"^(\d+)_(.+)$")
 _TRIGGER = re.compile(r"^[^\s/\\]+$")
 
 
@@ -77,7 +77,7 @@ class Concept:
 
     @classmethod
     def parse(cls, folder_name: str) -> "Concept":
-        m = _CONCEPT.match(folder_name)
+        m = CONCEPT_FOLDER.match(folder_name)
         if not m:
             raise ProjectError(
                 f"Folder '{folder_name}' has no '<repeats>_' prefix. Kohya's layout needs the "
@@ -291,8 +291,11 @@ class Project:
     def open(cls, root: str | Path) -> "Project":
         root = Path(root).expanduser()
         if not (root / CONFIG_FILE).is_file():
+            from .kohya_layout import kohya_layout  # it builds on this module
+
+            kohya = " (it is laid out the Kohya way: 'facelora init' or 'facelora train' adopts it)" if kohya_layout(root) else ""
             raise ProjectError(
-                f"'{root}' is not a facelora project (no {CONFIG_FILE}). Create one with "
+                f"'{root}' is not a facelora project (no {CONFIG_FILE}){kohya}. Create one with "
                 f"'facelora init {root} --trigger NAME'."
             )
         return cls(root.resolve())
@@ -314,6 +317,26 @@ class Project:
         updates = {k: str(self.folder(getattr(cfg, k), k)) for k in PROJECT_FOLDERS}
         updates["output_name"] = check_output_name(cfg.output_name or s.trigger)
         return cfg.model_copy(update=updates)
+
+    def earlier_run_files(self, output_dir: str | Path, output_name: str) -> list[Path]:
+        """The LoRA files an earlier run of `output_name` left in output_dir (a new run would mix
+        with them: same names, and the grid would compare them as one run)."""
+        folder = Path(output_dir)
+        return [] if not folder.is_dir() else sorted(f for f in folder.glob(f"*{LORA_SUFFIX}") if parse_lora_filename(f.name, output_name))
+
+    def room_for_new_run(self, output_dir: str | Path, output_name: str, overwrite: bool = False) -> list[Path]:
+        """Runs never mix: with an earlier run's files of `output_name` in output_dir, a new run is
+        refused (saying what to do), or with `overwrite` they are deleted first (returned)."""
+        earlier = self.earlier_run_files(output_dir, output_name)
+        if earlier and not overwrite:
+            names = ", ".join(f.name for f in earlier[:4]) + (" ..." if len(earlier) > 4 else "")
+            raise ProjectError(
+                f"{output_dir} holds files of an earlier run of '{output_name}' ({names}); a new run would mix "
+                f"with them. Give --overwrite to delete them and train again, --output_name NAME to keep both "
+                f"runs apart, or --resume to go on with the earlier run. Nothing was changed.")
+        for f in earlier:
+            f.unlink(missing_ok=True)  # every launched process runs this
+        return earlier
 
     def folder(self, value: str, what: str) -> Path:
         """A folder parameter (relative to the project, or absolute) resolved; it must lie inside
@@ -349,14 +372,20 @@ class Project:
 
 def init_project(root: str | Path, trigger: str, class_word: str | None = None, repeats: int = 10,
                  train: TrainConfig | None = None) -> Project:
-    """Make a new project: Kohya's folders and facelora.toml. Refuses to touch an existing one."""
+    """Make a new project: Kohya's folders and facelora.toml. Refuses to touch an existing one; a
+    folder laid out the Kohya way becomes a project where it is (adopt_kohya_layout)."""
     concept = Concept(repeats, trigger, class_word or None)
     root = Path(root).expanduser()
     if (root / CONFIG_FILE).exists():
         raise ProjectError(f"'{root}' is already a facelora project; nothing was changed.")
+    from .kohya_layout import adopt_kohya_layout, kohya_layout  # it builds on this module
+
+    if kohya_layout(root) is not None:
+        return adopt_kohya_layout(root, train, trigger)
     if root.exists() and any(root.iterdir()):
         raise ProjectError(
-            f"'{root}' exists and is not empty; choose a new folder so nothing of yours is overwritten."
+            f"'{root}' exists and is not empty and is not laid out the Kohya way (image/<repeats>_<name>/); "
+            f"choose a new folder so nothing of yours is overwritten."
         )
     check_trigger(concept.trigger)
     check_name(concept.folder_name, "The image folder (repeats, trigger and class word)")

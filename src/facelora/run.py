@@ -123,8 +123,10 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     commands.append(f"facelora plan {_q(project.root)} --epochs {opts.epochs} "
                     f"--max-train-steps {opts.max_train_steps} --yes")
 
-    # 4. train
-    train(project, project.train_config(), allow_pickle=opts.allow_pickle)
+    # 4. train (never into an earlier run's files)
+    cfg = project.train_config()
+    project.room_for_new_run(cfg.output_dir, cfg.output_name)
+    train(project, cfg, allow_pickle=opts.allow_pickle)
     commands.append(f"facelora train {_q(project.root)}")
 
     # 5. grid and 6. score

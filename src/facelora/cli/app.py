@@ -31,9 +31,23 @@ app = typer.Typer(
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"facelora {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print facelora's version and exit.")] = False) -> None:
+    """Train a Stable Diffusion 1.5 LoRA of one real person, Kohya-compatible, and measure how alike it is."""
+
 # Options several commands share, named once.
 Trigger = Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")]
-Preset = Annotated[Optional[str], typer.Option(help="static or dynamic: the tutorial's two learning-rate schemes.")]
+Preset = Annotated[Optional[str], typer.Option(help="static, dynamic or dynamic-adafactor: the tutorial's learning-rate schemes.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.
@@ -55,6 +69,32 @@ def friendly(fn):
             raise typer.Exit(2)
 
     return wrapper
+
+
+def reading_files(kept: str, reads: str):
+    """For commands that read files a person brings (grid, score): any error reading them is a
+    message naming what it reads (`reads`), never a traceback, and Ctrl-C says what was kept (`kept`)."""
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except KeyboardInterrupt:
+                err.print(f"[yellow]Stopped (Ctrl-C).[/] {escape(kept)}", markup=True)
+                raise typer.Exit(130)
+            except (OSError, ValueError, RuntimeError) as e:
+                if isinstance(e, FaceloraError):
+                    raise
+                where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+                err.print(f"[bold red]error:[/] a file could not be read or used{escape(where)}: "
+                          f"{escape(type(e).__name__)}: {escape(str(e))}. Check {escape(reads)}: a damaged or "
+                          f"cut-off image, or a wrong path.", markup=True)
+                raise typer.Exit(2)
+
+        return wrapper
+
+    return decorate
 
 
 def note(msg: str) -> None:

@@ -17,7 +17,7 @@ from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project
 from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, note, option_of, options_from_file,
-                  options_of, with_bar)
+                  options_of, reading_files, with_bar)
 
 
 def likeness_table(report) -> Table:
@@ -83,8 +83,14 @@ Overwrite = Annotated[bool, option_of(ScoreOptions, "overwrite", "--overwrite")]
 Force = Annotated[bool, option_of(ScoreOptions, "force", "--force")]
 
 
+GRID_KEPT = ("The cell images drawn so far are kept in eval/cells; grid.png and grid.json were not rewritten "
+             "(run facelora grid again to draw the whole grid).")
+SCORE_KEPT = "Nothing was written: eval/likeness.json keeps the scores of the last finished scoring."
+
+
 @app.command()
 @friendly
+@reading_files(GRID_KEPT, "the project's LoRA files and the base model")
 def grid(
     project: Annotated[Path, typer.Argument(help="The project whose saved LoRA files to compare.")],
     checkpoints: Annotated[str, _grid("checkpoints")] = default_of(GridOptions, "checkpoints"),
@@ -162,6 +168,7 @@ def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:
 
 @app.command()
 @friendly
+@reading_files(SCORE_KEPT, "the reference photos (--reference or the project's images) and the generated images")
 def score(
     project: Annotated[Optional[Path], typer.Argument(help="A project with a grid (facelora grid).")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Without a project: folder of photos of the person.")] = None,

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import config as cfgmod
 from ..dataset import scan_for
-from ..plan import Plan, adopt, plan_for
+from ..plan import Plan, adopt, plan_for, plan_numbers, tutorial_warnings
 from ..project import Project
 from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
@@ -23,7 +23,7 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
         print(json.dumps({**plan.to_dict(), **({"vram": memory} if memory else {})}, ensure_ascii=False))
         return
     console.print(plan_table(plan))
-    for n in plan.notes:
+    for n in plan.notes + tutorial_warnings(**plan_numbers(plan)):
         note(n)
     if cfg is not None:  # time and memory, from measured step figures (facelora.estimate)
         from ..estimate import estimate

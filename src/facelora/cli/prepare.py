@@ -11,7 +11,8 @@ from rich.table import Table
 
 from ..locks import held
 from ..prepare.options import PrepareOptions
-from .app import app, console, default_of, err, friendly, help_of, invalid
+from ..plan import tutorial_warnings
+from .app import app, console, default_of, err, friendly, help_of, invalid, note
 
 
 def _prepared(name: str):
@@ -76,6 +77,8 @@ def prepare(
     print_prepare_notes(report)
     folder = p.root / report.concept_dir
     console.print(f"{len(report.accepted)} accepted, {len(report.rejected)} rejected -> {folder}")
+    for w in tutorial_warnings(images=len(report.accepted)):
+        note(w)
     console.print(f"Report: {p.prepare_report}   contact sheet: {p.contact_sheet}")
 
 

@@ -3,6 +3,7 @@ from sd-scripts' or the kohya_ss GUI's files."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import tomllib
 from pathlib import Path
@@ -12,7 +13,8 @@ import tomli_w
 
 from ..errors import ConfigError
 from .fields import PROJECT_FOLDERS, TrainConfig
-from .overrides import apply
+from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
+from .overrides import LIST_FIELDS, apply
 
 
 # Where each parameter goes in the sectioned TOML that sd-scripts writes with --output_config
@@ -42,21 +44,23 @@ _KOHYA_SECTIONS = {
     "logging_arguments": ["logging_dir"],
 }
 
-# kohya_ss GUI spellings -> sd-scripts names.
-_GUI_ALIASES = {
-    "optimizer": "optimizer_type",
-    "epoch": "max_train_epochs",
-    "max_resolution": "resolution",
-    "lr_warmup": None,  # a percentage in the GUI; handled below
-    "lr_scheduler_args": None,
-}
-# Parameters of Kohya's that facelora accepts silently because they change nothing here.
+# Parameters of Kohya's that facelora accepts silently because they change nothing here (or are
+# the kohya_ss GUI's own: its folders, threads, launch settings).
 _HARMLESS = {
     "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
     "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "prior_loss_weight", "reg_data_dir",
     "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
-    "random_crop", "training_comment", "no_half_vae", "vae", "LoRA_type", "output_config", "config_file",
+    "random_crop", "training_comment", "no_half_vae", "vae", "output_config", "config_file",
+    "num_cpu_threads_per_process", "noise_offset_type", "models_dir", "config_dir", "state_dir", "vae_dir",
+    "log_tracker_config_dir", "num_processes", "num_machines", "dynamo_backend", "dynamo_mode", "gpu_ids",
+    "main_process_port", "multi_gpu", "extra_accelerate_launch_args",
 }
+# sd-scripts parameters facelora has not, at the sd-scripts defaults that change nothing (and the
+# kohya_ss GUI's SDXL-only text encoder rates).
+_AT_DEFAULT = {"loss_type": "l2", "huber_c": 0.1, "huber_schedule": "snr", "max_timestep": 1000, "min_timestep": 0}
+_SDXL_ONLY = {"learning_rate_te1", "learning_rate_te2"}
+# sd-scripts' dataset_config names -> its argument names.
+_DATASET_NAMES = {"batch_size": "train_batch_size"}
 
 
 def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
@@ -78,46 +82,122 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     return tomli_w.dumps(out)
 
 
-def import_kohya(text: str, base: TrainConfig | None = None) -> tuple[TrainConfig, list[str]]:
-    """Read a Kohya training TOML (sd-scripts' argparse names, tables flattened as sd-scripts
-    does) or a kohya_ss GUI config. Returns the config and notes on ignored keys."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"Not a valid TOML file: {e}") from None
+def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None = None) -> tuple[TrainConfig, list[str]]:
+    """Read a Kohya file as sd-scripts would run it: a training TOML (sd-scripts' argument names,
+    tables flattened as sd-scripts does), or a kohya_ss GUI config (JSON, or its config.toml).
+    Absent keys take sd-scripts' defaults; keys facelora does not have keep `base`'s values.
+    Returns the config and the notes to print (every key facelora does not use in one line, what
+    a GUI convention or a seed drawn made of a value); face_differences(cfg) says what differs from
+    facelora's face defaults. `source`: the file, whose folder a relative dataset_config is read from."""
+    raw, gui = _parse(text)
     flat: dict[str, Any] = {}
     for k, v in raw.items():
         if isinstance(v, dict):
-            flat.update(v)
+            if k not in GUI_SECTIONS:
+                flat.update(v)
         else:
             flat[k] = v
-    return _from_kohya_values(flat, base)
-
-
-def _from_kohya_values(flat: dict[str, Any], base: TrainConfig | None) -> tuple[TrainConfig, list[str]]:
+    gui = gui or "LoRA_type" in flat or "epoch" in flat
     for flag in ("v2", "v_parameterization", "sdxl"):
-        if flat.get(flag):
+        if flat.get(flag) is True:
             raise ConfigError(f"This config trains with {flag}=true; facelora trains SD1.5 LoRA only.")
     notes: list[str] = []
-    updates: dict[str, Any] = {}
+    if gui:
+        flat, notes = gui_values(flat)
+    dataset = flat.pop("dataset_config", None)
+    if dataset:
+        flat, more = _dataset_values(flat, Path(dataset), source)
+        notes += more
+    updates = sd_scripts_defaults()
+    unused = []
     for key, value in flat.items():
-        key = _GUI_ALIASES.get(key, key) if key in _GUI_ALIASES else key
-        if key is None or value in ("", None):
-            continue
-        if key in ("optimizer_args", "network_args") and isinstance(value, str):
-            value = shlex.split(value)
-        if key == "resolution" and isinstance(value, (int, list)):
-            value = ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
-        if key in ("xformers",) and isinstance(value, str):  # kohya_ss GUI: "xformers" | "sdpa" | "none"
-            updates["sdpa"] = value == "sdpa"
-            value = value == "xformers"
         if key in TrainConfig.model_fields:
-            updates[key] = value
-        elif key not in _HARMLESS and key not in ("v2", "v_parameterization", "sdxl"):
-            notes.append(key)
-    if "lr_warmup" in flat and "lr_warmup_steps" not in flat and flat["lr_warmup"]:
-        updates["lr_warmup_steps"] = float(flat["lr_warmup"]) / 100.0
-    cfg = apply(base or TrainConfig(), updates)
-    msgs = [f"Ignored Kohya parameters facelora does not use: {', '.join(sorted(notes))}."] if notes else []
-    return cfg, msgs
+            updates[key] = _kohya_value(key, value)
+            if key == "resolution" and updates[key] != str(value).replace(" ", ""):
+                notes.append(f"resolution {value} rounded down to {updates[key]}: SD's VAE works in 8-pixel blocks.")
+        elif key not in _HARMLESS | _SDXL_ONLY and not is_off(value) and _AT_DEFAULT.get(key, ...) != value:
+            unused.append(key)
+    unused_note = (f"Kohya parameters facelora does not use (training differs from Kohya's in these): "
+                   f"{', '.join(sorted(unused))}." if unused else "")
+    try:
+        cfg = apply(base or TrainConfig(), {k: v for k, v in updates.items() if k not in PROJECT_FOLDERS})
+    except ConfigError as e:
+        raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
+                          f"them in the file and import again. {e} {unused_note}".strip()) from None
+    if "seed" not in flat:
+        notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
+    return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
 
+
+def _parse(text: str) -> tuple[dict[str, Any], bool]:
+    """The file's keys, and whether it is a kohya_ss GUI file (JSON)."""
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"Not a valid kohya_ss JSON config: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError("Not a kohya_ss config: the JSON holds no parameters.")
+        return data, True
+    try:
+        return tomllib.loads(text), False
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"Neither a kohya_ss JSON config nor a valid TOML file: {e}") from None
+
+
+def _kohya_value(key: str, value: Any) -> Any:
+    if key in LIST_FIELDS and isinstance(value, str):
+        return shlex.split(value)
+    if key == "resolution":
+        return _resolution(value)
+    if key == "text_encoder_lr" and isinstance(value, list):  # sd-scripts: one rate per text encoder
+        return value[0] if value else None
+    if key == "save_precision" and value is None:
+        return "float"
+    return value
+
+
+def _resolution(value: Any) -> str:
+    """Kohya's resolution, each side rounded down to a multiple of 8 as SD's VAE needs (sd-scripts
+    rounds its sample images' sides the same way; the kohya_ss GUI lets any number through)."""
+    sides = value if isinstance(value, list) else [p for p in str(value).replace("x", ",").split(",") if p.strip()]
+    try:
+        return ",".join(str(max(64, int(float(s)) // 8 * 8)) for s in sides)
+    except ValueError:
+        return str(value)  # TrainConfig says what is wrong with it
+
+
+def face_differences(cfg: TrainConfig) -> list[str]:
+    """Every parameter of `cfg` (folders and output_name aside) that differs from facelora's face
+    defaults, as 'name value (face default value)'."""
+    face = TrainConfig()
+    return [f"{k} {getattr(cfg, k)!r} (face default {getattr(face, k)!r})" for k in TrainConfig.model_fields
+            if k not in PROJECT_FOLDERS and k != "output_name" and getattr(cfg, k) != getattr(face, k)]
+
+
+def _dataset_values(flat: dict[str, Any], path: Path, source: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """sd-scripts' dataset_config: its folders and repeats (as a note: a facelora project trains
+    its own image/<repeats>_<trigger> folder) and the training values it sets."""
+    candidates = [path] if path.is_absolute() else [*([source.parent / path] if source else []), path]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:  # the kohya_ss GUI's own config.toml names a template's file
+        return flat, [f"dataset_config '{path}' was not found (looked in {', '.join(map(str, candidates))}), so "
+                      f"its folders and repeats were not read."]
+    try:
+        data = tomllib.loads(found.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"dataset_config {found} cannot be read: {e}") from None
+    out = dict(flat)
+    for k, v in data.get("general", {}).items():
+        out.setdefault(_DATASET_NAMES.get(k, k), v)
+    folders = []
+    for ds in data.get("datasets", []):
+        for k, v in ds.items():
+            if k != "subsets":
+                out[_DATASET_NAMES.get(k, k)] = v
+        for sub in ds.get("subsets", []):
+            folders.append(f"{sub.get('image_dir', '?')} ({sub.get('num_repeats', 1)} repeats)")
+    notes = [f"dataset_config {found.name} trains {', '.join(folders) or 'no folders'}; a facelora project "
+             f"trains its image/<repeats>_<trigger> folder: put those photos there (facelora prepare) with "
+             f"the repeats in the folder's name."]
+    return out, notes

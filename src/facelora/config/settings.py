@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,8 +13,6 @@ from ..errors import ConfigError
 from ..fileio import atomic_write_text, read_text
 from .fields import TrainConfig
 from .overrides import explain
-
-
 
 class ProjectSettings(BaseModel):
     """What facelora.toml holds: the person, and the training parameters."""
@@ -25,15 +23,30 @@ class ProjectSettings(BaseModel):
     train: TrainConfig = Field(default_factory=TrainConfig)
 
 
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: (_drop_none(v) if isinstance(v, dict) else v) for k, v in d.items() if v is not None}
+# TOML has no null: a parameter set to None ("off", or "use learning_rate") is written as this word,
+# so it does not come back as the default when the file is read again.
+NONE = "none"
+
+
+def _nullable(name: str) -> bool:
+    f = TrainConfig.model_fields.get(name)
+    return f is not None and type(None) in get_args(f.annotation)
+
+
+def _to_toml(train: dict[str, Any]) -> dict[str, Any]:
+    return {k: (NONE if v is None else v) for k, v in train.items() if v is not None or _nullable(k)}
+
+
+def _from_toml(train: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if v == NONE and _nullable(k) else v) for k, v in train.items()}
 
 
 def save_settings(path: Path, settings: ProjectSettings) -> None:
     data = settings.model_dump()
     project = {k: v for k, v in data.items() if k != "train"}
     text = "# facelora project settings; training parameters use Kohya's names.\n"
-    text += tomli_w.dumps(_drop_none({"project": project, "train": data["train"]}))
+    project = {k: v for k, v in project.items() if v is not None}
+    text += tomli_w.dumps({"project": project, "train": _to_toml(data["train"])})
     atomic_write_text(path, text)
 
 
@@ -43,7 +56,7 @@ def load_settings(path: Path) -> ProjectSettings:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     try:
-        return ProjectSettings.model_validate({**raw.get("project", {}), "train": raw.get("train", {})})
+        return ProjectSettings.model_validate({**raw.get("project", {}), "train": _from_toml(raw.get("train", {}))})
     except ValidationError as e:
         raise ConfigError(f"{path}: {explain(e)}") from None
 

@@ -157,6 +157,8 @@ def generate(plan: GridPlan, pipe, model, cells_dir: Path, progress: Progress | 
     device = pipe.device
     embeds: dict[tuple[str, int, Any], torch.Tensor] = {}
     for file in order:
+        if progress:
+            progress(done, total, f"loading {file.name if file else 'no LoRA'}")
         slot.use(file)
         if file is not None:
             hashes[file] = addnet_hash(file)[:12]
@@ -203,6 +205,8 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
     t0 = time.perf_counter()
     plan = plan_grid(project, options)
     cells_dir, grid_json = project.cells_dir, project.grid_json
+    if progress:  # the bar shows its total from the start: loading the model takes a while
+        progress(0, len(plan.cells), f"loading {Path(plan.base_model).name or plan.base_model}")
     if model_and_pipe is None:
         from ..model.sampling import load_pipeline
 

@@ -250,7 +250,8 @@ def plan_grid(project: Project, options: GridOptions) -> GridPlan:
     if not base_model:
         raise GridError(
             "The project names no base model (pretrained_model_name_or_path): set it with "
-            "'facelora config' / the GUI, or pass --base-model PATH (an SD1.5 .safetensors or diffusers folder)."
+            f"'facelora config set \"{project.root}\" base_model PATH' (or the GUI), or pass --base-model PATH "
+            "(an SD1.5 .safetensors or diffusers folder)."
         )
     if len(infotext.lora_tags(prompt)) > 1:
         raise GridError("The prompt has several <lora:...> tags; the grid compares one LoRA file at a time, so keep one.")

@@ -23,5 +23,11 @@ class TrainOptions(BaseModel):
                                                   "only for files you trust")
     num_processes: int = Field(1, ge=1, description="train on this many GPUs (processes; on a machine without a GPU, "
                                                     "CPU processes): facelora launches itself through accelerate")
+    preset: str | None = Field(None, description="static, dynamic or dynamic-adafactor: the tutorial's "
+                                                 "learning-rate schemes, applied before the other parameters")
+    save: bool = Field(False, description="save the base model, the preset and the parameters given here into "
+                                          "facelora.toml, so the next run uses them too")
+    overwrite: bool = Field(False, description="a new run replaces the files of an earlier run of the same "
+                                               "output_name (they are deleted first)")
     overrides: dict[str, Any] = Field(default_factory=dict, description="training parameters for this run only, "
                                                                         "by Kohya's names (not saved)")
