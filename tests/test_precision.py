@@ -162,7 +162,7 @@ def test_attention_is_sdpa_unless_xformers_can_run():
     cfg, notes = check(TrainConfig(xformers=True), cuda=False)
     assert not cfg.xformers and any("SDPA" in n for n in notes)
     # kohya_ss GUI's xformers = "sdpa" is sd-scripts' --sdpa
-    cfg, _ = import_kohya('xformers = "sdpa"\n')
+    cfg, _ = import_kohya('LoRA_type = "Standard"\nxformers = "sdpa"\n')
     assert cfg.sdpa and not cfg.xformers
     cfg, _ = import_kohya('sdpa = true\nxformers = true\n')
     assert cfg.sdpa and cfg.xformers
