@@ -18,6 +18,7 @@ EXAMPLES = [
     ev.Step(time=2.0, step=1, epoch=1, loss=0.25, avg_loss=0.5, lr_unet=1e-3, lr_te=1e-4, lr_dlr=2e-3, s_per_it=0.5),
     ev.Skipped(time=2.5, step=2, epoch=1, count=1, message="loss was nan"),
     ev.EpochEnd(time=3.0, epoch=1, step=4, loss=0.3),
+    ev.Validation(time=3.2, step=4, epoch=1, loss=0.31, at="step", images=2),
     ev.Saved(time=3.5, path="/p/models/ohwx-step00000004.safetensors", step=4, epoch=1, kind="step"),
     ev.Samples(time=4.0, path=["/p/models/sample/ohwx_e000001_00_7.png"], step=4, epoch=1),
     ev.End(time=5.0, step=12, epoch=3, avg_loss=0.2, files=["/p/models/ohwx.safetensors"], interrupted=True,

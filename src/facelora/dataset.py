@@ -7,6 +7,7 @@ at), so the plan and the trainer batch the same buckets; it knows nothing of ten
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,10 +101,17 @@ class Subset:
     missing_captions: list[Path] = field(default_factory=list)
     garbled_captions: list[Path] = field(default_factory=list)  # caption files that are not UTF-8
     buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> the size it trains at
+    is_reg: bool = False  # class (regularisation) images, from reg_data_dir
+    image_repeats: dict[Path, int] = field(default_factory=dict)  # class images: Kohya's cycled repeats
 
     @property
     def repeats(self) -> int:
         return self.concept.repeats
+
+    def repeats_of(self, image: Path) -> int:
+        """How often `image` is seen in an epoch: the folder's repeats, or for class images the
+        count Kohya cycles them to (0 for one never reached)."""
+        return self.image_repeats.get(image, 0) if self.is_reg else self.repeats
 
 
 @dataclass
@@ -111,12 +119,26 @@ class Dataset:
     root: Path
     subsets: list[Subset]
     bucketing: Bucketing | None = None  # how the subsets' buckets were worked out (None: not yet)
+    validation: list[Subset] = field(default_factory=list)  # photos held out for the validation loss
+
+    def held_out(self) -> "Dataset":
+        """The held-out photos as a dataset of their own (for the validation loss)."""
+        return Dataset(self.root, self.validation, self.bucketing)
+
+    @property
+    def train_subsets(self) -> list[Subset]:
+        return [s for s in self.subsets if not s.is_reg]
+
+    @property
+    def reg_subsets(self) -> list[Subset]:
+        return [s for s in self.subsets if s.is_reg]
 
     def bucketed(self, bucketing: Bucketing) -> "Dataset":
         """This dataset with every image in its bucket under `bucketing` (itself when it already is)."""
         if bucketing == self.bucketing:
             return self
-        return Dataset(self.root, [replace(s, buckets=bucketing.assign(s.images)) for s in self.subsets], bucketing)
+        return Dataset(self.root, [replace(s, buckets=bucketing.assign(s.images)) for s in self.subsets], bucketing,
+                       [replace(s, buckets=bucketing.assign(s.images)) for s in self.validation])
 
     def bucket_images(self) -> dict[tuple[int, int], list[int]]:
         """bucket -> the indices (in items() order) of its images, smallest bucket first. The
@@ -130,12 +152,18 @@ class Dataset:
 
     @property
     def num_images(self) -> int:
-        return sum(len(s.images) for s in self.subsets)
+        """The person's photos trained on (class images and held-out photos not counted)."""
+        return sum(len(s.images) for s in self.train_subsets)
+
+    @property
+    def num_train_samples(self) -> int:
+        """The person's images x repeats: Kohya's num_train_images."""
+        return sum(len(s.images) * s.repeats for s in self.train_subsets)
 
     @property
     def num_samples(self) -> int:
-        """Images x repeats: what one epoch goes through."""
-        return sum(len(s.images) * s.repeats for s in self.subsets)
+        """Images x repeats, class images included: what one epoch goes through."""
+        return sum(s.repeats_of(p) for s in self.subsets for p in s.images)
 
     @property
     def missing_captions(self) -> list[Path]:
@@ -147,7 +175,11 @@ class Dataset:
 
     def items(self) -> list[tuple[Path, str, int]]:
         """(image, caption, repeats) for every image."""
-        return [(p, s.captions[p], s.repeats) for s in self.subsets for p in s.images]
+        return [(p, s.captions[p], s.repeats_of(p)) for s in self.subsets for p in s.images]
+
+    def is_reg(self) -> list[bool]:
+        """For every image in items() order, whether it is a class image."""
+        return [s.is_reg for s in self.subsets for _ in s.images]
 
     def tag_frequency(self) -> dict[str, dict[str, int]]:
         """Kohya's `ss_tag_frequency`: {folder: {tag: count}}."""
@@ -182,8 +214,14 @@ def read_caption(image: Path, caption_extension: str) -> tuple[str | None, bool]
 
 
 def scan_for(cfg: "TrainConfig") -> Dataset:
-    """The training folder of `cfg`, its images in the buckets `cfg` trains them in."""
-    return scan(cfg.train_data_dir, cfg.caption_extension, Bucketing.of(cfg))
+    """The training folder of `cfg` (with its class images from reg_data_dir, and the photos
+    validation_split holds out), its images in the buckets `cfg` trains them in."""
+    dataset = scan(cfg.train_data_dir, cfg.caption_extension)
+    if cfg.validation_split:
+        dataset = hold_out(dataset, cfg.validation_split, cfg.seed if cfg.validation_seed is None else cfg.validation_seed)
+    if cfg.reg_data_dir:
+        dataset = with_class_images(dataset, scan(cfg.reg_data_dir, cfg.caption_extension).subsets)
+    return dataset.bucketed(Bucketing.of(cfg))
 
 
 def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing: Bucketing | None = None) -> Dataset:
@@ -232,6 +270,73 @@ def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing:
         subsets.append(Subset(folder, concept, images, captions, missing, garbled))
     dataset = Dataset(root, subsets)
     return dataset.bucketed(bucketing) if bucketing else dataset
+
+
+# --- Kohya's two other kinds of subset: class images and held-out photos -----------------------
+
+
+def class_image_repeats(train_samples: int, reg: list[tuple[Path, int]]) -> dict[Path, int]:
+    """Kohya's DreamBoothDataset: class images (each with its folder's repeats) are taken in
+    order until they make as many samples as the person's images x repeats; if they run short,
+    they are cycled, one more repeat each in turn, until they do. So an epoch is about twice the
+    person's samples, and class images beyond that are not used (repeats 0)."""
+    out: dict[Path, int] = {}
+    n, first = 0, True
+    while reg and n < train_samples:
+        for path, repeats in reg:
+            if first:
+                out[path] = repeats
+                n += repeats
+            else:
+                out[path] += 1
+                n += 1
+            if n >= train_samples:
+                break
+        first = False
+    return out
+
+
+def with_class_images(dataset: Dataset, reg: list[Subset]) -> Dataset:
+    """The dataset's own photos with `reg`'s folders as class-image subsets, repeated as Kohya
+    repeats them (counted against the person's samples, so after any hold_out)."""
+    subsets = [replace(s, is_reg=True) for s in reg]
+    counts = class_image_repeats(dataset.num_train_samples, [(p, s.repeats) for s in subsets for p in s.images])
+    subsets = [replace(s, image_repeats={p: counts[p] for p in s.images if p in counts}) for s in subsets]
+    return replace(dataset, subsets=dataset.train_subsets + subsets, bucketing=None)
+
+
+def with_repeats(dataset: Dataset, repeats: int) -> Dataset:
+    """The dataset with every folder of the person's photos at `repeats` (a planned budget), the
+    class images counted again against them."""
+    train = [replace(s, concept=replace(s.concept, repeats=repeats)) for s in dataset.train_subsets]
+    return with_class_images(replace(dataset, subsets=train), dataset.reg_subsets)
+
+
+def split_validation(images: list[Path], split: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Kohya's split_train_val: shuffle with the validation seed, the first ceil(n x (1 - split))
+    train, the last round(n x split) are held out."""
+    order = list(images)
+    random.Random(seed).shuffle(order)
+    return order[:math.ceil(len(order) * (1 - split))], order[len(order) - round(len(order) * split):]
+
+
+def hold_out(dataset: Dataset, split: float, seed: int) -> Dataset:
+    """Each of the person's folders split as split_validation says (class images never are);
+    held-out photos are seen once per validation, with their captions."""
+    train, held = [], []
+    for s in dataset.subsets:
+        if s.is_reg:
+            train.append(s)
+            continue
+        keep, out = split_validation(s.images, split, seed)
+        keep = sorted(keep)
+        if not keep:
+            raise DatasetError(f"validation_split {split} leaves no photo of '{s.folder}' to train on; lower it.")
+        train.append(replace(s, images=keep, captions={p: s.captions[p] for p in keep}))
+        if out:
+            held.append(replace(s, images=sorted(out), captions={p: s.captions[p] for p in out},
+                                concept=replace(s.concept, repeats=1)))
+    return replace(dataset, subsets=train, validation=held, bucketing=None)
 
 
 def file_list(paths: list[Path]) -> str:

@@ -72,6 +72,19 @@ class EpochEnd(Event):
 
 
 @dataclass(frozen=True)
+class Validation(Event):
+    """The validation loss on the held-out photos (train/validation.py), at an epoch's end or
+    every validate_every_n_steps; `at` says which."""
+
+    KIND: ClassVar[str] = "validation"
+    step: int = 0
+    epoch: int = 0
+    loss: float | None = None
+    at: str = "epoch"  # "epoch" | "step"
+    images: int = 0  # held-out photos it was computed on
+
+
+@dataclass(frozen=True)
 class Saved(Event):
     """A LoRA file was written."""
 
@@ -122,7 +135,7 @@ class Error(Event):
     message: str = ""
 
 
-KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Saved, Samples, Skipped, End, Error)}
+KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Validation, Saved, Samples, Skipped, End, Error)}
 
 
 def parse(obj: Any) -> Event | None:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config as cfgmod
-from .dataset import Bucketing, Dataset
+from .dataset import Bucketing, Dataset, with_repeats
 from .project import Project, lora_filename
 
 
@@ -71,7 +71,10 @@ class Plan:
     saved_files: list[str]
     num_processes: int = 1
     gradient_accumulation_steps: int = 1
-    samples_per_epoch: int = 0  # images x repeats
+    samples_per_epoch: int = 0  # images x repeats (class images included)
+    reg_images: int = 0  # class images found in reg_data_dir
+    reg_samples: int = 0  # class images x the repeats Kohya cycles them to, per epoch
+    validation_images: int = 0  # photos held out for the validation loss
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -96,9 +99,13 @@ def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int 
     if budget:
         if not cfg.max_train_epochs:
             raise ValueError("A step budget needs the number of epochs (max_train_epochs).")
-        repeats = solve_repeats(cfg.max_train_steps, count, cfg.max_train_epochs, batch * num_processes * acc)
+        # class images double an epoch (they are cycled to the person's samples)
+        doubled = 2 if dataset is not None and dataset.reg_subsets else 1
+        repeats = solve_repeats(cfg.max_train_steps, count * doubled, cfg.max_train_epochs, batch * num_processes * acc)
     if dataset is not None:
-        per_image = [repeats or s.repeats for s in dataset.subsets for _ in s.images]
+        if repeats:
+            dataset = with_repeats(dataset, repeats).bucketed(Bucketing.of(cfg))
+        per_image = [r for _, _, r in dataset.items()]
         buckets = [sum(per_image[i] for i in indices) for indices in dataset.bucket_images().values()]
         repeats = repeats or dataset.subsets[0].repeats
     else:
@@ -116,7 +123,30 @@ def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int 
                      f"(repeats must be a whole number).")
     files = [lora_filename(cfg.output_name, epoch=e if e != epochs else None)
              for e in saved_epochs(epochs, cfg.save_every_n_epochs, cfg.save_last_n_epochs)]
-    return Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc, sum(buckets), notes)
+    plan = with_held_and_class_images(Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc,
+                                           sum(buckets), notes=notes), dataset)
+    if cfg.validation_split and dataset is not None and not plan.validation_images:
+        plan.notes.append(f"validation_split {cfg.validation_split:g} of {count} photos holds none out (Kohya "
+                          f"rounds the share): no validation loss. Raise it, or add photos.")
+    return plan
+
+
+def with_held_and_class_images(plan: Plan, dataset: Dataset | None) -> Plan:
+    """The plan's count of class images and held-out photos, and a note on how Kohya counts the
+    class images: cycled to as many samples as the person's images x repeats, so they double the
+    epoch."""
+    if dataset is None:
+        return plan
+    plan.validation_images = sum(len(s.images) for s in dataset.validation)
+    reg = dataset.reg_subsets
+    if reg:
+        plan.reg_images = sum(len(s.images) for s in reg)
+        plan.reg_samples = dataset.num_samples - dataset.num_train_samples
+        plan.notes.append(
+            f"{plan.reg_images} class images are cycled to {plan.reg_samples} samples per epoch, as many as the "
+            f"person's {dataset.num_train_samples} images x repeats (Kohya's DreamBooth counting), so an epoch "
+            f"is {plan.samples_per_epoch} samples.")
+    return plan
 
 
 def adopt(project: Project, plan: Plan, max_train_steps: int) -> Path:

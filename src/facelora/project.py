@@ -30,6 +30,7 @@ from .paths import check_name, check_output_name, inside
 CONFIG_FILE = "facelora.toml"
 # Kohya's folders: the defaults of train_data_dir, output_dir and logging_dir (relative to the project)
 IMAGE_DIR = TrainConfig.model_fields["train_data_dir"].default
+REG_DIR = "reg"
 MODELS_DIR = TrainConfig.model_fields["output_dir"].default
 LOG_DIR = TrainConfig.model_fields["logging_dir"].default
 EVAL_DIR = "eval"
@@ -40,6 +41,7 @@ REPORT_HTML = "report.html"
 LATENT_CACHE_DIR = "cache/latents"
 EVENTS_FILE = "events.jsonl"
 LOSS_CHART = "loss.png"
+EPOCH_LOSS_CHART = "loss-per-epoch.png"
 GRID_JSON = "grid.json"
 GRID_PNG = "grid.png"
 CELLS_DIR = "cells"
@@ -207,6 +209,11 @@ class Project:
         return self.root / IMAGE_DIR
 
     @property
+    def reg_dir(self) -> Path:
+        """Class (regularisation) images, `reg/<repeats>_<class>/`, as `facelora reg generate` makes them."""
+        return self.root / REG_DIR
+
+    @property
     def models_dir(self) -> Path:
         return self.root / MODELS_DIR
 
@@ -245,6 +252,10 @@ class Project:
     @property
     def loss_chart(self) -> Path:
         return self.log_dir / LOSS_CHART
+
+    @property
+    def epoch_loss_chart(self) -> Path:
+        return self.log_dir / EPOCH_LOSS_CHART
 
     @property
     def grid_json(self) -> Path:
@@ -316,6 +327,8 @@ class Project:
         cfg = s.train
         updates = {k: str(self.folder(getattr(cfg, k), k)) for k in PROJECT_FOLDERS}
         updates["output_name"] = check_output_name(cfg.output_name or s.trigger)
+        if cfg.reg_data_dir:  # class images: inside the project unless given as an absolute path
+            updates["reg_data_dir"] = str(self.root / cfg.reg_data_dir)
         return cfg.model_copy(update=updates)
 
     def earlier_run_files(self, output_dir: str | Path, output_name: str) -> list[Path]:

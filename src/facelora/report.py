@@ -14,17 +14,36 @@ from .fileio import atomic_write_text, read_json
 from .project import Project
 
 
-def loss_chart(events: list[ev.Event], out: Path) -> Path | None:
-    """Current and average loss against step, as a PNG; None when there are no steps yet."""
-    steps = [e for e in events if isinstance(e, ev.Step) and e.loss is not None]
-    if not steps:
-        return None
+def _figure():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=100)
+    return plt.subplots(figsize=(7, 3.2), dpi=100)
+
+
+def _finish(fig, ax, xlabel: str, legend: str, out: Path) -> Path:
+    """Label, legend and grid the chart, and write it to `out`."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss")
+    ax.legend(loc=legend)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def loss_chart(events: list[ev.Event], out: Path) -> Path | None:
+    """Current and average loss against step, as a PNG; None when there are no steps yet."""
+    steps = [e for e in events if isinstance(e, ev.Step) and e.loss is not None]
+    if not steps:
+        return None
+    fig, ax = _figure()
     x = [e.step for e in steps]
     ax.plot(x, [e.loss for e in steps], lw=0.8, alpha=0.45, label="loss")
     if any(e.avg_loss is not None for e in steps):
@@ -32,15 +51,22 @@ def loss_chart(events: list[ev.Event], out: Path) -> Path | None:
     for e in events:
         if isinstance(e, ev.Saved) and e.step:
             ax.axvline(e.step, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.legend(loc="upper right")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return _finish(fig, ax, "step", "upper right", out)
+
+
+def epoch_loss_chart(events: list[ev.Event], out: Path) -> Path | None:
+    """Training loss (each epoch's mean) and validation loss against epoch, as a PNG: where they
+    part, the LoRA starts to learn the photos rather than the person. None before an epoch ends."""
+    train = {e.epoch: e.loss for e in events if isinstance(e, ev.EpochEnd) and e.loss is not None}
+    val = {e.epoch: e.loss for e in events if isinstance(e, ev.Validation) and e.at == "epoch" and e.loss is not None}
+    if not train:
+        return None
+    fig, ax = _figure()
+    ax.plot(list(train), list(train.values()), marker="o", lw=1.6, label="training loss (epoch mean)")
+    if val:
+        ax.plot(list(val), list(val.values()), marker="s", lw=1.6, label="validation loss (held-out photos)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return _finish(fig, ax, "epoch", "best", out)
 
 
 def _img(project: Project, path: Path, alt: str) -> str:
@@ -72,6 +98,7 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     settings = project.settings()
     events = ev.read_events(project.events_path)
     chart = loss_chart(events, project.loss_chart)
+    per_epoch = epoch_loss_chart(events, project.epoch_loss_chart)
     parts = [f"<h1>facelora report: {html.escape(settings.trigger)}</h1>"]
     for n in notes or []:
         parts.append(f'<p class="warn">{html.escape(n)}</p>')
@@ -89,7 +116,8 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
 
     parts.append("<h2>Plan</h2>")
     if plan:
-        keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps")
+        keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps", "reg_images",
+                "validation_images")
         parts.append(_table([(k.replace("_", " "), plan[k]) for k in keys if k in plan]))
 
     parts.append("<h2>Training</h2>")
@@ -97,6 +125,8 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     if end:
         parts.append(f"<p>{html.escape(_describe_end(end))}</p>")
     parts.append(_img(project, chart, "loss curve") if chart else "<p class=missing>No training steps logged yet.</p>")
+    if per_epoch:
+        parts.append(_img(project, per_epoch, "training and validation loss per epoch"))
     saved = [e.path for e in events if isinstance(e, ev.Saved) and e.path]
     if saved:
         parts.append("<p>Files saved:</p><ul>" + "".join(f"<li>{html.escape(Path(p).name)}</li>" for p in saved) + "</ul>")

@@ -39,7 +39,7 @@ class RunOptions(BaseModel):
     trigger: str = Field(description="the word that will call up the person, e.g. 'ohwx'")
     base_model: str = Field(description="SD1.5 .safetensors file or diffusers folder ('tiny' = test model)")
     class_word: str | None = Field(None, description="what the person is: woman, man, person...")
-    preset: str | None = Field(None, description="static or dynamic: the tutorial's two learning-rate schemes")
+    preset: str | None = Field(None, description="static or dynamic: the tutorial's two learning-rate schemes; face: static + head mask, validation, min-SNR")
     overrides: dict[str, Any] = Field(default_factory=dict, description="training parameters by Kohya's names")
     resolution: int = Field(PrepareOptions.model_fields["resolution"].default,
                             description="size of the prepared crops: 512 or 768")
@@ -98,10 +98,12 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
 
     # 2. prepare
     say(f"Preparing the photos in {opts.photos} ...")
-    report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution))
+    head_mask = project.settings().train.alpha_mask  # training reads masks (--preset face): prepare writes them
+    report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution, head_mask=head_mask))
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
         f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
-    commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}")
+    commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}"
+                    + (" --head-mask" if head_mask else ""))
     if "resolution" in opts.overrides:  # a training resolution asked for apart from the crops' size
         settings = project.settings()
         settings.train = cfgmod.apply(settings.train, {"resolution": opts.overrides["resolution"]})

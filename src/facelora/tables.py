@@ -20,6 +20,11 @@ def plan_table(plan: Plan, title: str = "Training plan", extra: tuple[tuple[str,
         rows.append(("processes", plan.num_processes))
     if plan.gradient_accumulation_steps > 1:
         rows.append(("gradient accumulation", plan.gradient_accumulation_steps))
+    if plan.validation_images:
+        rows.append(("held out for validation", plan.validation_images))
+    if plan.reg_images:
+        rows.append(("class images (reg)", f"{plan.reg_images}, cycled to {plan.reg_samples} per epoch "
+                                           f"= the images x repeats (Kohya)"))
     rows += [
         ("images x repeats per epoch", plan.samples_per_epoch),
         ("steps per epoch", plan.steps_per_epoch), ("total steps", plan.total_steps),

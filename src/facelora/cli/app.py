@@ -47,7 +47,9 @@ def main(version: Annotated[bool, typer.Option("--version", callback=_version, i
 
 # Options several commands share, named once.
 Trigger = Annotated[str, typer.Option(help="The word that will call up the person, e.g. 'ohwx'.")]
-Preset = Annotated[Optional[str], typer.Option(help="static, dynamic or dynamic-adafactor: the tutorial's learning-rate schemes.")]
+Preset = Annotated[Optional[str], typer.Option(
+    help="static, dynamic or dynamic-adafactor: the tutorial's learning-rate schemes; face: static with the head "
+         "mask, validation and min-SNR.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 # Commands that take any TrainConfig field with Kohya's spelling after their own options.

@@ -44,6 +44,8 @@ def prepare(
     keep_identity_tags: Annotated[bool, typer.Option("--keep-identity-tags", help=_about("keep_identity_tags"))] = False,
     overwrite_captions: Annotated[bool, typer.Option("--overwrite-captions", help=_about("overwrite_captions"))] = False,
     outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help=_about("outlier_threshold"))] = _prepared("outlier_threshold"),
+    head_mask: Annotated[bool, typer.Option("--head-mask", help=_about("head_mask"))] = False,
+    unmasked_weight: Annotated[float, typer.Option("--unmasked-weight", help=_about("unmasked_weight"))] = _prepared("unmasked_weight"),
 ) -> None:
     """Turn a folder of photos into the training set: find the face in each photo, cut a square
     around it, upscale it to the training resolution, caption it, and audit the set (blur,
@@ -62,7 +64,7 @@ def prepare(
             allow_multiple=allow_multiple, second_face_ratio=second_face_ratio,
             general_threshold=general_threshold, character_threshold=character_threshold,
             keep_identity_tags=keep_identity_tags, overwrite_captions=overwrite_captions,
-            outlier_threshold=outlier_threshold,
+            outlier_threshold=outlier_threshold, head_mask=head_mask, unmasked_weight=unmasked_weight,
         )
     except ValidationError as e:
         raise pipeline.PrepareError(f"Invalid option: {invalid(e)}") from None

@@ -55,6 +55,7 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     if cfg.max_token_length != 75:
         raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
                           f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
+    face_training_checks(cfg)
     changes: dict[str, Any] = {}
     if kind.plain and not bitsandbytes_imports():
         notes.append(f"{cfg.optimizer_type} needs the bitsandbytes package, which does not import here "
@@ -72,14 +73,29 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     return (cfg.model_copy(update=changes) if changes else cfg), notes
 
 
+def face_training_checks(cfg: TrainConfig) -> None:
+    """Masked loss, validation and class images: what cannot work, said before the model loads."""
+    if cfg.masked_loss and not cfg.alpha_mask:
+        raise ConfigError("masked_loss reads each image's mask from its alpha channel here: set alpha_mask too "
+                          "(prepare writes RGBA PNGs with a head mask); facelora has no conditioning-image masks.")
+    if cfg.prior_loss_weight != 1.0 and not cfg.reg_data_dir:
+        raise ConfigError(f"prior_loss_weight {cfg.prior_loss_weight:g} weights class images, but reg_data_dir is "
+                          f"not set: run 'facelora reg generate PROJECT' and set reg_data_dir = \"reg\".")
+    if (cfg.validate_every_n_steps or cfg.validate_every_n_epochs or cfg.max_validation_steps) \
+            and not cfg.validation_split:
+        raise ConfigError("validate_every_n_steps/epochs and max_validation_steps need validation_split "
+                          "(the fraction of the photos held out, e.g. 0.1).")
+
+
 # --- presets from the tutorial ---------------------------------------------------------------
 
+_STATIC = dict(
+    optimizer_type="AdamW8bit", optimizer_args=[], lr_scheduler="cosine_with_restarts",
+    lr_scheduler_num_cycles=3, learning_rate=1e-4, unet_lr=1e-4, text_encoder_lr=5e-5,
+)
 PRESETS: dict[str, dict[str, Any]] = {
     # Scheme 1, static learning rate: Kohya's recommended rates, AdamW8bit, cosine with restarts.
-    "static": dict(
-        optimizer_type="AdamW8bit", optimizer_args=[], lr_scheduler="cosine_with_restarts",
-        lr_scheduler_num_cycles=3, learning_rate=1e-4, unet_lr=1e-4, text_encoder_lr=5e-5,
-    ),
+    "static": _STATIC,
     # Scheme 2, dynamic learning rate: DAdaptAdam finds the rate itself; all rates are 1.
     "dynamic": dict(
         optimizer_type="DAdaptAdam", optimizer_args=["decouple=True", "weight_decay=0.01", "betas=0.9,0.999"],
@@ -90,6 +106,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         optimizer_type="Adafactor",
         optimizer_args=["relative_step=True", "scale_parameter=True", "warmup_init=True"],
         lr_scheduler="adafactor", learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
+    ),
+    # Scheme 1 trained for the face (README, "The face preset"): the loss weighted to the head
+    # mask prepare --head-mask writes; a tenth of the photos held out for a validation loss that
+    # says which epoch to keep; min-SNR 5, which evens out the timesteps' pull (Hang et al. 2023).
+    "face": dict(
+        _STATIC, masked_loss=True, alpha_mask=True, validation_split=0.1, min_snr_gamma=5.0,
     ),
 }
 

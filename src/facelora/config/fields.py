@@ -21,6 +21,8 @@ def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
 
 # The folders a project's TrainConfig names relative to the project (facelora.toml keeps them so).
 PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
+# Project folders that may be unset (None: not used).
+OPTIONAL_PROJECT_FOLDERS = ("reg_data_dir",)
 Precision = Literal["no", "fp16", "bf16"]
 
 
@@ -106,6 +108,17 @@ class TrainConfig(BaseModel):
     # --- noise and loss ----------------------------------------------------------------------
     noise_offset: float = _f(0.0, "Adds offset noise so images can be darker or brighter; 0.05-0.1.", ge=0)
     min_snr_gamma: float | None = _f(None, "Min-SNR loss weighting; 5 is the paper's value.", gt=0)
+
+    # --- face training: masked loss, validation loss, class (regularisation) images ---------------
+    masked_loss: bool = _f(False, "Weight the loss per pixel by a mask (Kohya's masked_loss); prepare writes a head mask.")
+    alpha_mask: bool = _f(False, "Read the mask from each image's alpha channel (prepare's RGBA PNGs).")
+    reg_data_dir: str | None = _f(None, "Folder of <repeats>_<class> folders of class images (relative to the project).")
+    prior_loss_weight: float = _f(1.0, "Loss weight of the class images against the person's.", ge=0)
+    validation_split: float = _f(0.0, "Fraction of the photos held out for the validation loss (0 = none).", ge=0, lt=1)
+    validation_seed: int | None = _f(None, "Seed of the held-out choice and the validation noise; empty = seed.")
+    validate_every_n_steps: int | None = _f(None, "Also compute the validation loss every n steps.", ge=1)
+    validate_every_n_epochs: int | None = _f(None, "Validation loss every n epochs; empty = every epoch.", ge=1)
+    max_validation_steps: int | None = _f(None, "At most this many validation batches; empty = all held-out photos.", ge=1)
 
     # --- saving ------------------------------------------------------------------------------
     save_every_n_epochs: int | None = _f(1, "Save a LoRA file every n epochs, to pick the best later.", "basic", ge=1)

@@ -12,7 +12,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError
-from .fields import PROJECT_FOLDERS, TrainConfig
+from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
 from .overrides import LIST_FIELDS, apply
 
@@ -32,7 +32,7 @@ _KOHYA_SECTIONS = {
     "dataset_arguments": [
         "train_data_dir", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
         "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
-        "shuffle_caption", "keep_tokens", "max_token_length",
+        "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir",
     ],
     "training_arguments": [
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
@@ -40,6 +40,8 @@ _KOHYA_SECTIONS = {
         "max_data_loader_n_workers", "seed", "gradient_checkpointing", "gradient_accumulation_steps",
         "mixed_precision", "xformers", "sdpa", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
         "sample_every_n_epochs", "sample_prompts", "sample_sampler",
+        "masked_loss", "prior_loss_weight", "validation_split", "validation_seed", "validate_every_n_steps",
+        "validate_every_n_epochs", "max_validation_steps",
     ],
     "logging_arguments": ["logging_dir"],
 }
@@ -48,7 +50,7 @@ _KOHYA_SECTIONS = {
 # the kohya_ss GUI's own: its folders, threads, launch settings).
 _HARMLESS = {
     "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
-    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "prior_loss_weight", "reg_data_dir",
+    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as",
     "bucket_no_upscale", "caption_dropout_rate", "caption_tag_dropout_rate", "color_aug", "flip_aug",
     "random_crop", "training_comment", "no_half_vae", "vae", "output_config", "config_file",
     "num_cpu_threads_per_process", "noise_offset_type", "models_dir", "config_dir", "state_dir", "vae_dir",
@@ -68,8 +70,9 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
-    for key in PROJECT_FOLDERS:
-        data[key] = str((Path(project_root) / data[key]).resolve())
+    for key in PROJECT_FOLDERS + OPTIONAL_PROJECT_FOLDERS:
+        if data[key] is not None:
+            data[key] = str((Path(project_root) / data[key]).resolve())
     if cfg.pretrained_model_name_or_path and cfg.pretrained_model_name_or_path != "tiny":
         data["pretrained_model_name_or_path"] = str(Path(cfg.pretrained_model_name_or_path).resolve())
     if 0 < cfg.lr_warmup_steps < 1:

@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 # The audit's thresholds (measured on the package photos; see quality.py for the measures).
 BLUR_WARNING = 40.0  # Laplacian variance of the face at 128 px: the astronaut ~150, blurred by 1 px ~19
 DRIFT_WARNING = 0.2  # descriptor distance an upscaler may move a face (Lanczos ~0.07, Real-ESRGAN ~0.14)
@@ -18,6 +17,7 @@ DUPLICATE_BITS = 4  # pHash distance (of 64 bits) at or below which two crops ar
 # the intruder, 0.67-0.68 (no pair of the two closer than 0.66). 0.6, dlib's own same-person
 # threshold, lies between: above every genuine figure, below every intruder.
 OUTLIER_DISTANCE = 0.6
+UNMASKED_WEIGHT = 0.25  # head mask (masks.py): the background's loss weight, so it still trains a little
 MIN_CROP_PX = 128  # a crop smaller than this (source pixels) is stretched more than 4x to 512
 
 
@@ -43,4 +43,6 @@ class PrepareOptions(BaseModel):
     blur_threshold: float = Field(BLUR_WARNING, ge=0.0, description="warn when the face's Laplacian variance is below this (blurred)")
     drift_threshold: float = Field(DRIFT_WARNING, ge=0.0, description="warn when upscaling moved the face's identity vector further than this")
     duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64, description="photos whose perceptual hashes differ in at most this many bits are near-duplicates")
+    head_mask: bool = Field(False, description="write a head mask as each PNG's alpha channel, for training with masked_loss + alpha_mask")
+    unmasked_weight: float = Field(UNMASKED_WEIGHT, ge=0.0, le=1.0, description="head mask: the loss weight of the background")
     outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0, description="flag a photo whose face is further than this from the others (maybe somebody else)")

@@ -30,7 +30,7 @@ from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
-from . import audit, captions, contact_sheet, crop, images, people, quality, upscale
+from . import audit, captions, contact_sheet, crop, images, masks, people, quality, upscale
 from .options import PrepareOptions
 from .report import PrepareItem, PrepareReport
 
@@ -192,7 +192,8 @@ class _Run:
         self._framing(head, framed, item)
         out, item.upscaler = self.upscaler(framed.cut(Image.fromarray(rgb)), o.resolution)
         self._measure(rgb, face, framed, out, item)
-        self._write(out, item)
+        head_box = faces.Head(head.moved(framed.matrix).points * item.scale).head_box()  # in the output's pixels
+        self._write(masks.with_head_mask(out, head_box, o.unmasked_weight) if o.head_mask else out, item)
         self._caption(path, lambda: out, item)
 
     def _subject(self, rgb: np.ndarray, item: PrepareItem) -> tuple[faces.Face, list[faces.Face]]:

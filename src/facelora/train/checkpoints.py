@@ -31,13 +31,17 @@ class RunInfo:
     started_at: float
 
 
-def metadata(info: RunInfo, epoch: int, step: int) -> dict[str, str]:
+def metadata(info: RunInfo, epoch: int, step: int, validation_loss: float | None = None) -> dict[str, str]:
     cfg, plan, data = info.cfg, info.plan, info.data
-    dirs = {s.folder.name: {"n_repeats": s.repeats, "img_count": len(s.images)} for s in data.dataset.subsets}
+    dataset = data.dataset
+    dirs, reg_dirs = ({s.folder.name: {"n_repeats": s.repeats, "img_count": len(s.images)} for s in subsets}
+                      for subsets in (dataset.train_subsets, dataset.reg_subsets))
+    # facelora's own key, only when there is one: the latest validation loss (Kohya records none)
+    own = {} if validation_loss is None else {"validation_loss": f"{validation_loss:.6f}"}
     return kohya_metadata(
         network_dim=cfg.network_dim, network_alpha=cfg.network_alpha, output_name=cfg.output_name,
         sd_model_name=info.base_model_name, clip_skip=cfg.clip_skip, resolution=cfg.resolution_wh,
-        num_train_images=plan.samples_per_epoch, epoch=epoch, steps=step, training_started_at=info.started_at,
+        num_train_images=dataset.num_train_samples, epoch=epoch, steps=step, training_started_at=info.started_at,
         tag_frequency=data.dataset.tag_frequency(), dataset_dirs=dirs, bucket_info=data.bucket_info(),
         learning_rate=cfg.learning_rate, unet_lr=cfg.effective_unet_lr if cfg.train_unet else None,
         text_encoder_lr=cfg.effective_text_encoder_lr if cfg.train_text_encoder else None,
@@ -52,13 +56,18 @@ def metadata(info: RunInfo, epoch: int, step: int) -> dict[str, str]:
         min_snr_gamma=cfg.min_snr_gamma, cache_latents=cfg.cache_latents, enable_bucket=cfg.enable_bucket,
         min_bucket_reso=cfg.min_bucket_reso, max_bucket_reso=cfg.max_bucket_reso, keep_tokens=cfg.keep_tokens,
         shuffle_caption=cfg.shuffle_caption, max_token_length=cfg.max_token_length,
-        num_reg_images=0,
+        num_reg_images=sum(len(s.images) * s.repeats for s in dataset.reg_subsets),
+        prior_loss_weight=cfg.prior_loss_weight, masked_loss=cfg.masked_loss, alpha_mask=cfg.alpha_mask,
+        num_validation_images=plan.validation_images, validation_seed=cfg.validation_seed,
+        validation_split=cfg.validation_split, max_validation_steps=cfg.max_validation_steps,
+        reg_dataset_dirs=reg_dirs, **own,
     )
 
 
-def save(network, info: RunInfo, path: Path, epoch: int, step: int) -> Path:
-    """Write the network's current weights to `path` in save_precision, with the metadata."""
-    meta = metadata(info, epoch, step)
+def save(network, info: RunInfo, path: Path, epoch: int, step: int, validation_loss: float | None = None) -> Path:
+    """Write the network's current weights to `path` in save_precision, with the metadata (and
+    the latest validation loss as ss_validation_loss)."""
+    meta = metadata(info, epoch, step, validation_loss)
     meta["ss_training_finished_at"] = str(time.time())
     save_lora(path, network.kohya_state_dict(), meta, dtype=SAVE_DTYPES[info.cfg.save_precision])
     return path

@@ -13,6 +13,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -43,12 +44,13 @@ def shuffle_caption(caption: str, keep_tokens: int, rng: random.Random) -> str:
 # --- images ------------------------------------------------------------------------------------
 
 
-def open_rgb(path: Path) -> Image.Image:
-    """The image upright (EXIF orientation applied) in RGB, or an error that names the file."""
+def open_rgb(path: Path, alpha: bool = False) -> Image.Image:
+    """The image upright (EXIF orientation applied) in RGB (with alpha: RGBA, opaque where the
+    file has no alpha channel, as Kohya's load_image), or an error that names the file."""
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
+            return ImageOps.exif_transpose(im).convert("RGBA" if alpha else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
 
@@ -74,6 +76,31 @@ def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
     return to_tensor(fit(open_rgb(path), size))
 
 
+def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    """The image's alpha channel as the loss mask [H, W] in 0..1, fitted as its pixels are (ones
+    where it has none), as Kohya's alpha_mask reads it; the VAE's input is the RGB alone
+    (load_pixels), so alpha never reaches the latents."""
+    alpha = fit(open_rgb(path, alpha=True).getchannel("A"), size)
+    mask = torch.frombuffer(bytearray(alpha.tobytes()), dtype=torch.uint8).view(alpha.height, alpha.width)
+    return mask.float() / 255.0
+
+
+def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
+    """alpha_mask on photos without an alpha channel weights every pixel 1 (as in Kohya): say so."""
+    if not cfg.alpha_mask:
+        return None
+    bare = [p for s in dataset.train_subsets for p in s.images if not _has_alpha(p)]
+    if not bare:
+        return None
+    return (f"alpha_mask is on, but {len(bare)} of the photos have no alpha channel, so their loss is not "
+            f"masked: run 'facelora prepare PHOTOS PROJECT --head-mask' to write head masks.")
+
+
+def _has_alpha(path: Path) -> bool:
+    with Image.open(path) as im:
+        return "A" in im.getbands() or "transparency" in im.info
+
+
 # --- the dataset in training order -------------------------------------------------------------
 
 
@@ -83,17 +110,22 @@ class TrainImage:
     caption: str
     repeats: int
     bucket: tuple[int, int]  # (width, height) it is trained at
+    is_reg: bool = False  # a class image: its loss is weighted by prior_loss_weight
 
 
 @dataclass
 class Batch:
-    """One micro-batch: the images' indices, their captions (shuffled if asked) and either the
-    cached latents or the pixels to encode."""
+    """One micro-batch: the images' indices, their captions (shuffled if asked), either the
+    cached latents or the pixels to encode, and with masked_loss the masks [B, H, W] (image
+    size); loss_weights holds each image's weight (prior_loss_weight for class images) when
+    there are class images."""
 
     indices: list[int]
     captions: list[str]
     latents: torch.Tensor | None = None
     pixels: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+    loss_weights: torch.Tensor | None = None
 
 
 class TrainData:
@@ -107,7 +139,26 @@ class TrainData:
             raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
                                  f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
-        self.images = [TrainImage(path, caption, repeats, buckets[path]) for path, caption, repeats in self.dataset.items()]
+        self.images = [TrainImage(path, caption, repeats, buckets[path], reg)
+                       for (path, caption, repeats), reg in zip(self.dataset.items(), self.dataset.is_reg())]
+
+    @cached_property
+    def masks(self) -> list[torch.Tensor] | None:
+        """Each image's loss mask, read once, when alpha_mask is set (as in Kohya, alpha_mask
+        weights the loss with or without masked_loss); None without."""
+        if not self.cfg.alpha_mask:
+            return None
+        return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+
+    def batch(self, indices: list[int], captions: list[str], latents: list[torch.Tensor] | None) -> Batch:
+        """One micro-batch of these images: cached latents or pixels, masks and loss weights."""
+        masks = self.masks
+        return Batch(indices, captions,
+                     latents=None if latents is None else torch.stack([latents[i] for i in indices]),
+                     pixels=None if latents is not None else torch.stack(
+                         [load_pixels(self.images[i].path, self.images[i].bucket) for i in indices]),
+                     masks=None if masks is None else torch.stack([masks[i] for i in indices]),
+                     loss_weights=self.loss_weights(indices))
 
     def size_notes(self) -> list[str]:
         """With buckets off every image is scaled and centre-cropped to the training resolution (as
@@ -165,6 +216,13 @@ class TrainData:
         acc = self.cfg.gradient_accumulation_steps
         return [mine[i:i + acc] for i in range(0, len(mine), acc)]
 
+    def loss_weights(self, indices: list[int]) -> torch.Tensor | None:
+        """Each image's loss weight: prior_loss_weight for class images, 1 for the person's
+        (None when the dataset has no class images)."""
+        if not any(im.is_reg for im in self.images):
+            return None
+        return torch.tensor([self.cfg.prior_loss_weight if self.images[i].is_reg else 1.0 for i in indices])
+
     def captions(self, indices: list[int], epoch: int, step: int, micro: int) -> list[str]:
         """The captions of one micro-batch; shuffled from (seed, epoch, step, micro-batch) if asked."""
         caps = [self.images[i].caption for i in indices]
@@ -187,7 +245,8 @@ def vae_fingerprint(vae: torch.nn.Module) -> str:
 
 
 def cache_key(path: Path, bucket: tuple[int, int], vae_id: str) -> str:
-    """Image content hash + resolution + VAE: a renamed image keeps its cache, an edited one not."""
+    """Image content hash + resolution + VAE: a renamed image keeps its cache, an edited one (its
+    alpha mask included: it is in the file's bytes) not."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
     return f"{digest}_{bucket[0]}x{bucket[1]}_{vae_id}"
 
@@ -256,12 +315,7 @@ class StepLoader(torch.utils.data.Dataset):
         step = self.first + k
         out = []
         for j, indices in enumerate(self.steps[step]):
-            caps = self.data.captions(indices, self.epoch, step, j)
-            if self.latents is not None:
-                out.append(Batch(indices, caps, latents=torch.stack([self.latents[i] for i in indices])))
-            else:
-                out.append(Batch(indices, caps, pixels=torch.stack(
-                    [load_pixels(self.data.images[i].path, self.data.images[i].bucket) for i in indices])))
+            out.append(self.data.batch(indices, self.data.captions(indices, self.epoch, step, j), self.latents))
         return out
 
 

@@ -39,7 +39,7 @@ from ..project import Project, tensorboard_run_name
 from ..vram import detected_vram_gib, vram_plan
 from . import attention, checkpoints, precision
 from . import resume as saved
-from .data import TrainData, cache_latents, epoch_loader
+from .data import TrainData, cache_latents, epoch_loader, missing_mask_warning
 from .host_memory import FreedMemoryReuse
 from .optim import current_lrs, make_optimizer, make_scheduler
 from .progress import Reporter
@@ -47,6 +47,7 @@ from .samples import SamplePrompt, read_prompts
 from .state import LoopState
 from .step import Stepper, make_accelerator, prepare_network
 from .stopping import StopRequest
+from .validation import Validator, due, make_validator
 from .writer import RunFiles
 
 class TrainingDiverged(FaceloraError):
@@ -82,6 +83,7 @@ class Loop:
     optim: Any
     reporter: Reporter
     out: RunFiles
+    validator: Validator | None = None  # the validation loss, when validation_split holds photos out
 
 
 def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, resume: bool = False,
@@ -105,10 +107,11 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
 
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
-    if cfg.cache_latents:
-        cache_dir = project.latent_cache_dir if cfg.cache_latents_to_disk else None
-        with accelerator.main_process_first():  # the others then read the main process's files
+    cache_dir = project.latent_cache_dir if cfg.cache_latents_to_disk else None
+    with accelerator.main_process_first():  # the others then read the main process's files
+        if cfg.cache_latents:
             latents, encoded = cache_latents(data, model.vae, cache_dir, cfg.seed)
+        validator = make_validator(dataset, cfg, model.vae, cache_dir)  # validation_split's held-out photos
 
     # --- optimizer and learning-rate schedule ---------------------------------------------------
     optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
@@ -130,7 +133,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     run_dir = Path(cfg.logging_dir) / tensorboard_run_name(cfg.output_name, started_at)
     reporter = Reporter(project.events_path, run_dir, enabled=accelerator.is_main_process, console=console)
     out = RunFiles(project, cfg, accelerator, network, optim.optimizer, scheduler, info, reporter, model, prompts)
-    loop = Loop(cfg, plan, data, latents, accelerator, stepper, optim, reporter, out)
+    loop = Loop(cfg, plan, data, latents, accelerator, stepper, optim, reporter, out, validator)
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
     with reported(reporter, state), StopRequest() as stop, FreedMemoryReuse().install(device):
@@ -176,6 +179,8 @@ def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[Sa
                           ".safetensors file or diffusers folder.")
     dataset = scan_for(cfg)
     notes += caption_notes(dataset, cfg.caption_extension)
+    if warning := missing_mask_warning(dataset, cfg):
+        notes.append(warning)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
         raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")
@@ -203,6 +208,8 @@ def run_epochs(loop: Loop, state: LoopState, stop: StopRequest, losses: list[flo
                               current_lrs(loop.optim, loop.stepper.scheduler))
             else:
                 skipped(state, reporter, cfg)
+            if loop.validator and due(cfg, step=state.global_step):
+                validate(loop, state, "step")
             if cfg.save_every_n_steps and state.global_step % cfg.save_every_n_steps == 0:
                 loop.out.lora(checkpoints.step_path(cfg, state.global_step), "step", state.epoch, state)
             if stop.anywhere(accelerator):
@@ -213,6 +220,8 @@ def run_epochs(loop: Loop, state: LoopState, stop: StopRequest, losses: list[flo
         # --- end of an epoch: save, prune, sample ---------------------------------------------------
         epoch, last = state.epoch, state.global_step >= plan.total_steps
         reporter.epoch_end(epoch, state.global_step, state.epoch_mean_loss)
+        if loop.validator and due(cfg, epoch=epoch):  # before the save, which keeps it (ss_validation_loss)
+            validate(loop, state, "epoch")
         if not last:
             state.next_epoch()  # first, so the state saved with the file resumes in the next epoch
         loop.out.epoch_end(epoch, last, state)
@@ -220,6 +229,13 @@ def run_epochs(loop: Loop, state: LoopState, stop: StopRequest, losses: list[flo
             return
         if stop.anywhere(accelerator):
             raise KeyboardInterrupt
+
+
+def validate(loop: Loop, state: LoopState, at: str) -> None:
+    """The validation loss now, reported and kept in the state for the next saved file."""
+    s = loop.stepper
+    state.validation_loss = loop.validator.loss(s.model, s.network, loop.accelerator, s.snr)
+    loop.reporter.validation(state.global_step, state.epoch, state.validation_loss, at, len(loop.validator.data))
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The diffusion training objective of SD1.5, as Kohya computes it: DDPM noise at a uniform random
-timestep, the UNet predicts the noise (epsilon), mean squared error per image, optionally
+timestep, the UNet predicts the noise (epsilon), mean squared error per image (weighted per pixel
+by a mask with masked loss, and per image by prior_loss_weight for class images), optionally
 weighted by min-SNR, with optional offset noise."""
 
 from __future__ import annotations
@@ -28,11 +29,27 @@ def snr_table(noise_scheduler) -> torch.Tensor:
     return ac / (1.0 - ac)
 
 
+def apply_masked_loss(loss: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Kohya's apply_masked_loss: the per-element loss [B, C, h, w] times the mask (0..1, one
+    value per image pixel, [B, H, W]) shrunk to the latent's size by area averaging, so each latent
+    pixel is weighted by the mean of the image pixels it covers. None leaves the loss as it is."""
+    if mask is None:
+        return loss
+    mask = torch.nn.functional.interpolate(mask.to(loss.device, loss.dtype).unsqueeze(1), size=loss.shape[2:], mode="area")
+    return loss * mask
+
+
 def diffusion_loss(noise_pred: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor,
-                   snr: torch.Tensor | None = None, min_snr_gamma: float | None = None) -> torch.Tensor:
-    """MSE between predicted and true noise, per image, weighted by min(SNR, gamma) / SNR when
-    min_snr_gamma is set (Hang et al. 2023, Kohya's apply_snr_weight), then averaged."""
-    loss = F.mse_loss(noise_pred.float(), noise.float(), reduction="none").mean(dim=(1, 2, 3))
+                   snr: torch.Tensor | None = None, min_snr_gamma: float | None = None,
+                   mask: torch.Tensor | None = None, loss_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE between predicted and true noise, per element weighted by the mask (masked_loss), per
+    image averaged and weighted by loss_weights (prior_loss_weight for class images), then by
+    min(SNR, gamma) / SNR when min_snr_gamma is set (Hang et al. 2023, Kohya's apply_snr_weight),
+    then averaged: Kohya's order in train_network.py."""
+    loss = F.mse_loss(noise_pred.float(), noise.float(), reduction="none")
+    loss = apply_masked_loss(loss, mask).mean(dim=(1, 2, 3))
+    if loss_weights is not None:
+        loss = loss * loss_weights.to(loss.device, loss.dtype)
     if min_snr_gamma:
         s = snr.to(timesteps.device)[timesteps]
         loss = loss * (torch.clamp(s, max=min_snr_gamma) / s)

@@ -148,6 +148,15 @@ class Reporter:
         self.event(ev.EpochEnd(epoch=epoch, step=step, loss=_num(mean_loss)))
         self._scalars({"loss/epoch": mean_loss}, epoch)
 
+    def validation(self, step: int, epoch: int, loss: float, at: str, images: int) -> None:
+        """The validation loss, under Kohya's TensorBoard tags (an epoch's against the epoch)."""
+        self.event(ev.Validation(step=step, epoch=epoch, loss=_num(loss), at=at, images=images))
+        if at == "epoch":
+            self._scalars({"loss/validation/epoch_average": loss}, epoch)
+        else:
+            self._scalars({"loss/validation/step_average": loss}, step)
+        self.print(f"validation loss {loss:.4f} ({images} held-out photos, {at} {epoch if at == 'epoch' else step})")
+
     def saved(self, path: Path, step: int, epoch: int, kind: str) -> None:
         self.event(ev.Saved(path=str(path), step=step, epoch=epoch, kind=kind))
         self.print(f"model saved: {path}")

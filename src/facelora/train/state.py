@@ -37,6 +37,7 @@ class LoopState:
     recent_losses: list[float] = field(default_factory=list)  # the window of the average loss
     epoch_loss_sum: float = 0.0
     epoch_loss_count: int = 0
+    validation_loss: float | None = None  # the latest validation loss (kept with each saved file)
 
     def generator(self, what: str, micro: int = 0, place: int = 0) -> torch.Generator:
         """A CPU generator for this step's `what` ("noise", "timesteps", ...); `place`: the

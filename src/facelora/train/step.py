@@ -151,7 +151,7 @@ def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, 
                                             state.generator("timesteps", micro, place), device) for place in places])
     noisy = model.noise_scheduler.add_noise(latents, noise, timesteps)
     pred = model.unet(noisy, timesteps, text).sample
-    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma)
+    return diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, batch.masks, batch.loss_weights)
 
 
 def text_cache_for(cfg: TrainConfig) -> dict[str, torch.Tensor] | None:

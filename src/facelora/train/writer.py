@@ -31,7 +31,7 @@ class RunFiles:
         """A LoRA file of the network as it is now (and, with save_state, the state to resume from)."""
         if self.main:
             lora = self.accelerator.unwrap_model(self.network)
-            checkpoints.save(lora, self.info, path, epoch, state.global_step)
+            checkpoints.save(lora, self.info, path, epoch, state.global_step, state.validation_loss)
             self.files.append(path)
             self.reporter.saved(path, state.global_step, epoch, kind)
             if self.cfg.save_state:

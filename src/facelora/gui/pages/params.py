@@ -24,6 +24,7 @@ PRESET_TITLES = {
     "static": "Static learning rate: AdamW8bit, cosine with 3 restarts, UNet 1e-4, text encoder 5e-5",
     "dynamic": "Dynamic learning rate: DAdaptAdam finds the rate itself (all rates 1)",
     "dynamic-adafactor": "Dynamic, for smaller GPUs: Adafactor with relative steps (all rates 1)",
+    "face": "Static, for the face: loss weighted to the head mask, a tenth of the photos held out, min-SNR 5",
 }
 
 
