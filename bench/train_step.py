@@ -1,6 +1,6 @@
 """How long one LoRA training step takes, and how much memory it needs, on an SD1.5-architecture
 model (random weights built from the shipped configs, src/facelora/model/sd15/*/config.json):
-rank 128 / alpha 64, batch 1, cached latents, AdamW.
+rank 128 / alpha 64, batch 1, cached latents, AdamW (--optimizer for another of facelora's optimizer_type names).
 
     python bench/train_step.py                      # facelora at 256 and 512 px, with and without checkpointing
     python bench/train_step.py --quick              # 256 px, 3 steps: while developing
@@ -9,6 +9,7 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW.
     python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
     python bench/train_step.py --networks kohya-locon locon dora --sizes 512 --no-checkpointing
                                                     # LoCon and DoRA next to plain LoRA, interleaved
+    python bench/train_step.py --quick --optimizer AdamW8bit  # facelora's step with another optimizer_type
 
 facelora's step is train()'s own: facelora.train.step's prepare_network and Stepper.run, with
 make_optimizer, make_scheduler and accelerate, as train() puts them together (gradient clipping
@@ -75,7 +76,7 @@ NETWORKS = {
 
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
                   compile_unet: bool, channels_last: bool | None, without: str | None = None,
-                  network: str = "lora"):
+                  network: str = "lora", optimizer: str = "AdamW"):
     """train()'s own step on random SD1.5 weights: the model made ready by train.step's
     prepare_network, make_optimizer and make_scheduler prepared by accelerate, then
     train.step.Stepper.run (autocast, loss, backward, gradient clipping at max_grad_norm 1.0, the
@@ -104,7 +105,7 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     te = CLIPTextModel(CLIPTextConfig.from_json_file(SD15_DIR / "text_encoder" / "config.json"))
     # No VAE: the latents are cached (train() keeps the VAE for samples; it takes no part in a step).
     model = SDModel(unet, te, None, shipped_tokenizer(), noise_scheduler(), name="random-sd15")
-    cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type="AdamW", train_batch_size=1,
+    cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type=optimizer, train_batch_size=1,
                       resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
                       gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
                       torch_compile=compile_unet, cache_latents=True, network_module=NETWORKS[network][0],
@@ -154,7 +155,7 @@ def worker(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if args.impl == "facelora":
         step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
-                                args.torch_compile, args.channels_last, args.without, args.network)
+                                args.torch_compile, args.channels_last, args.without, args.network, args.optimizer)
     else:
         step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
     build_s = time.perf_counter() - t0
@@ -204,6 +205,7 @@ def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: arg
     if impl == "facelora":
         cmd += ["--torch-compile"] * a.torch_compile + (["--without", without] if without else [])
         cmd += ["--network", network]
+        cmd += ["--optimizer", a.optimizer]
         if a.channels_last is not None:
             cmd += ["--channels-last" if a.channels_last else "--no-channels-last"]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(a.threads))
@@ -254,7 +256,7 @@ def network_ratios(other: dict, lora: dict, net: str) -> dict:
     return out
 
 
-def parser() -> argparse.ArgumentParser:
+def arguments() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", choices=["facelora", "reference"], help=argparse.SUPPRESS)
     ap.add_argument("--impl", help=argparse.SUPPRESS)
@@ -269,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=int, default=None, help="Subprocesses per implementation (interleaved).")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2).")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--optimizer", default="AdamW", help="facelora's optimizer_type (e.g. AdamW8bit); the reference keeps AdamW.")
     ap.add_argument("--unet-only", action="store_true", help="network_train_unet_only (the text encoder is not trained).")
     ap.add_argument("--torch-compile", action="store_true", help="facelora with torch_compile.")
     ap.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
@@ -286,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main() -> None:
-    a = parser().parse_args()
+    a = arguments().parse_args()
 
     if a.worker:
         a.impl = a.worker
@@ -347,7 +350,7 @@ def main() -> None:
     print(json.dumps({
         "command": "python " + " ".join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:]),
         "machine": m,
-        "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": "AdamW",
+        "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": a.optimizer,
                      "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
                      "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without,
                      "networks": {n: NETWORKS[n] for n in ["lora", *(a.networks or [])]}},

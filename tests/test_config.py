@@ -3,6 +3,7 @@ import tomllib
 import pytest
 
 from facelora import config as c
+from facelora.config import checks
 from facelora.config import ConfigError, TrainConfig
 
 
@@ -63,17 +64,28 @@ def test_adaptive_optimizer_needs_equal_learning_rates():
         c.check(TrainConfig(optimizer_type="Prodigy", unet_lr=1.0, text_encoder_lr=2.0), cuda=True)
 
 
-def test_eight_bit_without_cuda_falls_back_to_adamw_with_a_note():
+def test_eight_bit_falls_back_to_adamw_only_where_bitsandbytes_does_not_import(monkeypatch):
     cfg, notes = c.check(TrainConfig(optimizer_type="AdamW8bit"), cuda=False)
-    assert cfg.optimizer_type == "AdamW"
-    assert any("AdamW8bit needs bitsandbytes on a CUDA GPU" in n for n in notes)
-    cfg, notes = c.check(TrainConfig(optimizer_type="AdamW8bit"), cuda=True)
-    assert cfg.optimizer_type == "AdamW8bit"
+    assert cfg.optimizer_type == "AdamW8bit"  # bitsandbytes runs it on the CPU too
+    assert not any("needs the bitsandbytes package" in n for n in notes)
+    monkeypatch.setattr(checks, "bitsandbytes_imports", lambda: False)
+    for cuda in (False, True):
+        cfg, notes = c.check(TrainConfig(optimizer_type="PagedLion8bit"), cuda=cuda)
+        assert cfg.optimizer_type == "Lion"
+        assert any("needs the bitsandbytes package" in n and "pip install bitsandbytes" in n for n in notes)
 
 
-def test_fp16_on_cpu_says_what_is_used_instead():
+def test_fp16_on_cpu_says_what_is_used_instead(monkeypatch):
+    monkeypatch.delenv("FACELORA_CPU_FP16", raising=False)
     cfg, notes = c.check(TrainConfig(mixed_precision="fp16", optimizer_type="AdamW"), cuda=False)
     assert cfg.mixed_precision == "no" and any("fp32" in n for n in notes)
+
+
+def test_fp16_on_cpu_runs_as_fp16_when_the_tests_ask(monkeypatch):
+    """The test switch: the CPU runs autocast float16 with a GradScaler, the path a GPU takes."""
+    monkeypatch.setenv("FACELORA_CPU_FP16", "1")
+    cfg, notes = c.check(TrainConfig(mixed_precision="fp16", optimizer_type="AdamW"), cuda=False)
+    assert cfg.mixed_precision == "fp16" and not notes
 
 
 def test_alpha_above_dim_warns():

@@ -60,7 +60,8 @@ def _real_state_bytes(opt: torch.optim.Optimizer) -> int:
                if isinstance(v, torch.Tensor) and k not in ("qmap1", "qmap2", "step"))
 
 
-@pytest.mark.parametrize("kind", ["AdamW", "AdamW8bit", "Lion8bit", "DAdaptAdam", "Prodigy", "Adafactor"])
+@pytest.mark.parametrize("kind", ["AdamW", "AdamW8bit", "Lion8bit", "DAdaptAdam", "Prodigy", "Adafactor",
+                                  "PagedAdamW8bit", "PagedLion8bit", "PagedAdamW"])
 def test_optimizer_state_is_what_the_library_allocates(kind):
     """One step of the real optimizer on LoRA-shaped tensors (Linear and 1x1 conv, one below
     bitsandbytes' 8-bit threshold, one a zero lora_up), and its state counted."""

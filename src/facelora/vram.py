@@ -38,6 +38,7 @@ REFERENCE_PIXELS = 512 * 512
 CUDA_CONTEXT_GIB = 0.5
 ALLOCATOR_SLACK = 1.10  # the caching allocator's blocks are larger than the tensors in them
 BNB_MIN_8BIT_SIZE, BNB_BLOCK = 4096, 256  # bitsandbytes: smaller tensors keep fp32 states
+PAGED = {"PagedAdamW8bit": "AdamW8bit", "PagedLion8bit": "Lion8bit", "PagedAdamW": "AdamW"}
 DADAPT_MIN_GIB = 6  # the tutorial: DAdaptAdam needs at least 6 GB of VRAM, else Adafactor
 
 
@@ -125,6 +126,8 @@ def optimizer_state_bytes(optimizer_type: str, shape: tuple[int, ...], optimizer
     allocates it. `zero`: the tensor starts at zeros (a new LoRA's lora_up), which Prodigy keeps
     no copy of."""
     n = math.prod(shape)
+    # a paged optimizer's state is the same, in memory the driver may page out to the host
+    optimizer_type = PAGED.get(optimizer_type, optimizer_type)
     if optimizer_type in ("AdamW8bit", "Lion8bit"):
         states = 2 if optimizer_type == "AdamW8bit" else 1
         if n < BNB_MIN_8BIT_SIZE:

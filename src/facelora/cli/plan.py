@@ -17,9 +17,10 @@ from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
 
 
-def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None) -> None:
+def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None, vram: Optional[float] = None) -> None:
+    memory = gpu_memory(cfg, vram) if cfg is not None else None
     if as_json:
-        print(json.dumps(plan.to_dict(), ensure_ascii=False))
+        print(json.dumps({**plan.to_dict(), **({"vram": memory} if memory else {})}, ensure_ascii=False))
         return
     console.print(plan_table(plan))
     for n in plan.notes + tutorial_warnings(**plan_numbers(plan)):
@@ -29,6 +30,21 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
 
         for line in estimate(cfg, plan.total_steps).lines():
             console.print(escape(line))
+        console.print(escape("\n".join(memory["lines"])) if memory else
+                      "GPU memory: no CUDA GPU here; --vram GB checks these settings against a card of that size.")
+
+
+def gpu_memory(cfg: cfgmod.TrainConfig, vram: Optional[float]) -> Optional[dict]:
+    """facelora.vram's plan for a card of `vram` GiB (default: this machine's CUDA card), as JSON
+    holds it; None without either."""
+    from ..vram import GIB, detected_vram_gib, vram_plan
+
+    card = vram if vram is not None else detected_vram_gib()
+    if card is None:
+        return None
+    p = vram_plan(cfg, card)
+    return {"vram_gib": round(card, 2), "fits": p.fits, "total_gib": round(p.total_bytes / GIB, 2),
+            "parts_gib": {k: round(v / GIB, 3) for k, v in p.parts.items()}, "suggestion": p.suggestion, "lines": p.lines}
 
 
 @app.command()
@@ -41,29 +57,35 @@ def plan(
                                                            help="Step budget (3000-5000 for a face).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
     num_processes: Annotated[int, typer.Option("--num-processes", "--num_processes", min=1, help="GPUs / processes.")] = 1,
+    resolution: Annotated[Optional[str], typer.Option(help="Training resolution, 'W,H' or one number (default: the "
+                                                             "project's, else 512).")] = None,
+    vram: Annotated[Optional[float], typer.Option(min=0.5, help="GPU memory in GB to plan for (default: this "
+                                                                "machine's CUDA card).")] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Rename image/<old>_<trigger> to the planned repeats.")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Work out repeats from a step budget (repeats = steps x batch / (images x epochs)) and show
-    the whole schedule: steps per epoch, total steps, the files that will be saved."""
+    the whole schedule: steps per epoch, total steps, the files that will be saved; and whether
+    the settings fit a GPU's memory (--vram, or the card found), with the change that makes them fit."""
+    res = {"resolution": resolution} if resolution else {}
     if project is None:
         if not (images and epochs and max_train_steps):
             raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
-        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps)
-        print_plan(plan_for(cfg, images, num_processes, budget=True), as_json, cfg)
+        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps, **res)
+        print_plan(plan_for(cfg, images, num_processes, budget=True), as_json, cfg, vram)
         return
     p = Project.open(project)
-    cfg = p.train_config()
+    cfg = cfgmod.apply(p.train_config(), res)
     dataset = scan_for(cfg)
     current = plan_for(cfg, dataset, num_processes)
     if not (epochs or max_train_steps):
-        print_plan(current, as_json, cfg)
+        print_plan(current, as_json, cfg, vram)
         return
     e = epochs or cfg.max_train_epochs or current.epochs
     steps = max_train_steps or cfg.max_train_steps
     budget = cfgmod.apply(cfg, {"max_train_epochs": e, "max_train_steps": steps})
     new = plan_for(budget, dataset, num_processes, budget=True)
-    print_plan(new, as_json, budget)
+    print_plan(new, as_json, budget, vram)
     if new.repeats != current.repeats or e != cfg.max_train_epochs:
         if yes:
             folder = adopt(p, new, steps)

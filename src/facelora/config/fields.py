@@ -99,9 +99,13 @@ class TrainConfig(BaseModel):
     mixed_precision: Precision = _f("fp16", "fp16 saves memory on NVIDIA GPUs; bf16 on newer ones; no = fp32.", "basic")
     save_precision: SavePrecision = _f("fp16", "Precision of the saved LoRA file.", "basic")
     gradient_checkpointing: bool = _f(False, "Recompute activations to save memory (slower).")
-    xformers: bool = _f(False, "Use xformers attention where installed (facelora uses PyTorch SDPA otherwise).", "basic")
+    xformers: bool = _f(False, "xformers attention on a CUDA GPU where it is installed (else PyTorch's SDPA).", "basic")
     torch_compile: bool = _f(False, "Compile the UNet with torch.compile (slow start, faster steps).")
     clip_skip: int = _f(1, "Use the text encoder's n-th last layer; 1 for photo models.", ge=1, le=12)
+
+    # --- attention (issue 18: Kohya's --sdpa beside --xformers) ------------------------------
+    sdpa: bool = _f(False, "PyTorch's scaled-dot-product attention (Kohya's --sdpa); facelora uses it whenever "
+                           "xformers is not used, so this only states the choice.")
 
     # --- noise and loss ----------------------------------------------------------------------
     noise_offset: float = _f(0.0, "Adds offset noise so images can be darker or brighter; 0.05-0.1.", ge=0)

@@ -30,7 +30,7 @@ SD_SCRIPTS_DEFAULTS: dict[str, Any] = {
     "cache_latents": False, "cache_latents_to_disk": False, "caption_extension": ".caption",
     "shuffle_caption": False, "keep_tokens": 0, "max_token_length": 75, "max_data_loader_n_workers": 8,
     "mixed_precision": "no", "save_precision": "float", "gradient_checkpointing": False, "xformers": False,
-    "torch_compile": False, "clip_skip": 1, "noise_offset": 0.0, "min_snr_gamma": None,
+    "sdpa": False, "torch_compile": False, "clip_skip": 1, "noise_offset": 0.0, "min_snr_gamma": None,
     "save_every_n_epochs": None, "save_every_n_steps": None, "save_last_n_epochs": None, "save_state": False,
     "sample_every_n_epochs": None, "sample_prompts": None, "sample_sampler": "ddim",
 }
@@ -99,6 +99,7 @@ def gui_values(flat: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     if warmup and "lr_warmup_steps" not in out:
         out["lr_warmup_steps"] = float(warmup) / 100.0
     if isinstance(out.get("xformers"), str):  # "xformers" | "sdpa" | "none"
+        out["sdpa"] = out["xformers"] == "sdpa"  # sd-scripts' --sdpa
         out["xformers"] = out["xformers"] == "xformers"
     for key in ("optimizer_args", "network_args"):
         if isinstance(out.get(key), str):

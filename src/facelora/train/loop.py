@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
@@ -35,7 +36,8 @@ from ..estimate import estimate
 from ..model.base import load_base
 from ..plan import Plan, plan_for
 from ..project import Project, tensorboard_run_name
-from . import checkpoints
+from ..vram import detected_vram_gib, vram_plan
+from . import attention, checkpoints, precision
 from . import resume as saved
 from .data import TrainData, cache_latents, epoch_loader, missing_mask_warning
 from .host_memory import FreedMemoryReuse
@@ -137,11 +139,16 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
     with reported(reporter, state), StopRequest() as stop, FreedMemoryReuse().install(device):
-        reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes)
+        used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler)),
+                ("attention", attention.in_use(model.unet)))
+        reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
+                       used)
         if model.is_tiny:
             reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
         else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
             reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
+            if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
+                reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
         try:
             if not finished:
                 run_epochs(loop, state, stop, losses)

@@ -31,12 +31,26 @@ GROUP_TE = "textencoder"  # Kohya's TensorBoard tag: lr/textencoder
 Params = list["torch.nn.Parameter"]
 
 
-def _class(module: str, name: str, package: str, cuda_only: bool = False) -> type:
+def _class(module: str, name: str, package: str) -> type:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError:
-        where = " (it needs a CUDA GPU)" if cuda_only else ""
-        raise FaceloraError(f"The {name} optimizer needs the '{package}' package{where}: pip install {package}") from None
+        raise FaceloraError(f"The {name} optimizer needs the '{package}' package: pip install {package}") from None
+
+
+def _bnb(name: str) -> Callable[[], type]:
+    """bitsandbytes' optimizer `name` (0.45 and later run their 8-bit and paged optimizers on the
+    CPU too; a paged one pages its state out of the GPU when memory runs short)."""
+    return lambda: _class("bitsandbytes.optim", name, "bitsandbytes")
+
+
+def bitsandbytes_imports() -> bool:
+    """Whether bitsandbytes can be used here (its import fails on some machines)."""
+    try:
+        importlib.import_module("bitsandbytes.optim")
+    except Exception:  # a broken build raises more than ImportError (RuntimeError, OSError)
+        return False
+    return True
 
 
 def _torch(name: str) -> Callable[[], type]:
@@ -74,22 +88,22 @@ class OptimizerKind:
     load: Callable[[], type]
     adjust: Callable[[dict[str, Any], Params, list[str]], None] = _no_args  # kwargs, all params, notes
     adaptive: bool = False  # finds its own step size: D-Adaptation, Prodigy (the rate is d x lr)
-    cuda_only: bool = False  # bitsandbytes' 8-bit states need a CUDA GPU
-    plain: str | None = None  # the same update with 32-bit states, used without CUDA
+    plain: str | None = None  # a bitsandbytes optimizer: the same update in torch, used where it cannot import
     relative_step: bool = False  # may compute its own rate and ignore the given ones (Adafactor)
 
 
 OPTIMIZERS: dict[str, OptimizerKind] = {
     "AdamW": OptimizerKind(_torch("AdamW"), _adamw_args),
-    "AdamW8bit": OptimizerKind(lambda: _class("bitsandbytes.optim", "AdamW8bit", "bitsandbytes", cuda_only=True),
-                               cuda_only=True, plain="AdamW"),
+    "AdamW8bit": OptimizerKind(_bnb("AdamW8bit"), plain="AdamW"),
+    "PagedAdamW8bit": OptimizerKind(_bnb("PagedAdamW8bit"), plain="AdamW"),
+    "PagedAdamW": OptimizerKind(_bnb("PagedAdamW"), plain="AdamW"),
     "DAdaptAdam": OptimizerKind(lambda: _class("dadaptation", "DAdaptAdam", "dadaptation"), adaptive=True),
     "Adafactor": OptimizerKind(lambda: _class("transformers.optimization", "Adafactor", "transformers"),
                                _adafactor_args, relative_step=True),
     "Prodigy": OptimizerKind(lambda: _class("prodigyopt", "Prodigy", "prodigyopt"), adaptive=True),
     "Lion": OptimizerKind(lambda: _class("lion_pytorch", "Lion", "lion-pytorch")),
-    "Lion8bit": OptimizerKind(lambda: _class("bitsandbytes.optim", "Lion8bit", "bitsandbytes", cuda_only=True),
-                              cuda_only=True, plain="Lion"),
+    "Lion8bit": OptimizerKind(_bnb("Lion8bit"), plain="Lion"),
+    "PagedLion8bit": OptimizerKind(_bnb("PagedLion8bit"), plain="Lion"),
     "SGDNesterov": OptimizerKind(_torch("SGD"), _sgd_nesterov_args),
 }
 

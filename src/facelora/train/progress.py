@@ -86,12 +86,14 @@ class Reporter:
     # --- the run ---------------------------------------------------------------------------
 
     def start(self, cfg: TrainConfig, plan: Plan, device: str, first_step: int = 0,
-              notes: list[str] | None = None) -> None:
+              notes: list[str] | None = None, used: tuple[tuple[str, str], ...] = ()) -> None:
+        """used: what the run really uses where cfg alone does not say (precision, attention)."""
         if not self.enabled:
             return
         notes = list(notes or [])
         self.console.print(params_table(cfg))
-        self.console.print(plan_table(plan, "Training run", (("device", device), ("precision", cfg.mixed_precision))))
+        self.console.print(plan_table(plan, "Training run", (("device", device),
+                                                             *(used or (("precision", cfg.mixed_precision),)))))
         for n in notes:
             self.note(n)
         self.event(ev.Start(run=self.tensorboard_dir.name if self.tensorboard_dir else None,

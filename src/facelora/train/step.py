@@ -8,7 +8,6 @@ loss. accelerate's Accelerator owns autocast, the fp16 GradScaler and gradient s
 
 from __future__ import annotations
 
-import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,33 +22,33 @@ from ..model.sdmodel import SDModel
 from ..model.text import encode_prompt, tokenize
 from ..networks import create_network
 from ..networks.lora import LoRANetwork
+from .attention import set_attention
 from .data import Batch, encode
 from .captions import changes_captions
 from .ema import WeightsEMA
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .noise import perturbed, pyramid_noise
 from .weighting import debiased_weight
+from .precision import StepOutcome, cpu_fp16, finish_step, frozen_dtype
 from .state import LoopState
 
 
 def make_accelerator(mixed_precision: str, cpu: bool) -> Accelerator:
     """accelerate keeps one AcceleratorState per process, fixed at the first Accelerator; a second
     run in the same process (`facelora run`, tests) with another precision needs it cleared. The
-    process group (PartialState) stays."""
+    process group (PartialState) stays. fp16 on the CPU gets CUDA's autocast and GradScaler
+    (train.precision.cpu_fp16), so tests run the GPU's path."""
     AcceleratorState._reset_state()
     GradientState._reset_state()
-    return Accelerator(mixed_precision=mixed_precision, cpu=cpu)
+    return cpu_fp16(Accelerator(mixed_precision=mixed_precision, cpu=cpu))
 
 
 def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[str]]:
     """The base model frozen and on the device, the LoRA network (fp32) applied to it, started
-    from network_weights when set; gradient checkpointing, train modes and torch.compile as cfg
-    says. Returns the network and notes for the user."""
+    from network_weights when set; attention (xformers or SDPA), gradient checkpointing, train
+    modes and torch.compile as cfg says. Returns the network and notes for the user."""
     notes: list[str] = []
-    # CUDA fp16/bf16 keeps the frozen weights in half precision; on the CPU, bf16 autocast casts
-    # per operation.
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(cfg.mixed_precision, torch.float32) \
-        if device.type == "cuda" else torch.float32
+    weight_dtype = frozen_dtype(cfg.mixed_precision, device)
     for part in (model.unet, model.text_encoder, model.vae):
         if part is not None:
             part.requires_grad_(False)
@@ -59,11 +58,7 @@ def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> t
             part.to(weight_dtype)
     if model.vae is not None:
         model.vae.to(device)  # fp32: the VAE overflows more easily in half precision
-    if cfg.xformers:
-        try:
-            model.unet.enable_xformers_memory_efficient_attention()
-        except (ImportError, ModuleNotFoundError, ValueError) as e:
-            notes.append(f"xformers cannot be used ({e}); PyTorch's SDPA attention is used instead.")
+    notes += set_attention(model.unet, cfg.xformers, device)
 
     set_seed(cfg.seed)  # the LoRA's initial weights
     network = create_network(cfg, model)
@@ -109,6 +104,7 @@ class Stepper:
     text_cache: dict[str, torch.Tensor] | None = field(init=False)  # a frozen text encoder's outputs
     ema: WeightsEMA | None = field(init=False)  # the weights' average, with ema_decay
     norm_scalars: dict[str, float] = field(init=False)  # scale_weight_norms' figures of the last step
+    outcome: StepOutcome | None = field(init=False, default=None)  # the last step's
 
     def __post_init__(self) -> None:
         self.trainable = [p for p in self.network.parameters() if p.requires_grad]
@@ -134,7 +130,9 @@ class Stepper:
     def run(self, micro_batches: list[Batch], state: LoopState) -> tuple[float, bool]:
         """One optimizer step: the micro-batches' gradients summed, synchronised between processes
         on the last one only, clipped, then the optimizer and scheduler step unless the loss or
-        gradient is NaN/inf. Returns the step's loss and whether it was finite."""
+        gradient is NaN/inf (train.precision.finish_step: fp16's GradScaler skips overflowing
+        steps itself). Returns the step's loss and whether it was sound: False for a step that
+        counts towards max_nonfinite_steps (the details are in self.outcome)."""
         acc, cfg = self.accelerator, self.cfg
         step_loss = torch.zeros((), device=acc.device)
         for j, batch in enumerate(micro_batches):
@@ -152,17 +150,10 @@ class Stepper:
             average_gradients(self.trainable, acc)
             step_loss = acc.reduce(step_loss, reduction="mean")
         grad_norm = acc.clip_grad_norm_(self.trainable, cfg.max_grad_norm) if cfg.max_grad_norm else None
-        # the one host sync of a step: a NaN/inf must be caught before it reaches the weights
-        # (fp16's GradScaler skips overflowing steps itself, so its grad norm is not judged)
-        judged = [step_loss] + ([grad_norm] if grad_norm is not None and cfg.mixed_precision != "fp16" else [])
-        figures = torch.stack([v.float() for v in judged]).tolist()
-        finite = all(math.isfinite(v) for v in figures)
-        if finite:
-            self.optimizer.step()
-            self.scheduler.step()
+        self.outcome = finish_step(self.optimizer, self.scheduler, acc.scaler, step_loss, grad_norm)
+        if self.outcome.applied:
             self.after_update()
-        self.optimizer.zero_grad(set_to_none=True)
-        return figures[0], finite
+        return self.outcome.loss, not self.outcome.diverging
 
 
 def batch_loss(model, batch: Batch, state: LoopState, micro: int, process: int, cfg: TrainConfig,
