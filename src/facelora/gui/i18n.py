@@ -22,6 +22,16 @@ SEPARATOR = "  "  # between the plain words and the Kohya name in a label
 
 # Plain words for each Kohya name, as kohya_ss labels them ("Network Rank (Dimension)").
 PLAIN: dict[str, str] = {
+    "sdpa": "SDPA attention",
+    "caption_dropout_rate": "Caption dropout rate",
+    "caption_dropout_every_n_epochs": "Drop captions every n epochs",
+    "caption_tag_dropout_rate": "Tag dropout rate",
+    "multires_noise_iterations": "Multires noise iterations",
+    "multires_noise_discount": "Multires noise discount",
+    "ip_noise_gamma": "Input perturbation noise",
+    "debiased_estimation_loss": "Debiased estimation loss",
+    "scale_weight_norms": "Max-norm regularisation",
+    "ema_decay": "EMA decay",
     "pretrained_model_name_or_path": "Base model", "train_data_dir": "Image folder",
     "output_dir": "Output folder", "output_name": "Model output name", "logging_dir": "Logging folder",
     "caption_extension": "Caption file extension", "network_module": "Network type",

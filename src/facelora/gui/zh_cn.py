@@ -178,5 +178,6 @@ ZH_CN: dict[str, str] = {
     "Replace the earlier run's files": "替换上一次训练的文件",
     "Start refuses while files of an earlier run of the same output_name are in output_dir: tick this to delete them, or change output_name.": "output_dir 中有同一 output_name 的上一次训练的文件时，开始训练会被拒绝：勾选此项删除它们，或更改 output_name。",
     "Static, for the face: loss weighted to the head mask, a tenth of the photos held out, min-SNR 5": "固定学习率，针对人脸：损失按头部遮罩加权，留出十分之一的照片，min-SNR 5",
+    "Likeness of the samples": "样图的相似度",
     **ZH_CN_PARAMS,
 }
