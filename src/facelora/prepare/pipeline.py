@@ -35,7 +35,6 @@ from .options import PrepareOptions
 from .report import PrepareItem, PrepareReport
 
 PIPELINE_VERSION = 2  # bump when a change makes earlier outputs stale
-
 Progress = Callable[[int, int, str], None]
 
 

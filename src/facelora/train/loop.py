@@ -139,16 +139,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     final, losses = checkpoints.epoch_path(cfg, plan.epochs, final=True), []
     # Ctrl-C / SIGTERM: stop after the step, save, return; the CPU's steps reuse the memory they free
     with reported(reporter, state), StopRequest() as stop, FreedMemoryReuse().install(device):
-        used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler)),
-                ("attention", attention.in_use(model.unet)))
-        reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
-                       used)
-        if model.is_tiny:
-            reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
-        else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
-            reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
-            if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
-                reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
+        announce(reporter, loop, model, state, notes)
         try:
             if not finished:
                 run_epochs(loop, state, stop, losses)
@@ -170,6 +161,23 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         reporter.end(state.global_step, state.epoch, state.average_loss, result.files, message,
                      interrupted=result.interrupted)
     return result
+
+
+def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[str]) -> None:
+    """The run's start: its parameters, the precision and attention it actually uses, the plan,
+    the notes, and what a step will cost (time; on CUDA the card's memory, part by part)."""
+    cfg, plan, accelerator = loop.cfg, loop.plan, loop.accelerator
+    device, processes = accelerator.device, accelerator.num_processes
+    used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler)),
+            ("attention", attention.in_use(model.unet)))
+    reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
+                   used)
+    if model.is_tiny:
+        reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
+    else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
+        reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
+        if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
+            reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
 
 
 def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[str]]:
