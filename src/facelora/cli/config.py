@@ -44,7 +44,10 @@ def config_import(
 
     p = Project.open(project)
     settings = p.settings()
-    cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train, source=kohya_toml)
+    try:
+        cfg, notes = cfgmod.import_kohya(read_text(kohya_toml, "the Kohya config"), settings.train, source=kohya_toml)
+    except cfgmod.ConfigError as e:  # the file's own fault: name it (facelora.toml is unchanged)
+        raise cfgmod.ConfigError(str(e) if kohya_toml.name in str(e) else f"{kohya_toml}: {e}") from None
     keep = {k: getattr(settings.train, k) for k in cfgmod.PROJECT_FOLDERS}
     settings.train = cfgmod.apply(cfg, keep)
     p.save_settings(settings)

@@ -147,7 +147,7 @@ def _parse(text: str) -> tuple[dict[str, Any], bool]:
     try:
         return tomllib.loads(text), False
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"Neither a kohya_ss JSON config nor a valid TOML file: {e}") from None
+        raise ConfigError(f"Not a valid TOML file, nor a kohya_ss JSON config: {e}") from None
 
 
 def _kohya_value(key: str, value: Any) -> Any:
