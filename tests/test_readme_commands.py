@@ -51,11 +51,15 @@ ELSEWHERE = {
     "facelora train PROJECT --num_processes 2": "test_train.py",
     "facelora config import PROJECT FILE": "test_kohya_import.py",
     "facelora grid PROJECT --probes": "test_evaluate_probes.py",
+    "facelora plan PROJECT --vram 8": "test_plan_vram.py",
+    "facelora prepare PHOTOS PROJECT --head-mask": "test_masks.py",
+    "facelora reg generate PROJECT -n 200": "test_face_training.py",
+    "facelora plan --images 32 --epochs 10 --max-train-steps 4800 --num_processes 2": "test_plan.py",
     # patterns: the commands above, spelled out
     "facelora config set": "", "facelora config set PROJECT KEY VALUE...": "", "facelora grid PROJECT": "",
     "facelora plan": "", "facelora plan PROJECT ... --yes": "", "facelora train PROJECT": "",
     "facelora train PROJECT ... --save": "", "facelora run": "", "facelora config import": "",
-    "facelora train --output_name": "",
+    "facelora train --output_name": "", "facelora train": "", "facelora score": "",
 }
 
 
