@@ -113,6 +113,8 @@ def test_gui_config_toml_imports_its_training_sections_only():
     assert cfg.caption_extension == ".txt"  # [basic]'s, not [wd14_caption]'s
     assert cfg.max_data_loader_n_workers == 0  # [advanced]'s, not [wd14_caption]'s 2
     assert any("dataset_config" in n and "not found" in n for n in notes)
+    assert cfg.reg_data_dir == "./data/reg" and any("reg_data_dir './data/reg' is read inside the project" in n
+                                                    for n in notes)
     # absent in the GUI file: sd-scripts' defaults, not the face defaults
     assert cfg.network_alpha == SD_SCRIPTS_DEFAULTS["network_alpha"] == 1.0
 

@@ -133,6 +133,9 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     except FaceloraError as e:
         raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
                           f"them in the file and import again. {e} {unused_note}".strip()) from None
+    if flat.get("reg_data_dir") and not Path(cfg.reg_data_dir).is_absolute():
+        notes.append(f"reg_data_dir '{cfg.reg_data_dir}' is read inside the project: put the <repeats>_<class> "
+                     f"folders of class images there, or make them with facelora reg generate.")
     if "seed" not in flat:
         notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
     return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
