@@ -84,3 +84,13 @@ def test_bucket_steps_as_sd_scripts_takes_them():
     assert cfg.bucket_reso_steps == 128 and not any("bucket_reso_steps" in n for n in notes)
     cfg, notes = c.import_kohya("max_token_length = 225\n")
     assert cfg.max_token_length == 75 and any("max_token_length 225 is read as 75" in n for n in notes)
+
+
+def test_a_rate_of_0_trains_that_part_not_at_all():
+    cfg, _ = gui(text_encoder_lr=0, unet_lr=1e-4)
+    assert cfg.network_train_unet_only and not cfg.network_train_text_encoder_only and cfg.text_encoder_lr is None
+    cfg, _ = gui(text_encoder_lr=5e-5, unet_lr=0)
+    assert cfg.network_train_text_encoder_only and not cfg.network_train_unet_only and cfg.unet_lr is None
+    cfg, _ = gui(text_encoder_lr=0, unet_lr=0, learning_rate=1e-4)  # both: learning_rate for both parts
+    assert not cfg.network_train_unet_only and not cfg.network_train_text_encoder_only
+    assert cfg.effective_unet_lr == cfg.effective_text_encoder_lr == 1e-4

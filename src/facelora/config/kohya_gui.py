@@ -104,8 +104,23 @@ def gui_values(flat: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             notes.append(f"text_encoder_lr {te}: SD1.5 has one text encoder, so {te[0]} is used.")
         out["text_encoder_lr"] = number(te[0]) if te else None
     _noise_offset_type(out)
+    _train_parts(out)
     notes += network_values(out)
     return out, notes
+
+
+def _train_parts(out: dict[str, Any]) -> None:
+    """A rate of 0 trains that part not at all: the GUI then trains the UNet only (text_encoder_lr
+    0) or the text encoder only (unet_lr 0) and leaves the 0 off (lora_gui.py
+    resolve_network_train_flags); an absent rate is the GUI's 1e-4."""
+    te, unet = (out.get(k) for k in ("text_encoder_lr", "unet_lr"))
+    if te == 0 and unet != 0:
+        out["network_train_unet_only"] = True
+    if unet == 0 and te != 0:
+        out["network_train_text_encoder_only"] = True
+    for key in ("text_encoder_lr", "unet_lr"):
+        if out.get(key) == 0:
+            del out[key]
 
 
 def _noise_offset_type(out: dict[str, Any]) -> None:
