@@ -5,6 +5,7 @@ refusal that names what facelora cannot train; its noise_offset_type picks one k
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -82,6 +83,12 @@ def test_bucket_steps_as_sd_scripts_takes_them():
     assert cfg.bucket_reso_steps == 64 and any("only with enable_bucket" in n for n in notes)
     cfg, notes = c.import_kohya("enable_bucket = true\nbucket_reso_steps = 128\n")
     assert cfg.bucket_reso_steps == 128 and not any("bucket_reso_steps" in n for n in notes)
+    with pytest.raises(ConfigError, match="bucket_reso_steps 32 with enable_bucket.*divisible by 64"):
+        c.export_kohya(c.TrainConfig(output_name="x", enable_bucket=True, bucket_reso_steps=32), Path("p"))
+    assert "bucket_reso_steps = 32" in c.export_kohya(c.TrainConfig(output_name="x", bucket_reso_steps=32), Path("p"))
+
+
+def test_captions_longer_than_one_chunk_are_read_as_75_tokens():
     cfg, notes = c.import_kohya("max_token_length = 225\n")
     assert cfg.max_token_length == 75 and any("max_token_length 225 is read as 75" in n for n in notes)
 

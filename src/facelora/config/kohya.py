@@ -73,6 +73,9 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
+    if cfg.enable_bucket and cfg.bucket_reso_steps % 64:
+        raise ConfigError(f"bucket_reso_steps {cfg.bucket_reso_steps} with enable_bucket: sd-scripts' train_network.py "
+                          f"stops unless it is divisible by 64; set 64 or 128 before exporting.")
     for key in PROJECT_FOLDERS + OPTIONAL_PROJECT_FOLDERS:
         if data[key] is not None:
             data[key] = str((Path(project_root) / data[key]).resolve())
