@@ -56,9 +56,10 @@ def test_standard_and_kohya_locon_pass_only_what_is_set():
 def test_network_args_facelora_cannot_train_are_refused_at_import_by_name():
     with pytest.raises(ConfigError) as e:
         gui(LoRA_type="Standard", rank_dropout=0.1, block_dims="2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2",
-            loraplus_lr_ratio=16, weighted_captions=True)
-    msg = str(e.value)
-    for key in ("rank_dropout", "block_dims", "loraplus_lr_ratio", "networks.lora", "weighted_captions"):
+            loraplus_lr_ratio=16, weighted_captions=True, bucket_reso_steps=0)
+    msg = str(e.value)  # every problem at once: the network's, the value's, the unused key
+    for key in ("rank_dropout", "block_dims", "loraplus_lr_ratio", "networks.lora", "weighted_captions",
+                "bucket_reso_steps"):
         assert key in msg
     with pytest.raises(ConfigError, match=r"LoRA_type 'Kohya LoHa' \(sd-scripts' networks.loha.*LyCORIS/LoHa"):
         gui(LoRA_type="Kohya LoHa")

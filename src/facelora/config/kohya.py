@@ -12,10 +12,11 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError, FaceloraError
-from ..networks import check_network_args
+from ..networks import network_module
 from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
 from .overrides import LIST_FIELDS, apply
+from .values import parse_kv_args
 
 
 # Where each parameter goes in the sectioned TOML that sd-scripts writes with --output_config
@@ -130,18 +131,30 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     unused_note = (f"Kohya parameters facelora does not use (training differs from Kohya's in these): "
                    f"{', '.join(sorted(unused))}." if unused else "")
     notes += _bucket_steps(updates) + _token_length(updates)
+    problems = [p for p in (_network_problem(updates),) if p]
     try:
         cfg = apply(base or TrainConfig(), {k: v for k, v in updates.items() if k not in PROJECT_FOLDERS})
-        check_network_args(cfg)
-    except FaceloraError as e:
+    except ConfigError as e:
+        problems.insert(0, str(e))
+    if problems:
         raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
-                          f"them in the file and import again. {e} {unused_note}".strip()) from None
+                          f"them in the file and import again. {'; '.join(problems)} {unused_note}".strip())
     if flat.get("reg_data_dir") and not Path(cfg.reg_data_dir).is_absolute():
         notes.append(f"reg_data_dir '{cfg.reg_data_dir}' is read inside the project: put the <repeats>_<class> "
                      f"folders of class images there, or make them with facelora reg generate.")
     if "seed" not in flat:
         notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
     return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
+
+
+def _network_problem(updates: dict[str, Any]) -> str | None:
+    """What the network type says of the file's network_args (None: it trains them)."""
+    args = updates.get("network_args")
+    try:
+        network_module(updates["network_module"]).check_args(parse_kv_args(args if isinstance(args, list) else []))
+    except FaceloraError as e:
+        return str(e)
+    return None
 
 
 def _bucket_steps(updates: dict[str, Any]) -> list[str]:
