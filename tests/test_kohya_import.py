@@ -21,6 +21,11 @@ SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "kohya_ss"
 if not SAMPLES.is_dir():
     SAMPLES = Path("/work/shared/kohya_ss")
 runner = CliRunner()
+# kohya_ss's lora_gui.py network_args of LyCORIS/LoCon and LyCORIS/LoHa, the file's other LyCORIS keys
+# at the GUI's widget values (use_tucker twice there: once here, as sd-scripts reads them into a dict)
+GUI_LYCORIS_ARGS = ("preset=full conv_dim={conv_dim} conv_alpha={conv_alpha} use_tucker=False rank_dropout=0 "
+                    "bypass_mode=False dora_wd=False module_dropout=0 use_scalar=False rank_dropout_scale=False "
+                    "algo={algo} train_norm=False")
 
 
 def sample(name: str) -> Path:
@@ -58,7 +63,9 @@ def test_gui_standard_lora_preset_imports_as_the_gui_runs_it():
 def test_gui_locon_preset_maps_to_lycoris_and_training_refuses_it_by_name():
     cfg, notes = import_file("sd15 - EDG_LoConOptiSettings.json")
     assert cfg.network_module == "lycoris.kohya"
-    assert cfg.network_args == ["algo=locon", "conv_dim=32", "conv_alpha=1"]
+    assert {"algo=locon", "conv_dim=32", "conv_alpha=1"} <= set(cfg.network_args)
+    # word for word what kohya_ss's lora_gui.py passes (its widgets' values for the keys the file leaves out)
+    assert cfg.network_args == GUI_LYCORIS_ARGS.format(algo="locon", conv_dim=32, conv_alpha=1).split()
     from facelora.networks import NETWORK_MODULES
 
     if "lycoris.kohya" not in NETWORK_MODULES:
@@ -66,13 +73,34 @@ def test_gui_locon_preset_maps_to_lycoris_and_training_refuses_it_by_name():
             c.check(cfg, cuda=False)
 
 
-def test_gui_loha_preset_is_refused_with_every_problem_in_one_message():
+def test_gui_loha_preset_imports_as_the_gui_runs_it():
+    cfg, notes = import_file("loha-sd15.json")
+    assert cfg.network_module == "lycoris.kohya"
+    assert cfg.network_args == GUI_LYCORIS_ARGS.format(algo="loha", conv_dim=8, conv_alpha=4).split()
+    # sd-scripts' train_network.py stops at bucket steps not divisible by 64 with enable_bucket on
+    assert cfg.enable_bucket and cfg.bucket_reso_steps == 64
+    assert any("bucket_reso_steps 1 is read as 64" in n and "divisible by 64" in n for n in notes)
+    assert cfg.multires_noise_iterations == 8 and cfg.multires_noise_discount == 0.2  # noise_offset_type Multires
+    assert cfg.scale_weight_norms == 1 and cfg.min_snr_gamma == 10 and cfg.gradient_accumulation_steps == 4
+    unused = notes[0]
+    assert unused.startswith("Kohya parameters facelora does not use") and "bucket_no_upscale" in unused
+    # keys the GUI reads for other LoRA types only (use_cp: LoKr, train_on_input: iA3, unit: DyLoRA, factor: LoKr)
+    for key in ("train_on_input", "use_cp", "unit", "factor"):
+        assert key not in unused
+    assert "multires_noise_iterations" not in unused and "scale_weight_norms" not in unused
+    assert "prior_loss_weight" not in unused  # 1.0 changes nothing
+
+
+def test_gui_file_facelora_cannot_train_is_refused_with_every_problem_in_one_message(tmp_path):
+    raw = json.loads(sample("loha-sd15.json").read_text())
+    path = tmp_path / "loha-sd15.json"  # the kohya_ss GUI itself refuses a step below 1
+    path.write_text(json.dumps({**raw, "bucket_reso_steps": 0, "weighted_captions": True, "flip_aug": True}))
     with pytest.raises(ConfigError) as e:
-        import_file("loha-sd15.json")
+        c.import_kohya(path.read_text(), source=path)
     msg = str(e.value)
-    assert "loha-sd15.json" in msg and "bucket_reso_steps" in msg and "(got 1)" in msg
+    assert "loha-sd15.json" in msg and "bucket_reso_steps" in msg and "(got 0)" in msg
     # the keys facelora has no use for, in the same message (multires noise and max-norm it trains)
-    for key in ("train_on_input", "use_cp"):
+    for key in ("weighted_captions", "flip_aug", "bucket_no_upscale"):
         assert key in msg
     assert "multires_noise_iterations" not in msg and "scale_weight_norms" not in msg
     assert "prior_loss_weight" not in msg  # 1.0 changes nothing
@@ -85,6 +113,8 @@ def test_gui_config_toml_imports_its_training_sections_only():
     assert cfg.caption_extension == ".txt"  # [basic]'s, not [wd14_caption]'s
     assert cfg.max_data_loader_n_workers == 0  # [advanced]'s, not [wd14_caption]'s 2
     assert any("dataset_config" in n and "not found" in n for n in notes)
+    assert cfg.reg_data_dir == "./data/reg" and any("reg_data_dir './data/reg' is read inside the project" in n
+                                                    for n in notes)
     # absent in the GUI file: sd-scripts' defaults, not the face defaults
     assert cfg.network_alpha == SD_SCRIPTS_DEFAULTS["network_alpha"] == 1.0
 
@@ -137,7 +167,9 @@ def test_dataset_config_is_read_for_its_folders_and_repeats(tmp_path):
 def test_cli_import_prints_the_differences_and_a_refusal_changes_nothing(tmp_path):
     p = init_project(tmp_path / "p", "ohwx")
     before = p.config_path.read_bytes()
-    res = runner.invoke(app, ["config", "import", str(p.root), str(sample("loha-sd15.json"))])
+    refused = tmp_path / "loha-sd15.json"
+    refused.write_text(json.dumps({**json.loads(sample("loha-sd15.json").read_text()), "bucket_reso_steps": 0}))
+    res = runner.invoke(app, ["config", "import", str(p.root), str(refused)])
     assert res.exit_code == 2 and "bucket_reso_steps" in res.output and "Traceback" not in res.output
     assert p.config_path.read_bytes() == before
     res = runner.invoke(app, ["config", "import", str(p.root), str(tmp_path / "missing.json")])

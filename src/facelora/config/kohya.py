@@ -11,10 +11,12 @@ from typing import Any
 
 import tomli_w
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FaceloraError
+from ..networks import network_module
 from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
 from .overrides import LIST_FIELDS, apply
+from .values import parse_kv_args
 
 
 # Where each parameter goes in the sectioned TOML that sd-scripts writes with --output_config
@@ -49,12 +51,12 @@ _KOHYA_SECTIONS = {
 }
 
 # Parameters of Kohya's that facelora accepts silently because they change nothing here (or are
-# the kohya_ss GUI's own: its folders, threads, launch settings).
+# the kohya_ss GUI's own: its folders, threads, launch settings). bucket_no_upscale changes the
+# buckets, so it counts only with enable_bucket.
 _HARMLESS = {
     "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
-    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as",
-    "bucket_no_upscale", "color_aug", "flip_aug",
-    "random_crop", "training_comment", "no_half_vae", "vae", "output_config", "config_file",
+    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "training_comment", "no_half_vae", "vae",
+    "output_config", "config_file",
     "num_cpu_threads_per_process", "noise_offset_type", "models_dir", "config_dir", "state_dir", "vae_dir",
     "log_tracker_config_dir", "num_processes", "num_machines", "dynamo_backend", "dynamo_mode", "gpu_ids",
     "main_process_port", "multi_gpu", "extra_accelerate_launch_args",
@@ -72,6 +74,9 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
+    if cfg.enable_bucket and cfg.bucket_reso_steps % 64:
+        raise ConfigError(f"bucket_reso_steps {cfg.bucket_reso_steps} with enable_bucket: sd-scripts' train_network.py "
+                          f"stops unless it is divisible by 64; set 64 or 128 before exporting.")
     for key in PROJECT_FOLDERS + OPTIONAL_PROJECT_FOLDERS:
         if data[key] is not None:
             data[key] = str((Path(project_root) / data[key]).resolve())
@@ -115,23 +120,67 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
         notes += more
     updates = sd_scripts_defaults()
     unused = []
+    harmless = _HARMLESS | _SDXL_ONLY | (set() if flat.get("enable_bucket") else {"bucket_no_upscale"})
     for key, value in flat.items():
         if key in TrainConfig.model_fields:
             updates[key] = _kohya_value(key, value)
             if key == "resolution" and updates[key] != str(value).replace(" ", ""):
                 notes.append(f"resolution {value} rounded down to {updates[key]}: SD's VAE works in 8-pixel blocks.")
-        elif key not in _HARMLESS | _SDXL_ONLY and not is_off(value) and _AT_DEFAULT.get(key, ...) != value:
+        elif key not in harmless and not is_off(value) and _AT_DEFAULT.get(key, ...) != value:
             unused.append(key)
     unused_note = (f"Kohya parameters facelora does not use (training differs from Kohya's in these): "
                    f"{', '.join(sorted(unused))}." if unused else "")
+    notes += _bucket_steps(updates) + _token_length(updates)
+    problems = [p for p in (_network_problem(updates),) if p]
     try:
         cfg = apply(base or TrainConfig(), {k: v for k, v in updates.items() if k not in PROJECT_FOLDERS})
     except ConfigError as e:
+        problems.insert(0, str(e))
+    if problems:
         raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
-                          f"them in the file and import again. {e} {unused_note}".strip()) from None
+                          f"them in the file and import again. {'; '.join(problems)} {unused_note}".strip())
+    if flat.get("reg_data_dir") and not Path(cfg.reg_data_dir).is_absolute():
+        notes.append(f"reg_data_dir '{cfg.reg_data_dir}' is read inside the project: put the <repeats>_<class> "
+                     f"folders of class images there, or make them with facelora reg generate.")
     if "seed" not in flat:
         notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
     return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
+
+
+def _network_problem(updates: dict[str, Any]) -> str | None:
+    """What the network type says of the file's network_args (None: it trains them)."""
+    args = updates.get("network_args")
+    try:
+        network_module(updates["network_module"]).check_args(parse_kv_args(args if isinstance(args, list) else []))
+    except FaceloraError as e:
+        return str(e)
+    return None
+
+
+def _bucket_steps(updates: dict[str, Any]) -> list[str]:
+    """sd-scripts' train_network.py (SD1.5) stops with bucket steps not divisible by 64 when
+    enable_bucket is on (library/train_util.py verify_bucket_reso_steps(64)) and reads none
+    without it; the kohya_ss GUI lets any step from 1 through. Such a step (the GUI's LoHa preset
+    has 1) is read as the nearest multiple of 64, with a note; below 1 it is refused (the GUI's
+    own check)."""
+    steps = updates.get("bucket_reso_steps")
+    if not isinstance(steps, int) or steps < 1 or steps % 64 == 0:
+        return []  # TrainConfig names a step below 1 with the value given
+    updates["bucket_reso_steps"] = new = max(64, round(steps / 64) * 64)
+    why = (f"sd-scripts' train_network.py refuses it with enable_bucket (\"bucket_reso_steps is {steps}. it must "
+           f"be divisible by 64\")" if updates.get("enable_bucket") else "sd-scripts uses it only with enable_bucket")
+    return [f"bucket_reso_steps {steps} is read as {new}: {why}."]
+
+
+def _token_length(updates: dict[str, Any]) -> list[str]:
+    """sd-scripts reads captions of 150 or 225 tokens in 75-token chunks; facelora reads one chunk
+    (the check refuses more), so a longer max_token_length is read as 75, with a note."""
+    length = updates.get("max_token_length")
+    if not isinstance(length, int) or length <= 75:
+        return []
+    updates["max_token_length"] = 75
+    return [f"max_token_length {length} is read as 75: facelora reads one 75-token chunk of each caption, so a "
+            f"caption longer than 75 tokens is cut there, where sd-scripts reads up to {length} tokens."]
 
 
 def _parse(text: str) -> tuple[dict[str, Any], bool]:

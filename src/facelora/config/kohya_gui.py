@@ -11,7 +11,7 @@ import random
 import shlex
 from typing import Any
 
-from ..errors import ConfigError
+from .kohya_network import network_values
 
 # sd-scripts' defaults (library/train_util.py add_*_arguments, library/custom_train_functions.py,
 # train_network.py setup_parser, commit 48d368fa) of the parameters facelora implements, as
@@ -55,15 +55,6 @@ ZERO_IS_OFF = {
 # Sections of the GUI's config.toml that hold the GUI's own settings, not a training run's.
 GUI_SECTIONS = {"settings", "server", "configuration", "dataset_preparation", "huggingface", "sdxl",
                 "wd14_caption", "metadata"}
-# LoRA_type -> (network_module, the network_args it adds from conv_dim/conv_alpha and algo).
-LORA_TYPES: dict[str, tuple[str, str | None]] = {
-    "Standard": ("networks.lora", None),
-    "Kohya LoCon": ("networks.lora", None),
-    "LyCORIS/LoCon": ("lycoris.kohya", "locon"),
-    "LyCORIS/LoHa": ("lycoris.kohya", "loha"),
-    "LyCORIS/LoKr": ("lycoris.kohya", "lokr"),
-}
-CONV_TYPES = {"Kohya LoCon", "LyCORIS/LoCon", "LyCORIS/LoHa", "LyCORIS/LoKr"}
 
 
 def is_off(value: Any) -> bool:
@@ -112,26 +103,31 @@ def gui_values(flat: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         if len(set(te)) > 1:
             notes.append(f"text_encoder_lr {te}: SD1.5 has one text encoder, so {te[0]} is used.")
         out["text_encoder_lr"] = number(te[0]) if te else None
-    notes += _network(out)
+    _noise_offset_type(out)
+    _train_parts(out)
+    notes += network_values(out)
     return out, notes
 
 
-def _network(out: dict[str, Any]) -> list[str]:
-    """LoRA_type (with conv_dim, conv_alpha) as the network_module and network_args it means."""
-    lora_type = out.pop("LoRA_type", None)
-    conv_dim, conv_alpha = out.pop("conv_dim", None), out.pop("conv_alpha", None)
-    if lora_type is None:
-        return []
-    if lora_type not in LORA_TYPES:
-        raise ConfigError(f"LoRA_type '{lora_type}': facelora reads {', '.join(LORA_TYPES)}; "
-                          f"train this network with Kohya's trainer.")
-    module, algo = LORA_TYPES[lora_type]
-    out["network_module"] = module
-    args = list(out.get("network_args") or [])
-    if algo:
-        args.append(f"algo={algo}")
-    if lora_type in CONV_TYPES and not is_off(conv_dim):
-        args += [f"conv_dim={number(conv_dim)}", f"conv_alpha={number(conv_alpha or 1)}"]
-    if args:
-        out["network_args"] = args
-    return [f"LoRA_type '{lora_type}' is network_module {module}" + (f" with network_args {' '.join(args)}" if args else "") + "."]
+def _train_parts(out: dict[str, Any]) -> None:
+    """A rate of 0 trains that part not at all: the GUI then trains the UNet only (text_encoder_lr
+    0) or the text encoder only (unet_lr 0) and leaves the 0 off (lora_gui.py
+    resolve_network_train_flags); an absent rate is the GUI's 1e-4."""
+    te, unet = (out.get(k) for k in ("text_encoder_lr", "unet_lr"))
+    if te == 0 and unet != 0:
+        out["network_train_unet_only"] = True
+    if unet == 0 and te != 0:
+        out["network_train_text_encoder_only"] = True
+    for key in ("text_encoder_lr", "unet_lr"):
+        if out.get(key) == 0:
+            del out[key]
+
+
+def _noise_offset_type(out: dict[str, Any]) -> None:
+    """The GUI's noise_offset_type picks one kind of noise: "Multires" passes on the multires
+    iterations and discount, "Original" (its default) the noise offset."""
+    kind = out.pop("noise_offset_type", "Original")
+    off = ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength") if kind == "Multires" else \
+        ("multires_noise_iterations", "multires_noise_discount")
+    for key in off:
+        out.pop(key, None)

@@ -28,6 +28,7 @@ ARGS = {
     "algo", "conv_dim", "conv_alpha", "dropout", "rank_dropout", "module_dropout", "dora_wd", "wd_on_output",
     "use_tucker", "use_cp", "use_scalar", "factor", "decompose_both", "full_matrix", "rs_lora", "preset", "train_norm",
     "bypass_mode",  # W x + delta(x) instead of (W + delta) x: no weight-sized tensors per module in the step
+    "rank_dropout_scale",  # the kohya_ss GUI passes it to every LyCORIS type; lycoris.kohya does not read it
 }
 # lycoris' "full" preset, limited to SD1.5's module classes (see the file)
 SD15_PRESET = Path(__file__).with_name("lycoris_sd15.toml")
