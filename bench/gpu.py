@@ -10,8 +10,9 @@ and Stepper.run, as train() puts them together) in fp16 and bf16 at batch 1, 4 a
 against AdamW8bit, with and without gradient checkpointing, full_bf16 and full_fp16 at batch 4, the
 tutorial's settings at 512 and 768 px, and bench/reference.py's plain diffusers + peft loop in the
 same run. For each: it/s,
-images/s, the peak of torch.cuda.max_memory_allocated (from before the model is built, so the
-weights count), facelora.vram's modelled figure beside it, and FLOP/s against the GPU's dense
+images/s, the peak of torch.cuda.max_memory_allocated (over what was allocated before the model
+was built, so the weights count; the peak is reset once it is built, leaving out the fp32
+transient of making random weights on the card), facelora.vram's modelled figure beside it, and FLOP/s against the GPU's dense
 bf16 peak where the GPU is known. Writes gpu.json and gpu.md into --out and prints the table.
 
 Configurations run one after another in this process (each freed before the next); one that
@@ -161,12 +162,13 @@ def measure(case: Case, a: argparse.Namespace, device: torch.device) -> dict:
     cuda = device.type == "cuda"
     size = case.size // 8 if a.tiny else case.size  # the tiny model: 64 and 96 px
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else 0
     t0 = time.perf_counter()
     step = build(case, size, device, a.tiny)
     build_s = time.perf_counter() - t0
+    if cuda:  # the peak from here on starts at what the model holds (weights counted), not at the
+        # fp32 transient of building random weights on the card, which a trained run never has
+        torch.cuda.reset_peak_memory_stats()
     latents = torch.randn(case.batch, 4, size // 8, size // 8, device=device)
     for _ in range(a.warmup):  # cuBLAS/cuDNN autotuning, allocator growth, bitsandbytes' first step
         step(latents)

@@ -53,9 +53,11 @@ def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> t
         if part is not None:
             part.requires_grad_(False)
     for part in (model.unet, model.text_encoder):
-        part.to(device)
-        if weight_dtype != torch.float32:
-            part.to(weight_dtype)
+        if weight_dtype == torch.float32:
+            part.to(device)
+        else:  # cast as each tensor moves (Kohya's .to(device, dtype)): the card never holds all of it in
+            # fp32; torch's own .to, since diffusers' warns of fp32 modules at any cast, even with none
+            torch.nn.Module.to(part, device, weight_dtype)
     if model.vae is not None:
         model.vae.to(device)  # fp32: the VAE overflows more easily in half precision
     notes += set_attention(model.unet, cfg.xformers, device)
