@@ -60,22 +60,25 @@ def _real_state_bytes(opt: torch.optim.Optimizer) -> int:
                if isinstance(v, torch.Tensor) and k not in ("qmap1", "qmap2", "step"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16: full_bf16's LoRA
 @pytest.mark.parametrize("kind", ["AdamW", "AdamW8bit", "Lion8bit", "DAdaptAdam", "Prodigy", "Adafactor",
-                                  "PagedAdamW8bit", "PagedLion8bit", "PagedAdamW"])
-def test_optimizer_state_is_what_the_library_allocates(kind):
+                                  "PagedAdamW8bit", "PagedLion8bit", "PagedAdamW", "SGDNesterov"])
+def test_optimizer_state_is_what_the_library_allocates(kind, dtype):
     """One step of the real optimizer on LoRA-shaped tensors (Linear and 1x1 conv, one below
     bitsandbytes' 8-bit threshold, one a zero lora_up), and its state counted."""
     from facelora.train.optim import make_optimizer
 
     shapes = [(16, 320), (640, 16), (16, 320, 1, 1), (4, 32)]
-    params = [torch.nn.Parameter(torch.zeros(s) if i == 1 else torch.randn(s)) for i, s in enumerate(shapes)]
+    params = [torch.nn.Parameter(torch.zeros(s, dtype=dtype) if i == 1 else torch.randn(s, dtype=dtype))
+              for i, s in enumerate(shapes)]
     cfg = TrainConfig(optimizer_type=kind, learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
                       optimizer_args=PRESETS["dynamic-adafactor"]["optimizer_args"] if kind == "Adafactor" else [])
     opt = make_optimizer(cfg, params, []).optimizer
     for p in params:
         p.grad = torch.randn_like(p)
     opt.step()
-    expected = sum(optimizer_state_bytes(kind, s, cfg.optimizer_kwargs(), zero=i == 1) for i, s in enumerate(shapes))
+    expected = sum(optimizer_state_bytes(kind, s, cfg.optimizer_kwargs(), zero=i == 1, param_bytes=dtype.itemsize)
+                   for i, s in enumerate(shapes))
     assert _real_state_bytes(opt) == expected
 
 
@@ -144,24 +147,3 @@ def test_full_half_precision_lowers_the_estimate_by_its_bytes(kind, saved_per_pa
         assert "full LoRA" in half.lines[0]
     # AdamW: 8 bytes x 75.5 M parameters x 1.1 = 0.62 GiB
     assert round(8 * RANK128_LORA * 1.1 / GIB, 2) == 0.62
-
-
-@pytest.mark.parametrize("kind", ["AdamW", "AdamW8bit", "Lion8bit", "DAdaptAdam", "Prodigy", "Adafactor",
-                                  "PagedAdamW8bit", "PagedAdamW", "SGDNesterov"])
-def test_optimizer_state_of_bf16_parameters_is_what_the_library_allocates(kind):
-    """full_bf16's LoRA: the same count as test_optimizer_state_is_what_the_library_allocates,
-    on bf16 parameters."""
-    from facelora.train.optim import make_optimizer
-
-    shapes = [(16, 320), (640, 16), (16, 320, 1, 1), (4, 32)]
-    params = [torch.nn.Parameter(torch.zeros(s, dtype=torch.bfloat16) if i == 1 else
-                                 torch.randn(s, dtype=torch.bfloat16)) for i, s in enumerate(shapes)]
-    cfg = TrainConfig(optimizer_type=kind, learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
-                      optimizer_args=PRESETS["dynamic-adafactor"]["optimizer_args"] if kind == "Adafactor" else [])
-    opt = make_optimizer(cfg, params, []).optimizer
-    for p in params:
-        p.grad = torch.randn_like(p)
-    opt.step()
-    expected = sum(optimizer_state_bytes(kind, s, cfg.optimizer_kwargs(), zero=i == 1, param_bytes=2)
-                   for i, s in enumerate(shapes))
-    assert _real_state_bytes(opt) == expected
