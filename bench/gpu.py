@@ -7,13 +7,13 @@ On the SD1.5-architecture model (random weights built on the device from the shi
 src/facelora/model/sd15/*/config.json; rank 128 / alpha 64, cached latents, the text encoder's
 LoRA trained too) at 512 px it runs facelora's own training step (train.step's prepare_network
 and Stepper.run, as train() puts them together) in fp16 and bf16 at batch 1, 4 and 8, AdamW
-against AdamW8bit, with and without gradient checkpointing, full_bf16 and full_fp16 at batch 4, the
-tutorial's settings at 512 and 768 px, and bench/reference.py's plain diffusers + peft loop in the
-same run. For each: it/s,
-images/s, the peak of torch.cuda.max_memory_allocated (over what was allocated before the model
-was built, so the weights count; the peak is reset once it is built, leaving out the fp32
-transient of making random weights on the card), facelora.vram's modelled figure beside it, and FLOP/s against the GPU's dense
-bf16 peak where the GPU is known. Writes gpu.json and gpu.md into --out and prints the table.
+against AdamW8bit, with and without gradient checkpointing, full_bf16 and full_fp16 at batch 4,
+the tutorial's settings at 512 and 768 px, and bench/reference.py's plain diffusers + peft loop
+in the same run. For each: it/s, images/s, the peak of torch.cuda.max_memory_allocated (over
+what was allocated before the model was built, so the weights count; the peak is reset once it
+is built, leaving out the fp32 transient of making random weights on the card), facelora.vram's
+modelled figure beside it, and FLOP/s against the GPU's dense bf16 peak where the GPU is known.
+Writes gpu.json and gpu.md into --out and prints the table.
 
 Configurations run one after another in this process (each freed before the next); one that
 does not start within --budget-s is listed as skipped, one that runs out of memory as OOM.
@@ -130,7 +130,8 @@ CASES = (  # the most wanted first: facelora / reference at batch 1 bf16
     Case("facelora", "fp16", 1, "AdamW8bit", True, 768, label="tutorial"),
     Case("facelora", "fp16", 1, "AdamW8bit", False, 768, label="tutorial"),
     Case("reference", "bf16", 4),
-    Case("facelora", "bf16", 4, label="full_bf16", full=True), Case("facelora", "fp16", 4, label="full_fp16", full=True),
+    Case("facelora", "bf16", 4, label="full_bf16", full=True),
+    Case("facelora", "fp16", 4, label="full_fp16", full=True),
 )
 
 

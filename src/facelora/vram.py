@@ -198,7 +198,7 @@ def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
     args = parse_kv_args(cfg.optimizer_args)
     fresh = cfg.network_weights is None  # a new LoRA's lora_up starts at zeros
     # full_fp16 / full_bf16: the LoRA's weights, gradients and parameter-like states in 16 bits
-    lora_bytes, lora_dtype = (HALF, cfg.mixed_precision) if cfg.full_half else (FP32, "fp32")
+    lora_bytes, lora_dtype = (HALF, cfg.mixed_precision) if cfg.full_half and half else (FP32, "fp32")
     per_pixel = activations.per_pixel_checkpointed if cfg.gradient_checkpointing else activations.per_pixel
     unet_act = (per_pixel * pixels * (1 if half else 2) + activations.per_step * half) * activations.backward_factor
     te_act = TEXT_ENCODER_ACTIVATION_BYTES * cfg.train_batch_size * cfg.train_text_encoder * (1 if half else 2)
@@ -258,7 +258,7 @@ def vram_plan(cfg: TrainConfig, vram_gib: float | None = None, activations: Acti
     the changes that make it fit (applied in order of least harm until it fits)."""
     parts = memory_parts(cfg, activations)
     total = _total(parts)
-    precision = ('bf16/fp16' if cfg.mixed_precision != 'no' else 'fp32') + (', full LoRA' if cfg.full_half else '')
+    precision = "fp32" if cfg.mixed_precision == "no" else "bf16/fp16" + (", full LoRA" if cfg.full_half else "")
     lines = [f"GPU memory plan ({precision}, "
              f"{cfg.resolution_wh[0]}x{cfg.resolution_wh[1]} px, batch {cfg.train_batch_size}, "
              f"rank {cfg.network_dim}, {cfg.optimizer_type}):"]

@@ -45,8 +45,9 @@ def make_accelerator(mixed_precision: str, cpu: bool, full_fp16: bool = False) -
 
 def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[str]]:
     """The base model frozen and on the device, the LoRA network (fp32, or the autocast dtype with
-    full_fp16 / full_bf16) applied to it, started from network_weights when set; attention (xformers or SDPA), gradient checkpointing, train
-    modes and torch.compile as cfg says. Returns the network and notes for the user."""
+    full_fp16 / full_bf16) applied to it, started from network_weights when set; attention
+    (xformers or SDPA), gradient checkpointing, train modes and torch.compile as cfg says.
+    Returns the network and notes for the user."""
     notes: list[str] = []
     weight_dtype = frozen_dtype(cfg.mixed_precision, device)
     for part in (model.unet, model.text_encoder, model.vae):
