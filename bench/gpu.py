@@ -7,15 +7,22 @@ On the SD1.5-architecture model (random weights built on the device from the shi
 src/facelora/model/sd15/*/config.json; rank 128 / alpha 64, cached latents, the text encoder's
 LoRA trained too) at 512 px it runs facelora's own training step (train.step's prepare_network
 and Stepper.run, as train() puts them together) in fp16 and bf16 at batch 1, 4 and 8, AdamW
-against AdamW8bit, with and without gradient checkpointing, the tutorial's settings at 512 and
-768 px, and bench/reference.py's plain diffusers + peft loop in the same run. For each: it/s,
-images/s, the peak of torch.cuda.max_memory_allocated (from before the model is built, so the
-weights count), facelora.vram's modelled figure beside it, and FLOP/s against the GPU's dense
-bf16 peak where the GPU is known. Writes gpu.json and gpu.md into --out and prints the table.
+against AdamW8bit, with and without gradient checkpointing, full_bf16 and full_fp16 at batch 4,
+the tutorial's settings at 512 and 768 px, and bench/reference.py's plain diffusers + peft loop
+in the same run. For each: it/s, images/s, the peak of torch.cuda.max_memory_allocated (over
+what was allocated before the model was built, so the weights count; the peak is reset once it
+is built, leaving out the fp32 transient of making random weights on the card), facelora.vram's
+modelled figure beside it, and FLOP/s against the GPU's dense bf16 peak where the GPU is known.
+Writes gpu.json and gpu.md into --out and prints the table.
 
 Configurations run one after another in this process (each freed before the next); one that
 does not start within --budget-s is listed as skipped, one that runs out of memory as OOM.
 facelora.vram.calibrated(gpu.json) fits the VRAM plan's activation model to these peaks.
+
+The CPU test run goes through CUDA's code as far as a CPU can: fp16 with the GradScaler (as the
+trainer's tests do), the frozen UNet and text encoder stored in the autocast dtype (CUDA's layout,
+which the trainer keeps fp32 on the CPU), bitsandbytes' optimizers, SDPA attention; only the
+torch.cuda calls (synchronize, the memory counters, the card's name) are CUDA's alone.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 
@@ -57,14 +65,21 @@ def random_model(config_dir: Path, device: torch.device):
 
 
 def facelora_step(model, cfg, device: torch.device):
-    """train()'s own optimizer step on `model` as `cfg` sets it up; returns step(latents)."""
+    """train()'s own optimizer step on `model` as `cfg` sets it up; returns step(latents). On the
+    CPU the frozen weights are stored as on CUDA (the autocast dtype), so a test run takes the
+    paths a GPU takes."""
+    from facelora.train import precision, step as step_module
     from facelora.train.data import Batch
     from facelora.train.optim import make_optimizer, make_scheduler
     from facelora.train.state import LoopState
     from facelora.train.step import Stepper, make_accelerator, prepare_network
 
-    accelerator = make_accelerator(cfg.mixed_precision, cpu=device.type == "cpu")
-    network, _ = prepare_network(model, cfg, accelerator.device)
+    accelerator = make_accelerator(cfg.mixed_precision, cpu=device.type == "cpu", full_fp16=cfg.full_fp16)
+    def cuda_layout(mixed_precision: str, _device: torch.device) -> torch.dtype:
+        return precision.frozen_dtype(mixed_precision, torch.device("cuda"))
+
+    with patch.object(step_module, "frozen_dtype", cuda_layout):
+        network, _ = prepare_network(model, cfg, accelerator.device)
     optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
     scheduler = make_scheduler(cfg, optim, total_steps=1000)
     network, optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
@@ -75,6 +90,10 @@ def facelora_step(model, cfg, device: torch.device):
         stepper.run([Batch(list(range(len(latents))), [CAPTION] * len(latents), latents=latents)], state)
         state.global_step += 1
 
+    # what the step really holds, for gpu.json: the dtypes found, and the scaler's kind
+    step.layout = {"frozen": str(next(model.unet.parameters()).dtype).removeprefix("torch."),
+                   "lora": str(stepper.trainable[0].dtype).removeprefix("torch."),
+                   "scaler": type(accelerator.scaler).__name__ if accelerator.scaler is not None else None}
     return step
 
 
@@ -90,12 +109,14 @@ class Case:
     checkpointing: bool = False
     size: int = 512
     label: str = ""
+    full: bool = False  # full_fp16 / full_bf16: the LoRA itself in the autocast dtype
 
     def config(self, size: int) -> dict:
         """The TrainConfig fields of this case (Kohya names), as gpu.json records them."""
         return dict(resolution=str(size), train_batch_size=self.batch, mixed_precision=self.precision,
                     optimizer_type=self.optimizer, gradient_checkpointing=self.checkpointing,
-                    network_dim=RANK, network_alpha=float(ALPHA), cache_latents=True)
+                    network_dim=RANK, network_alpha=float(ALPHA), cache_latents=True,
+                    **{f"full_{self.precision}": self.full})
 
 
 CASES = (  # the most wanted first: facelora / reference at batch 1 bf16
@@ -109,6 +130,8 @@ CASES = (  # the most wanted first: facelora / reference at batch 1 bf16
     Case("facelora", "fp16", 1, "AdamW8bit", True, 768, label="tutorial"),
     Case("facelora", "fp16", 1, "AdamW8bit", False, 768, label="tutorial"),
     Case("reference", "bf16", 4),
+    Case("facelora", "bf16", 4, label="full_bf16", full=True),
+    Case("facelora", "fp16", 4, label="full_fp16", full=True),
 )
 
 
@@ -140,12 +163,13 @@ def measure(case: Case, a: argparse.Namespace, device: torch.device) -> dict:
     cuda = device.type == "cuda"
     size = case.size // 8 if a.tiny else case.size  # the tiny model: 64 and 96 px
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated() if cuda else 0
     t0 = time.perf_counter()
     step = build(case, size, device, a.tiny)
     build_s = time.perf_counter() - t0
+    if cuda:  # the peak from here on starts at what the model holds (weights counted), not at the
+        # fp32 transient of building random weights on the card, which a trained run never has
+        torch.cuda.reset_peak_memory_stats()
     latents = torch.randn(case.batch, 4, size // 8, size // 8, device=device)
     for _ in range(a.warmup):  # cuBLAS/cuDNN autotuning, allocator growth, bitsandbytes' first step
         step(latents)
@@ -167,7 +191,8 @@ def measure(case: Case, a: argparse.Namespace, device: torch.device) -> dict:
            "step_s": [round(t, 4) for t in times], "median_step_s": round(med, 4), "it_per_s": round(1 / med, 3),
            "images_per_s": round(case.batch / med, 3), "flop_per_step": flops,
            "achieved_tflops": round(flops / med / 1e12, 3),
-           "modelled_bytes": sum(v for k, v in parts.items() if k != "CUDA context")}
+           "modelled_bytes": sum(v for k, v in parts.items() if k != "CUDA context"),
+           "layout": getattr(step, "layout", None)}
     if cuda:
         out["peak_memory_bytes"] = torch.cuda.max_memory_allocated() - before
         out["memory_kind"] = "torch.cuda.max_memory_allocated"

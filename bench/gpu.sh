@@ -4,7 +4,9 @@
 # Extra arguments pass through, e.g. bash bench/gpu.sh --device cpu --dry-run
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# $PYTHON, else the repository's .venv, else python3 (or python) on the PATH
 python="${PYTHON:-$root/.venv/bin/python}"
-[ -x "$python" ] || python=python
+if ! command -v "$python" >/dev/null; then python="$(command -v python3 || command -v python || true)"; fi
+[ -n "$python" ] || { echo "bench/gpu.sh: no Python found; set PYTHON=/path/to/python" >&2; exit 1; }
 cd "$root"
 PYTHONPATH="$root/src${PYTHONPATH:+:$PYTHONPATH}" TOKENIZERS_PARALLELISM=false exec "$python" bench/gpu.py "$@"

@@ -42,6 +42,17 @@ def test_dry_run_on_the_cpu_writes_every_configuration(gpu_bench, tmp_path):
     b1, b4 = by["facelora", "bf16", 1, "AdamW", False, ""], by["facelora", "bf16", 4, "AdamW", False, ""]
     assert b4["flop_per_step"] > 2 * b1["flop_per_step"]
     assert saved["facelora_over_reference"]["bf16 batch 1"] > 0
+    # the CPU run takes CUDA's paths: frozen weights in the autocast dtype, fp16's GradScaler,
+    # full_fp16's scaler for fp16 gradients, the LoRA in 16 bits only with full_*
+    for r in rows:
+        if r["impl"] != "facelora":
+            continue
+        mp, layout = r["config"]["mixed_precision"], r["layout"]
+        half = {"fp16": "float16", "bf16": "bfloat16"}[mp]
+        full = r["config"][f"full_{mp}"]
+        assert layout["frozen"] == half and layout["lora"] == (half if full else "float32"), r
+        assert layout["scaler"] == ({"fp16": "HalfGradScaler" if full else "GradScaler", "bf16": None}[mp]), r
+    assert {r["label"] for r in rows} >= {"full_bf16", "full_fp16"}
     table = (tmp_path / "gpu.md").read_text()
     assert table.count("\n| facelora") + table.count("\n| reference") == len(rows)
 
@@ -62,3 +73,14 @@ def test_no_cuda_is_a_clear_message(gpu_bench, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="no CUDA GPU"):
         gpu_bench.main(["--device", "cuda", "--out", str(tmp_path)])
+
+
+def test_gpu_sh_runs_bench_gpu_py_from_anywhere(tmp_path):
+    """bench/gpu.sh, the one command for a GPU machine: it finds the repository, sets PYTHONPATH and
+    passes its arguments on (here --help, which names the CPU test mode)."""
+    import subprocess
+
+    done = subprocess.run(["bash", str(BENCH / "gpu.sh"), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "--dry-run" in done.stdout and "--budget-s" in done.stdout

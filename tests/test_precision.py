@@ -5,16 +5,21 @@ weights in half precision as on CUDA, and bitsandbytes' 8-bit optimizers with ui
 from __future__ import annotations
 
 import math
+import re
+import tomllib
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from facelora.config import TrainConfig, check
+from facelora.errors import ConfigError
 from facelora.lora_file import read_lora
 from facelora.model.base import load_base
 from facelora.train import precision, step as step_module
 from facelora.train.data import Batch
 from facelora.train.optim import make_optimizer, make_scheduler
+from facelora.train.resume import latest_state
 from facelora.train.state import LoopState
 from facelora.train.step import Stepper, make_accelerator, prepare_network
 from test_train import events, make_project, run
@@ -34,7 +39,7 @@ def tiny_stepper(**updates) -> tuple[Stepper, LoopState]:
                                 optimizer_type="AdamW", lr_scheduler="constant", unet_lr=1e-3, text_encoder_lr=1e-4,
                                 mixed_precision="fp16"), **updates})
     cfg, _ = check(cfg, cuda=False)
-    accelerator = make_accelerator(cfg.mixed_precision, cpu=True)
+    accelerator = make_accelerator(cfg.mixed_precision, cpu=True, full_fp16=cfg.full_fp16)
     model = load_base("tiny")
     network, _ = prepare_network(model, cfg, accelerator.device)
     optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
@@ -188,3 +193,89 @@ def test_processes_talk_over_nccl_on_cuda_and_gloo_on_the_cpu(monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
         monkeypatch.setattr(torch.distributed, "is_mpi_available", lambda: False)
         assert state._prepare_backend(cpu=not torch.cuda.is_available()) == expected
+
+
+# --- full_fp16 / full_bf16: the LoRA itself in half precision (Kohya's flags) -------------------
+
+
+def test_full_fp16_trains_fp16_weights_and_its_scaler_skips_an_inf_step():
+    stepper, state = tiny_stepper(full_fp16=True)
+    scaler = stepper.accelerator.scaler
+    assert isinstance(scaler, precision.HalfGradScaler)
+    assert {p.dtype for p in stepper.trainable} == {torch.float16}
+    before = weights(stepper)
+    stepper.run(latents_batch(0), state)  # a good step: fp16 gradients unscaled, clipped, applied
+    assert stepper.outcome.applied and {p.grad for p in stepper.trainable} == {None}
+    assert any(not torch.equal(a, b) for a, b in zip(before, weights(stepper)))
+    before, scale = weights(stepper), scaler.get_scale()
+    hook = stepper.trainable[0].register_hook(lambda g: torch.full_like(g, math.inf))
+    _, sound = stepper.run(latents_batch(1), state)
+    hook.remove()
+    assert sound and stepper.outcome.overflow and not stepper.outcome.applied
+    assert scaler.get_scale() == scale / 2 and all(torch.equal(a, b) for a, b in zip(before, weights(stepper)))
+    stepper.run(latents_batch(2), state)
+    assert stepper.outcome.applied and all(p.dtype == torch.float16 for p in stepper.trainable)
+
+
+def test_torchs_own_scaler_refuses_fp16_gradients():
+    """Why full_fp16 needs HalfGradScaler (Kohya's patch_accelerator_for_fp16_training)."""
+    param = torch.nn.Parameter(torch.ones(4, dtype=torch.float16))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    param.grad = torch.ones_like(param)
+    plain = torch.amp.GradScaler("cpu")
+    plain.scale(torch.ones(()))  # the scale tensor exists once a loss was scaled
+    with pytest.raises(ValueError, match="unscale FP16 gradients"):
+        plain.unscale_(optimizer)
+    half = precision.HalfGradScaler("cpu")
+    half.scale(torch.ones(()))
+    half.unscale_(optimizer)
+    assert torch.equal(param.grad, torch.full_like(param, 1 / half.get_scale()))
+
+
+def test_full_bf16_keeps_the_lora_in_bf16_without_a_scaler():
+    stepper, _ = tiny_stepper(mixed_precision="bf16", full_bf16=True)
+    assert stepper.accelerator.scaler is None and {p.dtype for p in stepper.trainable} == {torch.bfloat16}
+
+
+@pytest.mark.parametrize("mp, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_a_full_half_run_trains_in_its_dtype_and_saves_in_save_precision(tmp_path, mp, dtype):
+    project, cfg = make_project(tmp_path / "p", mixed_precision=mp, save_precision="float", **{f"full_{mp}": True})
+    result, out = run(project, cfg)
+    assert len(result.losses) == 4 and all(math.isfinite(v) for v in result.losses)
+    assert len(set(result.losses)) > 1  # it trains: the loss moves
+    assert f"full_{mp}: LoRA and its gradients {mp}" in out and ("GradScaler" in out) == (mp == "fp16")
+    folder, _ = latest_state(project.state_dir)  # the run's own weights, saved for --resume
+    trained = load_file(str(folder / "network.safetensors"))
+    assert {t.dtype for t in trained.values() if t.is_floating_point()} == {dtype}
+    tensors, meta = read_lora(result.final)
+    assert {t.dtype for t in tensors.values()} == {torch.float32}  # save_precision float
+    assert meta["ss_mixed_precision"] == mp and meta["ss_full_fp16"] == str(mp == "fp16")
+
+
+@pytest.mark.parametrize("updates, message", [
+    (dict(full_fp16=True, mixed_precision="bf16"), "full_fp16 requires mixed_precision fp16 (it is 'bf16')"),
+    (dict(full_bf16=True, mixed_precision="no"), "full_bf16 requires mixed_precision bf16 (it is 'no')"),
+    (dict(full_fp16=True, full_bf16=True, mixed_precision="fp16"), "full_fp16 and full_bf16 exclude each other"),
+])
+def test_impossible_full_precision_combinations_are_refused(updates, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check(TrainConfig(**updates), cuda=True)
+
+
+def test_full_fp16_falls_back_with_fp16_on_the_cpu(monkeypatch):
+    monkeypatch.delenv("FACELORA_CPU_FP16")
+    cfg, notes = check(TrainConfig(mixed_precision="fp16", full_fp16=True), cuda=False)
+    assert cfg.mixed_precision == "no" and not cfg.full_fp16 and any("full_fp16 is off" in n for n in notes)
+    cfg, _ = check(TrainConfig(mixed_precision="fp16", full_fp16=True), cuda=True)
+    assert cfg.full_fp16
+
+
+def test_full_precision_flags_go_through_kohyas_toml(tmp_path):
+    from facelora.config import export_kohya, import_kohya
+
+    cfg = TrainConfig(output_name="ohwx", mixed_precision="bf16", full_bf16=True)
+    exported = tomllib.loads(export_kohya(cfg, tmp_path))["training_arguments"]
+    assert exported["full_bf16"] is True and exported["full_fp16"] is False
+    back, notes = import_kohya('mixed_precision = "fp16"\nfull_fp16 = true\n')
+    assert back.full_fp16 and not back.full_bf16 and not any("full_fp16" in n for n in notes)
+    assert not import_kohya('mixed_precision = "fp16"\n', base=back)[0].full_fp16  # sd-scripts' default

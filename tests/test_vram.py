@@ -60,22 +60,25 @@ def _real_state_bytes(opt: torch.optim.Optimizer) -> int:
                if isinstance(v, torch.Tensor) and k not in ("qmap1", "qmap2", "step"))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bf16: full_bf16's LoRA
 @pytest.mark.parametrize("kind", ["AdamW", "AdamW8bit", "Lion8bit", "DAdaptAdam", "Prodigy", "Adafactor",
-                                  "PagedAdamW8bit", "PagedLion8bit", "PagedAdamW"])
-def test_optimizer_state_is_what_the_library_allocates(kind):
+                                  "PagedAdamW8bit", "PagedLion8bit", "PagedAdamW", "SGDNesterov"])
+def test_optimizer_state_is_what_the_library_allocates(kind, dtype):
     """One step of the real optimizer on LoRA-shaped tensors (Linear and 1x1 conv, one below
     bitsandbytes' 8-bit threshold, one a zero lora_up), and its state counted."""
     from facelora.train.optim import make_optimizer
 
     shapes = [(16, 320), (640, 16), (16, 320, 1, 1), (4, 32)]
-    params = [torch.nn.Parameter(torch.zeros(s) if i == 1 else torch.randn(s)) for i, s in enumerate(shapes)]
+    params = [torch.nn.Parameter(torch.zeros(s, dtype=dtype) if i == 1 else torch.randn(s, dtype=dtype))
+              for i, s in enumerate(shapes)]
     cfg = TrainConfig(optimizer_type=kind, learning_rate=1.0, unet_lr=1.0, text_encoder_lr=1.0,
                       optimizer_args=PRESETS["dynamic-adafactor"]["optimizer_args"] if kind == "Adafactor" else [])
     opt = make_optimizer(cfg, params, []).optimizer
     for p in params:
         p.grad = torch.randn_like(p)
     opt.step()
-    expected = sum(optimizer_state_bytes(kind, s, cfg.optimizer_kwargs(), zero=i == 1) for i, s in enumerate(shapes))
+    expected = sum(optimizer_state_bytes(kind, s, cfg.optimizer_kwargs(), zero=i == 1, param_bytes=dtype.itemsize)
+                   for i, s in enumerate(shapes))
     assert _real_state_bytes(opt) == expected
 
 
@@ -127,3 +130,20 @@ def test_calibration_recovers_measured_activations():
     assert math.isclose(fitted.per_pixel_checkpointed, 700.0, rel_tol=1e-3)
     with pytest.raises(ValueError, match="CUDA"):
         calibrated({"device": "cpu", "results": rows})
+
+
+@pytest.mark.parametrize("kind, saved_per_param", [("AdamW", 2 + 2 + 2 * 2), ("AdamW8bit", 2 + 2)])
+def test_full_half_precision_lowers_the_estimate_by_its_bytes(kind, saved_per_param):
+    """full_bf16 / full_fp16 at rank 128: weights and gradients 2 bytes less a parameter each;
+    AdamW's two moments (allocated like the parameter) 2 bytes less each, AdamW8bit's (uint8 and
+    fp32 absmax whatever the parameter) not at all. The total falls by that times the slack."""
+    for mp in ("bf16", "fp16"):
+        fp32 = vram_plan(TrainConfig(optimizer_type=kind, mixed_precision=mp))
+        half = vram_plan(TrainConfig(optimizer_type=kind, mixed_precision=mp, **{f"full_{mp}": True}))
+        assert half.parts[f"LoRA weights ({mp})"] == half.parts[f"LoRA gradients ({mp})"] == 2 * RANK128_LORA
+        assert fp32.parts["optimizer state"] - half.parts["optimizer state"] == (4 * RANK128_LORA if kind == "AdamW"
+                                                                                 else 0)
+        assert abs(fp32.total_bytes - half.total_bytes - saved_per_param * RANK128_LORA * 1.1) <= 1
+        assert "full LoRA" in half.lines[0]
+    # AdamW: 8 bytes x 75.5 M parameters x 1.1 = 0.62 GiB
+    assert round(8 * RANK128_LORA * 1.1 / GIB, 2) == 0.62

@@ -16,6 +16,10 @@ Which figures are exact and which are modelled:
 
 facelora's trainer keeps the frozen UNet and text encoder in the autocast dtype on CUDA and the
 VAE in fp32 on the device (it also makes the sample images), as train.step.prepare_network does.
+With full_fp16 / full_bf16 the LoRA's weights and gradients are 16-bit, and so is the state of the
+optimizers that allocate it like the parameter (STATE_LIKE_PARAM): at rank 128, 8 bytes less per
+LoRA parameter with AdamW (0.56 GiB before the allocator's slack), 4 with AdamW8bit (0.28 GiB).
+The activation model's part a step (per_step) is kept as it was fitted, fp32 LoRA or not.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ ALLOCATOR_SLACK = 1.10  # the caching allocator's blocks are larger than the ten
 BNB_MIN_8BIT_SIZE, BNB_BLOCK = 4096, 256  # bitsandbytes: smaller tensors keep fp32 states
 PAGED = {"PagedAdamW8bit": "AdamW8bit", "PagedLion8bit": "Lion8bit", "PagedAdamW": "AdamW"}
 DADAPT_MIN_GIB = 6  # the tutorial: DAdaptAdam needs at least 6 GB of VRAM, else Adafactor
+HALF = 2  # bytes of an fp16 / bf16 value
+# Optimizers that allocate their state like the parameter (zeros_like), so in 16 bits under
+# full_fp16 / full_bf16; bitsandbytes' states are uint8 or fp32 and transformers' Adafactor's
+# fp32 whatever the parameter's dtype.
+STATE_LIKE_PARAM = {"AdamW", "Lion", "SGDNesterov", "DAdaptAdam", "Prodigy"}
 
 
 @dataclass(frozen=True)
@@ -121,11 +130,12 @@ def model_sizes(config_dir: Path | None = None) -> ModelSizes:
 
 
 def optimizer_state_bytes(optimizer_type: str, shape: tuple[int, ...], optimizer_args: dict[str, Any],
-                          zero: bool = False) -> int:
-    """Bytes of optimizer state one fp32 parameter tensor of `shape` gets, as each library
-    allocates it. `zero`: the tensor starts at zeros (a new LoRA's lora_up), which Prodigy keeps
-    no copy of."""
+                          zero: bool = False, param_bytes: int = FP32) -> int:
+    """Bytes of optimizer state one parameter tensor of `shape` (fp32, or `param_bytes` wide:
+    full_fp16 / full_bf16) gets, as each library allocates it. `zero`: the tensor starts at zeros
+    (a new LoRA's lora_up), which Prodigy keeps no copy of."""
     n = math.prod(shape)
+    like = param_bytes if optimizer_type in STATE_LIKE_PARAM else FP32  # one value of a state like the parameter
     # a paged optimizer's state is the same, in memory the driver may page out to the host
     optimizer_type = PAGED.get(optimizer_type, optimizer_type)
     if optimizer_type in ("AdamW8bit", "Lion8bit"):
@@ -134,12 +144,12 @@ def optimizer_state_bytes(optimizer_type: str, shape: tuple[int, ...], optimizer
             return states * n * FP32
         return states * (n + FP32 * -(-n // BNB_BLOCK))  # uint8 states + one fp32 absmax a block
     if optimizer_type == "DAdaptAdam":
-        return 3 * n * FP32  # s, exp_avg, exp_avg_sq
+        return 3 * n * like  # s, exp_avg, exp_avg_sq
     if optimizer_type == "Prodigy":
         slice_p = int(optimizer_args.get("slice_p", 1))
         sliced = -(-n // slice_p)
         beta1 = _betas(optimizer_args)[0]
-        return FP32 * (sliced + (1 if zero else sliced) + n * (beta1 > 0) + n)  # s, p0, exp_avg, exp_avg_sq
+        return like * (sliced + (1 if zero else sliced) + n * (beta1 > 0) + n)  # s, p0, exp_avg, exp_avg_sq
     if optimizer_type == "Adafactor":
         # the first moment only with beta1; a 0-d RMS per tensor
         moments = FP32 * (n if optimizer_args.get("beta1") is not None else 0) + FP32
@@ -150,7 +160,7 @@ def optimizer_state_bytes(optimizer_type: str, shape: tuple[int, ...], optimizer
         rows, cols = math.prod(shape[:-1]), math.prod(shape[:-2]) * shape[-1]
         return moments + FP32 * (rows + cols)
     per_param = {"AdamW": 2, "Lion": 1, "SGDNesterov": 1}[optimizer_type]
-    return per_param * n * FP32
+    return per_param * n * like
 
 
 def _betas(args: dict[str, Any]) -> tuple[float, ...]:
@@ -187,6 +197,8 @@ def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
     lora = sum(math.prod(s) for s, _ in lora_tensors)
     args = parse_kv_args(cfg.optimizer_args)
     fresh = cfg.network_weights is None  # a new LoRA's lora_up starts at zeros
+    # full_fp16 / full_bf16: the LoRA's weights, gradients and parameter-like states in 16 bits
+    lora_bytes, lora_dtype = (HALF, cfg.mixed_precision) if cfg.full_half and half else (FP32, "fp32")
     per_pixel = activations.per_pixel_checkpointed if cfg.gradient_checkpointing else activations.per_pixel
     unet_act = (per_pixel * pixels * (1 if half else 2) + activations.per_step * half) * activations.backward_factor
     te_act = TEXT_ENCODER_ACTIVATION_BYTES * cfg.train_batch_size * cfg.train_text_encoder * (1 if half else 2)
@@ -194,10 +206,10 @@ def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
     return {
         "base weights": (sizes.unet + sizes.text_encoder) * (2 if half else FP32),
         "VAE weights (fp32)": sizes.vae * FP32,
-        "LoRA weights (fp32)": lora * FP32,
-        "LoRA gradients (fp32)": lora * FP32,
-        "optimizer state": sum(optimizer_state_bytes(cfg.optimizer_type, s, args, zero=up and fresh)
-                               for s, up in lora_tensors),
+        f"LoRA weights ({lora_dtype})": lora * lora_bytes,
+        f"LoRA gradients ({lora_dtype})": lora * lora_bytes,
+        "optimizer state": sum(optimizer_state_bytes(cfg.optimizer_type, s, args, zero=up and fresh,
+                                                     param_bytes=lora_bytes) for s, up in lora_tensors),
         # the VAE encodes before the UNet's forward, so only the larger of the two is live at once
         "activations": int(max(unet_act + te_act, vae_encode)),
         "CUDA context": int(CUDA_CONTEXT_GIB * GIB),
@@ -246,7 +258,8 @@ def vram_plan(cfg: TrainConfig, vram_gib: float | None = None, activations: Acti
     the changes that make it fit (applied in order of least harm until it fits)."""
     parts = memory_parts(cfg, activations)
     total = _total(parts)
-    lines = [f"GPU memory plan ({'bf16/fp16' if cfg.mixed_precision != 'no' else 'fp32'}, "
+    precision = "fp32" if cfg.mixed_precision == "no" else "bf16/fp16" + (", full LoRA" if cfg.full_half else "")
+    lines = [f"GPU memory plan ({precision}, "
              f"{cfg.resolution_wh[0]}x{cfg.resolution_wh[1]} px, batch {cfg.train_batch_size}, "
              f"rank {cfg.network_dim}, {cfg.optimizer_type}):"]
     lines += [f"  {name}: {v / GIB:.2f} GiB" for name, v in parts.items()]

@@ -62,6 +62,7 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
                           f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
     face_training_checks(cfg)
+    full_precision_checks(cfg)
     changes: dict[str, Any] = {}
     if kind.plain and not bitsandbytes_imports():
         notes.append(f"{cfg.optimizer_type} needs the bitsandbytes package, which does not import here "
@@ -76,12 +77,25 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         if cfg.mixed_precision == "fp16" and os.environ.get(CPU_FP16_ENV) != "1":
             notes.append("mixed_precision fp16 is for NVIDIA GPUs: on the CPU, fp16 autocast runs a 3x3 convolution "
                          "about 700x slower than fp32 (measured, see README), so this run trains in fp32. "
-                         "Ask for bf16 to use the CPU's bf16 autocast.")
-            changes["mixed_precision"] = "no"
+                         "Ask for bf16 to use the CPU's bf16 autocast." + (" full_fp16 is off with it."
+                                                                              if cfg.full_fp16 else ""))
+            changes.update(mixed_precision="no", full_fp16=False)
         if cfg.xformers:
             notes.append("xformers needs CUDA; PyTorch's SDPA attention is used instead.")
             changes["xformers"] = False
     return (cfg.model_copy(update=changes) if changes else cfg), notes
+
+
+def full_precision_checks(cfg: TrainConfig) -> None:
+    """full_fp16 / full_bf16 put the LoRA itself in the autocast dtype, so each needs its own
+    mixed_precision (sd-scripts asserts the same)."""
+    if cfg.full_fp16 and cfg.full_bf16:
+        raise ConfigError("full_fp16 and full_bf16 exclude each other: set one, with mixed_precision fp16 or bf16 "
+                          "to match.")
+    for flag, precision in (("full_fp16", "fp16"), ("full_bf16", "bf16")):
+        if getattr(cfg, flag) and cfg.mixed_precision != precision:
+            raise ConfigError(f"{flag} requires mixed_precision {precision} (it is '{cfg.mixed_precision}'): set "
+                              f"--mixed_precision {precision}, or turn {flag} off.")
 
 
 def face_training_checks(cfg: TrainConfig) -> None:

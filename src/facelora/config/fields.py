@@ -107,6 +107,13 @@ class TrainConfig(BaseModel):
     sdpa: bool = _f(False, "PyTorch's scaled-dot-product attention (Kohya's --sdpa); facelora uses it whenever "
                            "xformers is not used, so this only states the choice.")
 
+    # --- full half precision (issue 18: Kohya's full_fp16 / full_bf16) -------------------------
+    full_fp16: bool = _f(False, "The LoRA's own weights, gradients and optimizer state in fp16 too (needs "
+                                "mixed_precision fp16): less memory, less stable; the GradScaler still skips "
+                                "overflowing steps.")
+    full_bf16: bool = _f(False, "The LoRA's own weights, gradients and optimizer state in bf16 too (needs "
+                                "mixed_precision bf16, an RTX 30xx or newer): less memory, coarser updates.")
+
     # --- noise and loss ----------------------------------------------------------------------
     noise_offset: float = _f(0.0, "Adds offset noise so images can be darker or brighter; 0.05-0.1.", ge=0)
     min_snr_gamma: float | None = _f(None, "Min-SNR loss weighting; 5 is the paper's value.", gt=0)
@@ -203,6 +210,11 @@ class TrainConfig(BaseModel):
     @property
     def train_text_encoder(self) -> bool:
         return not self.network_train_unet_only
+
+    @property
+    def full_half(self) -> bool:
+        """full_fp16 or full_bf16: the LoRA itself in the autocast dtype."""
+        return self.full_fp16 or self.full_bf16
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         return parse_kv_args(self.optimizer_args)

@@ -41,7 +41,8 @@ _KOHYA_SECTIONS = {
         "output_dir", "output_name", "save_precision", "save_every_n_epochs", "save_every_n_steps",
         "save_last_n_epochs", "save_state", "train_batch_size", "max_train_steps", "max_train_epochs",
         "max_data_loader_n_workers", "seed", "gradient_checkpointing", "gradient_accumulation_steps",
-        "mixed_precision", "xformers", "sdpa", "torch_compile", "clip_skip", "noise_offset", "min_snr_gamma",
+        "mixed_precision", "full_fp16", "full_bf16", "xformers", "sdpa", "torch_compile", "clip_skip",
+        "noise_offset", "min_snr_gamma",
         "sample_every_n_epochs", "sample_prompts", "sample_sampler",
         "masked_loss", "prior_loss_weight", "validation_split", "validation_seed", "validate_every_n_steps",
         "validate_every_n_epochs", "max_validation_steps", "multires_noise_iterations",
@@ -55,7 +56,7 @@ _KOHYA_SECTIONS = {
 # buckets, so it counts only with enable_bucket.
 _HARMLESS = {
     "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
-    "mem_eff_attn", "full_fp16", "full_bf16", "save_model_as", "training_comment", "no_half_vae", "vae",
+    "mem_eff_attn", "save_model_as", "training_comment", "no_half_vae", "vae",
     "output_config", "config_file",
     "num_cpu_threads_per_process", "noise_offset_type", "models_dir", "config_dir", "state_dir", "vae_dir",
     "log_tracker_config_dir", "num_processes", "num_machines", "dynamo_backend", "dynamo_mode", "gpu_ids",

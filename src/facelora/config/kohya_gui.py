@@ -29,8 +29,9 @@ SD_SCRIPTS_DEFAULTS: dict[str, Any] = {
     "enable_bucket": False, "min_bucket_reso": 256, "max_bucket_reso": 1024, "bucket_reso_steps": 64,
     "cache_latents": False, "cache_latents_to_disk": False, "caption_extension": ".caption",
     "shuffle_caption": False, "keep_tokens": 0, "max_token_length": 75, "max_data_loader_n_workers": 8,
-    "mixed_precision": "no", "save_precision": "float", "gradient_checkpointing": False, "xformers": False,
-    "sdpa": False, "torch_compile": False, "clip_skip": 1, "noise_offset": 0.0, "min_snr_gamma": None,
+    "mixed_precision": "no", "full_fp16": False, "full_bf16": False, "save_precision": "float",
+    "gradient_checkpointing": False, "xformers": False, "sdpa": False, "torch_compile": False, "clip_skip": 1,
+    "noise_offset": 0.0, "min_snr_gamma": None,
     "save_every_n_epochs": None, "save_every_n_steps": None, "save_last_n_epochs": None, "save_state": False,
     "sample_every_n_epochs": None, "sample_prompts": None, "sample_sampler": "ddim",
 }

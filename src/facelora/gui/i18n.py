@@ -23,6 +23,8 @@ SEPARATOR = "  "  # between the plain words and the Kohya name in a label
 # Plain words for each Kohya name, as kohya_ss labels them ("Network Rank (Dimension)").
 PLAIN: dict[str, str] = {
     "sdpa": "SDPA attention",
+    "full_fp16": "Full fp16 training (experimental)",
+    "full_bf16": "Full bf16 training (experimental)",
     "caption_dropout_rate": "Caption dropout rate",
     "caption_dropout_every_n_epochs": "Drop captions every n epochs",
     "caption_tag_dropout_rate": "Tag dropout rate",

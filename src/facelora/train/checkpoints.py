@@ -52,7 +52,8 @@ def metadata(info: RunInfo, epoch: int, step: int, validation_loss: float | None
         batch_size_per_device=cfg.train_batch_size, total_batch_size=cfg.train_batch_size * plan.num_processes
         * cfg.gradient_accumulation_steps, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         gradient_checkpointing=cfg.gradient_checkpointing, lr_warmup_steps=cfg.warmup_steps(plan.total_steps),
-        mixed_precision=cfg.mixed_precision, max_grad_norm=cfg.max_grad_norm, noise_offset=cfg.noise_offset,
+        mixed_precision=cfg.mixed_precision, full_fp16=cfg.full_fp16, max_grad_norm=cfg.max_grad_norm,
+        noise_offset=cfg.noise_offset,
         min_snr_gamma=cfg.min_snr_gamma, cache_latents=cfg.cache_latents, enable_bucket=cfg.enable_bucket,
         min_bucket_reso=cfg.min_bucket_reso, max_bucket_reso=cfg.max_bucket_reso, keep_tokens=cfg.keep_tokens,
         shuffle_caption=cfg.shuffle_caption, max_token_length=cfg.max_token_length,

@@ -93,7 +93,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     resume: go on from the state saved with the run's last file (PROJECT/log/state/latest)."""
     cuda = torch.cuda.is_available()
     cfg, dataset, prompts, notes = checked(cfg, cuda)  # all of it before the model loads
-    accelerator = make_accelerator(cfg.mixed_precision, cpu=not cuda)
+    accelerator = make_accelerator(cfg.mixed_precision, cpu=not cuda, full_fp16=cfg.full_fp16)
     device, processes = accelerator.device, accelerator.num_processes
     data = TrainData(dataset, cfg)
     plan = plan_for(cfg, dataset, processes)  # what `facelora plan` shows
@@ -168,7 +168,8 @@ def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: lis
     the notes, and what a step will cost (time; on CUDA the card's memory, part by part)."""
     cfg, plan, accelerator = loop.cfg, loop.plan, loop.accelerator
     device, processes = accelerator.device, accelerator.num_processes
-    used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler)),
+    used = (("precision", precision.describe(cfg.mixed_precision, device, accelerator.scaler,
+                                                cfg.full_half)),
             ("attention", attention.in_use(model.unet)))
     reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
                    used)

@@ -29,33 +29,36 @@ from .ema import WeightsEMA
 from .loss import diffusion_loss, sample_noise, sample_timesteps, snr_table
 from .noise import perturbed, pyramid_noise
 from .weighting import debiased_weight
-from .precision import StepOutcome, cpu_fp16, finish_step, frozen_dtype
+from .precision import StepOutcome, finish_step, frozen_dtype, network_dtype, set_scaler
 from .state import LoopState
 
 
-def make_accelerator(mixed_precision: str, cpu: bool) -> Accelerator:
+def make_accelerator(mixed_precision: str, cpu: bool, full_fp16: bool = False) -> Accelerator:
     """accelerate keeps one AcceleratorState per process, fixed at the first Accelerator; a second
     run in the same process (`facelora run`, tests) with another precision needs it cleared. The
     process group (PartialState) stays. fp16 on the CPU gets CUDA's autocast and GradScaler
-    (train.precision.cpu_fp16), so tests run the GPU's path."""
+    (train.precision.set_scaler), so tests run the GPU's path; full_fp16 a scaler for fp16 gradients."""
     AcceleratorState._reset_state()
     GradientState._reset_state()
-    return cpu_fp16(Accelerator(mixed_precision=mixed_precision, cpu=cpu))
+    return set_scaler(Accelerator(mixed_precision=mixed_precision, cpu=cpu), full_fp16)
 
 
 def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[str]]:
-    """The base model frozen and on the device, the LoRA network (fp32) applied to it, started
-    from network_weights when set; attention (xformers or SDPA), gradient checkpointing, train
-    modes and torch.compile as cfg says. Returns the network and notes for the user."""
+    """The base model frozen and on the device, the LoRA network (fp32, or the autocast dtype with
+    full_fp16 / full_bf16) applied to it, started from network_weights when set; attention
+    (xformers or SDPA), gradient checkpointing, train modes and torch.compile as cfg says.
+    Returns the network and notes for the user."""
     notes: list[str] = []
     weight_dtype = frozen_dtype(cfg.mixed_precision, device)
     for part in (model.unet, model.text_encoder, model.vae):
         if part is not None:
             part.requires_grad_(False)
     for part in (model.unet, model.text_encoder):
-        part.to(device)
-        if weight_dtype != torch.float32:
-            part.to(weight_dtype)
+        if weight_dtype == torch.float32:
+            part.to(device)
+        else:  # cast as each tensor moves (Kohya's .to(device, dtype)): the card never holds all of it in
+            # fp32; torch's own .to, since diffusers' warns of fp32 modules at any cast, even with none
+            torch.nn.Module.to(part, device, weight_dtype)
     if model.vae is not None:
         model.vae.to(device)  # fp32: the VAE overflows more easily in half precision
     notes += set_attention(model.unet, cfg.xformers, device)
@@ -66,7 +69,7 @@ def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> t
     if cfg.network_weights:
         network.load_weights(cfg.network_weights)
         notes.append(f"Starting from the LoRA {cfg.network_weights}.")
-    network.to(device)
+    network.to(device, network_dtype(cfg.mixed_precision, cfg.full_half))
     if cfg.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()
         if cfg.train_text_encoder:
