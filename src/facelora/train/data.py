@@ -74,6 +74,14 @@ def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
     return mask.float() / 255.0
 
 
+def load_conditioning_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    """A mask image of conditioning_data_dir as the loss mask [H, W] in 0..1: its red channel
+    (grey is the same), as sd-scripts' apply_masked_loss reads conditioning images, fitted as the
+    photo's pixels are (the two are the same size)."""
+    red = fit(open_rgb(path).getchannel("R"), size)
+    return torch.frombuffer(bytearray(red.tobytes()), dtype=torch.uint8).view(red.height, red.width).float() / 255.0
+
+
 def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
     """alpha_mask on photos without an alpha channel weights every pixel 1 (as in Kohya): say so."""
     if not cfg.alpha_mask:
@@ -100,6 +108,7 @@ class TrainImage:
     repeats: int
     bucket: tuple[int, int]  # (width, height) it is trained at
     is_reg: bool = False  # a class image: its loss is weighted by prior_loss_weight
+    mask: Path | None = None  # its mask in conditioning_data_dir
 
 
 @dataclass
@@ -128,16 +137,22 @@ class TrainData:
             raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
                                  f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
-        self.images = [TrainImage(path, caption, repeats, buckets[path], reg)
+        masks = {p: m for s in self.dataset.subsets for p, m in s.masks.items()}
+        self.images = [TrainImage(path, caption, repeats, buckets[path], reg, masks.get(path))
                        for (path, caption, repeats), reg in zip(self.dataset.items(), self.dataset.is_reg())]
 
     @cached_property
     def masks(self) -> list[torch.Tensor] | None:
-        """Each image's loss mask, read once, when alpha_mask is set (as in Kohya, alpha_mask
-        weights the loss with or without masked_loss); None without."""
-        if not self.cfg.alpha_mask:
-            return None
-        return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+        """Each image's loss mask, read once: its alpha channel when alpha_mask is set (as in Kohya,
+        alpha_mask weights the loss with or without masked_loss), its conditioning_data_dir mask
+        with that (ones for an image without: validation_data_dir's photos, unmasked as in Kohya's
+        dataset for them); None without either."""
+        if self.cfg.alpha_mask:
+            return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+        if self.cfg.conditioning_data_dir and self.cfg.masked_loss:
+            return [load_conditioning_mask(im.mask, im.bucket) if im.mask else torch.ones(im.bucket[::-1])
+                    for im in self.images]
+        return None
 
     def batch(self, indices: list[int], captions: list[str], latents: list[torch.Tensor] | None) -> Batch:
         """One micro-batch of these images: cached latents or pixels, masks and loss weights."""
