@@ -132,3 +132,16 @@ def run(project, cfg):
     return train(project, cfg, console=Console(file=io.StringIO(), width=200))
 
 
+
+
+def test_the_exported_pair_imports_back(tmp_path):
+    from facelora.config import import_kohya
+
+    project, cfg = project_with_held_folder(tmp_path / "p", validation_split=0.25, output_name="ohwx")
+    dataset = tmp_path / "k-dataset.toml"
+    dataset.write_text(dataset_config_toml(cfg, project.root))
+    out = tmp_path / "k.toml"
+    out.write_text(export_kohya(cfg, project.root, dataset))
+    back, notes = import_kohya(out.read_text(), source=out)
+    assert back.validation_split == 0.25 and back.max_train_epochs == 2  # the held-out dataset's 1.0 is not the split
+    assert any("holds out" in n and "validation_data_dir" in n for n in notes)

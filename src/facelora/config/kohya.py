@@ -201,14 +201,21 @@ def _dataset_values(flat: dict[str, Any], path: Path, source: Path | None) -> tu
     out = dict(flat)
     for k, v in data.get("general", {}).items():
         out.setdefault(_DATASET_NAMES.get(k, k), v)
-    folders = []
+    folders, held = [], []
     for ds in data.get("datasets", []):
+        if ds.get("validation_split") == 1.0:  # Kohya's form of a folder of held-out photos
+            held += [str(sub.get("image_dir", "?")) for sub in ds.get("subsets", [])]
+            continue
         for k, v in ds.items():
             if k != "subsets":
                 out[_DATASET_NAMES.get(k, k)] = v
         for sub in ds.get("subsets", []):
-            folders.append(f"{sub.get('image_dir', '?')} ({sub.get('num_repeats', 1)} repeats)")
+            masks = f", masks in {sub['conditioning_data_dir']}" if "conditioning_data_dir" in sub else ""
+            folders.append(f"{sub.get('image_dir', '?')} ({sub.get('num_repeats', 1)} repeats{masks})")
     notes = [f"dataset_config {found.name} trains {', '.join(folders) or 'no folders'}; a facelora project "
              f"trains its image/<repeats>_<trigger> folder: put those photos there (facelora prepare) with "
-             f"the repeats in the folder's name."]
+             f"the repeats in the folder's name (and masks under conditioning_data_dir in a folder of that name)."]
+    if held:
+        notes.append(f"dataset_config {found.name} holds out {', '.join(held)} for the validation loss: set "
+                     f"validation_data_dir to a folder of such <repeats>_<trigger> folders.")
     return out, notes
