@@ -32,22 +32,27 @@ def run(project, cfg, resume=False):
     return train(project, cfg, resume=resume, console=Console(file=io.StringIO(), width=200))
 
 
+def interrupted_after(step_count: int, project, cfg, monkeypatch):
+    """The run stopped by Ctrl-C after `step_count` steps (it saves the LoRA, its EMA file and the state)."""
+    real_step = progress.Reporter.step
+
+    def step(self, n, *a, **kw):
+        real_step(self, n, *a, **kw)
+        if n == step_count:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(progress.Reporter, "step", step)
+        return run(project, cfg)
+
+
 def test_a_resumed_runs_ema_file_is_the_unbroken_runs(tmp_path, monkeypatch):
     unbroken_p, cfg = ema_project(tmp_path / "unbroken")
     unbroken = run(unbroken_p, cfg)
     assert unbroken.state.global_step == 8
 
     project, cfg = ema_project(tmp_path / "p")
-    real_step = progress.Reporter.step
-
-    def step(self, n, *a, **kw):
-        real_step(self, n, *a, **kw)
-        if n == 4:  # halfway: Ctrl-C saves the LoRA, its EMA file and the state
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(progress.Reporter, "step", step)
-        first = run(project, cfg)
+    first = interrupted_after(4, project, cfg, monkeypatch)  # halfway
     assert first.interrupted and first.state.global_step == 4
     folder, _ = latest_state(project.state_dir)
     saved = load_file(str(folder / "ema.safetensors"))
@@ -67,16 +72,7 @@ def test_a_resumed_runs_ema_file_is_the_unbroken_runs(tmp_path, monkeypatch):
 
 def test_resume_refuses_a_state_whose_ema_decay_differs(tmp_path, monkeypatch):
     project, cfg = ema_project(tmp_path / "p")
-    real_step = progress.Reporter.step
-
-    def step(self, n, *a, **kw):
-        real_step(self, n, *a, **kw)
-        if n == 1:
-            raise KeyboardInterrupt
-
-    with monkeypatch.context() as m:
-        m.setattr(progress.Reporter, "step", step)
-        run(project, cfg)
+    interrupted_after(1, project, cfg, monkeypatch)
     with pytest.raises(ResumeError, match=r"ema_decay 0\.7, this run asks for 0\.9.*--ema_decay 0\.7"):
         run(project, cfg.model_copy(update={"ema_decay": 0.9}), resume=True)
     with pytest.raises(ResumeError, match=r"ema_decay 0\.7, this run asks for None"):
