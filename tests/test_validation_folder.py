@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import tomllib
 
-import pytest
 import torch
 from PIL import Image
 from rich.console import Console
