@@ -261,7 +261,7 @@ class _Run:
         item.phash = str(quality.phash(out))
 
     def _write(self, out: Image.Image, item: PrepareItem, head_box=None) -> None:
-        """NNN.png in the concept folder (its head mask in it or beside it): the photo's number from the last run, else the next free one."""
+        """NNN.png in the concept folder (masks.HeadMasks puts its head mask): the photo's number from the last run, else the next free one."""
         number = self.numbers.get(item.sha256) or self._next_number()
         self.numbers[item.sha256] = number
         png = self.folder / f"{number:03d}.png"

@@ -69,17 +69,20 @@ def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
     """The image's alpha channel as the loss mask [H, W] in 0..1, fitted as its pixels are (ones
     where it has none), as Kohya's alpha_mask reads it; the VAE's input is the RGB alone
     (load_pixels), so alpha never reaches the latents."""
-    alpha = fit(open_rgb(path, alpha=True).getchannel("A"), size)
-    mask = torch.frombuffer(bytearray(alpha.tobytes()), dtype=torch.uint8).view(alpha.height, alpha.width)
-    return mask.float() / 255.0
+    return channel_weights(open_rgb(path, alpha=True).getchannel("A"), size)
 
 
 def load_conditioning_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
     """A mask image of conditioning_data_dir as the loss mask [H, W] in 0..1: its red channel
     (grey is the same), as sd-scripts' apply_masked_loss reads conditioning images, fitted as the
     photo's pixels are (the two are the same size)."""
-    red = fit(open_rgb(path).getchannel("R"), size)
-    return torch.frombuffer(bytearray(red.tobytes()), dtype=torch.uint8).view(red.height, red.width).float() / 255.0
+    return channel_weights(open_rgb(path).getchannel("R"), size)
+
+
+def channel_weights(channel: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """One 8-bit channel fitted to `size` as [H, W] weights in 0..1."""
+    fitted = fit(channel, size)
+    return torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(fitted.height, fitted.width).float() / 255.0
 
 
 def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
