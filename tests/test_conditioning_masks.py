@@ -106,6 +106,11 @@ def test_missing_extra_and_wrongly_sized_masks_are_refused_as_kohya_refuses_them
         scan_for(cfg)
     with pytest.raises(DatasetError, match="does not exist"):
         scan_for(apply(cfg, {"conditioning_data_dir": str(tmp_path / "nowhere")}))
+    Image.new("L", (64, 64)).save(folder / "1.png")
+    scan_for(cfg)
+    (cond.concept_dir()[0] / "1.txt").unlink()  # no folder words to fall back to in Kohya's conditioning dataset
+    with pytest.raises(DatasetError, match=r"needs its caption file.*1\.png"):
+        scan_for(cfg)
 
 
 @pytest.mark.parametrize("updates, words", [

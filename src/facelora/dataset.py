@@ -304,6 +304,9 @@ def with_masks(dataset: Dataset, conditioning_data_dir: str | Path) -> Dataset:
 
 
 def pair_masks(subset: Subset, folder: Path) -> dict[Path, Path]:
+    if subset.missing_captions:  # Kohya's conditioning subsets have no folder words to fall back to
+        raise DatasetError(f"With masks from conditioning_data_dir every photo needs its caption file, as in Kohya "
+                           f"(which trains them with an empty caption): {file_list(subset.missing_captions)}.")
     masks = list_images(folder) if folder.is_dir() else []
     by_stem: dict[str, list[Path]] = {}
     for m in masks:
