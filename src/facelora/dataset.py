@@ -1,7 +1,8 @@
 """The training folder as Kohya reads it: `train_data_dir` holds `<repeats>_<trigger>` folders
-of images with same-stem captions. This module finds the images and captions and says clearly
-what is wrong with a folder, and puts each image in its aspect-ratio bucket (the size it trains
-at), so the plan and the trainer batch the same buckets; it knows nothing of tensors.
+of images with same-stem captions. This module finds the images, captions and loss masks of
+conditioning_data_dir, says clearly what is wrong with a folder, holds photos out for the
+validation loss, adds the class images, and puts each image in its aspect-ratio bucket (buckets.py);
+it knows nothing of tensors.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PIL import Image, UnidentifiedImageError
-
-from .errors import FaceloraError
+from .buckets import Bucketing, TrainDataError, bucket_resolutions, image_size, select_bucket  # noqa: F401
 from .project import Concept, ProjectError
 
 if TYPE_CHECKING:
@@ -25,71 +24,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 class DatasetError(ProjectError):
     """A training folder Kohya's trainer would also reject (or silently misread)."""
-
-
-class TrainDataError(FaceloraError):
-    """An image that cannot be trained on; the message names it."""
-
-
-# --- aspect-ratio buckets ----------------------------------------------------------------------
-
-
-def bucket_resolutions(max_reso: tuple[int, int], min_size: int, max_size: int, divisible: int) -> list[tuple[int, int]]:
-    """Kohya's bucket list: every (w, h) with sides in [min_size, max_size], multiples of
-    `divisible`, and area at most the training resolution's, plus the square."""
-    max_area = max_reso[0] * max_reso[1]
-    side = int(math.sqrt(max_area) // divisible) * divisible
-    resos = {(side, side)}
-    width = min_size
-    while width <= max_size:
-        height = min(max_size, int((max_area // width) // divisible) * divisible)
-        if height >= min_size:
-            resos.add((width, height))
-            resos.add((height, width))
-        width += divisible
-    return sorted(resos)
-
-
-def select_bucket(size: tuple[int, int], resos: list[tuple[int, int]]) -> tuple[int, int]:
-    """The bucket whose aspect ratio is nearest the image's (Kohya's select_bucket)."""
-    ratio = size[0] / size[1]
-    return min(resos, key=lambda r: abs(r[0] / r[1] - ratio))
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) after EXIF orientation, read from the header only."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated by 90 degrees
-                w, h = h, w
-            return w, h
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
-
-
-@dataclass(frozen=True)
-class Bucketing:
-    """The sizes images train at: Kohya's aspect-ratio buckets (enable_bucket), or every image
-    at the training resolution."""
-
-    resolution: tuple[int, int]
-    enable_bucket: bool = False
-    min_bucket_reso: int = 256
-    max_bucket_reso: int = 1024
-    bucket_reso_steps: int = 64
-
-    @classmethod
-    def of(cls, cfg: "TrainConfig") -> "Bucketing":
-        return cls(cfg.resolution_wh, cfg.enable_bucket, cfg.min_bucket_reso, cfg.max_bucket_reso,
-                   cfg.bucket_reso_steps)
-
-    def assign(self, images: list[Path]) -> dict[Path, tuple[int, int]]:
-        """image -> the (width, height) it trains at."""
-        if not self.enable_bucket:
-            return {p: self.resolution for p in images}
-        resos = bucket_resolutions(self.resolution, self.min_bucket_reso, self.max_bucket_reso, self.bucket_reso_steps)
-        return {p: select_bucket(image_size(p), resos) for p in images}
 
 
 @dataclass
@@ -103,6 +37,7 @@ class Subset:
     buckets: dict[Path, tuple[int, int]] = field(default_factory=dict)  # image -> the size it trains at
     is_reg: bool = False  # class (regularisation) images, from reg_data_dir
     image_repeats: dict[Path, int] = field(default_factory=dict)  # class images: Kohya's cycled repeats
+    masks: dict[Path, Path] = field(default_factory=dict)  # image -> its mask in conditioning_data_dir
 
     @property
     def repeats(self) -> int:
@@ -214,11 +149,16 @@ def read_caption(image: Path, caption_extension: str) -> tuple[str | None, bool]
 
 
 def scan_for(cfg: "TrainConfig") -> Dataset:
-    """The training folder of `cfg` (with its class images from reg_data_dir, and the photos
-    validation_split holds out), its images in the buckets `cfg` trains them in."""
+    """The training folder of `cfg` (with its masks from conditioning_data_dir, its class images
+    from reg_data_dir, the photos validation_split holds out and those of validation_data_dir), its
+    images in the buckets `cfg` trains them in."""
     dataset = scan(cfg.train_data_dir, cfg.caption_extension)
+    if cfg.conditioning_data_dir:
+        dataset = with_masks(dataset, cfg.conditioning_data_dir)
     if cfg.validation_split:
         dataset = hold_out(dataset, cfg.validation_split, cfg.seed if cfg.validation_seed is None else cfg.validation_seed)
+    if cfg.validation_data_dir:
+        dataset = with_validation_folder(dataset, scan(cfg.validation_data_dir, cfg.caption_extension))
     if cfg.reg_data_dir:
         dataset = with_class_images(dataset, scan(cfg.reg_data_dir, cfg.caption_extension).subsets)
     return dataset.bucketed(Bucketing.of(cfg))
@@ -337,6 +277,55 @@ def hold_out(dataset: Dataset, split: float, seed: int) -> Dataset:
             held.append(replace(s, images=sorted(out), captions={p: s.captions[p] for p in out},
                                 concept=replace(s.concept, repeats=1)))
     return replace(dataset, subsets=train, validation=held, bucketing=None)
+
+
+def with_validation_folder(dataset: Dataset, held: Dataset) -> Dataset:
+    """validation_data_dir's photos held out beside any validation_split holds out, each seen once
+    per validation (Kohya's validation datasets take num_repeats 1)."""
+    return replace(dataset, validation=dataset.validation + [replace(s, concept=replace(s.concept, repeats=1))
+                                                             for s in held.subsets], bucketing=None)
+
+
+# --- loss masks from a conditioning folder ------------------------------------------------------
+
+
+def with_masks(dataset: Dataset, conditioning_data_dir: str | Path) -> Dataset:
+    """Each of the person's photos paired with its mask, found as sd-scripts' ControlNetDataset
+    (which --masked_loss uses for subsets with conditioning_data_dir) finds it: the image of the
+    photo's file stem in the subset's conditioning folder, of the photo's size. A photo without
+    one, or a mask without a photo, is an error, as sd-scripts asserts. Each <repeats>_<trigger>
+    folder's conditioning folder is the folder of the same name in conditioning_data_dir (what the
+    Kohya export names per subset)."""
+    root = Path(conditioning_data_dir)
+    if not root.is_dir():
+        raise DatasetError(f"conditioning_data_dir '{root}' does not exist. Write the head masks there with "
+                           f"'facelora prepare PHOTOS PROJECT --head-mask --mask-dir {root.name}', or unset it.")
+    return replace(dataset, subsets=[replace(s, masks=pair_masks(s, root / s.folder.name)) for s in dataset.subsets])
+
+
+def pair_masks(subset: Subset, folder: Path) -> dict[Path, Path]:
+    if subset.missing_captions:  # Kohya's conditioning subsets have no folder words to fall back to
+        raise DatasetError(f"With masks from conditioning_data_dir every photo needs its caption file, as in Kohya "
+                           f"(which trains them with an empty caption): {file_list(subset.missing_captions)}.")
+    masks = list_images(folder) if folder.is_dir() else []
+    by_stem: dict[str, list[Path]] = {}
+    for m in masks:
+        by_stem.setdefault(m.stem, []).append(m)
+    where = f"the conditioning folder '{folder}' (the masks of '{subset.folder.name}', each named as its photo)"
+    if twice := [p for ps in by_stem.values() if len(ps) > 1 for p in ps]:
+        raise DatasetError(f"{where} holds more than one mask for a photo: {file_list(twice)}. Keep one each.")
+    if missing := [p for p in subset.images if p.stem not in by_stem]:
+        raise DatasetError(f"{len(missing)} photo(s) have no mask in {where}: {file_list(missing)}. Add them "
+                           f"(prepare --head-mask --mask-dir writes them): Kohya's masked_loss needs one each.")
+    stems = {p.stem for p in subset.images}
+    if extra := [m for m in masks if m.stem not in stems]:
+        raise DatasetError(f"{where} holds {len(extra)} mask(s) of no photo (Kohya refuses extra conditioning "
+                           f"images): {file_list(extra)}. Remove them.")
+    pairs = {p: by_stem[p.stem][0] for p in subset.images}
+    if other := [m for p, m in pairs.items() if image_size(m) != image_size(p)]:
+        raise DatasetError(f"{len(other)} mask(s) in {where} are not the size of their photo (Kohya needs the same "
+                           f"size): {file_list(other)}.")
+    return pairs
 
 
 def file_list(paths: list[Path]) -> str:

@@ -75,6 +75,7 @@ class Plan:
     reg_images: int = 0  # class images found in reg_data_dir
     reg_samples: int = 0  # class images x the repeats Kohya cycles them to, per epoch
     validation_images: int = 0  # photos held out for the validation loss
+    validation_photos: list[str] = field(default_factory=list)  # which: "<folder>/<file>" each
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -138,6 +139,7 @@ def with_held_and_class_images(plan: Plan, dataset: Dataset | None) -> Plan:
     if dataset is None:
         return plan
     plan.validation_images = sum(len(s.images) for s in dataset.validation)
+    plan.validation_photos = [f"{s.folder.name}/{p.name}" for s in dataset.validation for p in s.images]
     reg = dataset.reg_subsets
     if reg:
         plan.reg_images = sum(len(s.images) for s in reg)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import FaceloraError
-from .config import PROJECT_FOLDERS, ProjectSettings, TrainConfig, load_settings, save_settings
+from .config import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, ProjectSettings, TrainConfig, load_settings, save_settings
 from .filenames import (EMA_TAIL, FINAL_ORDER, LORA_SUFFIX, SAMPLE_DIR, LoraKind, LoraName, ema_filename,  # noqa: F401
                         interrupted_filename, lora_filename, parse_lora_filename, sample_filename, samples_dir,
                         tensorboard_run_name)
@@ -245,8 +245,9 @@ class Project:
         cfg = s.train
         updates = {k: str(self.folder(getattr(cfg, k), k)) for k in PROJECT_FOLDERS}
         updates["output_name"] = check_output_name(cfg.output_name or s.trigger)
-        if cfg.reg_data_dir:  # class images: inside the project unless given as an absolute path
-            updates["reg_data_dir"] = str(self.root / cfg.reg_data_dir)
+        for k in OPTIONAL_PROJECT_FOLDERS:  # class images, masks, held-out photos: inside the project unless absolute
+            if getattr(cfg, k):
+                updates[k] = str(self.root / getattr(cfg, k))
         return cfg.model_copy(update=updates)
 
     def earlier_run_files(self, output_dir: str | Path, output_name: str) -> list[Path]:

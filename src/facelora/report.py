@@ -118,8 +118,9 @@ def write_report(project: Project, plan: dict[str, Any] | None, commands: list[s
     parts.append("<h2>Plan</h2>")
     if plan:
         keys = ("images", "repeats", "epochs", "batch_size", "steps_per_epoch", "total_steps", "reg_images",
-                "validation_images")
-        parts.append(_table([(k.replace("_", " "), plan[k]) for k in keys if k in plan]))
+                "validation_images", "validation_photos")
+        parts.append(_table([(k.replace("_", " "), ", ".join(plan[k]) if isinstance(plan[k], list) else plan[k])
+                             for k in keys if k in plan]))
 
     parts.append("<h2>Training</h2>")
     end = next((e for e in reversed(events) if isinstance(e, (ev.End, ev.Error))), None)

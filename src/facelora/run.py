@@ -98,12 +98,15 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
 
     # 2. prepare
     say(f"Preparing the photos in {opts.photos} ...")
-    head_mask = project.settings().train.alpha_mask  # training reads masks (--preset face): prepare writes them
-    report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution, head_mask=head_mask))
+    train_cfg = project.settings().train  # training reads masks (--preset face): prepare writes them
+    mask_dir = train_cfg.conditioning_data_dir  # in Kohya's conditioning folder, else as the alpha channel
+    head_mask = train_cfg.alpha_mask or bool(mask_dir)
+    report = prepare(opts.photos, project, PrepareOptions(resolution=opts.resolution, head_mask=head_mask,
+                                                          mask_dir=mask_dir))
     say(f"Prepared: {len(report.accepted)} accepted, {len(report.rejected)} rejected "
         f"(reasons in {project.prepare_report.name}, crops in {project.contact_sheet})")
     commands.append(f"facelora prepare {_q(opts.photos)} {_q(project.root)} --resolution {opts.resolution}"
-                    + (" --head-mask" if head_mask else ""))
+                    + (" --head-mask" if head_mask else "") + (f" --mask-dir {_q(mask_dir)}" if mask_dir else ""))
     if "resolution" in opts.overrides:  # a training resolution asked for apart from the crops' size
         settings = project.settings()
         settings.train = cfgmod.apply(settings.train, {"resolution": opts.overrides["resolution"]})

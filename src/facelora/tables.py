@@ -21,7 +21,8 @@ def plan_table(plan: Plan, title: str = "Training plan", extra: tuple[tuple[str,
     if plan.gradient_accumulation_steps > 1:
         rows.append(("gradient accumulation", plan.gradient_accumulation_steps))
     if plan.validation_images:
-        rows.append(("held out for validation", plan.validation_images))
+        shown = ", ".join(plan.validation_photos[:8]) + (" ..." if len(plan.validation_photos) > 8 else "")
+        rows.append(("held out for validation", f"{plan.validation_images}: {shown}"))
     if plan.reg_images:
         rows.append(("class images (reg)", f"{plan.reg_images}, cycled to {plan.reg_samples} per epoch "
                                            f"= the images x repeats (Kohya)"))

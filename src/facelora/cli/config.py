@@ -25,8 +25,15 @@ def config_export(
     """Write the project's parameters as a Kohya (sd-scripts) training TOML."""
     from ..fileio import atomic_write_text
 
+    from ..config.kohya_dataset import dataset_config_toml, needs_dataset_config
+
     p = Project.open(project)
-    atomic_write_text(out, cfgmod.export_kohya(p.train_config(), p.root))
+    cfg = p.train_config()
+    dataset = out.with_name(f"{out.stem}-dataset.toml")
+    if needs_dataset_config(cfg):  # masks from a conditioning folder, a validation folder: Kohya's dataset config
+        atomic_write_text(dataset, dataset_config_toml(cfg, p.root))
+        console.print(f"Wrote {dataset}: the folders, as sd-scripts' --dataset_config reads them")
+    atomic_write_text(out, cfgmod.export_kohya(cfg, p.root, dataset))
     console.print(f"Wrote {out}: run it with  accelerate launch train_network.py --config_file \"{out}\"")
 
 

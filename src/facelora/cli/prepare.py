@@ -46,6 +46,7 @@ def prepare(
     outlier_threshold: Annotated[float, typer.Option("--outlier-threshold", help=_about("outlier_threshold"))] = _prepared("outlier_threshold"),
     head_mask: Annotated[bool, typer.Option("--head-mask", help=_about("head_mask"))] = False,
     unmasked_weight: Annotated[float, typer.Option("--unmasked-weight", help=_about("unmasked_weight"))] = _prepared("unmasked_weight"),
+    mask_dir: Annotated[Optional[str], typer.Option("--mask-dir", help=_about("mask_dir"))] = None,
 ) -> None:
     """Turn a folder of photos into the training set: find the face in each photo, cut a square
     around it, upscale it to the training resolution, caption it, and audit the set (blur,
@@ -65,6 +66,7 @@ def prepare(
             general_threshold=general_threshold, character_threshold=character_threshold,
             keep_identity_tags=keep_identity_tags, overwrite_captions=overwrite_captions,
             outlier_threshold=outlier_threshold, head_mask=head_mask, unmasked_weight=unmasked_weight,
+            mask_dir=mask_dir,
         )
     except ValidationError as e:
         raise pipeline.PrepareError(f"Invalid option: {invalid(e)}") from None

@@ -11,14 +11,14 @@
 
 from ..errors import ConfigError
 from .checks import PRESETS, check, preset
-from .fields import PROJECT_FOLDERS, TrainConfig, config_fields
+from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig, config_fields
 from .kohya import export_kohya, face_differences, import_kohya
 from .overrides import apply, parse_overrides
 from .settings import ProjectSettings, load_settings, save_settings
 from .values import parse_kv_args
 
 __all__ = [
-    "PRESETS", "PROJECT_FOLDERS", "ConfigError", "ProjectSettings", "TrainConfig", "apply", "check",
+    "OPTIONAL_PROJECT_FOLDERS", "PRESETS", "PROJECT_FOLDERS", "ConfigError", "ProjectSettings", "TrainConfig", "apply", "check",
     "config_fields", "export_kohya", "face_differences", "import_kohya", "load_settings", "parse_kv_args", "parse_overrides",
     "preset", "save_settings",
 ]

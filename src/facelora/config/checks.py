@@ -100,16 +100,36 @@ def full_precision_checks(cfg: TrainConfig) -> None:
 
 def face_training_checks(cfg: TrainConfig) -> None:
     """Masked loss, validation and class images: what cannot work, said before the model loads."""
-    if cfg.masked_loss and not cfg.alpha_mask:
-        raise ConfigError("masked_loss reads each image's mask from its alpha channel here: set alpha_mask too "
-                          "(prepare writes RGBA PNGs with a head mask); facelora has no conditioning-image masks.")
+    mask_checks(cfg)
     if cfg.prior_loss_weight != 1.0 and not cfg.reg_data_dir:
         raise ConfigError(f"prior_loss_weight {cfg.prior_loss_weight:g} weights class images, but reg_data_dir is "
                           f"not set: run 'facelora reg generate PROJECT' and set reg_data_dir = \"reg\".")
     if (cfg.validate_every_n_steps or cfg.validate_every_n_epochs or cfg.max_validation_steps) \
-            and not cfg.validation_split:
+            and not (cfg.validation_split or cfg.validation_data_dir):
         raise ConfigError("validate_every_n_steps/epochs and max_validation_steps need validation_split "
-                          "(the fraction of the photos held out, e.g. 0.1).")
+                          "(the fraction of the photos held out, e.g. 0.1) or validation_data_dir (a folder of them).")
+
+
+def mask_checks(cfg: TrainConfig) -> None:
+    """masked_loss reads masks from the alpha channel or from conditioning_data_dir, as Kohya's:
+    one of them, and what Kohya's conditioning (ControlNet) dataset cannot train, refused."""
+    if cfg.masked_loss and not (cfg.alpha_mask or cfg.conditioning_data_dir):
+        raise ConfigError("masked_loss needs masks: set alpha_mask (prepare --head-mask writes them as the PNGs' alpha "
+                          "channel) or conditioning_data_dir (prepare --head-mask --mask-dir mask writes them there).")
+    if not cfg.conditioning_data_dir:
+        return
+    if not cfg.masked_loss:
+        raise ConfigError("conditioning_data_dir holds loss masks, which only masked_loss reads (as in Kohya): set "
+                          "masked_loss too, or unset conditioning_data_dir.")
+    if cfg.alpha_mask:
+        raise ConfigError("alpha_mask and conditioning_data_dir both give the masks; Kohya's conditioning dataset "
+                          "ignores the alpha channel: keep one of them.")
+    if cfg.reg_data_dir:
+        raise ConfigError("Kohya's masks from conditioning_data_dir come with a dataset that holds no class images "
+                          "(reg_data_dir): use alpha masks for masked loss with class images (prepare --head-mask).")
+    if cfg.validation_split:
+        raise ConfigError("Kohya's conditioning dataset refuses validation_split (its held-out photos' masks count as "
+                          "extra conditioning images): hold photos out in validation_data_dir instead, or use alpha masks.")
 
 
 # --- presets from the tutorial ---------------------------------------------------------------

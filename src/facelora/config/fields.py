@@ -22,7 +22,7 @@ def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
 # The folders a project's TrainConfig names relative to the project (facelora.toml keeps them so).
 PROJECT_FOLDERS = ("train_data_dir", "output_dir", "logging_dir")
 # Project folders that may be unset (None: not used).
-OPTIONAL_PROJECT_FOLDERS = ("reg_data_dir",)
+OPTIONAL_PROJECT_FOLDERS = ("reg_data_dir", "conditioning_data_dir", "validation_data_dir")
 Precision = Literal["no", "fp16", "bf16"]
 
 
@@ -128,6 +128,14 @@ class TrainConfig(BaseModel):
     validate_every_n_steps: int | None = _f(None, "Also compute the validation loss every n steps.", ge=1)
     validate_every_n_epochs: int | None = _f(None, "Validation loss every n epochs; empty = every epoch.", ge=1)
     max_validation_steps: int | None = _f(None, "At most this many validation batches; empty = all held-out photos.", ge=1)
+
+    # --- facedata (issue 16): masks from a conditioning folder, a named folder of held-out photos ----
+    conditioning_data_dir: str | None = _f(
+        None, "Folder of loss masks for masked_loss (Kohya's conditioning_data_dir): in it a folder named as each "
+              "<repeats>_<trigger> folder, with a mask of each photo's name; its red channel (or grey) is the weight.")
+    validation_data_dir: str | None = _f(
+        None, "Folder of <repeats>_<trigger> folders of held-out photos, only for the validation loss (Kohya: a "
+              "dataset with validation_split 1.0).")
 
     # --- objective options (lyco): Kohya's names and meanings; ema_decay as OneTrainer's --------
     caption_dropout_rate: float = _f(0.0, "Train this share of captions empty (0-1), so the LoRA also works "

@@ -14,6 +14,7 @@ import tomli_w
 from ..errors import ConfigError, FaceloraError
 from ..networks import network_module
 from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
+from .kohya_dataset import DATASET_CONFIG_FILE, needs_dataset_config
 from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
 from .overrides import LIST_FIELDS, apply
 from .values import parse_kv_args
@@ -32,7 +33,7 @@ _KOHYA_SECTIONS = {
         "lr_scheduler_num_cycles", "lr_scheduler_power", "lr_warmup_steps",
     ],
     "dataset_arguments": [
-        "train_data_dir", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
+        "train_data_dir", "dataset_config", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
         "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
         "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir", "caption_dropout_rate",
         "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
@@ -70,8 +71,10 @@ _SDXL_ONLY = {"learning_rate_te1", "learning_rate_te2"}
 _DATASET_NAMES = {"batch_size": "train_batch_size"}
 
 
-def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
-    """A TOML that sd-scripts' `train_network.py --config_file` runs as it is."""
+def export_kohya(cfg: TrainConfig, project_root: Path, dataset_config: Path | None = None) -> str:
+    """A TOML that sd-scripts' `train_network.py --config_file` runs as it is. With masks from
+    conditioning_data_dir or a validation_data_dir it names the dataset config (kohya_dataset.py's,
+    at `dataset_config`, else kohya-dataset.toml in the project) in place of the folders."""
     data = cfg.model_dump()
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
@@ -87,6 +90,9 @@ def export_kohya(cfg: TrainConfig, project_root: Path) -> str:
         data["lr_warmup_steps"] = cfg.warmup_steps(data["max_train_steps"])
     else:
         data["lr_warmup_steps"] = int(cfg.lr_warmup_steps)
+    if needs_dataset_config(cfg):  # sd-scripts reads the folders from it (and would ignore these)
+        data.update(train_data_dir=None, reg_data_dir=None,
+                    dataset_config=str(Path(dataset_config or Path(project_root) / DATASET_CONFIG_FILE).resolve()))
     out: dict[str, dict[str, Any]] = {}
     for section, keys in _KOHYA_SECTIONS.items():
         out[section] = {k: data[k] for k in keys if data.get(k) not in (None, [])}
@@ -245,14 +251,21 @@ def _dataset_values(flat: dict[str, Any], path: Path, source: Path | None) -> tu
     out = dict(flat)
     for k, v in data.get("general", {}).items():
         out.setdefault(_DATASET_NAMES.get(k, k), v)
-    folders = []
+    folders, held = [], []
     for ds in data.get("datasets", []):
+        if ds.get("validation_split") == 1.0:  # Kohya's form of a folder of held-out photos
+            held += [str(sub.get("image_dir", "?")) for sub in ds.get("subsets", [])]
+            continue
         for k, v in ds.items():
             if k != "subsets":
                 out[_DATASET_NAMES.get(k, k)] = v
         for sub in ds.get("subsets", []):
-            folders.append(f"{sub.get('image_dir', '?')} ({sub.get('num_repeats', 1)} repeats)")
+            masks = f", masks in {sub['conditioning_data_dir']}" if "conditioning_data_dir" in sub else ""
+            folders.append(f"{sub.get('image_dir', '?')} ({sub.get('num_repeats', 1)} repeats{masks})")
     notes = [f"dataset_config {found.name} trains {', '.join(folders) or 'no folders'}; a facelora project "
              f"trains its image/<repeats>_<trigger> folder: put those photos there (facelora prepare) with "
-             f"the repeats in the folder's name."]
+             f"the repeats in the folder's name (and masks under conditioning_data_dir in a folder of that name)."]
+    if held:
+        notes.append(f"dataset_config {found.name} holds out {', '.join(held)} for the validation loss: set "
+                     f"validation_data_dir to a folder of such <repeats>_<trigger> folders.")
     return out, notes

@@ -64,6 +64,7 @@ PLAIN: dict[str, str] = {
     "prior_loss_weight": "Prior loss weight", "validation_split": "Validation split", "validation_seed": "Validation seed",
     "validate_every_n_epochs": "Validate every N epochs", "validate_every_n_steps": "Validate every N steps",
     "max_validation_steps": "Max validation steps", "unmasked_weight": "Unmasked weight", "head_mask": "Head mask",
+    "conditioning_data_dir": "Mask folder", "validation_data_dir": "Validation folder", "mask_dir": "Mask folder",
     # prepare's options
     "framing": "Framing", "level": "Level the eyes", "upscaler": "Upscaler", "captioner": "Captioner", "tags": "Extra tags", "face_ratio": "Face ratio",
     "face_offset": "Face offset", "allow_multiple": "Allow several faces", "second_face_ratio": "Second face ratio",

@@ -235,4 +235,16 @@ ZH_CN_PARAMS: dict[str, str] = {
     "Weight the loss per pixel by a mask (Kohya's masked_loss); prepare writes a head mask.": "按遮罩逐像素加权损失（Kohya 的 masked_loss）；准备步骤会写入头部遮罩。",
     "head mask: the loss weight of the background": "头部遮罩：背景的损失权重",
     "write a head mask as each PNG's alpha channel, for training with masked_loss + alpha_mask": "把头部遮罩写入每个 PNG 的 alpha 通道，用于 masked_loss + alpha_mask 训练",
+    "Mask folder": "遮罩文件夹",
+    "Validation folder": "验证文件夹",
+    "Folder of loss masks for masked_loss (Kohya's conditioning_data_dir): in it a folder named as each "
+    "<repeats>_<trigger> folder, with a mask of each photo's name; its red channel (or grey) is the weight.":
+        "masked_loss 的损失遮罩文件夹（Kohya 的 conditioning_data_dir）：其中每个 <repeats>_<trigger> 文件夹对应一个同名文件夹，"
+        "内含与每张照片同名的遮罩；其红色通道（或灰度）即权重。",
+    "Folder of <repeats>_<trigger> folders of held-out photos, only for the validation loss (Kohya: a "
+    "dataset with validation_split 1.0).":
+        "存放留出照片的 <repeats>_<trigger> 文件夹的文件夹，只用于验证损失（Kohya：validation_split 为 1.0 的数据集）。",
+    "head mask: write it as a grey PNG of the photo's name under this project folder (Kohya's conditioning_data_dir), "
+    "not as the alpha channel":
+        "头部遮罩：写成与照片同名的灰度 PNG，放在项目的这个文件夹下（Kohya 的 conditioning_data_dir），而不是 alpha 通道",
 }

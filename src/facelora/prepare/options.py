@@ -44,5 +44,6 @@ class PrepareOptions(BaseModel):
     drift_threshold: float = Field(DRIFT_WARNING, ge=0.0, description="warn when upscaling moved the face's identity vector further than this")
     duplicate_bits: int = Field(DUPLICATE_BITS, ge=0, le=64, description="photos whose perceptual hashes differ in at most this many bits are near-duplicates")
     head_mask: bool = Field(False, description="write a head mask as each PNG's alpha channel, for training with masked_loss + alpha_mask")
+    mask_dir: str | None = Field(None, description="head mask: write it as a grey PNG of the photo's name under this project folder (Kohya's conditioning_data_dir), not as the alpha channel")
     unmasked_weight: float = Field(UNMASKED_WEIGHT, ge=0.0, le=1.0, description="head mask: the loss weight of the background")
     outlier_threshold: float = Field(OUTLIER_DISTANCE, gt=0.0, description="flag a photo whose face is further than this from the others (maybe somebody else)")

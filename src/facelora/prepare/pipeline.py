@@ -132,7 +132,7 @@ class _Run:
                  options: PrepareOptions, upscaler, tagger):
         self.project, self.folder = project, folder
         self.trigger, self.class_word = trigger, class_word
-        self.options, self.upscaler, self.tagger = options, upscaler, tagger
+        self.options, self.upscaler, self.tagger, self.masks = options, upscaler, tagger, masks.HeadMasks(project.root, folder, options)
         self.settings_key = _settings_key(options, trigger, class_word)
         previous = load_report(project)
         self.previous: dict[str, PrepareItem] = {}
@@ -173,7 +173,7 @@ class _Run:
             item.key = None  # not remembered: the next run tries again
         if item.reason:  # rejected, perhaps after its crop was written: no crop of it may stay
             if item.output:
-                (self.project.root / item.output).unlink(missing_ok=True)
+                self.masks.remove(self.project.root / item.output)
             item.status, item.number, item.output, item.caption_file = "rejected", None, None, None
             self._withdraw(sha)
         return item
@@ -195,7 +195,7 @@ class _Run:
         out, item.upscaler = self.upscaler(framed.cut(photo), o.resolution)
         self._measure(rgb, face, framed, out, item)
         head_box = faces.Head(head.moved(framed.matrix).points * item.scale).head_box()  # in the output's pixels
-        self._write(masks.with_head_mask(out, head_box, o.unmasked_weight) if o.head_mask else out, item)
+        self._write(out, item, head_box)
         self._caption(path, lambda: out, item)
 
     def _subject(self, rgb: np.ndarray, item: PrepareItem) -> tuple[faces.Face, list[faces.Face]]:
@@ -260,13 +260,13 @@ class _Run:
             item.warnings.append(f"blurry face (sharpness {item.blur:.0f}, below {o.blur_threshold:.0f})")
         item.phash = str(quality.phash(out))
 
-    def _write(self, out: Image.Image, item: PrepareItem) -> None:
-        """NNN.png in the concept folder: the photo's number from the last run, else the next free one."""
+    def _write(self, out: Image.Image, item: PrepareItem, head_box=None) -> None:
+        """NNN.png in the concept folder (masks.HeadMasks puts its head mask): the photo's number from the last run, else the next free one."""
         number = self.numbers.get(item.sha256) or self._next_number()
         self.numbers[item.sha256] = number
         png = self.folder / f"{number:03d}.png"
         buf = io.BytesIO()
-        out.save(buf, "PNG", compress_level=1)  # level 6 takes 4x as long for 10% less disk
+        self.masks.photo(out, head_box, png).save(buf, "PNG", compress_level=1)  # level 6 takes 4x as long for 10% less disk
         atomic_write_bytes(png, buf.getvalue())
         item.status, item.number, item.output = "accepted", number, _rel(self.project, png)
         self.thumbs[item.source] = contact_sheet.thumb(out)
@@ -300,8 +300,8 @@ class _Run:
         if item.status == "rejected":
             return item
         png = self.folder / f"{item.number:03d}.png"
-        if not png.is_file():
-            return None  # the output was deleted or the folder renamed: make it again
+        if not png.is_file() or self.masks.missing(png):
+            return None  # the output (or its mask) was deleted or the folder renamed: make it again
         item.output = _rel(self.project, png)
         self._caption(Path(source), lambda: _open_rgb(png), item)
         return item
@@ -313,7 +313,7 @@ class _Run:
         number = self.numbers.pop(sha, None)
         if prev is None or prev.status != "accepted" or number is None:
             return
-        (self.folder / f"{number:03d}.png").unlink(missing_ok=True)
+        self.masks.remove(self.folder / f"{number:03d}.png")
         txt = self.folder / f"{number:03d}.txt"
         if txt.is_file() and " ".join(txt.read_text(encoding="utf-8", errors="replace").split()) == prev.caption:
             txt.unlink()

@@ -69,9 +69,20 @@ def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
     """The image's alpha channel as the loss mask [H, W] in 0..1, fitted as its pixels are (ones
     where it has none), as Kohya's alpha_mask reads it; the VAE's input is the RGB alone
     (load_pixels), so alpha never reaches the latents."""
-    alpha = fit(open_rgb(path, alpha=True).getchannel("A"), size)
-    mask = torch.frombuffer(bytearray(alpha.tobytes()), dtype=torch.uint8).view(alpha.height, alpha.width)
-    return mask.float() / 255.0
+    return channel_weights(open_rgb(path, alpha=True).getchannel("A"), size)
+
+
+def load_conditioning_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
+    """A mask image of conditioning_data_dir as the loss mask [H, W] in 0..1: its red channel
+    (grey is the same), as sd-scripts' apply_masked_loss reads conditioning images, fitted as the
+    photo's pixels are (the two are the same size)."""
+    return channel_weights(open_rgb(path).getchannel("R"), size)
+
+
+def channel_weights(channel: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """One 8-bit channel fitted to `size` as [H, W] weights in 0..1."""
+    fitted = fit(channel, size)
+    return torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(fitted.height, fitted.width).float() / 255.0
 
 
 def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
@@ -100,6 +111,7 @@ class TrainImage:
     repeats: int
     bucket: tuple[int, int]  # (width, height) it is trained at
     is_reg: bool = False  # a class image: its loss is weighted by prior_loss_weight
+    mask: Path | None = None  # its mask in conditioning_data_dir
 
 
 @dataclass
@@ -128,16 +140,22 @@ class TrainData:
             raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
                                  f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
-        self.images = [TrainImage(path, caption, repeats, buckets[path], reg)
+        masks = {p: m for s in self.dataset.subsets for p, m in s.masks.items()}
+        self.images = [TrainImage(path, caption, repeats, buckets[path], reg, masks.get(path))
                        for (path, caption, repeats), reg in zip(self.dataset.items(), self.dataset.is_reg())]
 
     @cached_property
     def masks(self) -> list[torch.Tensor] | None:
-        """Each image's loss mask, read once, when alpha_mask is set (as in Kohya, alpha_mask
-        weights the loss with or without masked_loss); None without."""
-        if not self.cfg.alpha_mask:
-            return None
-        return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+        """Each image's loss mask, read once: its alpha channel when alpha_mask is set (as in Kohya,
+        alpha_mask weights the loss with or without masked_loss), its conditioning_data_dir mask
+        with that (ones for an image without: validation_data_dir's photos, unmasked as in Kohya's
+        dataset for them); None without either."""
+        if self.cfg.alpha_mask:
+            return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+        if self.cfg.conditioning_data_dir and self.cfg.masked_loss:
+            return [load_conditioning_mask(im.mask, im.bucket) if im.mask else torch.ones(im.bucket[::-1])
+                    for im in self.images]
+        return None
 
     def batch(self, indices: list[int], captions: list[str], latents: list[torch.Tensor] | None) -> Batch:
         """One micro-batch of these images: cached latents or pixels, masks and loss weights."""

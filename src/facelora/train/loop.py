@@ -127,7 +127,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     state, finished = LoopState(cfg.seed), False
     if resume:
         back = saved.resume_run(project.state_dir, network, optim.optimizer, scheduler, cfg, accelerator,
-                                plan.total_steps)
+                                plan.total_steps, stepper.ema)
         state, finished = back.loop, back.finished
         notes += back.notes
 

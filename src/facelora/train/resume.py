@@ -7,6 +7,7 @@ on Ctrl-C and on SIGTERM, under PROJECT/log/state/:
       optimizer.json          the rest of the optimizer's state_dict, tensors as references
       scheduler.json          the learning-rate scheduler's state_dict
       scaler.json             fp16's GradScaler state (fp16 runs only)
+      ema.safetensors         ema_decay's averaged weights in fp32, and ema.json: its decay and update count
       rng.safetensors         torch's CPU (and CUDA) random states
       rng.json                Python's and NumPy's random states
       loop.json               facelora.train.state.LoopState: step, epoch, place in the epoch, losses
@@ -30,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import tempfile
@@ -39,13 +39,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import TrainConfig
-from ..errors import FaceloraError
 from ..fileio import clear_write_errors, usual_permissions
+from .ema import WeightsEMA
+from .plain_state import ResumeError, from_json, rng_states, set_rng_states, to_json
 from .state import LoopState
 
 FORMAT = 1
@@ -57,11 +57,7 @@ TEMP_PREFIX = ".incomplete-"
 # Fields whose change makes a saved state meaningless for this run: the network's shape and the
 # optimizer whose moments are saved. Others (epochs, rates, ...) may change on resume, with a note.
 MUST_MATCH = ("network_module", "network_args", "network_dim", "network_alpha", "network_train_unet_only", "network_train_text_encoder_only",
-              "optimizer_type", "optimizer_args")
-
-
-class ResumeError(FaceloraError):
-    """No usable state to resume from, or one that does not fit this run."""
+              "optimizer_type", "optimizer_args", "ema_decay")
 
 
 def folder_name(loop: LoopState) -> str:
@@ -72,8 +68,8 @@ def folder_name(loop: LoopState) -> str:
 
 
 def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               loop: LoopState, cfg: TrainConfig, *, scaler: Any = None, finished: bool = False,
-               num_processes: int = 1, keep: int = KEEP) -> Path:
+               loop: LoopState, cfg: TrainConfig, *, scaler: Any = None, ema: WeightsEMA | None = None,
+               finished: bool = False, num_processes: int = 1, keep: int = KEEP) -> Path:
     """Write the whole training state as one new folder in `state_dir` (atomically: a temporary
     folder renamed into place once complete) and drop all but the newest `keep` states.
     `finished`: the run's last epoch is done (a resume then has nothing left to do)."""
@@ -84,7 +80,7 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX + final.name + ".", dir=state_dir))
     try:
         with clear_write_errors(final):
-            files = write_parts(tmp, network, optimizer, scheduler, scaler, loop, cfg)
+            files = write_parts(tmp, network, optimizer, scheduler, scaler, loop, cfg, ema)
             write_manifest(tmp, {
                 "format": FORMAT, "global_step": loop.global_step, "epoch": loop.epoch,
                 "step_in_epoch": loop.step_in_epoch, "finished": finished, "num_processes": num_processes,
@@ -110,7 +106,7 @@ def save_state(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
 
 
 def write_parts(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                scaler: Any, loop: LoopState, cfg: TrainConfig) -> dict[str, dict[str, Any]]:
+                scaler: Any, loop: LoopState, cfg: TrainConfig, ema: WeightsEMA | None = None) -> dict[str, dict[str, Any]]:
     """Every file of a state but its manifest, into `folder`; returns their sizes and hashes."""
     files: dict[str, dict[str, Any]] = {}
 
@@ -132,6 +128,10 @@ def write_parts(folder: Path, network: torch.nn.Module, optimizer: torch.optim.O
         put_tensors("scheduler.safetensors", sched_tensors)
     if scaler is not None:  # fp16's GradScaler: its scale and growth tracker
         put_json("scaler.json", to_json(scaler.state_dict(), {}, "scaler"))
+    if ema is not None:  # the averaged weights go on where they were, not from the resumed weights
+        ema_tensors: dict[str, torch.Tensor] = {}
+        put_json("ema.json", to_json(ema.state_dict(), ema_tensors, "ema"))
+        put_tensors("ema.safetensors", ema_tensors)
     rng_tensors, rng_rest = rng_states()
     put_tensors("rng.safetensors", rng_tensors)
     put_json("rng.json", rng_rest)
@@ -170,67 +170,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-# --- tensors and plain values: a state_dict as safetensors + JSON, no pickle ----------------
-
-
-def to_json(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
-    """`obj` with each tensor replaced by {"__tensor__": key} (the tensor put in `tensors`), tuples
-    and dicts with non-string keys tagged, so from_json rebuilds the same structure."""
-    if isinstance(obj, torch.Tensor):
-        tensors[path] = obj.detach().cpu().clone()
-        return {"__tensor__": path}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            return {k: to_json(v, tensors, f"{path}.{k}") for k, v in obj.items()}
-        return {"__items__": [[to_json(k, tensors, f"{path}.k{i}"), to_json(v, tensors, f"{path}.{i}")]
-                              for i, (k, v) in enumerate(obj.items())]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [to_json(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [to_json(v, tensors, f"{path}.{i}") for i, v in enumerate(obj)]
-    if isinstance(obj, (np.integer, np.floating, np.bool_)):
-        return obj.item()
-    if obj is None or isinstance(obj, (bool, int, float, str)):
-        return obj
-    raise ResumeError(f"Cannot save a {type(obj).__name__} in the training state ({path}); "
-                     f"this optimizer or scheduler keeps values facelora cannot save without pickle.")
-
-
-def from_json(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    if isinstance(obj, dict):
-        if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]]
-        if "__tuple__" in obj:
-            return tuple(from_json(v, tensors) for v in obj["__tuple__"])
-        if "__items__" in obj:
-            return {from_json(k, tensors): from_json(v, tensors) for k, v in obj["__items__"]}
-        return {k: from_json(v, tensors) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [from_json(v, tensors) for v in obj]
-    return obj
-
-
-def rng_states() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    tensors = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"cuda{i}"] = s
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    rest = {"python": to_json(random.getstate(), {}, "python"),
-            "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(gauss)]}
-    return tensors, rest
-
-
-def set_rng_states(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) -> None:
-    torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted((k for k in tensors if k.startswith("cuda")), key=lambda k: int(k[4:]))]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    random.setstate(from_json(rest["python"], {}))
-    kind, keys, pos, has_gauss, gauss = rest["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
 
 
 # --- finding and loading -----------------------------------------------------------------------
@@ -302,6 +241,11 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     now = cfg.model_dump(mode="json")
     differ = [k for k in now if k in saved and saved[k] != now[k]]
     fatal = [k for k in differ if k in MUST_MATCH]
+    if "ema_decay" in fatal:
+        raise ResumeError(f"The saved state's EMA of the weights has ema_decay {saved['ema_decay']}, this run asks for "
+                          f"{now['ema_decay']}: its averaged weights cannot go on. Resume with --ema_decay "
+                          f"{saved['ema_decay'] if saved['ema_decay'] is not None else 'none'}, or train from the "
+                          f"start without --resume.")
     if "network_module" in fatal or "network_args" in fatal:
         raise ResumeError(f"The saved state is of another network type: {saved.get('network_module')} "
                           f"{saved.get('network_args')}, this run trains {cfg.network_module} {cfg.network_args}. "
@@ -324,8 +268,8 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
 
 
 def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               cfg: TrainConfig, num_processes: int = 1, scaler: Any = None) -> Resumed:
-    """Put the state in `folder` back into the network, optimizer, scheduler and random
+               cfg: TrainConfig, num_processes: int = 1, scaler: Any = None, ema: WeightsEMA | None = None) -> Resumed:
+    """Put the state in `folder` back into the network, optimizer, scheduler, EMA and random
     generators; return the loop's position."""
     folder = Path(folder)
     manifest = read_manifest(folder)
@@ -342,12 +286,28 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
     scheduler.load_state_dict(from_json(json.loads((folder / "scheduler.json").read_text(encoding="utf-8")), sched_tensors))
     if scaler is not None and (folder / "scaler.json").is_file():
         scaler.load_state_dict(from_json(json.loads((folder / "scaler.json").read_text(encoding="utf-8")), {}))
+    if ema is not None:
+        notes += restore_ema(folder, ema)
     set_rng_states(load_file(str(folder / "rng.safetensors")), json.loads((folder / "rng.json").read_text(encoding="utf-8")))
     loop = LoopState(**json.loads((folder / "loop.json").read_text(encoding="utf-8")))
     if loop.seed != cfg.seed:
         raise ResumeError(f"The saved state was trained with seed {loop.seed}, this run has {cfg.seed}: "
                          f"resume with --seed {loop.seed}.")
     return Resumed(folder, loop, bool(manifest.get("finished")), saved_cfg, notes)
+
+
+def restore_ema(folder: Path, ema: WeightsEMA) -> list[str]:
+    """The EMA's averaged weights and update count as the state saved them (compare_config has
+    made sure its ema_decay is this run's); a note when the state holds none (an older facelora's)."""
+    if not (folder / "ema.json").is_file():
+        return [f"The state {folder.name} holds no EMA weights (saved by an older facelora): the EMA starts again "
+                f"from the resumed weights, so the -ema files differ from an unbroken run's."]
+    tensors = load_file(str(folder / "ema.safetensors"))
+    try:
+        ema.load_state_dict(from_json(json.loads((folder / "ema.json").read_text(encoding="utf-8")), tensors))
+    except ValueError as e:
+        raise ResumeError(f"The EMA weights in {folder} do not fit this run's network: {e}") from None
+    return []
 
 
 def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
@@ -358,7 +318,7 @@ def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
 
 
 def resume_run(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-               cfg: TrainConfig, accelerator: Any, total_steps: int) -> Resumed:
+               cfg: TrainConfig, accelerator: Any, total_steps: int, ema: WeightsEMA | None = None) -> Resumed:
     """train(resume=True): the newest usable state in `state_dir` put back into the network,
     optimizer, scheduler and generators; the half-written LoRA files of a killed save removed (on
     the main process); notes on all of it, and on where the run goes on."""
@@ -366,7 +326,7 @@ def resume_run(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     if folder is None:
         raise no_state_error(state_dir, found)
     back = load_state(folder, accelerator.unwrap_model(network), optimizer, scheduler, cfg,
-                      accelerator.num_processes, accelerator.scaler)
+                      accelerator.num_processes, accelerator.scaler, ema)
     back.notes[:0] = found
     if accelerator.is_main_process:
         for partial in remove_partial_files(Path(cfg.output_dir), cfg.output_name):

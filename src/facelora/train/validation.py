@@ -1,5 +1,5 @@
 """The validation loss, as sd-scripts' docs/validation.md computes it: the photos validation_split
-held out, each through the training objective at a fixed set of timesteps (Kohya's four: 200,
+holds out and those of validation_data_dir, each through the training objective at a fixed set of timesteps (Kohya's four: 200,
 400, 600, 800 of 1000) with noise fixed by validation_seed, without gradients and with the LoRA in
 eval mode. The same noise and timesteps every time, so the loss of two epochs differs only by
 the weights; the mean of all of them is the figure (Kohya's loss/validation/epoch_average).
@@ -27,9 +27,9 @@ def validation_timesteps(num_train_timesteps: int) -> list[int]:
 
 
 def due(cfg: TrainConfig, epoch: int | None = None, step: int | None = None) -> bool:
-    """Whether a validation runs at the end of `epoch` (every validate_every_n_epochs, every
+    """Whether a validation runs (with photos held out by validation_split or validation_data_dir) at the end of `epoch` (every validate_every_n_epochs, every
     epoch when unset) or after global `step` (every validate_every_n_steps, never when unset)."""
-    if not cfg.validation_split:
+    if not (cfg.validation_split or cfg.validation_data_dir):
         return False
     if step is not None:
         return bool(cfg.validate_every_n_steps) and step % cfg.validate_every_n_steps == 0

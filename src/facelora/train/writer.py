@@ -43,7 +43,7 @@ class RunFiles:
                 self.reporter.saved(ema, state.global_step, epoch, kind)
             if self.cfg.save_state:
                 saved.save_state(self.project.state_dir, lora, self.optimizer, self.scheduler, state, self.cfg,
-                                 scaler=self.accelerator.scaler, finished=kind == "final",
+                                 scaler=self.accelerator.scaler, ema=self.ema, finished=kind == "final",
                                  num_processes=self.accelerator.num_processes)
         self.accelerator.wait_for_everyone()
 
