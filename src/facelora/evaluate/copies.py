@@ -48,10 +48,9 @@ class FaceLook:
 
 
 def look(image: np.ndarray, face: faces.Face) -> FaceLook:
-    """The face's landmark geometry, framing and pHash, all taken from its 68 landmarks: the
-    landmarks settle on the face wherever in its few pixels of jitter the detector's box lands
-    (HOG without upsampling places it in 8 px steps), so a copy's framing and crop are the
-    photo's."""
+    """The face's landmark geometry, framing and pHash, all taken from its 68 landmarks: they
+    settle on the face wherever within its jitter the detector's box lands (HOG's boxes come in
+    pyramid steps of 8 px at the scale it looks at), so a copy's framing and crop are its photo's."""
     import imagehash
     from PIL import Image
 
