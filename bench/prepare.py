@@ -49,6 +49,9 @@ def photos() -> list[tuple[str, np.ndarray]]:
 
 # The old crop (face box x 2.6, no landmarks), bench/RESULTS.md "Prepare and scoring", 21:05.
 OLD_DETECT_CROP_LANCZOS = {"photos_per_s": 11.6, "cpu_s_per_photo": 0.086}
+# This script on the head framing before HOG ran on grey and the pose plot left matplotlib
+# (bench/RESULTS.md, "Prepare and scoring: the speed targets", 12:33, load average 1.9 -> 5.6).
+BEFORE_SPEED_WORK = {"detect_frame_lanczos_cpu_s_per_photo": 0.198, "full_prepare_cpu_s_per_photo": 0.638}
 
 
 def detect_frame_lanczos(images: list[tuple[str, np.ndarray]], size: int = 512) -> int:
@@ -113,6 +116,7 @@ def main() -> None:
         # CPU seconds per photo: what an idle core gives (dlib's HOG runs on one thread), whatever the load
         "detect_frame_lanczos_cpu_s_per_photo": round(min(cpu), 3),
         "old_detect_crop_lanczos": OLD_DETECT_CROP_LANCZOS,
+        "before_speed_work": BEFORE_SPEED_WORK,
         "full_prepare_photos_per_s": round(statistics.median(n / s for n, s, _ in full), 2),
         "full_prepare_cpu_s_per_photo": round(min(c / len(images) for _, _, c in full), 3),
         "full_prepare_accepted": full[0][0],

@@ -4,9 +4,11 @@
 
 A cell is one 512 x 512 image, the size SD1.5 makes. Two kinds, because they cost differently:
 - `face_cell`: an image with a face (variants of scikit-image's astronaut, scaled to 512 x 512):
-  dlib's HOG detector finds it, then the 5-point alignment, the 128-d descriptor, and the copy
-  check's 68 landmarks and perceptual hash;
-- `no_face_cell`: an image without one (smooth noise): HOG finds nothing, so dlib's CNN
+  dlib's HOG detector finds it (faces.detect quick: without upsampling, then the upsampled pass
+  on the part of the image up to a face height right of and below it), then the 5-point
+  alignment, the 128-d descriptor, and the copy check's 68 landmarks and perceptual hash;
+- `no_face_cell`: an image without one (smooth noise): HOG finds nothing (without upsampling,
+  then upsampled once over the whole image), so dlib's CNN
   detector runs on a copy no larger than likeness.CNN_MAX_SIDE; `no_face_cell_full_cnn` is the
   earlier path (faces.embed: the CNN on the whole 512 x 512 image) for comparison;
 plus `reference_photo`: embedding one training crop (done once per project, then cached), and

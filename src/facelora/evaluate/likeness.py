@@ -80,8 +80,10 @@ def _cnn():
 
 
 def find_face(image: np.ndarray) -> faces.Face | None:
-    """The largest face: HOG as faces.detect runs it; when it finds none, the CNN on a small copy."""
-    found = faces.detect(image, cnn_fallback=False)
+    """The largest face: HOG as faces.detect runs it quick (a generated face is large; the copy
+    check's framing comes from the landmarks, not the box); when it finds none, the CNN on a
+    small copy."""
+    found = faces.detect(image, cnn_fallback=False, quick=True)
     if found:
         return found[0]
     small, s = faces._shrunk(image, CNN_MAX_SIDE)
@@ -143,8 +145,9 @@ def _cache_key(path: Path) -> str:
 
 
 def _cached(entry: Any) -> tuple[np.ndarray, copies.FaceLook] | None:
-    """A cache entry written by this version (older ones held the vector only: embed again)."""
-    if not isinstance(entry, dict) or "vector" not in entry:
+    """A cache entry written by this version (older ones held the vector only, or a look measured
+    another way: embed again)."""
+    if not isinstance(entry, dict) or "vector" not in entry or entry.get("look") != copies.LOOK_VERSION:
         return None
     import imagehash
 
@@ -155,7 +158,7 @@ def _cached(entry: Any) -> tuple[np.ndarray, copies.FaceLook] | None:
 def _entry(d: Described | None) -> dict[str, Any]:
     if d is None:
         return {"face": False}
-    return {"vector": [float(x) for x in d.vector], "shape": np.round(d.look.shape, 5).tolist(),
+    return {"look": copies.LOOK_VERSION, "vector": [float(x) for x in d.vector], "shape": np.round(d.look.shape, 5).tolist(),
             "frame": [round(x, 5) for x in d.look.frame], "phash": str(d.look.phash)}
 
 
