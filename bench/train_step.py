@@ -7,8 +7,9 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW (--optimizer for another of 
     python bench/train_step.py --compare-reference  # facelora / bench/reference.py at 512 px, fp32, interleaved
     python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
     python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
-    python bench/train_step.py --networks kohya-locon locon dora --sizes 512 --no-checkpointing
-                                                    # LoCon and DoRA next to plain LoRA, interleaved
+    python bench/train_step.py --networks locon dora masked --sizes 512 --no-checkpointing
+                                                    # LoCon, DoRA and masked loss next to plain LoRA, interleaved
+    python bench/train_step.py --tiny --networks locon dora masked  # the tiny model at 64 px: its test
     python bench/train_step.py --quick --optimizer AdamW8bit  # facelora's step with another optimizer_type
 
 facelora's step is train()'s own: facelora.train.step's prepare_network and Stepper.run, with
@@ -39,6 +40,7 @@ from machine import machine as _machine
 
 HERE = Path(__file__).resolve().parent
 RANK, ALPHA = 128, 64
+TINY_RANK = 4  # the tiny model's layers have 32 and 64 channels
 CAPTION = "photo of ohwx man"
 
 # Dense peak FLOP/s of known GPUs (vendor data sheets, SXM parts): fp32 on the CUDA cores and
@@ -62,22 +64,58 @@ def machine(threads: int) -> dict:
 
 # facelora's speed-ups that --without can take away, to measure each one's effect
 WITHOUT = ("host-memory", "lora-forms", "onednn-linear")
-# the network types --networks sets next to plain LoRA: (network_module, network_args), with the
-# conv rank of the shared kohya_ss LoCon preset (32)
+# the variants --networks sets next to plain LoRA: (network_module, network_args, masked_loss),
+# with the conv rank of the shared kohya_ss LoCon preset (32). "locon" is what kohya_ss' LoCon
+# preset trains (LoRA_type "LyCORIS/LoCon": lycoris.kohya, algo=locon); "kohya-locon" is
+# sd-scripts' own networks.lora with conv_dim. "dora" sets no conv_dim, so lycoris adapts the 3x3
+# convolutions at network_dim too, as it does for a user. "masked" is plain LoRA with
+# masked_loss and a head-shaped mask.
 NETWORKS = {
-    "lora": ("networks.lora", []),
-    "kohya-locon": ("networks.lora", ["conv_dim=32", "conv_alpha=16"]),
-    "locon": ("lycoris.kohya", ["algo=locon", "conv_dim=32", "conv_alpha=16"]),
-    "loha": ("lycoris.kohya", ["algo=loha", "conv_dim=32", "conv_alpha=16"]),
-    "lokr": ("lycoris.kohya", ["algo=lokr", "conv_dim=32", "conv_alpha=16"]),
-    "dora": ("lycoris.kohya", ["algo=lora", "dora_wd=True"]),
+    "lora": ("networks.lora", [], False),
+    "kohya-locon": ("networks.lora", ["conv_dim=32", "conv_alpha=16"], False),
+    "locon": ("lycoris.kohya", ["algo=locon", "conv_dim=32", "conv_alpha=16"], False),
+    "loha": ("lycoris.kohya", ["algo=loha", "conv_dim=32", "conv_alpha=16"], False),
+    "lokr": ("lycoris.kohya", ["algo=lokr", "conv_dim=32", "conv_alpha=16"], False),
+    "dora": ("lycoris.kohya", ["algo=lora", "dora_wd=True"], False),
+    "masked": ("networks.lora", [], True),
 }
+
+
+def head_mask(size: int) -> "torch.Tensor":
+    """A mask as prepare's head masks are: 1 on an ellipse around the middle, 0.25 elsewhere."""
+    import torch
+
+    y, x = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    return torch.where((x / 0.45) ** 2 + (y / 0.6) ** 2 <= 1, 1.0, 0.25)[None]
+
+
+def sd15_random():
+    """An SD1.5-architecture model with random weights (no VAE: the latents are cached; train()
+    keeps the VAE for samples, it takes no part in a step), drawn as N(0, 0.02) on an empty model
+    (the modules' own initialisation of 1.1 G parameters takes minutes on a loaded machine)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from facelora.model.sdmodel import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+
+    torch.manual_seed(0)
+    with torch.device("meta"):
+        unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
+        te = CLIPTextModel(CLIPTextConfig.from_json_file(SD15_DIR / "text_encoder" / "config.json"))
+    for part in (unet, te):
+        part.to_empty(device="cpu")
+        for p in part.parameters():
+            p.data.normal_(0, 0.02)
+        for b in part.buffers():  # CLIP's position ids
+            b.copy_(torch.arange(b.shape[-1]).expand_as(b))
+    return SDModel(unet, te, None, shipped_tokenizer(), noise_scheduler(), name="random-sd15")
 
 
 def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
                   compile_unet: bool, channels_last: bool | None, without: str | None = None,
-                  network: str = "lora", optimizer: str = "AdamW"):
-    """train()'s own step on random SD1.5 weights: the model made ready by train.step's
+                  network: str = "lora", optimizer: str = "AdamW", tiny: bool = False):
+    """train()'s own step on random SD1.5 weights (the tiny model with tiny): the model made ready by train.step's
     prepare_network, make_optimizer and make_scheduler prepared by accelerate, then
     train.step.Stepper.run (autocast, loss, backward, gradient clipping at max_grad_norm 1.0, the
     NaN guard, AdamW and the scheduler), inside FreedMemoryReuse as train() runs it. Returns the
@@ -87,12 +125,10 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     1x1 convolutions as convolutions); "onednn-linear": fp32 Linear products through MKL
     (PyTorch's default) instead of oneDNN."""
     import torch
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
 
     from facelora.config import TrainConfig
     from facelora.model import cpu_linear
-    from facelora.model.sdmodel import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
+    from facelora.model.tiny import build_tiny
     from facelora.networks.lora import LoRAModule
     from facelora.train.data import Batch
     from facelora.train.host_memory import FreedMemoryReuse
@@ -100,16 +136,15 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     from facelora.train.state import LoopState
     from facelora.train.step import Stepper, make_accelerator, prepare_network
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
-    te = CLIPTextModel(CLIPTextConfig.from_json_file(SD15_DIR / "text_encoder" / "config.json"))
-    # No VAE: the latents are cached (train() keeps the VAE for samples; it takes no part in a step).
-    model = SDModel(unet, te, None, shipped_tokenizer(), noise_scheduler(), name="random-sd15")
-    cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type=optimizer, train_batch_size=1,
+    model = build_tiny() if tiny else sd15_random()
+    unet = model.unet
+    module, args, masked = NETWORKS[network]
+    cfg = TrainConfig(network_dim=TINY_RANK if tiny else RANK, network_alpha=TINY_RANK / 2 if tiny else ALPHA,
+                      optimizer_type=optimizer, train_batch_size=1,
                       resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
                       gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
-                      torch_compile=compile_unet, cache_latents=True, network_module=NETWORKS[network][0],
-                      network_args=NETWORKS[network][1])
+                      torch_compile=compile_unet, cache_latents=True, network_module=module,
+                      network_args=args, masked_loss=masked, alpha_mask=masked)
     accelerator = make_accelerator(cfg.mixed_precision, cpu=device == "cpu")
     if without == "lora-forms":
         LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
@@ -124,7 +159,8 @@ def facelora_step(size: int, checkpointing: bool, precision: str, device: str, u
     network, optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
     stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg)
     state = LoopState(cfg.seed)
-    batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
+    batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8),
+                  masks=head_mask(size) if masked else None)
     if without != "host-memory":
         FreedMemoryReuse().install(accelerator.device)  # train() does this around its loop
 
@@ -146,16 +182,34 @@ def reference_step(size: int, checkpointing: bool, precision: str, device: str, 
     return (lambda: ref.step(dtype)), ref
 
 
+def stop_above(limit_gib: float) -> None:
+    """Ends this worker, with its figure, once its resident memory passes limit_gib: the machine
+    is shared, and a variant that needs more is reported by the size it reached."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+            if rss > limit_gib:
+                print(json.dumps({"stopped_at_rss_gib": round(rss, 3), "limit_gib": limit_gib}), flush=True)
+                os._exit(0)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def worker(args: argparse.Namespace) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(args.threads)
+    stop_above(args.max_rss_gib)
     cuda = args.device == "cuda"
     t0 = time.perf_counter()
     if args.impl == "facelora":
         step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
-                                args.torch_compile, args.channels_last, args.without, args.network, args.optimizer)
+                                args.torch_compile, args.channels_last, args.without, args.network, args.optimizer,
+                                args.tiny)
     else:
         step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
     build_s = time.perf_counter() - t0
@@ -200,8 +254,8 @@ def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: arg
                count_flops: bool, without: str | None = None, network: str = "lora") -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--size", str(size),
            "--precision", precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
-           "--threads", str(a.threads), "--device", a.device]
-    cmd += ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
+           "--threads", str(a.threads), "--device", a.device, "--max-rss-gib", str(a.max_rss_gib)]
+    cmd += ["--tiny"] * a.tiny + ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
     if impl == "facelora":
         cmd += ["--torch-compile"] * a.torch_compile + (["--without", without] if without else [])
         cmd += ["--network", network]
@@ -217,6 +271,9 @@ def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: arg
 
 
 def summarise(runs: list[dict], device: str, precision: str) -> dict:
+    stopped = [r for r in runs if "stopped_at_rss_gib" in r]
+    if stopped:
+        return {"stopped_at_rss_gib": max(r["stopped_at_rss_gib"] for r in stopped), "limit_gib": stopped[0]["limit_gib"]}
     steps = [t for r in runs for t in r["step_s"]]
     med = statistics.median(steps)
     out = {"median_step_s": round(med, 3), "step_s": steps, "rounds": len(runs),
@@ -249,6 +306,8 @@ def ratios(facelora: dict, other: dict, name: str) -> dict:
 
 def network_ratios(other: dict, lora: dict, net: str) -> dict:
     """A network type's step time and peak memory over plain LoRA's."""
+    if "stopped_at_rss_gib" in other:
+        return {f"{net}_stopped_at_rss_gib": other["stopped_at_rss_gib"]}
     out = {f"ratio_time_{net}_over_lora": round(other["median_step_s"] / lora["median_step_s"], 3),
            f"ratio_peak_rss_{net}_over_lora": round(other["peak_rss_gib"] / lora["peak_rss_gib"], 3)}
     if "peak_gpu_gib" in other:
@@ -285,18 +344,24 @@ def arguments() -> argparse.ArgumentParser:
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
     ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
+    ap.add_argument("--tiny", action="store_true", help="The tiny model at 64 px, 1 step, one round: the script's test.")
+    ap.add_argument("--max-rss-gib", type=float, default=16.0,
+                    help="Stop a variant whose memory passes this and report the figure (default 16).")
     return ap
 
 
-def main() -> None:
-    a = arguments().parse_args()
+def main(argv: list[str] | None = None) -> dict | None:
+    a = arguments().parse_args(argv)
 
     if a.worker:
         a.impl = a.worker
         a.steps = a.steps or 5
         print(json.dumps(worker(a)))
-        return
+        return None
 
+    if a.tiny:
+        a.sizes, a.steps, a.rounds, a.no_flops = a.sizes or [64], a.steps or 1, a.rounds or 1, True
+        a.no_checkpointing = not a.checkpointing
     if a.quick:
         a.sizes, a.steps, a.rounds = a.sizes or [256], a.steps or 3, a.rounds or 1
     sizes = a.sizes or ([512] if a.compare_reference else [256, 512])
@@ -347,16 +412,19 @@ def main() -> None:
 
     m = machine(a.threads)
     m["load_average_before"], m["load_average_after"] = load_before, m.pop("load_average")
-    print(json.dumps({
+    report = {
         "command": "python " + " ".join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:]),
         "machine": m,
-        "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": a.optimizer,
+        "settings": {"model": "tiny" if a.tiny else "random SD1.5", "rank": TINY_RANK if a.tiny else RANK,
+                     "alpha": TINY_RANK / 2 if a.tiny else ALPHA, "batch": 1, "latents": "cached", "optimizer": a.optimizer,
                      "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
                      "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without,
                      "networks": {n: NETWORKS[n] for n in ["lora", *(a.networks or [])]}},
         "results": results,
         "wall_s": round(time.time() - started, 1),
-    }, indent=1))
+    }
+    print(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":
