@@ -43,7 +43,7 @@ def head_mask(size: int) -> torch.Tensor:
 def sd15_random():
     """An SD1.5-architecture model with random weights (no VAE: the latents are cached; train()
     keeps the VAE for samples, it takes no part in a step), drawn as N(0, 0.02) on an empty model
-    (the modules' own initialisation of 1.1 G parameters takes minutes on a loaded machine)."""
+    (the modules' own initialisation of 0.98 G parameters takes minutes on a loaded machine)."""
     import torch
     from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
