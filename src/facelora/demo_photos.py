@@ -51,8 +51,8 @@ def variants() -> list[tuple[str, Image.Image]]:
         ("warm", Image.merge("RGB", [c.point(lambda v, k=k: min(255, int(v * k))) for c, k in
                                      zip(base.split(), (1.12, 1.0, 0.88))])),
         ("high-contrast", ImageEnhance.Contrast(ImageOps.mirror(base)).enhance(1.3)),
-        ("tilted-left", base.rotate(5, resample=Image.Resampling.BICUBIC, center=(220, 125))),
-        ("tilted-right", ImageOps.mirror(base).rotate(-5, resample=Image.Resampling.BICUBIC, center=(292, 125))),
+        ("tilted-left", _tilted(base, 5, (220, 125))),
+        ("tilted-right", _tilted(ImageOps.mirror(base), -5, (292, 125))),
         ("jpeg", _jpeg(_zoom(base, 1.3, dx=-10), 70)),
         ("muted", ImageEnhance.Color(_zoom(base, 1.5)).enhance(0.6)),
     ]
