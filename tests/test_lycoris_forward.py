@@ -82,6 +82,22 @@ def test_dora_at_another_multiplier_equals_lycoris():
         torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-3, atol=1e-6, msg=name)
 
 
+def test_dora_on_a_layer_another_network_adapts_equals_lycoris():
+    """Two networks on one model (the second's base is the first's output), as lycoris stacks them."""
+    outputs = []
+    for extra in ({}, {"bypass_mode": "False"}):
+        model, first = _network(TYPES["locon"], **extra)
+        torch.manual_seed(3)
+        second = lycoris.create_network(1.0, 4, 2, None, model.text_encoder, model.unet, algo="lora",
+                                        dora_wd="True", **extra)
+        with torch.no_grad():
+            for p in second.parameters():
+                p.mul_(1.2) if p.dim() > 1 and p.shape[1] == 1 else p.normal_(0, 0.1)
+        second.apply_to()
+        outputs.append(_step(model, first)[0])
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-5)
+
+
 def _base_output():
     model = build_tiny()
     ids = model.tokenizer(["photo of ohwx man"], padding="max_length", max_length=77, return_tensors="pt").input_ids

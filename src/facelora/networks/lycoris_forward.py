@@ -74,10 +74,19 @@ def row_norms(module: nn.Module) -> torch.Tensor:
     return squared.clamp_min(0).sqrt() + torch.finfo(torch.float32).eps
 
 
+def _on_the_layer_itself(module: nn.Module) -> bool:
+    """No other network's module between this one and its layer (its base is the layer's own)."""
+    org = module.org_module[0]
+    return getattr(module.org_forward, "__func__", None) is type(org).forward and module.org_forward.__self__ is org
+
+
 def dora_forward(self: nn.Module, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
-    """lycoris' DoRA LoConModule forward (wd_on_output) as c * (W x + s B (A x)) + bias."""
+    """lycoris' DoRA LoConModule forward (wd_on_output) as c * (W x + s B (A x)) + bias; lycoris'
+    own when another network sits on the same layer (its output is then the base)."""
     if self.module_dropout and self.training and torch.rand(1) < self.module_dropout:
         return self.org_forward(x, *args, **kwargs)
+    if not _on_the_layer_itself(self):
+        return type(self).forward(self, x, *args, **kwargs)
     org = self.org_module[0]
     factor = self.dora_scale.flatten().float() / row_norms(self)
     if self.multiplier != 1:
