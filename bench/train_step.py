@@ -7,8 +7,9 @@ rank 128 / alpha 64, batch 1, cached latents, AdamW (--optimizer for another of 
     python bench/train_step.py --compare-reference  # facelora / bench/reference.py at 512 px, fp32, interleaved
     python bench/train_step.py --device cuda        # adds peak GPU memory and FLOP/s against the GPU's peak
     python bench/train_step.py --without host-memory  # facelora / facelora without one of its speed-ups, interleaved
-    python bench/train_step.py --networks kohya-locon locon dora --sizes 512 --no-checkpointing
-                                                    # LoCon and DoRA next to plain LoRA, interleaved
+    python bench/train_step.py --networks locon dora masked --sizes 512 --no-checkpointing
+                                                    # LoCon, DoRA and masked loss next to plain LoRA, interleaved
+    python bench/train_step.py --tiny --networks locon dora masked  # the tiny model at 64 px: its test
     python bench/train_step.py --quick --optimizer AdamW8bit  # facelora's step with another optimizer_type
 
 facelora's step is train()'s own: facelora.train.step's prepare_network and Stepper.run, with
@@ -35,11 +36,10 @@ import sys
 import time
 from pathlib import Path
 
+from facelora_step import ALPHA, NETWORKS, RANK, TINY_RANK, WITHOUT, facelora_step
 from machine import machine as _machine
 
 HERE = Path(__file__).resolve().parent
-RANK, ALPHA = 128, 64
-CAPTION = "photo of ohwx man"
 
 # Dense peak FLOP/s of known GPUs (vendor data sheets, SXM parts): fp32 on the CUDA cores and
 # bf16/fp16 on the tensor cores. An unknown GPU reports no fraction.
@@ -57,82 +57,7 @@ def machine(threads: int) -> dict:
                     cpu_capability=torch.backends.cpu.get_cpu_capability(),
                     gpu=torch.cuda.get_device_name() if torch.cuda.is_available() else None)
 
-# --- the two implementations (run inside a worker subprocess) ----------------------------------
-
-
-# facelora's speed-ups that --without can take away, to measure each one's effect
-WITHOUT = ("host-memory", "lora-forms", "onednn-linear")
-# the network types --networks sets next to plain LoRA: (network_module, network_args), with the
-# conv rank of the shared kohya_ss LoCon preset (32)
-NETWORKS = {
-    "lora": ("networks.lora", []),
-    "kohya-locon": ("networks.lora", ["conv_dim=32", "conv_alpha=16"]),
-    "locon": ("lycoris.kohya", ["algo=locon", "conv_dim=32", "conv_alpha=16"]),
-    "loha": ("lycoris.kohya", ["algo=loha", "conv_dim=32", "conv_alpha=16"]),
-    "lokr": ("lycoris.kohya", ["algo=lokr", "conv_dim=32", "conv_alpha=16"]),
-    "dora": ("lycoris.kohya", ["algo=lora", "dora_wd=True"]),
-}
-
-
-def facelora_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool,
-                  compile_unet: bool, channels_last: bool | None, without: str | None = None,
-                  network: str = "lora", optimizer: str = "AdamW"):
-    """train()'s own step on random SD1.5 weights: the model made ready by train.step's
-    prepare_network, make_optimizer and make_scheduler prepared by accelerate, then
-    train.step.Stepper.run (autocast, loss, backward, gradient clipping at max_grad_norm 1.0, the
-    NaN guard, AdamW and the scheduler), inside FreedMemoryReuse as train() runs it. Returns the
-    step function and the network.
-    without="host-memory": malloc's thresholds left alone; "lora-forms": every LoRA module
-    computed as Kohya writes it, org(x) + up(down(x)) * scale (no merged weight, no fused add,
-    1x1 convolutions as convolutions); "onednn-linear": fp32 Linear products through MKL
-    (PyTorch's default) instead of oneDNN."""
-    import torch
-    from diffusers import UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    from facelora.config import TrainConfig
-    from facelora.model import cpu_linear
-    from facelora.model.sdmodel import SD15_DIR, SDModel, noise_scheduler, read_config, shipped_tokenizer
-    from facelora.networks.lora import LoRAModule
-    from facelora.train.data import Batch
-    from facelora.train.host_memory import FreedMemoryReuse
-    from facelora.train.optim import make_optimizer, make_scheduler
-    from facelora.train.state import LoopState
-    from facelora.train.step import Stepper, make_accelerator, prepare_network
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel.from_config(read_config(SD15_DIR, "unet"))
-    te = CLIPTextModel(CLIPTextConfig.from_json_file(SD15_DIR / "text_encoder" / "config.json"))
-    # No VAE: the latents are cached (train() keeps the VAE for samples; it takes no part in a step).
-    model = SDModel(unet, te, None, shipped_tokenizer(), noise_scheduler(), name="random-sd15")
-    cfg = TrainConfig(network_dim=RANK, network_alpha=ALPHA, optimizer_type=optimizer, train_batch_size=1,
-                      resolution=f"{size},{size}", mixed_precision={"fp32": "no"}.get(precision, precision),
-                      gradient_checkpointing=checkpointing, network_train_unet_only=unet_only,
-                      torch_compile=compile_unet, cache_latents=True, network_module=NETWORKS[network][0],
-                      network_args=NETWORKS[network][1])
-    accelerator = make_accelerator(cfg.mixed_precision, cpu=device == "cpu")
-    if without == "lora-forms":
-        LoRAModule.forward = lambda self, x: self._org_forward(x) + self.lora_up(self.lora_down(x)) * (
-            self.multiplier * self.scale)
-    if without == "onednn-linear":
-        cpu_linear.usable = lambda x, weight: False
-    network, _ = prepare_network(model, cfg, accelerator.device)
-    if channels_last:
-        unet.to(memory_format=torch.channels_last)
-    optim = make_optimizer(cfg, network.unet_parameters(), network.text_encoder_parameters())
-    scheduler = make_scheduler(cfg, optim, total_steps=1000)
-    network, optimizer, scheduler = accelerator.prepare(network, optim.optimizer, scheduler)
-    stepper = Stepper(model, network, optimizer, scheduler, accelerator, cfg)
-    state = LoopState(cfg.seed)
-    batch = Batch([0], [CAPTION], latents=torch.randn(1, 4, size // 8, size // 8))
-    if without != "host-memory":
-        FreedMemoryReuse().install(accelerator.device)  # train() does this around its loop
-
-    def step() -> None:
-        stepper.run([batch], state)
-        state.global_step += 1
-
-    return step, network
+# --- the two implementations, run inside a worker subprocess: facelora_step.py and the reference --
 
 
 def reference_step(size: int, checkpointing: bool, precision: str, device: str, unet_only: bool):
@@ -146,16 +71,34 @@ def reference_step(size: int, checkpointing: bool, precision: str, device: str, 
     return (lambda: ref.step(dtype)), ref
 
 
+def stop_above(limit_gib: float) -> None:
+    """Ends this worker, with its figure, once its resident memory passes limit_gib: the machine
+    is shared, and a variant that needs more is reported by the size it reached."""
+    import threading
+
+    def watch() -> None:
+        while True:
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+            if rss > limit_gib:
+                print(json.dumps({"stopped_at_rss_gib": round(rss, 3), "limit_gib": limit_gib}), flush=True)
+                os._exit(0)
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def worker(args: argparse.Namespace) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(args.threads)
+    stop_above(args.max_rss_gib)
     cuda = args.device == "cuda"
     t0 = time.perf_counter()
     if args.impl == "facelora":
         step, _ = facelora_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only,
-                                args.torch_compile, args.channels_last, args.without, args.network, args.optimizer)
+                                args.torch_compile, args.channels_last, args.without, args.network, args.optimizer,
+                                args.tiny)
     else:
         step, _ = reference_step(args.size, args.checkpointing, args.precision, args.device, args.unet_only)
     build_s = time.perf_counter() - t0
@@ -200,8 +143,8 @@ def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: arg
                count_flops: bool, without: str | None = None, network: str = "lora") -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--size", str(size),
            "--precision", precision, "--steps", str(a.steps), "--warmup", str(a.warmup),
-           "--threads", str(a.threads), "--device", a.device]
-    cmd += ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
+           "--threads", str(a.threads), "--device", a.device, "--max-rss-gib", str(a.max_rss_gib)]
+    cmd += ["--tiny"] * a.tiny + ["--checkpointing"] * checkpointing + ["--unet-only"] * a.unet_only + ["--count-flops"] * count_flops
     if impl == "facelora":
         cmd += ["--torch-compile"] * a.torch_compile + (["--without", without] if without else [])
         cmd += ["--network", network]
@@ -217,6 +160,9 @@ def run_worker(impl: str, size: int, checkpointing: bool, precision: str, a: arg
 
 
 def summarise(runs: list[dict], device: str, precision: str) -> dict:
+    stopped = [r for r in runs if "stopped_at_rss_gib" in r]
+    if stopped:
+        return {"stopped_at_rss_gib": max(r["stopped_at_rss_gib"] for r in stopped), "limit_gib": stopped[0]["limit_gib"]}
     steps = [t for r in runs for t in r["step_s"]]
     med = statistics.median(steps)
     out = {"median_step_s": round(med, 3), "step_s": steps, "rounds": len(runs),
@@ -249,6 +195,9 @@ def ratios(facelora: dict, other: dict, name: str) -> dict:
 
 def network_ratios(other: dict, lora: dict, net: str) -> dict:
     """A network type's step time and peak memory over plain LoRA's."""
+    stopped = {k: r["stopped_at_rss_gib"] for k, r in (("lora", lora), (net, other)) if "stopped_at_rss_gib" in r}
+    if stopped:
+        return {f"{k}_stopped_at_rss_gib": v for k, v in stopped.items()}
     out = {f"ratio_time_{net}_over_lora": round(other["median_step_s"] / lora["median_step_s"], 3),
            f"ratio_peak_rss_{net}_over_lora": round(other["peak_rss_gib"] / lora["peak_rss_gib"], 3)}
     if "peak_gpu_gib" in other:
@@ -285,18 +234,24 @@ def arguments() -> argparse.ArgumentParser:
     ap.add_argument("--compare-reference", action="store_true", help="facelora / reference, interleaved.")
     ap.add_argument("--no-flops", action="store_true", help="Skip the FLOP count (one extra step per configuration).")
     ap.add_argument("--quick", action="store_true", help="256 px, 3 steps, one round: while developing.")
+    ap.add_argument("--tiny", action="store_true", help="The tiny model at 64 px, 1 step, one round: the script's test.")
+    ap.add_argument("--max-rss-gib", type=float, default=16.0,
+                    help="Stop a variant whose memory passes this and report the figure (default 16).")
     return ap
 
 
-def main() -> None:
-    a = arguments().parse_args()
+def main(argv: list[str] | None = None) -> dict | None:
+    a = arguments().parse_args(argv)
 
     if a.worker:
         a.impl = a.worker
         a.steps = a.steps or 5
         print(json.dumps(worker(a)))
-        return
+        return None
 
+    if a.tiny:
+        a.sizes, a.steps, a.rounds, a.no_flops = a.sizes or [64], a.steps or 1, a.rounds or 1, True
+        a.no_checkpointing = not a.checkpointing
     if a.quick:
         a.sizes, a.steps, a.rounds = a.sizes or [256], a.steps or 3, a.rounds or 1
     sizes = a.sizes or ([512] if a.compare_reference else [256, 512])
@@ -347,16 +302,19 @@ def main() -> None:
 
     m = machine(a.threads)
     m["load_average_before"], m["load_average_after"] = load_before, m.pop("load_average")
-    print(json.dumps({
+    report = {
         "command": "python " + " ".join([f"bench/{Path(sys.argv[0]).name}"] + sys.argv[1:]),
         "machine": m,
-        "settings": {"rank": RANK, "alpha": ALPHA, "batch": 1, "latents": "cached", "optimizer": a.optimizer,
+        "settings": {"model": "tiny" if a.tiny else "random SD1.5", "rank": TINY_RANK if a.tiny else RANK,
+                     "alpha": TINY_RANK / 2 if a.tiny else ALPHA, "batch": 1, "latents": "cached", "optimizer": a.optimizer,
                      "text_encoder_trained": not a.unet_only, "steps_per_round": a.steps, "rounds": a.rounds,
                      "warmup_steps": a.warmup, "torch_compile": a.torch_compile, "without": a.without,
                      "networks": {n: NETWORKS[n] for n in ["lora", *(a.networks or [])]}},
         "results": results,
         "wall_s": round(time.time() - started, 1),
-    }, indent=1))
+    }
+    print(json.dumps(report, indent=1))
+    return report
 
 
 if __name__ == "__main__":

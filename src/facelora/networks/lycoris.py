@@ -19,6 +19,7 @@ from torch import nn
 from ..errors import FaceloraError
 from ..lora_file import read_lora
 from ..model.family import SD15, ModelFamily
+from .lycoris_forward import use_cheap_forwards
 from .weights import NetworkParts, check_state_dict
 
 # The algorithms facelora trains through lycoris (lycoris' "lora" is LoCon on Linear layers only
@@ -27,7 +28,7 @@ ALGOS = ("lora", "locon", "loha", "lokr")
 ARGS = {
     "algo", "conv_dim", "conv_alpha", "dropout", "rank_dropout", "module_dropout", "dora_wd", "wd_on_output",
     "use_tucker", "use_cp", "use_scalar", "factor", "decompose_both", "full_matrix", "rs_lora", "preset", "train_norm",
-    "bypass_mode",  # W x + delta(x) instead of (W + delta) x: no weight-sized tensors per module in the step
+    "bypass_mode",  # unset: facelora picks each module's cheaper equivalent forward (lycoris_forward.py)
     "rank_dropout_scale",  # the kohya_ss GUI passes it to every LyCORIS type; lycoris.kohya does not read it
 }
 # lycoris' "full" preset, limited to SD1.5's module classes (see the file)
@@ -48,13 +49,23 @@ def check_args(network_args: dict) -> None:
     for key in ("dropout", "rank_dropout", "module_dropout"):
         if key in network_args and not 0 <= float(network_args[key]) < 1:
             raise FaceloraError(f"network_args {key}={network_args[key]}: a probability, from 0 up to 1.")
+    if _true(network_args.get("bypass_mode")) and _true(network_args.get("dora_wd")):
+        raise FaceloraError("network_args bypass_mode=True with dora_wd=True: lycoris' bypass forward leaves DoRA's "
+                            "weight decomposition out, so it would train a plain LoRA. Leave bypass_mode unset: "
+                            "facelora computes DoRA in an equivalent form that needs no weight-sized tensors.")
+
+
+def _true(value) -> bool:
+    """As lycoris reads a boolean network_arg (utils.str_bool): anything but "false"; unset is false."""
+    return value is not None and str(value).lower() != "false"
 
 
 class LycorisNetwork(NetworkParts):
     """lycoris' modules of one model; state_dict() keys are the file keys A1111 and ComfyUI read
     (lora_down/lora_up, hada_w1_a..., lokr_w1..., dora_scale, alpha)."""
 
-    def __init__(self, net: nn.Module, train_unet: bool, train_text_encoder: bool, names: _Names):
+    def __init__(self, net: nn.Module, train_unet: bool, train_text_encoder: bool, names: _Names,
+                 cheap_forwards: bool = True):
         super().__init__()
         if not (train_unet or train_text_encoder):
             raise FaceloraError("A LoRA must train the UNet, the text encoder, or both.")
@@ -64,6 +75,8 @@ class LycorisNetwork(NetworkParts):
         for name, module in self.loras.items():
             self.add_module(name, module)
         self._net = [net]  # lycoris' network, for max-norm; a list, so not registered twice
+        # how many modules run in each form (bypass, dora, rebuild); none changed if bypass_mode was given
+        self.forms = use_cheap_forwards(self.loras.values()) if cheap_forwards else {}
         self._applied = False
 
     def apply_to(self) -> None:
@@ -151,7 +164,8 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
                                    warn_on_unmatched=False, **args)
     finally:
         logger.setLevel(level)
-    return LycorisNetwork(net, train_unet, train_text_encoder, _Names(text_encoder, family))
+    return LycorisNetwork(net, train_unet, train_text_encoder, _Names(text_encoder, family),
+                          cheap_forwards="bypass_mode" not in network_args)
 
 
 def create_network_from_weights(multiplier: float, file: str | Path | None, vae: nn.Module | None,
