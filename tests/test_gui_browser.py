@@ -150,6 +150,12 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     expect(page.get_by_role("tab", name="训练")).to_be_visible(timeout=15_000)
     expect(page.locator("#create-project")).to_have_text("创建项目")
     expect(page.locator("#project-summary")).to_contain_text("触发词")
+    box = page.locator("#open-name input")  # a refusal from the core, in Chinese with its path
+    box.fill("../")
+    box.press("Enter")
+    page.click("#open-project")
+    _error(page, "project-message", "路径 '../' 位于")
+    _shot(page, "1c-chinese-refusal")
     _tab(page, "计划与参数")
     expect(page.locator("#params-basic")).to_contain_text("网络秩（维度）  network_dim")
     _shot(page, "1b-chinese")

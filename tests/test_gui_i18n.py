@@ -201,3 +201,19 @@ def test_core_errors_show_in_chinese_with_their_values():
     assert i18n.error_message(odd, "zh-CN") == "参数无效：A message written without a template."
     assert i18n.error_message(FaceloraError("{braces} kept"), "zh-CN").endswith("{braces} kept")
     assert i18n.error_message(ValueError("The training folder holds no images."), "zh-CN") == "训练文件夹里没有图片。"
+
+
+def test_a_refused_click_shows_the_core_message_in_the_gui_language():
+    from facelora.gui import common
+    from facelora.gui.workspace import Workspace
+
+    ws = Workspace.of("/srv/workspace")
+    shown = common.friendly()(lambda: ws.open("/etc"))
+    assert "lies outside the folders this GUI may use" in shown()
+    i18n.set_language("zh-CN")
+    try:
+        chinese = shown()
+    finally:
+        i18n.set_language("en")
+    assert "fl-error" in chinese and "位于此 GUI 可使用的文件夹" in chinese and "/etc" in chinese
+    assert "lies outside" not in chinese
