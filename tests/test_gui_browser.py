@@ -236,7 +236,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     _error(page, "train-action", "already running")
     page.reload()
     page.wait_for_selector("#create-project")
-    expect(page.locator("#current-project")).to_contain_text("alice", timeout=15_000)
+    expect(page.locator("#current-project")).to_contain_text("alice", timeout=60_000)  # slow when the machine is busy
     _tab(page, "Train")
     alice, out = ws / "alice", ws / "alice" / "log" / "train.out"
 
@@ -262,6 +262,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     # --- Resume: it goes on from the saved step and finishes; the list shows the whole run ------
     page.click("#train-resume")
     expect(page.locator("#train-action")).to_contain_text("Training resumed", timeout=15_000)
+    expect(page.locator('#train-state[data-status="running"]')).to_be_visible(timeout=30_000)  # the next tick
     expect(page.locator("#saved-files")).to_contain_text(interrupted)  # the run before stays in view
     _wait_for_job(page, "#train-state", out, 150)
     starts = _events(alice, "start")

@@ -215,5 +215,5 @@ def test_a_refused_click_shows_the_core_message_in_the_gui_language():
         chinese = shown()
     finally:
         i18n.set_language("en")
-    assert "fl-error" in chinese and "位于此 GUI 可使用的文件夹" in chinese and "/etc" in chinese
+    assert "fl-error" in chinese and "位于本界面可以使用的文件夹" in chinese and "/etc" in chinese
     assert "lies outside" not in chinese

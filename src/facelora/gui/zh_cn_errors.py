@@ -19,7 +19,7 @@ ZH_CN_ERRORS: dict[str, str] = {
     "was started with: --workspace, --allow).":
         "{what} '{text}' 位于 {base} 之外。facelora 只在项目内（以及启动 GUI 时给出的文件夹：--workspace、--allow）读写。",
     "'{text}' lies outside the folders this GUI may use ({listed}). Start it with --allow FOLDER to open another "
-    "folder.": "'{text}' 位于此 GUI 可使用的文件夹（{listed}）之外。请用 --allow 文件夹 启动 GUI 以打开其他文件夹。",
+    "folder.": "'{text}' 位于本界面可以使用的文件夹（{listed}）之外。请用 --allow 文件夹 启动 GUI 以打开其他文件夹。",
     ALLOWED: "字母、数字、空格和除 / \\ < > : \" | ? * 之外的标点，不能是 '.' 或 '..'，不能是 Windows 保留的名称"
              "（CON、NUL、COM1 等），末尾不能是点或空格",
     "The path": "路径", "The project folder": "项目文件夹", "The file name": "文件名", "The trigger word": "触发词",
@@ -111,7 +111,7 @@ ZH_CN_ERRORS: dict[str, str] = {
     # the GUI's own messages (gui/)
     "'{text}' lies outside the folders this GUI may use ({listed}). To use it, add {folder} under \"Folders this GUI "
     "may use\" on the Project page (or start the GUI with --allow {folder}).":
-        "'{text}' 位于此 GUI 可使用的文件夹（{listed}）之外。要使用它，请在“项目”页的“此 GUI 可使用的文件夹”中添加 "
+        "'{text}' 位于本界面可以使用的文件夹（{listed}）之外。要使用它，请在项目页的“本界面可以使用的文件夹”中添加 "
         "{folder}（或用 --allow {folder} 启动 GUI）。",
     "This GUI serves the network (--listen): folders can only be added when it starts, with --allow FOLDER.":
         "此 GUI 对网络开放（--listen）：只能在启动时用 --allow 文件夹 添加文件夹。",
@@ -119,8 +119,8 @@ ZH_CN_ERRORS: dict[str, str] = {
         "请给出文件夹的完整路径，例如 /home/me/photos 或 C:\\Users\\me\\photos。",
     "{folder} is not a folder.": "{folder} 不是文件夹。",
     "{folder} is a whole drive; add the folder you need inside it.": "{folder} 是整个磁盘；请添加其中你需要的文件夹。",
-    "{folder} is already inside a folder this GUI may use.": "{folder} 已经在此 GUI 可使用的文件夹内。",
-    "No project is open: create or open one on the Project page.": "没有打开的项目：请在“项目”页创建或打开一个。",
+    "{folder} is already inside a folder this GUI may use.": "{folder} 已经在本界面可以使用的文件夹内。",
+    "No project is open: create or open one on the Project page.": "没有打开的项目：请在项目页创建或打开一个。",
     "This page serves the project {root} only, so it creates no other. Start it with --workspace FOLDER to create "
     "projects in FOLDER.": "此页面只服务于项目 {root}，因此不会创建其他项目。请用 --workspace 文件夹 启动，"
                            "以便在该文件夹中创建项目。",
