@@ -1,5 +1,6 @@
 """The web GUI driven in a real browser (headless Chromium through Playwright): the whole workflow
-on the tiny test model, and requests that try to leave the workspace.
+on the tiny test model (training stopped while it runs and resumed from its saved state), and
+requests that try to leave the workspace.
 
 Needs Debian's Chromium (`apt-get install chromium`); Playwright's own browser download is never
 used. Screenshots of every page are saved in out/screenshots/ (ignored by git) for a person to

@@ -1,7 +1,9 @@
 """The Chinese interface: every word the GUI shows has a zh-CN translation. The test walks every
 component the built page holds (labels, help lines, placeholders, buttons, Markdown), every
 parameter's plain label and help (TrainConfig's, prepare's and the grid's fields), and every
-fixed message in gui/'s source (T(), tr() and note() literals, table row names, the state words)."""
+fixed message in gui/'s source (T(), tr() and note() literals, table row names, the state words),
+and the core's messages the pages show: every raise in i18n.CORE_SOURCES is a template with a
+zh-CN template, and every FaceloraError class has its kind in Chinese for the rest."""
 
 from __future__ import annotations
 
