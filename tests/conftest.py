@@ -4,6 +4,8 @@ steps 3-7x slower whenever another process takes a core."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -79,3 +81,47 @@ def tiny_training_project(root: Path, images: int = 2, repeats: int = 2):
         crop.save(folder / f"{i}.png")
         (folder / f"{i}.txt").write_text(f"ohwx woman, smiling, photo {i}")
     return project
+
+
+@contextmanager
+def gui_server(args: list[str], cwd: Path, log_path: Path, wait_s: float) -> Iterator[str]:
+    """`facelora gui ARGS --port P` on a free localhost port, as its own process, until it answers
+    (failing with its log when it exits or stays silent for `wait_s`); yields its URL and stops it
+    as Ctrl-C does."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "facelora", "gui", *args, "--port", str(port)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail("the GUI server exited:\n" + log_path.read_text(errors="replace"))
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the GUI server did not answer in {wait_s:.0f} s:\n" + log_path.read_text(errors="replace"))
+        time.sleep(0.3)
+    try:
+        yield url
+    finally:
+        proc.send_signal(2)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

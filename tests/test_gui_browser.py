@@ -1,5 +1,6 @@
 """The web GUI driven in a real browser (headless Chromium through Playwright): the whole workflow
-on the tiny test model, and requests that try to leave the workspace.
+on the tiny test model (training stopped while it runs and resumed from its saved state), and
+requests that try to leave the workspace.
 
 Needs Debian's Chromium (`apt-get install chromium`); Playwright's own browser download is never
 used. Screenshots of every page are saved in out/screenshots/ (ignored by git) for a person to
@@ -8,12 +9,9 @@ look at.
 
 from __future__ import annotations
 
-import os
+import json
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from conftest import gui_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,12 +38,6 @@ def _chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=10) as r:
@@ -57,31 +51,8 @@ def server(tmp_path: Path):
     """`facelora gui` on a free localhost port, serving a fresh workspace."""
     ws = tmp_path / "workspace"
     ws.mkdir()
-    port = _free_port()
-    log = (tmp_path / "server.log").open("wb")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "facelora", "gui", "--workspace", str(ws), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail("the GUI server exited:\n" + (tmp_path / "server.log").read_text())
-        try:
-            if _get(url)[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("the GUI server did not answer in 90 s:\n" + (tmp_path / "server.log").read_text())
-    yield url, ws
-    proc.send_signal(2)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with gui_server(["--workspace", str(ws)], tmp_path, tmp_path / "server.log", 90) as url:
+        yield url, ws
 
 
 @pytest.fixture
@@ -126,19 +97,29 @@ def _error(page, where: str, text: str) -> None:
     assert page.locator(".toast-body").count() == 0
 
 
-def _wait_for_job(page, state: str, out: Path, timeout_s: float) -> None:
-    """Wait until the page says the job finished; fail at once, with its output, if it failed."""
+def _wait_for_job(page, state: str, out: Path, timeout_s: float, want: str = "finished") -> None:
+    """Wait until the page says the job is `want` (finished, stopped); fail at once, with its
+    output, when it ended otherwise."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         status = page.locator(state).get_attribute("data-status") if page.locator(state).count() else None
-        if status == "finished":
+        if status == want:
             return
-        if status in ("failed", "stopped") or "exited with code" in page.locator(state).inner_text():
+        if status in ("failed", "stopped", "finished") or "exited with code" in page.locator(state).inner_text():
             break
         page.wait_for_timeout(500)
     output = out.read_text(errors="replace")[-3000:] if out.is_file() else "(no output)"
     shown = page.locator(state).inner_text() if page.locator(state).count() else "nothing"
-    pytest.fail(f"the job did not finish (the page shows {shown!r}); its output:\n{output}")
+    pytest.fail(f"the job is not {want} (the page shows {shown!r}); its output:\n{output}")
+
+
+def _events(project: Path, kind: str) -> list[dict]:
+    lines = (project / "log" / "events.jsonl").read_text().splitlines()
+    return [e for e in map(json.loads, lines) if e["event"] == kind]
+
+
+def _saved_names(page) -> set[str]:
+    return set(page.locator("#saved-files li").all_inner_texts())
 
 
 def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, grace_hopper):
@@ -170,6 +151,12 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     expect(page.get_by_role("tab", name="训练")).to_be_visible(timeout=15_000)
     expect(page.locator("#create-project")).to_have_text("创建项目")
     expect(page.locator("#project-summary")).to_contain_text("触发词")
+    box = page.locator("#open-name input")  # a refusal from the core, in Chinese with its path
+    box.fill("../")
+    box.press("Enter")
+    page.click("#open-project")
+    _error(page, "project-message", "路径 '../' 位于")
+    _shot(page, "1c-chinese-refusal")
     _tab(page, "计划与参数")
     expect(page.locator("#params-basic")).to_contain_text("网络秩（维度）  network_dim")
     _shot(page, "1b-chinese")
@@ -210,7 +197,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     assert images[0].with_suffix(".txt").read_text().strip() == "ohwx woman, edited in the browser"
     _shot(page, "2-photos")
 
-    # --- Plan and parameters: the tiny model, 64 px, one epoch of 2 x 2 steps --------------------
+    # --- Plan and parameters: the tiny model, 64 px, 2 repeats of 2 images ------------------------
     _tab(page, "Plan and parameters")
     expect(page.locator("#plan-images input")).to_have_value("2")
     model = page.locator("#param-pretrained_model_name_or_path input")
@@ -223,6 +210,11 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     plan = page.locator("#plan-table")
     expect(plan.get_by_role("row", name="repeats 2", exact=True)).to_be_visible()  # 4 steps / (2 images x 1 epoch)
     expect(plan.get_by_role("row", name="total steps 4", exact=True)).to_be_visible()
+    # the run trained: long enough to be stopped while it runs (still 2 repeats), a file every 10 epochs
+    for name, value in (("max_train_epochs", "20"), ("max_train_steps", "80"), ("save_every_n_epochs", "10")):
+        _fill(page, f"param-{name}", value)
+    expect(plan.get_by_role("row", name="total steps 80", exact=True)).to_be_visible(timeout=10_000)
+    expect(plan.get_by_role("row", name="repeats 2", exact=True)).to_be_visible()
     page.locator("#param-mixed_precision input").click()
     page.get_by_role("option", name="no", exact=True).click()
     page.click("#preset-dynamic")
@@ -230,7 +222,7 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     page.click("#preset-static")
     expect(page.locator("#param-optimizer_type input")).to_have_value("AdamW8bit")
     page.click("#save-params")
-    expect(page.locator("#params-status")).to_contain_text("Saved", timeout=15_000)
+    expect(page.locator("#params-status")).to_contain_text("Saved", timeout=60_000)  # imports torch: slow when busy
     expect(page.locator("#params-status")).to_contain_text("2 repeats")
     saved = (ws / "alice" / "facelora.toml").read_text()
     assert 'pretrained_model_name_or_path = "tiny"' in saved and 'resolution = "64"' in saved
@@ -245,9 +237,46 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
     _error(page, "train-action", "already running")
     page.reload()
     page.wait_for_selector("#create-project")
-    expect(page.locator("#current-project")).to_contain_text("alice", timeout=15_000)
+    expect(page.locator("#current-project")).to_contain_text("alice", timeout=60_000)  # slow when the machine is busy
     _tab(page, "Train")
-    _wait_for_job(page, "#train-state", ws / "alice" / "log" / "train.out", 150)
+    alice, out = ws / "alice", ws / "alice" / "log" / "train.out"
+
+    # --- Stop while it runs: the page says stopped, what was saved, and that Resume goes on -----
+    page.wait_for_function("() => Number(document.querySelector('#train-state')?.dataset.step) >= 1",
+                           timeout=150_000)
+    page.click("#train-stop")
+    expect(page.locator("#train-action")).to_contain_text("Training stopped", timeout=40_000)
+    _wait_for_job(page, "#train-state", out, 30, want="stopped")
+    stopped = int(page.locator("#train-state").get_attribute("data-step"))
+    assert 0 < stopped < 80, f"the run ended at step {stopped} before Stop reached it: give it more steps"
+    interrupted = f"ohwx-interrupted-step{stopped:08d}.safetensors"
+    expect(page.locator("#train-state")).to_contain_text(f"Interrupted at step {stopped}")
+    expect(page.locator("#train-state")).to_contain_text(f"The training state of step {stopped} is saved")
+    expect(page.locator("#train-state")).to_contain_text("Resume goes on from there")
+    assert list((alice / "log" / "state").glob(f"step{stopped:08d}-epoch*/manifest.json")), "no state saved"
+    on_disk = {p.name for p in (alice / "models").glob("ohwx*.safetensors")}
+    assert interrupted in on_disk and "ohwx.safetensors" not in on_disk
+    expect(page.locator("#saved-files")).to_contain_text(interrupted)
+    assert _saved_names(page) == on_disk  # the list is the run's files, all of them
+    _shot(page, "4a-stopped")
+
+    # --- Resume: it goes on from the saved step and finishes; the list shows the whole run ------
+    page.click("#train-resume")
+    expect(page.locator("#train-action")).to_contain_text("Training resumed", timeout=15_000)
+    expect(page.locator('#train-state[data-status="running"]')).to_be_visible(timeout=30_000)  # the next tick
+    expect(page.locator("#saved-files")).to_contain_text(interrupted)  # the run before stays in view
+    _wait_for_job(page, "#train-state", out, 150)
+    starts = _events(alice, "start")
+    assert [s["first_step"] for s in starts] == [0, stopped], "the resumed part did not start at the saved step"
+    steps = [e["step"] for e in _events(alice, "step")]
+    assert steps == list(range(1, 81)), "every step once: the resumed part went on from the saved step"
+    expect(page.locator("#train-state")).to_contain_text("80 of 80")
+    assert any(f"Resuming at step {stopped} of 80" in n for n in starts[-1]["notes"]), starts[-1]["notes"]
+    on_disk = {p.name for p in (alice / "models").glob("ohwx*.safetensors")}
+    assert {interrupted, "ohwx-000010.safetensors", "ohwx.safetensors"} <= on_disk
+    expect(page.locator("#saved-files")).to_contain_text("ohwx.safetensors")
+    assert _saved_names(page) == on_disk
+    _shot(page, "4b-resumed")
     expect(page.locator("#train-saved")).to_contain_text("ohwx.safetensors")
     lines = page.locator('#loss-chart path[aria-roledescription="line mark"][stroke]')  # drawn: loss and average
     expect(lines).to_have_count(2, timeout=10_000)

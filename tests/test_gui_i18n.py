@@ -1,7 +1,9 @@
 """The Chinese interface: every word the GUI shows has a zh-CN translation. The test walks every
 component the built page holds (labels, help lines, placeholders, buttons, Markdown), every
 parameter's plain label and help (TrainConfig's, prepare's and the grid's fields), and every
-fixed message in gui/'s source (T(), tr() and note() literals, table row names, the state words)."""
+fixed message in gui/'s source (T(), tr() and note() literals, table row names, the state words),
+and the core's messages the pages show: every raise in i18n.CORE_SOURCES is a template with a
+zh-CN template, and every FaceloraError class has its kind in Chinese for the rest."""
 
 from __future__ import annotations
 
@@ -53,6 +55,67 @@ def _source_strings() -> list[str]:
     return found
 
 
+SRC = GUI.parent
+ERRORS_HINT = ("write the message as a template with its values, Error(\"{path} is not a folder.\", path=p), and add "
+               "its Chinese to src/facelora/gui/zh_cn_errors.py")
+
+
+def _raised(node: ast.Raise) -> ast.Call | None:
+    """The call a `raise X(...)` makes (`raise X(...) from None` included), when X is a class."""
+    call = node.exc
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id[:1].isupper():
+        return call
+    return None
+
+
+WHAT_AT = {"inside": 2, "check_name": 1, "check_folder_text": 1}  # paths.py's functions: where `what` is
+
+
+def _what(node: ast.AST) -> list[str]:
+    """The words a call to paths.py names its path with (`what`), which its messages show."""
+    if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) in WHAT_AT):
+        return []
+    at = WHAT_AT[node.func.id]
+    given = [k.value for k in node.keywords if k.arg == "what"] or node.args[at:at + 1]
+    return [t for g in given for t in _literals(g) if not t.isidentifier()]  # a Kohya name stays as it is
+
+
+def _core_messages() -> tuple[list[str], list[str]]:
+    """The messages raised in i18n.CORE_SOURCES (the code the GUI's pages call): their templates,
+    and the raise sites whose message is not a template (an f-string, a sum, a call), which the
+    GUI could not translate."""
+    templates, untranslatable = [], []
+    files = sorted({f for src in i18n.CORE_SOURCES for f in ([SRC / src] if src.endswith(".py") else
+                                                             (SRC / src).rglob("*.py"))})
+    for path in files:
+        if path.name.startswith("zh_cn") or path.name == "i18n.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            templates += _what(node)
+            call = _raised(node) if isinstance(node, ast.Raise) else None
+            if call is None or not call.args:
+                continue
+            found = _literals(call.args[0])
+            if found:
+                templates += found
+            else:
+                untranslatable.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(call)[:100]}")
+    return templates, untranslatable
+
+
+def _error_classes() -> list[str]:
+    """Every FaceloraError class in the source (by name: a class whose bases include one)."""
+    classes: dict[str, list[str]] = {}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                classes[node.name] = [getattr(b, "id", getattr(b, "attr", "")) for b in node.bases]
+    errors = {"FaceloraError"}
+    while grown := {c for c, bases in classes.items() if c not in errors and errors & set(bases)}:
+        errors |= grown
+    return sorted(errors)
+
+
 def _word_tables() -> list[str]:
     from facelora.gui.pages import evaluate, params, photos, train
     from facelora.gui.workspace import RULE
@@ -99,3 +162,60 @@ def test_translations_keep_their_placeholders_and_kohya_names():
     assert i18n.tr("Network Rank (Dimension)  network_dim", "zh-CN").endswith("  network_dim")
     assert i18n.tr("Network Rank (Dimension)  network_dim", "zh-CN") != "Network Rank (Dimension)  network_dim"
     assert i18n.T("Saved {n} caption(s).", "zh-CN", n=2).count("2") == 1
+
+
+def test_every_core_message_the_gui_shows_has_a_chinese_template():
+    templates, untranslatable = _core_messages()
+    assert len(templates) > 40  # paths, projects, locks, config checks, prepare and the GUI's own
+    assert not untranslatable, f"{len(untranslatable)} messages cannot be translated; {ERRORS_HINT}:\n" + \
+        "\n".join(untranslatable)
+    left = i18n.missing(templates)
+    assert not left, f"{len(left)} core messages have no zh-CN template; {ERRORS_HINT}:\n" + "\n".join(left)
+
+
+def test_every_error_class_has_its_kind_in_chinese():
+    classes = _error_classes()
+    assert {"PathError", "ConfigError", "ProjectError", "JobError", "TrainDataError"} <= set(classes)
+    unnamed = [c for c in classes if c not in i18n.ERROR_KINDS]
+    assert not unnamed, f"add these error classes' kinds to ERROR_KINDS in src/facelora/gui/i18n.py: {unnamed}"
+    left = i18n.missing(list(i18n.ERROR_KINDS.values()))
+    assert not left, f"{len(left)} error kinds have no zh-CN words; {HINT}:\n" + "\n".join(left)
+
+
+def test_core_errors_show_in_chinese_with_their_values():
+    from facelora.config import TrainConfig, apply
+    from facelora.errors import ConfigError, FaceloraError
+    from facelora.paths import PathError, inside
+
+    with pytest.raises(PathError) as refused:
+        inside("/srv/workspace", "/etc", "The project folder")
+    english = str(refused.value)
+    assert i18n.error_message(refused.value, "en") == english
+    chinese = i18n.error_message(refused.value, "zh-CN")
+    assert "/etc" in chinese and "/srv/workspace" in chinese and "项目文件夹" in chinese
+    assert not any(word in chinese for word in ("lies outside", "The project folder")), chinese
+    with pytest.raises(ConfigError) as bad:
+        apply(TrainConfig(), {"network_dim": "many"})
+    shown = i18n.error_message(bad.value, "zh-CN")
+    assert shown.startswith("参数无效") and "network_dim" in shown and "many" in shown  # pydantic's detail kept
+    # a message with no template of its own: its kind in Chinese, then the English kept as it is
+    odd = ConfigError("A message written without a template.")
+    assert i18n.error_message(odd, "zh-CN") == "参数无效：A message written without a template."
+    assert i18n.error_message(FaceloraError("{braces} kept"), "zh-CN").endswith("{braces} kept")
+    assert i18n.error_message(ValueError("The training folder holds no images."), "zh-CN") == "训练文件夹里没有图片。"
+
+
+def test_a_refused_click_shows_the_core_message_in_the_gui_language():
+    from facelora.gui import common
+    from facelora.gui.workspace import Workspace
+
+    ws = Workspace.of("/srv/workspace")
+    shown = common.friendly()(lambda: ws.open("/etc"))
+    assert "lies outside the folders this GUI may use" in shown()
+    i18n.set_language("zh-CN")
+    try:
+        chinese = shown()
+    finally:
+        i18n.set_language("en")
+    assert "fl-error" in chinese and "位于本界面可以使用的文件夹" in chinese and "/etc" in chinese
+    assert "lies outside" not in chinese

@@ -7,28 +7,18 @@ secret is never served, nothing outside the project is written, and the server k
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import gui_server
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("gradio")
 
 SECRET = b"the key to everything"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _request(url: str, data: bytes | None = None, headers: dict | None = None) -> tuple[int, bytes]:
@@ -59,33 +49,9 @@ def served(tmp_path_factory):
     (parent / "sibling" / "facelora.toml").write_bytes(b"[project]\ntrigger = 'bob'\n")
     (project.root / "link.txt").symlink_to(parent / "secret.txt")
     (project.root / "linkdir").symlink_to(parent)
-    port = _free_port()
-    log_path = parent.parent / f"gui-{port}.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    env.pop("GRADIO_TEMP_DIR", None)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "facelora", "gui", str(project.root), "--port", str(port)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=parent, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail("the GUI server exited:\n" + log_path.read_text())
-        try:
-            if _request(url)[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the GUI server did not answer in 240 s:\n" + log_path.read_text())
-    before = _tree(parent, project.root)
-    yield url, parent, project, before
-    proc.send_signal(2)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with gui_server([str(project.root)], parent, parent.parent / f"{parent.name}-gui.log", 240) as url:
+        before = _tree(parent, project.root)
+        yield url, parent, project, before
 
 
 def _bad_paths(parent: Path, project: Path) -> list[str]:

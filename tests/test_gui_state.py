@@ -169,6 +169,31 @@ def test_after_start_the_previous_run_is_not_shown(tmp_path: Path):
     assert nothing_to_resume(p) is None  # a stopped run resumes
 
 
+def test_a_resumed_run_keeps_the_stopped_run_in_view_while_it_loads(tmp_path: Path):
+    from facelora.gui.pages.train import shown_events, state_note, status_html
+
+    stopped = [e for e in map(ev.parse, _run(0, ["ohwx-interrupted-step00000004.safetensors"],
+                                             {"step": 4, "interrupted": True, "message": "Interrupted at step 4."},
+                                             time.time() - 60))]
+    resuming = jobs.JobState("train", True, 123, ["train"], time.time())
+    assert shown_events(stopped, resuming, resuming=True) == stopped  # its files and curve stay
+    assert shown_events(stopped, resuming) == []  # a new run does not show them
+    prog = jobs.progress(stopped, True)
+    assert prog.saved == ["ohwx-interrupted-step00000004.safetensors"]
+    html = status_html(prog, resuming, "<p>resume note</p>")
+    assert 'data-status="running"' in html and "Starting" in html  # loading: not "Stopped" any more
+    assert "Interrupted at step 4" not in html and "resume note" not in html
+    p = init_project(tmp_path / "p", "ohwx")
+    done = jobs.progress(stopped, False)
+    assert "No training state was saved" in state_note(p, done)
+    (p.state_dir / "step00000004-epoch000001").mkdir(parents=True)
+    (p.state_dir / "step00000004-epoch000001" / "manifest.json").write_text("{}")
+    assert "The training state of step 4 is saved (log/state/step00000004-epoch000001)" in state_note(p, done)
+    html = status_html(done, jobs.JobState("train", False), state_note(p, done))
+    assert 'data-status="stopped" data-step="4"' in html and "Interrupted at step 4" in html
+    assert state_note(p, jobs.progress(stopped[:-1] + [ev.End(step=8)], False)) == ""  # finished: nothing to say
+
+
 def test_print_training_command_has_both_command_lines(tmp_path: Path):
     from facelora.gui.pages.tools import commands
 

@@ -111,12 +111,12 @@ def acquire(project: Project, kind: str, command: list[str]) -> Path:
     for other in (kind, *CONFLICTS.get(kind, ())):
         lock = live_lock(project, other)
         if lock is not None:
-            pid = f" (process {lock['pid']})" if lock.get("pid") else ""
-            beside = "" if other == kind else f"; {kind} cannot run beside it"
-            raise JobError(
-                f"A {other} job is already running for this project{pid}{beside}. Wait for it to "
-                f"end, or stop it first."
-            )
+            if other != kind:
+                raise JobError("A {other} job is already running for this project (process {pid}); {kind} cannot "
+                               "run beside it. Wait for it to end, or stop it first.", other=other,
+                               pid=lock.get("pid") or "starting", kind=kind)
+            raise JobError("A {kind} job is already running for this project (process {pid}). Wait for it to "
+                           "end, or stop it first.", kind=kind, pid=lock.get("pid") or "starting")
     path = lock_path(project, kind)
     try:
         with clear_write_errors(path):
@@ -125,7 +125,7 @@ def acquire(project: Project, kind: str, command: list[str]) -> Path:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump({"pid": None, "kind": kind, "command": command, "started": time.time()}, f)
     except FileExistsError:
-        raise JobError(f"A {kind} job is just starting for this project; wait a moment.") from None
+        raise JobError("A {kind} job is just starting for this project; wait a moment.", kind=kind) from None
     return path
 
 

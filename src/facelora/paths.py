@@ -36,7 +36,8 @@ def check_name(name: str, what: str, suffix_bytes: int = 0) -> str:
     `suffix_bytes` more added to it); otherwise a PathError that says what is allowed."""
     problem = _name_problem(name, NAME_MAX_BYTES - suffix_bytes)
     if problem:
-        raise PathError(f"{what} {name!r} cannot be a file name: {problem}. A name may hold {ALLOWED}.")
+        raise PathError("{what} {name!r} cannot be a file name: {problem}. A name may hold {allowed}.", what=what,
+                        name=name, problem=problem, allowed=ALLOWED)
     return name
 
 
@@ -75,17 +76,18 @@ def check_folder_text(text: str, what: str) -> str:
     the project made of valid names (no `..`), or an absolute path (which must then lie inside
     the project: see `inside`)."""
     if "\x00" in text:
-        raise PathError(f"{what} {text!r} contains a NUL character.")
+        raise PathError("{what} {text!r} contains a NUL character.", what=what, text=text)
     path = PurePath(text)
     if path.is_absolute():
         return text
     if not path.parts:
-        raise PathError(f"{what} is empty: name a folder inside the project, such as 'models'.")
+        raise PathError("{what} is empty: name a folder inside the project, such as 'models'.", what=what)
     for part in path.parts:
         problem = _name_problem(part, NAME_MAX_BYTES)
         if problem:
-            raise PathError(f"{what} {text!r} must be a folder inside the project; its part {part!r} cannot be "
-                            f"used: {problem}. Each part may hold {ALLOWED}.")
+            raise PathError("{what} {text!r} must be a folder inside the project; its part {part!r} cannot be "
+                            "used: {problem}. Each part may hold {allowed}.", what=what, text=text, part=part,
+                            problem=problem, allowed=ALLOWED)
     return text
 
 
@@ -94,15 +96,15 @@ def inside(root: str | Path, user_path: str | Path, what: str = "The path") -> P
     is `root` or lies inside it; otherwise a PathError."""
     text = str(user_path).strip() if user_path is not None else ""
     if not text:
-        raise PathError(f"{what}: no path given.")
+        raise PathError("{what}: no path given.", what=what)
     if "\x00" in text:
-        raise PathError(f"{what} {text!r} contains a NUL character.")
+        raise PathError("{what} {text!r} contains a NUL character.", what=what, text=text)
     base = Path(root).resolve()
     candidate = (base / text).resolve()  # an absolute `text` replaces base here, then is checked
     if candidate != base and base not in candidate.parents:
         raise PathError(
-            f"{what} '{text}' lies outside {base}. facelora reads and writes only inside the project "
-            f"(and the folders the GUI was started with: --workspace, --allow)."
+            "{what} '{text}' lies outside {base}. facelora reads and writes only inside the project "
+            "(and the folders the GUI was started with: --workspace, --allow).", what=what, text=text, base=base
         )
     return candidate
 
@@ -136,8 +138,8 @@ class Roots:
                     continue
             listed = ", ".join(str(r) for r in self.all)
             raise PathError(
-                f"'{text}' lies outside the folders this GUI may use ({listed}). Start it with "
-                f"--allow FOLDER to open another folder."
+                "'{text}' lies outside the folders this GUI may use ({listed}). Start it with "
+                "--allow FOLDER to open another folder.", text=text, listed=listed
             )
         return inside(self.workspace, text)
 

@@ -83,13 +83,13 @@ class Concept:
         m = CONCEPT_FOLDER.match(folder_name)
         if not m:
             raise ProjectError(
-                f"Folder '{folder_name}' has no '<repeats>_' prefix. Kohya's layout needs the "
-                f"number of repeats first, e.g. '15_{folder_name}'. Rename it, or run "
-                f"'facelora plan PROJECT --yes' to name it from the plan."
+                "Folder '{folder}' has no '<repeats>_' prefix. Kohya's layout needs the "
+                "number of repeats first, e.g. '15_{folder}'. Rename it, or run "
+                "'facelora plan PROJECT --yes' to name it from the plan.", folder=folder_name
             )
         repeats = int(m.group(1))
         if repeats < 1:
-            raise ProjectError(f"Folder '{folder_name}': repeats must be at least 1.")
+            raise ProjectError("Folder '{folder}': repeats must be at least 1.", folder=folder_name)
         rest = m.group(2).strip()
         trigger, _, class_word = rest.partition(" ")
         return cls(repeats, trigger, class_word.strip() or None)
@@ -98,8 +98,8 @@ class Concept:
 def check_trigger(trigger: str) -> str:
     if not trigger or not _TRIGGER.match(trigger):
         raise ProjectError(
-            f"Trigger word {trigger!r} must be one word without spaces or slashes (e.g. 'ohwx' or "
-            f"'ScarlettJohansson'); it names the folder and starts every caption."
+            "Trigger word {trigger!r} must be one word without spaces or slashes (e.g. 'ohwx' or "
+            "'ScarlettJohansson'); it names the folder and starts every caption.", trigger=trigger
         )
     check_name(trigger, "The trigger word")
     return trigger
@@ -222,11 +222,12 @@ class Project:
         if not (root / CONFIG_FILE).is_file():
             from .kohya_layout import kohya_layout  # it builds on this module
 
-            kohya = " (it is laid out the Kohya way: 'facelora init' or 'facelora train' adopts it)" if kohya_layout(root) else ""
-            raise ProjectError(
-                f"'{root}' is not a facelora project (no {CONFIG_FILE}){kohya}. Create one with "
-                f"'facelora init {root} --trigger NAME'."
-            )
+            if kohya_layout(root):
+                raise ProjectError("'{root}' is not a facelora project (no {file}) (it is laid out the Kohya way: "
+                                   "'facelora init' or 'facelora train' adopts it). Create one with "
+                                   "'facelora init {root} --trigger NAME'.", root=root, file=CONFIG_FILE)
+            raise ProjectError("'{root}' is not a facelora project (no {file}). Create one with "
+                               "'facelora init {root} --trigger NAME'.", root=root, file=CONFIG_FILE)
         return cls(root.resolve())
 
     @classmethod
@@ -263,9 +264,10 @@ class Project:
         if earlier and not overwrite:
             names = ", ".join(f.name for f in earlier[:4]) + (" ..." if len(earlier) > 4 else "")
             raise ProjectError(
-                f"{output_dir} holds files of an earlier run of '{output_name}' ({names}); a new run would mix "
-                f"with them. Give --overwrite to delete them and train again, --output_name NAME to keep both "
-                f"runs apart, or --resume to go on with the earlier run. Nothing was changed.")
+                "{folder} holds files of an earlier run of '{name}' ({files}); a new run would mix "
+                "with them. Give --overwrite to delete them and train again, --output_name NAME to keep both "
+                "runs apart, or --resume to go on with the earlier run. Nothing was changed.", folder=output_dir,
+                name=output_name, files=names)
         for f in earlier:
             f.unlink(missing_ok=True)  # every launched process runs this
         return earlier
@@ -286,9 +288,8 @@ class Project:
         found = self.concepts()
         if len(found) != 1:
             names = ", ".join(d.name for d, _ in found) or "none"
-            raise ProjectError(
-                f"Expected exactly one '<repeats>_<trigger>' folder in {self.image_dir}, found {names}."
-            )
+            raise ProjectError("Expected exactly one '<repeats>_<trigger>' folder in {folder}, found {names}.",
+                               folder=self.image_dir, names=names)
         return found[0]
 
     def rename_repeats(self, repeats: int) -> Path:
@@ -297,7 +298,7 @@ class Project:
         new = folder.with_name(Concept(repeats, concept.trigger, concept.class_word).folder_name)
         if new != folder:
             if new.exists():
-                raise ProjectError(f"Cannot rename {folder.name} to {new.name}: it already exists.")
+                raise ProjectError("Cannot rename {old} to {new}: it already exists.", old=folder.name, new=new.name)
             folder.rename(new)
         return new
 
@@ -309,15 +310,15 @@ def init_project(root: str | Path, trigger: str, class_word: str | None = None, 
     concept = Concept(repeats, trigger, class_word or None)
     root = Path(root).expanduser()
     if (root / CONFIG_FILE).exists():
-        raise ProjectError(f"'{root}' is already a facelora project; nothing was changed.")
+        raise ProjectError("'{root}' is already a facelora project; nothing was changed.", root=root)
     from .kohya_layout import adopt_kohya_layout, kohya_layout  # it builds on this module
 
     if kohya_layout(root) is not None:
         return adopt_kohya_layout(root, train, trigger)
     if root.exists() and any(root.iterdir()):
         raise ProjectError(
-            f"'{root}' exists and is not empty and is not laid out the Kohya way (image/<repeats>_<name>/); "
-            f"choose a new folder so nothing of yours is overwritten."
+            "'{root}' exists and is not empty and is not laid out the Kohya way (image/<repeats>_<name>/); "
+            "choose a new folder so nothing of yours is overwritten.", root=root
         )
     check_trigger(concept.trigger)
     check_name(concept.folder_name, "The image folder (repeats, trigger and class word)")

@@ -38,9 +38,10 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
         lrs = {lr for lr in (cfg.effective_unet_lr, cfg.effective_text_encoder_lr) if lr}
         if len(lrs) > 1:
             raise ConfigError(
-                f"{cfg.optimizer_type} adapts one learning rate for all parameters, so unet_lr "
-                f"({cfg.effective_unet_lr}) and text_encoder_lr ({cfg.effective_text_encoder_lr}) must be "
-                f"equal (the tutorial sets all learning rates to 1), or set one of them to 0."
+                "{optimizer} adapts one learning rate for all parameters, so unet_lr ({unet_lr}) and "
+                "text_encoder_lr ({te_lr}) must be equal (the tutorial sets all learning rates to 1), or set one "
+                "of them to 0.", optimizer=cfg.optimizer_type, unet_lr=cfg.effective_unet_lr,
+                te_lr=cfg.effective_text_encoder_lr
             )
     if cfg.lr_scheduler == "adafactor" and cfg.optimizer_type != "Adafactor":
         raise ConfigError("lr_scheduler 'adafactor' works only with optimizer_type Adafactor.")
@@ -52,15 +53,15 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     if cfg.sample_every_n_epochs and not cfg.sample_prompts:
         raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
     if cfg.network_module not in NETWORK_MODULES:
-        raise ConfigError(f"network_module '{cfg.network_module}': facelora trains {', '.join(NETWORK_MODULES)} "
-                          f"only.")
+        raise ConfigError("network_module '{module}': facelora trains {modules} only.", module=cfg.network_module,
+                          modules=", ".join(NETWORK_MODULES))
     try:
         check_network_args(cfg)
     except FaceloraError as e:
-        raise ConfigError(f"{cfg.network_module}: {e}") from None
+        raise ConfigError("{module}: {error}", module=cfg.network_module, error=e) from None
     if cfg.max_token_length != 75:
-        raise ConfigError(f"max_token_length {cfg.max_token_length}: facelora reads 75 caption tokens, as "
-                          f"SD1.5 does. Shorten long captions (a face needs few tags) and set 75.")
+        raise ConfigError("max_token_length {n}: facelora reads 75 caption tokens, as SD1.5 does. Shorten long "
+                          "captions (a face needs few tags) and set 75.", n=cfg.max_token_length)
     face_training_checks(cfg)
     full_precision_checks(cfg)
     changes: dict[str, Any] = {}
@@ -102,8 +103,9 @@ def face_training_checks(cfg: TrainConfig) -> None:
     """Masked loss, validation and class images: what cannot work, said before the model loads."""
     mask_checks(cfg)
     if cfg.prior_loss_weight != 1.0 and not cfg.reg_data_dir:
-        raise ConfigError(f"prior_loss_weight {cfg.prior_loss_weight:g} weights class images, but reg_data_dir is "
-                          f"not set: run 'facelora reg generate PROJECT' and set reg_data_dir = \"reg\".")
+        raise ConfigError("prior_loss_weight {weight:g} weights class images, but reg_data_dir is not set: run "
+                          "'facelora reg generate PROJECT' and set reg_data_dir = \"reg\".",
+                          weight=cfg.prior_loss_weight)
     if (cfg.validate_every_n_steps or cfg.validate_every_n_epochs or cfg.max_validation_steps) \
             and not (cfg.validation_split or cfg.validation_data_dir):
         raise ConfigError("validate_every_n_steps/epochs and max_validation_steps need validation_split "
@@ -163,6 +165,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 def preset(name: str) -> dict[str, Any]:
     if name not in PRESETS:
-        raise ConfigError(f"Unknown preset '{name}'; choose one of {', '.join(PRESETS)}.")
+        raise ConfigError("Unknown preset '{name}'; choose one of {presets}.", name=name, presets=", ".join(PRESETS))
     return dict(PRESETS[name])
 

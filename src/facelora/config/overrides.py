@@ -30,7 +30,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
     while i < len(args):
         tok = args[i]
         if not tok.startswith("--"):
-            raise ConfigError(f"Unexpected argument '{tok}'; parameters are given as --name value.")
+            raise ConfigError("Unexpected argument '{arg}'; parameters are given as --name value.", arg=tok)
         name, eq, inline = tok[2:].partition("=")
         name = ALIASES.get(name, name)
         if name not in TrainConfig.model_fields:
@@ -38,7 +38,7 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
             if dashed in TrainConfig.model_fields:
                 name = dashed
             else:
-                raise ConfigError(f"Unknown parameter '--{name}'. {_suggest(name)}")
+                raise ConfigError("Unknown parameter '--{name}'. {hint}", name=name, hint=_suggest(name))
         values = [inline] if eq else []
         i += 1
         while not eq and i < len(args) and not args[i].startswith("--"):
@@ -51,7 +51,8 @@ def parse_overrides(args: list[str]) -> dict[str, Any]:
         elif len(values) == 1:
             out[name] = None if values[0].lower() in ("none", "null") else values[0]
         else:
-            raise ConfigError(f"--{name} takes one value, got {len(values)}: {' '.join(values) or 'none'}.")
+            raise ConfigError("--{name} takes one value, got {n}: {values}.", name=name, n=len(values),
+                              values=" ".join(values) or "none")
     return out
 
 
@@ -65,14 +66,18 @@ def apply(cfg: TrainConfig, updates: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.model_validate({**cfg.model_dump(), **updates})
     except ValidationError as e:
-        raise ConfigError(explain(e)) from None
+        raise ConfigError("Invalid parameter(s): {problems}", problems=problems(e)) from None
 
 
 def explain(e: ValidationError) -> str:
+    return "Invalid parameter(s): " + problems(e)
+
+
+def problems(e: ValidationError) -> str:
     """Pydantic's errors as one line a person reads: field, problem, value given."""
     lines = []
     for err in e.errors():
         where = ".".join(str(p) for p in err["loc"])
         lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
-    return "Invalid parameter(s): " + "; ".join(lines)
+    return "; ".join(lines)
 

@@ -116,8 +116,8 @@ def launch(project: Path | None, workspace: Path | None, allow: list[Path], port
     if listen and not credentials and not insecure_listen:
         raise FaceloraError(
             "--listen without --auth would let anyone who can reach this machine read and write "
-            f"{', '.join(str(r) for r in ws.roots.all)} and run training there. Add --auth USER:PASSWORD, "
-            "or --insecure-listen if this network is yours alone.")
+            "{roots} and run training there. Add --auth USER:PASSWORD, "
+            "or --insecure-listen if this network is yours alone.", roots=", ".join(str(r) for r in ws.roots.all))
     if listen:
         print("warning: --listen serves this GUI to every machine that can reach this one"
               + ("" if credentials else ", with no password (--insecure-listen)")

@@ -17,7 +17,7 @@ import gradio as gr
 
 from ..errors import FaceloraError
 from .fields import FieldSpec, to_widget
-from .i18n import T, label_of, tr
+from .i18n import T, error_message, label_of, tr
 
 # Where a real bug's traceback is written (app.launch points it at the workspace).
 BUG_LOG = [Path(tempfile.gettempdir()) / "facelora-gui.log"]
@@ -47,7 +47,7 @@ def friendly(outputs: int = 1) -> Callable[[Callable], Callable]:
             try:
                 return fn(*args, **kwargs)
             except (FaceloraError, ValueError) as e:
-                message = note(str(e), "error")
+                message = note(error_message(e), "error")
             except Exception as e:  # noqa: BLE001 - shown to the person, logged in full
                 path = log_bug(e)
                 message = note(T("Unexpected error: {error}. The traceback is in {path}; please report it.",

@@ -81,6 +81,46 @@ PLAIN: dict[str, str] = {
 }
 
 
+# Where the core's messages that the GUI shows come from (what its pages call in-process): their
+# raise sites are written as templates with values, each with a zh-CN template (zh_cn_errors.py).
+# tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
+CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
+                "prepare/pipeline.py", "gui/")
+
+# Each FaceloraError class's kind in plain words: in zh-CN, a message with no template of its own
+# shows these words' translation, then the English message.
+ERROR_KINDS: dict[str, str] = {
+    "FaceloraError": "Cannot do that", "ConfigError": "Invalid parameter", "OptionsError": "Invalid options",
+    "PathError": "Path refused", "ProjectError": "Project problem", "DatasetError": "Training folder problem",
+    "TrainDataError": "Training image problem", "TooFewPhotos": "Too few photos", "JobError": "Job problem",
+    "ReadError": "Cannot read a file", "WriteError": "Cannot write a file", "DiskFullError": "Disk full",
+    "BaseModelError": "Base model problem", "LoRAFileError": "LoRA file problem", "LoraFileError": "LoRA file problem",
+    "UnknownNetworkError": "Unknown network type", "UnknownSamplerError": "Unknown sampler",
+    "GridError": "Grid settings problem", "AxisError": "Grid axis problem", "PromptError": "Prompt problem",
+    "PromptsError": "Sample prompts problem", "ProbeError": "Probe problem", "LikenessError": "Likeness scoring problem",
+    "ClassImagesError": "Class images problem", "TrainingDiverged": "Training diverged", "ResumeError": "Cannot resume",
+    "CaptionerError": "Captioner problem", "UpscalerUnavailable": "Upscaler unavailable", "PrepareError": "Prepare problem",
+}
+
+
+COLON = {"zh-CN": "："}  # between an error's kind and its English message
+
+
+def error_message(e: BaseException, lang: str | None = None) -> str:
+    """An error's message in the GUI's language: a FaceloraError's template translated and filled
+    with its values; a message with no translation keeps its English after its kind's words
+    ("路径被拒绝：..."); in English, the message as it is."""
+    lang = lang or _current[0]
+    template, values = getattr(e, "template", str(e)), getattr(e, "values", {})
+    if lang == "en" or not template:
+        return str(e)
+    if template in CATALOGUES[lang]:  # its values too where they are words of the GUI (a path's `what`)
+        return T(template, lang, **{k: tr(v, lang) if isinstance(v, str) else v for k, v in values.items()}) \
+            if values else tr(template, lang)
+    kind = next((ERROR_KINDS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_KINDS), None)
+    return f"{tr(kind, lang)}{COLON[lang]}{e}" if kind else str(e)
+
+
 def language() -> str:
     return _current[0]
 

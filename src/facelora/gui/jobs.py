@@ -82,6 +82,11 @@ def options_path(project: Project, kind: str) -> Path:
     return project.log_dir / f"{kind}.options.json"
 
 
+def chosen_options(project: Project, kind: str) -> dict[str, Any]:
+    """The options the page gave the project's running (or last) `kind` job."""
+    return read_json(options_path(project, kind)) or {}
+
+
 def start(project: Project, kind: str, args: list[str], env: dict[str, str] | None = None,
           options: BaseModel | None = None) -> JobState:
     """Start `python -m facelora <args>` as the project's `kind` job, or refuse when one runs.
@@ -144,7 +149,7 @@ def stop(project: Project, kind: str, wait_s: float = 30.0) -> JobState:
     up to `wait_s`. Asked a second time, a job that is still running is ended with SIGTERM."""
     lock = locks.live_lock(project, kind)
     if lock is None or not lock.get("pid"):
-        raise JobError(f"No {kind} job is running for this project.")
+        raise JobError("No {kind} job is running for this project.", kind=kind)
     pid = lock["pid"]
     sig = signal.SIGTERM if lock.get("stop_requested") is not None else signal.SIGINT
     try:

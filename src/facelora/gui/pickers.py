@@ -21,7 +21,7 @@ def listing(ws: Workspace, folder: str, suffixes: tuple[str, ...] | None = None)
     as `name/`, then the files with one of `suffixes` (no files when None)."""
     path = ws.roots.resolve(folder)
     if not path.is_dir():
-        raise FaceloraError(f"{path} is not a folder.")
+        raise FaceloraError("{folder} is not a folder.", folder=path)
     out = [] if path in ws.roots.all else [UP]
     dirs, files = [], []
     for entry in sorted(path.iterdir(), key=lambda e: e.name.lower()):

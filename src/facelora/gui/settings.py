@@ -29,10 +29,10 @@ class GuiSettings:
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as e:
-            raise FaceloraError(f"{path} cannot be read ({e}); fix or delete it.") from None
+            raise FaceloraError("{path} cannot be read ({error}); fix or delete it.", path=path, error=e) from None
         allow = raw.get("allow", [])
         if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
-            raise FaceloraError(f"{path}: 'allow' must be a list of folder paths.")
+            raise FaceloraError("{path}: 'allow' must be a list of folder paths.", path=path)
         return cls([a for a in allow], str(raw.get("language", "en")))
 
     def write(self, folder: Path) -> Path:

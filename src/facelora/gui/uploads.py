@@ -11,6 +11,7 @@ from pathlib import Path
 from ..paths import PathError, check_name
 from ..prepare.images import PHOTO_SUFFIXES, ImageRejected, load
 from ..project import Project
+from .i18n import error_message
 
 PHOTOS_DIR = "photos"
 
@@ -42,7 +43,7 @@ def name_problem(name: str) -> str | None:
     try:
         check_name(name, "The file name", suffix_bytes=8)
     except PathError as e:
-        return str(e)
+        return error_message(e)
     return None
 
 

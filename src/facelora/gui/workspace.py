@@ -46,9 +46,9 @@ class Workspace:
             folder = Path(text)
             folder = folder if folder.is_dir() else folder.parent
             listed = ", ".join(str(r) for r in self.roots.all)
-            raise PathError(f"'{text}' lies outside the folders this GUI may use ({listed}). To use it, add "
-                            f"{folder} under \"Folders this GUI may use\" on the Project page (or start the "
-                            f"GUI with --allow {folder}).") from None
+            raise PathError("'{text}' lies outside the folders this GUI may use ({listed}). To use it, add "
+                            "{folder} under \"Folders this GUI may use\" on the Project page (or start the "
+                            "GUI with --allow {folder}).", text=text, listed=listed, folder=folder) from None
 
     def add_root(self, text: str) -> Path:
         """Let the GUI read and write inside another folder, now and at the next start."""
@@ -60,11 +60,11 @@ class Workspace:
             raise PathError("Give the folder's full path, e.g. /home/me/photos or C:\\Users\\me\\photos.")
         folder = raw.resolve()
         if not folder.is_dir():
-            raise PathError(f"{folder} is not a folder.")
+            raise PathError("{folder} is not a folder.", folder=folder)
         if folder == Path(folder.anchor):
-            raise PathError(f"{folder} is a whole drive; add the folder you need inside it.")
+            raise PathError("{folder} is a whole drive; add the folder you need inside it.", folder=folder)
         if any(r == folder or r in folder.parents for r in self.roots.all):
-            raise PathError(f"{folder} is already inside a folder this GUI may use.")
+            raise PathError("{folder} is already inside a folder this GUI may use.", folder=folder)
         settings = GuiSettings.read(self.root)
         settings.allow = [*settings.allow, str(folder)]
         settings.write(self.root)
@@ -82,8 +82,8 @@ class Workspace:
         """A new project, always inside the workspace (which must not be a project itself: a GUI
         started on one project creates none beside it)."""
         if Project.is_project(self.root):
-            raise ProjectError(f"This page serves the project {self.root} only, so it creates no other. Start "
-                               f"it with --workspace FOLDER to create projects in FOLDER.")
+            raise ProjectError("This page serves the project {root} only, so it creates no other. Start "
+                               "it with --workspace FOLDER to create projects in FOLDER.", root=self.root)
         folder = inside(self.root, name, "The project folder")
         check_folder_text(str(name).strip(), "The project folder")
         return init_project(folder, (trigger or "").strip(), (class_word or "").strip() or None, train=train)

@@ -3,6 +3,7 @@ labels, help lines and Markdown, and every fixed message (templates keep their {
 Kohya's parameter names and file names stay as they are. The parameters' words are in
 zh_cn_params.py."""
 
+from .zh_cn_errors import ZH_CN_ERRORS
 from .zh_cn_params import ZH_CN_PARAMS
 
 ZH_CN: dict[str, str] = {
@@ -179,5 +180,10 @@ ZH_CN: dict[str, str] = {
     "Start refuses while files of an earlier run of the same output_name are in output_dir: tick this to delete them, or change output_name.": "output_dir 中有同一 output_name 的上一次训练的文件时，开始训练会被拒绝：勾选此项删除它们，或更改 output_name。",
     "Static, for the face: loss weighted to the head mask, a tenth of the photos held out, min-SNR 5": "固定学习率，针对人脸：损失按头部遮罩加权，留出十分之一的照片，min-SNR 5",
     "Likeness of the samples": "样图的相似度",
+    "The training state of step {step} is saved ({folder}): Resume goes on from there.":
+        "第 {step} 步的训练状态已保存（{folder}）：“继续”会从那里接着训练。",
+    "No training state was saved (save_state is off): Resume cannot go on with this run; Start trains a new one.":
+        "没有保存训练状态（save_state 已关闭）：“继续”无法接着这次训练；“开始”会训练新的一次。",
     **ZH_CN_PARAMS,
+    **ZH_CN_ERRORS,
 }

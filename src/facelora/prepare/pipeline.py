@@ -48,18 +48,18 @@ def open_or_create(project: str | Path, trigger: str | None = None, class_word: 
     if not Project.is_project(project):
         if not trigger:
             raise ProjectError(
-                f"'{project}' is not a facelora project yet. Give --trigger NAME (and --class-word) to create it, "
-                f"or run 'facelora init \"{project}\" --trigger NAME' first."
+                "'{project}' is not a facelora project yet. Give --trigger NAME (and --class-word) to create it, "
+                "or run 'facelora init \"{project}\" --trigger NAME' first.", project=project
             )
         return init_project(project, trigger, class_word)
     p = Project.open(project)
     s = p.settings()
     if trigger and trigger != s.trigger:
-        raise ProjectError(f"The project's trigger word is '{s.trigger}', not '{trigger}'; leave out --trigger to use it.")
+        raise ProjectError("The project's trigger word is '{project_trigger}', not '{trigger}'; leave out --trigger "
+                           "to use it.", project_trigger=s.trigger, trigger=trigger)
     if class_word and class_word != s.class_word:
-        raise ProjectError(
-            f"The project's class word is '{s.class_word or ''}', not '{class_word}'; leave out --class-word to use it."
-        )
+        raise ProjectError("The project's class word is '{project_class}', not '{class_word}'; leave out --class-word "
+                           "to use it.", project_class=s.class_word or "", class_word=class_word)
     return p
 
 
@@ -71,10 +71,10 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     project = project if isinstance(project, Project) else Project.open(project)
     photos = Path(photos).expanduser()
     if not photos.exists():
-        raise PrepareError(f"Photo folder '{photos}' does not exist.")
+        raise PrepareError("Photo folder '{photos}' does not exist.", photos=photos)
     inputs = images.list_inputs(photos)
     if not inputs:
-        raise PrepareError(f"'{photos}' holds no files; put the person's photos in it.")
+        raise PrepareError("'{photos}' holds no files; put the person's photos in it.", photos=photos)
     settings = project.settings()
     folder, _ = project.concept_dir()
     # Load the models first: a missing piece fails before any photo is touched.

@@ -185,6 +185,13 @@ def complete_states(state_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def newest_state(state_dir: Path) -> tuple[Path, int] | None:
+    """The newest state folder with a manifest and the step it resumes at, without checking its
+    hashes (what the GUI shows after a stop; --resume checks them)."""
+    states = complete_states(state_dir)
+    return (states[0], int(_NAME.match(states[0].name).group(1))) if states else None
+
+
 def check_folder(folder: Path) -> str | None:
     """Why `folder` is not a usable state (None when it is): a missing or unreadable manifest, a
     missing file, or a file whose SHA-256 differs from the manifest's."""

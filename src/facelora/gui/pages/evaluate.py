@@ -88,7 +88,8 @@ def grid_options(ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> Gr
     try:
         return GridOptions(**_grid_choices(ws, specs, values))
     except ValidationError as e:
-        raise GridError("; ".join(f"{er['loc'][0]}: {er['msg']}" for er in e.errors())) from None
+        raise GridError("Grid settings: {problems}", problems="; ".join(f"{er['loc'][0]}: {er['msg']}"
+                                                                    for er in e.errors())) from None
 
 
 def grid_args(p: Project, ws: Workspace, specs: list[FieldSpec], values: list[Any]) -> list[str]:

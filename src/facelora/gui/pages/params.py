@@ -18,7 +18,7 @@ from .. import jobs
 from .. import pickers
 from ...fileio import atomic_write_text
 from ..common import Page, friendly, note, table, widget
-from ..i18n import T, tr
+from ..i18n import T, error_message, tr
 from ...config import PROJECT_FOLDERS
 from ..fields import MODEL, OUTSIDE_FILES, TINY, field_specs, from_widget, to_widget
 from ..workspace import MODEL_SUFFIXES, Workspace
@@ -58,7 +58,7 @@ def make_project_plan(folder_repeats: int | None, images: Any, epochs: Any, step
     count is theirs."""
     images, epochs, steps = _int(images), _int(epochs), _int(steps)
     if not images or not steps:
-        raise ValueError(tr("Give the number of images and max_train_steps to see the plan."))
+        raise ValueError("Give the number of images and max_train_steps to see the plan.")
     cfg = cfgmod.apply(base or cfgmod.TrainConfig(), {
         "max_train_epochs": epochs, "max_train_steps": steps, "train_batch_size": _int(batch) or 1,
         "output_name": output_name or "lora", "save_every_n_epochs": _int(save_every),
@@ -222,7 +222,7 @@ def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
     try:
         plan = make_project_plan(*values, base=base, dataset=dataset)
     except (ValueError, FaceloraError) as e:
-        return note(str(e), "warn")
+        return note(error_message(e), "warn")
     warnings = tutorial_warnings(**plan_numbers(plan))  # the tutorial's ranges, as `facelora plan` warns
     return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes) + "".join(note(w, "warn") for w in warnings)
 

@@ -72,8 +72,8 @@ def save_captions(p: Project, rows: list[list[Any]]) -> int:
             continue
         image = inside(folder, str(row[0]).strip())
         if image.parent != folder or image.suffix.lower() not in IMAGE_EXTENSIONS or not image.is_file():
-            raise FaceloraError(T("'{name}' is not an image of {folder}; reload the page.", name=row[0],
-                                  folder=folder.name))
+            raise FaceloraError("'{name}' is not an image of {folder}; reload the page.", name=row[0],
+                                folder=folder.name)
         caption = " ".join(str(row[1] or "").split())
         path = image.with_suffix(cfg.caption_extension)
         old = path.read_text(encoding="utf-8") if path.is_file() else None
@@ -151,7 +151,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         p = ws.open(project_name)
         photos = ws.resolve(source) if str(source or "").strip() else photos_dir(p)
         if not photos.is_dir():
-            raise FaceloraError(T("{path} is not a folder of photos: upload photos, or name a folder.", path=photos))
+            raise FaceloraError("{path} is not a folder of photos: upload photos, or name a folder.", path=photos)
         chosen = {n: from_widget(by_name[n], v) for n, v in zip(option_names, values)}
         for n, keywords in PREPARE_COMBOS.items():  # a model file or folder: checked like any path
             if chosen.get(n) and chosen[n] not in keywords:
@@ -159,7 +159,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         try:
             opts = PrepareOptions(**chosen)
         except ValueError as e:
-            raise FaceloraError(T("Prepare options: {error}", error=e)) from None
+            raise FaceloraError("Prepare options: {error}", error=e) from None
         progress(0, desc=tr("loading the face detector"))
         with locks.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
             done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))

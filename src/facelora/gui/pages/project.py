@@ -13,7 +13,7 @@ from ...project import LORA_SUFFIX, Project
 from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table
-from ..i18n import T, tr
+from ..i18n import T, error_message, tr
 from ..workspace import RULE, Workspace
 
 
@@ -96,6 +96,6 @@ def build(ws: Workspace, current: gr.State) -> Page:
         try:
             return summary(ws, ws.open(n)), listed, roots_html(ws)
         except (FaceloraError, OSError) as e:  # deleted or broken under the GUI: say so
-            return note(str(e), "error"), listed, roots_html(ws)
+            return note(error_message(e), "error"), listed, roots_html(ws)
 
     return Page(refresh, [info, existing, roots], tab, refresh, [], [info, existing, roots])

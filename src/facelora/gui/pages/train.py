@@ -16,6 +16,7 @@ import pandas as pd
 from ...errors import FaceloraError
 from ...events import Event, EventLog, Start
 from ...project import Project
+from ...train import resume as saved
 from ...train.options import TrainOptions
 from .. import jobs
 from . import tools
@@ -37,14 +38,19 @@ def events_of(p: Project) -> list[Event]:
         return jobs.whole_run(log.parsed)
 
 
-def shown_events(events: list[Event], job: jobs.JobState) -> list[Event]:
-    """The run to show: while a job this page started is loading (its first event not written
-    yet), nothing of the run before it, so its "Finished" is never shown after Start."""
-    if job.running and job.started and events:
-        last_start = next((e for e in reversed(events) if isinstance(e, Start)), None)
-        if last_start is None or (last_start.time or 0) < job.started - 1:
-            return []
-    return events
+def loading(events: list[Event], job: jobs.JobState) -> bool:
+    """Whether the running job has not written its first event yet (it loads the model)."""
+    if not (job.running and job.started and events):
+        return False
+    last_start = next((e for e in reversed(events) if isinstance(e, Start)), None)
+    return last_start is None or (last_start.time or 0) < job.started - 1
+
+
+def shown_events(events: list[Event], job: jobs.JobState, resuming: bool = False) -> list[Event]:
+    """The run to show: while a job this page started is loading, nothing of the run before it,
+    so its "Finished" is never shown after Start; a resumed run goes on from the run before, so
+    that one stays in view (its saved files and loss curve) while the job loads."""
+    return [] if loading(events, job) and not resuming else events
 
 
 def nothing_to_resume(p: Project) -> str | None:
@@ -62,10 +68,24 @@ STATE_LABELS = {"running": "Training", "finished": "Finished", "failed": "Failed
                 "stopping": "Stopping (saving what it has)"}
 
 
-def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
+def state_note(p: Project, prog: jobs.Progress) -> str:
+    """After a stop: whether Resume can go on, and from which step."""
+    if prog.status != "stopped":
+        return ""
+    newest = saved.newest_state(p.state_dir)
+    if newest is None:
+        return note("No training state was saved (save_state is off): Resume cannot go on with this run; "
+                    "Start trains a new one.", "warn")
+    folder, step = newest
+    return note(T("The training state of step {step} is saved ({folder}): Resume goes on from there.", step=step,
+                  folder=folder.relative_to(p.root)), "info")
+
+
+def status_html(prog: jobs.Progress, job: jobs.JobState, more: str = "") -> str:
     label = STATE_LABELS[prog.status]
-    if job.running and prog.step == 0 and not prog.losses:
-        label = STATE_LABELS["starting"]
+    starting = job.running and (prog.status != "running" or (prog.step == 0 and not prog.losses))
+    if starting:  # a resumed run shows the run before it meanwhile, but not its end
+        label, more = STATE_LABELS["starting"], ""
     if job.running and job.stop_requested:
         label = STATE_LABELS["stopping"]
     label = tr(label)
@@ -85,11 +105,13 @@ def status_html(prog: jobs.Progress, job: jobs.JobState) -> str:
     ]
     bar = f'<div class="fl-bar" id="train-bar"><div style="width:{frac * 100:.1f}%"></div></div>'
     kind = {"failed": "error", "stopped": "warn", "finished": "ok"}.get(prog.status, "info")
-    msg = note(prog.message, kind) if prog.message else ""
+    msg = note(prog.message, kind) if prog.message and not starting else ""
     if not job.running and job.returncode not in (None, 0) and prog.status in ("running", "not started"):
         msg += note(T("The training process exited with code {code}; the log below says why.",
                       code=job.returncode), "error")
-    return f'<div id="train-state" data-status="{html.escape(prog.status)}">{bar}{table(rows)}{msg}</div>'
+    status = "running" if starting else prog.status
+    return (f'<div id="train-state" data-status="{html.escape(status)}" data-step="{prog.step}">'
+            f'{bar}{table(rows)}{msg}{more}</div>')
 
 
 def loss_frame(prog: jobs.Progress, max_points: int = CHART_POINTS) -> pd.DataFrame:
@@ -196,7 +218,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         except (FaceloraError, OSError):
             return None, "", gr.skip(), "", None, ""
         job = jobs.state(p, KIND, lines=LOG_LINES)
-        events = shown_events(events_of(p), job)
+        events = shown_events(events_of(p), job, resuming=bool(jobs.chosen_options(p, KIND).get("resume")))
         prog = jobs.progress(events, job.running)
         sample_files = [str(f) for f in (p.root / s for s in prog.samples) if f.is_file()]  # relative: to the project
         keys = {"project": str(p.root), "status": (len(events), job.running, job.stop_requested, job.returncode),
@@ -208,7 +230,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
             return old.get(name) != keys[name]
 
         return (keys,
-                status_html(prog, job) if fresh("status") else gr.skip(),
+                status_html(prog, job, state_note(p, prog)) if fresh("status") else gr.skip(),
                 (loss_frame(prog) if prog.losses else None) if fresh("chart") else gr.skip(),
                 saved_html(p, prog) + likeness_html(prog) if fresh("saved") else gr.skip(),
                 (sample_files or None) if fresh("samples") else gr.skip(),
