@@ -95,8 +95,9 @@ def full_precision_checks(cfg: TrainConfig) -> None:
                           "to match.")
     for flag, precision in (("full_fp16", "fp16"), ("full_bf16", "bf16")):
         if getattr(cfg, flag) and cfg.mixed_precision != precision:
-            raise ConfigError(f"{flag} requires mixed_precision {precision} (it is '{cfg.mixed_precision}'): set "
-                              f"--mixed_precision {precision}, or turn {flag} off.")
+            raise ConfigError("{flag} requires mixed_precision {precision} (it is '{current}'): set "
+                              "--mixed_precision {precision}, or turn {flag} off.",
+                              flag=flag, precision=precision, current=cfg.mixed_precision)
 
 
 def face_training_checks(cfg: TrainConfig) -> None:

@@ -75,6 +75,11 @@ ZH_CN_ERRORS: dict[str, str] = {
     "The training folder holds no images.": "训练文件夹里没有图片。",
     "A step budget needs the number of epochs (max_train_epochs).": "按总步数规划需要轮数（max_train_epochs）。",
     # config/checks.py and config/overrides.py: parameters
+    "full_fp16 and full_bf16 exclude each other: set one, with mixed_precision fp16 or bf16 to match.":
+        "full_fp16 与 full_bf16 互斥：只能设置其中一个，并把 mixed_precision 设为相应的 fp16 或 bf16。",
+    "{flag} requires mixed_precision {precision} (it is '{current}'): set --mixed_precision {precision}, or turn "
+    "{flag} off.": "{flag} 需要 mixed_precision {precision}（当前为 '{current}'）：请设置 --mixed_precision {precision}，"
+                   "或关闭 {flag}。",
     "network_train_unet_only and network_train_text_encoder_only exclude each other; set one.":
         "network_train_unet_only 与 network_train_text_encoder_only 互斥；只能设置其中一个。",
     "lr_scheduler 'constant' ignores warm-up, but lr_warmup_steps is set. Use 'constant_with_warmup', or set "
@@ -92,17 +97,32 @@ ZH_CN_ERRORS: dict[str, str] = {
     "max_token_length {n}: facelora reads 75 caption tokens, as SD1.5 does. Shorten long captions (a face needs few "
     "tags) and set 75.": "max_token_length {n}：facelora 与 SD1.5 一样读取 75 个标注词元。请缩短过长的标注"
                          "（一张脸只需要少量标签），并设为 75。",
-    "masked_loss reads each image's mask from its alpha channel here: set alpha_mask too (prepare writes RGBA PNGs "
-    "with a head mask); facelora has no conditioning-image masks.":
-        "这里 masked_loss 从每张图片的 alpha 通道读取遮罩：请同时设置 alpha_mask（prepare 会写出带头部遮罩的 RGBA PNG）；"
-        "facelora 没有条件图像遮罩。",
+    "masked_loss needs masks: set alpha_mask (prepare --head-mask writes them as the PNGs' alpha channel) or "
+    "conditioning_data_dir (prepare --head-mask --mask-dir mask writes them there).":
+        "masked_loss 需要遮罩：请设置 alpha_mask（prepare --head-mask 把遮罩写进 PNG 的 alpha 通道）或 "
+        "conditioning_data_dir（prepare --head-mask --mask-dir mask 把遮罩写到那里）。",
+    "conditioning_data_dir holds loss masks, which only masked_loss reads (as in Kohya): set masked_loss too, or "
+    "unset conditioning_data_dir.": "conditioning_data_dir 存放损失遮罩，只有 masked_loss 会读取（与 Kohya 相同）："
+                                    "请同时设置 masked_loss，或取消 conditioning_data_dir。",
+    "alpha_mask and conditioning_data_dir both give the masks; Kohya's conditioning dataset ignores the alpha "
+    "channel: keep one of them.": "alpha_mask 和 conditioning_data_dir 都提供遮罩；Kohya 的条件数据集会忽略 alpha 通道："
+                                  "只保留其中一个。",
+    "Kohya's masks from conditioning_data_dir come with a dataset that holds no class images (reg_data_dir): use "
+    "alpha masks for masked loss with class images (prepare --head-mask).":
+        "Kohya 从 conditioning_data_dir 读取遮罩的数据集不能包含类别图片（reg_data_dir）：有类别图片时请用 alpha 遮罩做"
+        "遮罩损失（prepare --head-mask）。",
+    "Kohya's conditioning dataset refuses validation_split (its held-out photos' masks count as extra conditioning "
+    "images): hold photos out in validation_data_dir instead, or use alpha masks.":
+        "Kohya 的条件数据集不接受 validation_split（留出照片的遮罩会被当作多余的条件图像）：请改把照片放进 "
+        "validation_data_dir，或使用 alpha 遮罩。",
     "prior_loss_weight {weight:g} weights class images, but reg_data_dir is not set: run 'facelora reg generate "
     "PROJECT' and set reg_data_dir = \"reg\".":
         "prior_loss_weight {weight:g} 是类别图片的权重，但没有设置 reg_data_dir：请运行 'facelora reg generate PROJECT'，"
         "并设置 reg_data_dir = \"reg\"。",
     "validate_every_n_steps/epochs and max_validation_steps need validation_split (the fraction of the photos held "
-    "out, e.g. 0.1).": "validate_every_n_steps/epochs 和 max_validation_steps 需要 validation_split（留作验证的照片比例，"
-                       "例如 0.1）。",
+    "out, e.g. 0.1) or validation_data_dir (a folder of them).":
+        "validate_every_n_steps/epochs 和 max_validation_steps 需要 validation_split（留作验证的照片比例，例如 0.1）"
+        "或 validation_data_dir（存放这些照片的文件夹）。",
     "Unknown preset '{name}'; choose one of {presets}.": "未知的预设 '{name}'；请从 {presets} 中选择。",
     "Unexpected argument '{arg}'; parameters are given as --name value.": "意外的参数 '{arg}'；参数写作 --名称 值。",
     "Unknown parameter '--{name}'. {hint}": "未知参数 '--{name}'。{hint}",
