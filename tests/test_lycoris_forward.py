@@ -61,7 +61,7 @@ def _step(model, net, saved: list | None = None):
 def test_the_cheap_forward_equals_lycoris_rebuild_forward(kind):
     model, cheap = _network(TYPES[kind])
     assert set(cheap.forms) == {"dora" if kind.startswith("dora") else "bypass"}, cheap.forms
-    ref_model, rebuild = _network(TYPES[kind], bypass_mode="False")  # lycoris' own forward
+    ref_model, rebuild = _network(TYPES[kind], cheap_forwards=False)  # lycoris' own forward
     assert not rebuild.forms and not any(m.bypass_mode for m in rebuild.loras.values())
     out, grads = _step(model, cheap)
     ref_out, ref_grads = _step(ref_model, rebuild)
@@ -74,7 +74,7 @@ def test_the_cheap_forward_equals_lycoris_rebuild_forward(kind):
 
 def test_dora_at_another_multiplier_equals_lycoris():
     model, cheap = _network(TYPES["dora"], multiplier=0.5)
-    ref_model, rebuild = _network(TYPES["dora"], multiplier=0.5, bypass_mode="False")
+    ref_model, rebuild = _network(TYPES["dora"], multiplier=0.5, cheap_forwards=False)
     out, grads = _step(model, cheap)
     ref_out, ref_grads = _step(ref_model, rebuild)
     torch.testing.assert_close(out, ref_out, rtol=1e-4, atol=1e-5)
@@ -85,7 +85,7 @@ def test_dora_at_another_multiplier_equals_lycoris():
 def test_dora_on_a_layer_another_network_adapts_equals_lycoris():
     """Two networks on one model (the second's base is the first's output), as lycoris stacks them."""
     outputs = []
-    for extra in ({}, {"bypass_mode": "False"}):
+    for extra in ({}, {"cheap_forwards": False}):
         model, first = _network(TYPES["locon"], **extra)
         torch.manual_seed(3)
         second = lycoris.create_network(1.0, 4, 2, None, model.text_encoder, model.unet, algo="lora",
@@ -115,7 +115,7 @@ def test_no_weight_sized_tensor_is_kept_for_the_backward(kind):
         shapes = {tuple(m.org_module[0].weight.shape) for m in net.loras.values()}
         return sum(t.numel() for t in saved if t.grad_fn is not None and tuple(t.shape) in shapes)
 
-    assert weight_sized(*_network(TYPES[kind], bypass_mode="False")) > 0
+    assert weight_sized(*_network(TYPES[kind], cheap_forwards=False)) > 0
     assert weight_sized(*_network(TYPES[kind])) == 0
 
 
@@ -125,6 +125,14 @@ def test_dropout_keeps_lycoris_own_forward():
     assert net.forms == {"rebuild": len(net.loras)}
     _, net = _network(TYPES["locon"], dropout="0.1")
     assert net.forms == {"rebuild": len(net.loras)}
+
+
+def test_kohya_ss_bypass_mode_false_gets_the_cheap_forms_and_true_lycoris_bypass():
+    """kohya_ss writes bypass_mode=False into every LyCORIS network_args (its checkbox's default)."""
+    _, net = _network(TYPES["dora"], bypass_mode="False")
+    assert net.forms == {"dora": len(net.loras)}
+    _, net = _network(TYPES["locon"], bypass_mode="True")
+    assert not net.forms and all(m.bypass_mode for m in net.loras.values())
 
 
 def test_bypass_mode_with_dora_is_refused():

@@ -28,7 +28,7 @@ ALGOS = ("lora", "locon", "loha", "lokr")
 ARGS = {
     "algo", "conv_dim", "conv_alpha", "dropout", "rank_dropout", "module_dropout", "dora_wd", "wd_on_output",
     "use_tucker", "use_cp", "use_scalar", "factor", "decompose_both", "full_matrix", "rs_lora", "preset", "train_norm",
-    "bypass_mode",  # unset: facelora picks each module's cheaper equivalent forward (lycoris_forward.py)
+    "bypass_mode",  # not True: facelora picks each module's cheaper equivalent forward (lycoris_forward.py)
     "rank_dropout_scale",  # the kohya_ss GUI passes it to every LyCORIS type; lycoris.kohya does not read it
 }
 # lycoris' "full" preset, limited to SD1.5's module classes (see the file)
@@ -145,7 +145,7 @@ def _quiet():
 def create_network(multiplier: float, network_dim: int | None, network_alpha: float | None, vae: nn.Module | None,
                    text_encoder: nn.Module, unet: nn.Module, neuron_dropout: float | None = None, *,
                    train_unet: bool = True, train_text_encoder: bool = True, family: ModelFamily = SD15,
-                   **network_args) -> LycorisNetwork:
+                   cheap_forwards: bool = True, **network_args) -> LycorisNetwork:
     """A new LyCORIS network, as lycoris.kohya.create_network makes it (neuron_dropout is its
     `dropout`), over SD1.5's modules of lycoris' "full" preset unless network_args name another."""
     from lycoris import kohya
@@ -164,8 +164,10 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
                                    warn_on_unmatched=False, **args)
     finally:
         logger.setLevel(level)
-    return LycorisNetwork(net, train_unet, train_text_encoder, _Names(text_encoder, family),
-                          cheap_forwards="bypass_mode" not in network_args)
+    # bypass_mode=False, which kohya_ss writes into every LyCORIS network_args, still gets the
+    # cheaper forms: their outputs are lycoris' rebuild form's; bypass_mode=True is lycoris' own
+    cheap = cheap_forwards and not _true(network_args.get("bypass_mode"))
+    return LycorisNetwork(net, train_unet, train_text_encoder, _Names(text_encoder, family), cheap_forwards=cheap)
 
 
 def create_network_from_weights(multiplier: float, file: str | Path | None, vae: nn.Module | None,
