@@ -16,7 +16,8 @@ EXAMPLES = [
              repeats=2, batch_size=1, samples_per_epoch=4, first_step=1, device="cpu", mixed_precision="no",
              params={"network_dim": 4, "optimizer_args": ["a=1"]}, notes=["a note"]),
     ev.Step(time=2.0, step=1, epoch=1, loss=0.25, avg_loss=0.5, lr_unet=1e-3, lr_te=1e-4, lr_dlr=2e-3, s_per_it=0.5),
-    ev.Skipped(time=2.5, step=2, epoch=1, count=1, message="loss was nan"),
+    ev.Skipped(time=2.5, step=2, epoch=1, count=1, message="loss was nan", template="loss was {what}",
+               values={"what": "nan"}),
     ev.EpochEnd(time=3.0, epoch=1, step=4, loss=0.3),
     ev.Validation(time=3.2, step=4, epoch=1, loss=0.31, at="step", images=2),
     ev.Saved(time=3.5, path="/p/models/ohwx-step00000004.safetensors", step=4, epoch=1, kind="step"),
@@ -24,8 +25,9 @@ EXAMPLES = [
     ev.Likeness(time=4.5, epoch=1, step=4, images=2, detection_rate=0.5, match_rate=0.5, mean_distance=0.41,
                 bleed=0.25, copies=1.0, message="likeness: faces 50%, match 50%"),
     ev.End(time=5.0, step=12, epoch=3, avg_loss=0.2, files=["/p/models/ohwx.safetensors"], interrupted=True,
-           message="Interrupted at step 12.", seconds=4.0),
-    ev.Error(time=6.0, step=12, message="out of memory"),
+           message="Interrupted at step 12.", template="Interrupted at step {step}.", values={"step": 12},
+           seconds=4.0),
+    ev.Error(time=6.0, step=12, message="out of memory", template="out of {what}", values={"what": "memory"}),
 ]
 
 

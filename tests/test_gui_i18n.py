@@ -45,7 +45,7 @@ def _source_strings() -> list[str]:
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and node.args:
-                if getattr(node.func, "id", None) in ("T", "tr", "note"):
+                if getattr(node.func, "id", getattr(node.func, "attr", None)) in ("T", "tr", "note", "Message", "said"):
                     found += _literals(node.args[0])
                 elif getattr(node.func, "attr", None) == "append":
                     found += _row_name(node.args[0])
@@ -173,6 +173,63 @@ def test_every_core_message_the_gui_shows_has_a_chinese_template():
     assert not left, f"{len(left)} core messages have no zh-CN template; {ERRORS_HINT}:\n" + "\n".join(left)
 
 
+# events.py's kinds that carry a message (Likeness's the page writes from its numbers, in its own words)
+MESSAGE_EVENTS = ("End", "Skipped", "Error")
+RUN_ERRORS = ("TrainingDiverged",)  # raised inside the run: the Train page shows it as the Error event
+RUN_HINT = ("write the message as events.said(\"Interrupted at step {step}.\", step=n) and add its Chinese to "
+            "src/facelora/gui/zh_cn_train.py")
+
+
+def _run_messages() -> tuple[list[str], list[str]]:
+    """The messages train/ and prepare/ write into events.jsonl (events.said / Message calls, and
+    the errors raised inside the run): their templates, and the places that write a message the
+    GUI could not translate (not a literal template, or an event given its message text)."""
+    templates, untranslatable = [], []
+    files = sorted({f for src in i18n.RUN_SOURCES for f in (SRC / src).rglob("*.py")})
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Raise) and (call := _raised(node)) and call.func.id in RUN_ERRORS:
+                node = call
+            elif not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            where = f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)[:100]}"
+            if name in MESSAGE_EVENTS and any(k.arg == "message" for k in node.keywords):
+                untranslatable.append(where)  # its text alone: events.said(...).keys() gives the template too
+            elif name in ("said", "Message", *RUN_ERRORS) and node.args:
+                found = _literals(node.args[0])
+                templates += found
+                if not found:
+                    untranslatable.append(where)
+    return templates, untranslatable
+
+
+def test_every_message_of_the_training_run_has_a_chinese_template():
+    templates, untranslatable = _run_messages()
+    assert {"Interrupted at step {step}. Saved {file}.", "Interrupted at step {step}."} <= set(templates)
+    assert len(templates) >= 7  # the ends of a run, a skipped step, the diverged error
+    assert not untranslatable, f"{len(untranslatable)} run messages cannot be translated; {RUN_HINT}:\n" + \
+        "\n".join(untranslatable)
+    left = i18n.missing(templates)
+    assert not left, f"{len(left)} run messages have no zh-CN template; {RUN_HINT}:\n" + "\n".join(left)
+
+
+def test_run_messages_show_in_the_page_language_and_old_lines_as_written():
+    from facelora import events as ev
+
+    line = ev.End(step=40, interrupted=True, **ev.said("Interrupted at step {step}. Saved {file}.", step=40,
+                                                       file="ohwx-step00000040.safetensors").keys())
+    back = ev.parse(ev.End(**{k: v for k, v in line.to_dict().items() if k != "event"}).to_dict())
+    said = ev.message_of(back)
+    assert back.message == said.text == "Interrupted at step 40. Saved ohwx-step00000040.safetensors."
+    assert i18n.said_in(said, "en") == said.text
+    assert i18n.said_in(said, "zh-CN") == "已在第 40 步中断。已保存 ohwx-step00000040.safetensors。"
+    old = ev.parse({"event": "end", "step": 12, "interrupted": True, "message": "Interrupted at step 12."})
+    assert i18n.said_in(ev.message_of(old), "zh-CN") == "Interrupted at step 12."  # no template: its text
+    unfilled = ev.parse({"event": "end", "message": "As written.", "template": "At {step}.", "values": {}})
+    assert i18n.said_in(ev.message_of(unfilled), "zh-CN") == "As written."
+
+
 def test_every_error_class_has_its_kind_in_chinese():
     classes = _error_classes()
     assert {"PathError", "ConfigError", "ProjectError", "JobError", "TrainDataError"} <= set(classes)
@@ -219,3 +276,25 @@ def test_a_refused_click_shows_the_core_message_in_the_gui_language():
         i18n.set_language("en")
     assert "fl-error" in chinese and "位于本界面可以使用的文件夹" in chinese and "/etc" in chinese
     assert "lies outside" not in chinese
+
+
+def test_an_upload_refused_by_prepare_says_why_in_the_gui_language(tmp_path: Path):
+    from facelora.gui.uploads import accept_uploads
+    from facelora.project import init_project
+
+    p = init_project(tmp_path / "p", "ohwx")
+    empty, tiny = tmp_path / "empty.jpg", tmp_path / "tiny.png"
+    empty.write_bytes(b"")
+    from PIL import Image
+
+    Image.new("RGB", (20, 30)).save(tiny)
+    english = accept_uploads(p, [(empty, "empty.jpg"), (tiny, "tiny.png")]).refused
+    assert english == [("empty.jpg", "empty file (0 bytes)"),
+                       ("tiny.png", "image too small (20 x 30 pixels; at least 64 on each side)")]
+    i18n.set_language("zh-CN")
+    try:
+        chinese = accept_uploads(p, [(empty, "empty.jpg"), (tiny, "tiny.png"), (tiny, "notes.txt")]).refused
+    finally:
+        i18n.set_language("en")
+    assert chinese[:2] == [("empty.jpg", "空文件（0 字节）"), ("tiny.png", "图片太小（20 x 30 像素；每边至少 64）")]
+    assert chinese[2][1].startswith("不是 facelora 可读取的照片类型（.jpg")

@@ -279,3 +279,80 @@ def test_the_plan_page_warns_outside_the_tutorial_ranges(tmp_path: Path):
     assert "outside the tutorial" in shown and "at least 10" in shown
     calm = plan_html_for(ws, "", None, 15, 8, 3600, 1, "ohwx", 1, 1, None)  # 15 x 30 repeats x 8 epochs
     assert "outside the tutorial" not in calm and "at least 10" not in calm
+
+
+def _run_events(tmp_path: Path, end) -> list[ev.Event]:
+    """A run's events as training writes them (its Reporter), ended by `end(reporter)`."""
+    from rich.console import Console
+
+    from facelora.train.progress import Reporter
+
+    path = tmp_path / "log" / "events.jsonl"
+    reporter = Reporter(path, None, console=Console(file=io.StringIO()))
+    reporter.event(ev.Start(total_steps=40, epochs=2, steps_per_epoch=20))
+    reporter.step(20, 1, 0.25, 0.3, {"lr/unet": 1e-4})
+    reporter.event(ev.Likeness(epoch=1, step=20, images=2, detection_rate=0.5, match_rate=0.5, mean_distance=0.41,
+                               message="likeness: faces 50%, match 50%, distance 0.410"))
+    end(reporter)
+    reporter.close()
+    log = ev.EventLog(path)
+    log.refresh()
+    return jobs.whole_run(log.parsed)
+
+
+def test_the_train_page_shows_a_finished_and_an_interrupted_run_in_chinese(tmp_path: Path):
+    from facelora.gui import i18n
+    from facelora.gui.pages.train import likeness_html, status_html
+    from facelora.train.loop import finished_message, interrupted_message
+    from facelora.train.state import LoopState
+
+    state = LoopState(seed=1)
+    state.global_step, state.epoch = 40, 2
+    state.record(0.25, 20)
+    final = tmp_path / "models" / "ohwx.safetensors"
+    done = _run_events(tmp_path / "done", lambda r: r.end(40, 2, 0.25, [final], finished_message(state, final, False)))
+    stopped = _run_events(tmp_path / "stopped", lambda r: r.end(
+        20, 1, 0.25, [], interrupted_message(20, tmp_path / "ohwx-step00000020.safetensors"), interrupted=True))
+    idle = jobs.JobState("train", False)
+    english_done = status_html(jobs.progress(done, False), idle)
+    assert "Training finished: 40 steps, 2 epochs" in english_done  # the English page as before
+    i18n.set_language("zh-CN")
+    try:
+        shown_done = status_html(jobs.progress(done, False), idle)
+        shown_stopped = status_html(jobs.progress(stopped, False), idle)
+        likeness = likeness_html(jobs.progress(done, False))
+    finally:
+        i18n.set_language("en")
+    assert "训练完成：40 步，2 轮" in shown_done and str(final) in shown_done and 'data-status="finished"' in shown_done
+    assert "Training finished" not in shown_done and "Final LoRA" not in shown_done
+    assert "已在第 20 步中断。已保存 ohwx-step00000020.safetensors。" in shown_stopped
+    assert 'data-status="stopped"' in shown_stopped and "Interrupted" not in shown_stopped
+    assert "第 1 轮：人脸 50%，匹配 50%，距离 0.410" in likeness and "faces" not in likeness
+    assert "epoch 1: faces 50%, match 50%, distance 0.410" in likeness_html(jobs.progress(done, False))
+
+
+def test_a_run_that_diverged_shows_its_error_in_chinese(tmp_path: Path):
+    from facelora.gui import i18n
+    from facelora.gui.pages.train import status_html
+    from facelora.train.loop import TrainingDiverged, reported, skipped
+    from facelora.config import TrainConfig
+    from facelora.train.state import LoopState
+
+    state, cfg = LoopState(seed=1), TrainConfig(max_nonfinite_steps=1)
+
+    def diverge(reporter):
+        with pytest.raises(TrainingDiverged):
+            with reported(reporter, state):
+                state.global_step = 21
+                skipped(state, reporter, cfg)
+
+    events = _run_events(tmp_path, diverge)
+    assert [type(e).__name__ for e in events[-2:]] == ["Skipped", "Error"]
+    assert events[-2].message.startswith("Step 21: the loss or gradient is NaN/inf")  # the terminal's English
+    i18n.set_language("zh-CN")
+    try:
+        shown = status_html(jobs.progress(events, False), jobs.JobState("train", False))
+    finally:
+        i18n.set_language("en")
+    assert 'data-status="failed"' in shown and "训练已停止：连续 1 步的损失为 NaN/inf" in shown
+    assert "Likely causes" not in shown

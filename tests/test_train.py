@@ -292,6 +292,11 @@ def test_ctrl_c_saves_an_interrupted_file(tmp_path, monkeypatch):
     assert result.interrupted and result.state.global_step == 2
     assert [p.name for p in result.files] == ["ohwx-interrupted-step00000002.safetensors"]
     assert events(project)[-1]["interrupted"] is True
+    end = events(project)[-1]  # the terminal's English, and its template for the GUI's language
+    assert end["message"] == "Interrupted at step 2. Saved ohwx-interrupted-step00000002.safetensors."
+    assert end["message"] in out
+    assert (end["template"], end["values"]) == ("Interrupted at step {step}. Saved {file}.",
+                                                {"step": 2, "file": "ohwx-interrupted-step00000002.safetensors"})
 
 
 def test_resume_after_ctrl_c_continues_exactly(tmp_path, monkeypatch):

@@ -4,6 +4,11 @@ below; training writes them through EventWriter, and every reader gets them back
 (read_events for the whole file, EventLog to follow it as it grows), so a reader can only ask for
 a key the writer has.
 
+An event that carries a message (End, Skipped, Error) holds it three ways: "message"
+(the English text, what the terminal printed), "template" and "values" (the same message as its
+English template and the values filled in), so the GUI can show it in its own language; it is
+written from a Message. A line from before templates has "message" only, and reads as it is.
+
 Every line has "event" (the kind) and "time" (a Unix time in seconds). A line's missing keys read
 as their defaults and unknown keys are ignored, so files from older or newer versions still read.
 """
@@ -17,6 +22,38 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .project import LoraKind
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message as its English template and the values it is filled with ("Interrupted at step
+    {step}.", step=40): `text` is the English, and the GUI fills its own language's template."""
+
+    template: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.template.format(**self.values) if self.values else self.template
+
+    def keys(self) -> dict[str, Any]:
+        """The event keys that carry it."""
+        return {"message": self.text, "template": self.template, "values": self.values}
+
+
+def said(template: str, **values: Any) -> Message:
+    """A message with values; the one way train/ writes a message the GUI shows (the test reads
+    these calls for their templates)."""
+    return Message(template, values)
+
+
+def error_said(e: BaseException) -> Message:
+    """An error that ended a run, for its Error event: a FaceloraError's template and values (as
+    JSON can hold them), else its text."""
+    template, values = getattr(e, "template", ""), getattr(e, "values", {})
+    if template and str(e) == Message(template, values).text:
+        return Message(template, {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in values.items()})
+    return Message(str(e) or type(e).__name__)
 
 
 @dataclass(frozen=True)
@@ -117,7 +154,7 @@ class Likeness(Event):
     mean_distance: float | None = None
     bleed: float | None = None
     copies: float | None = None
-    message: str = ""  # the terminal's line
+    message: str = ""  # the terminal's line (the GUI writes the scores in its own words)
 
 
 @dataclass(frozen=True)
@@ -129,6 +166,8 @@ class Skipped(Event):
     epoch: int = 0
     count: int = 0
     message: str = ""
+    template: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -142,6 +181,8 @@ class End(Event):
     files: list[str] = field(default_factory=list)
     interrupted: bool = False
     message: str = ""
+    template: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None  # this process's run, from its start event
 
 
@@ -150,10 +191,25 @@ class Error(Event):
     KIND: ClassVar[str] = "error"
     step: int = 0
     message: str = ""
+    template: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Validation, Saved, Samples, Likeness,
                                                        Skipped, End, Error)}
+
+
+def message_of(event: Event) -> Message:
+    """The message an event carries; an old line's (no template) as its English text alone."""
+    text = getattr(event, "message", "")
+    template = getattr(event, "template", "")
+    if not template or not isinstance(event.values, dict):
+        return Message(text)
+    said = Message(template, event.values)
+    try:  # a template that does not give the text written (a hand-edited line): the text as written
+        return said if said.text == text else Message(text)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return Message(text)
 
 
 def parse(obj: Any) -> Event | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..events import Message
 from .zh_cn import ZH_CN
 
 LANGUAGES = {"en": "English", "zh-CN": "简体中文"}
@@ -85,7 +86,10 @@ PLAIN: dict[str, str] = {
 # raise sites are written as templates with values, each with a zh-CN template (zh_cn_errors.py).
 # tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
 CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
-                "prepare/pipeline.py", "gui/")
+                "prepare/pipeline.py", "prepare/images.py", "gui/")
+# Where the training run's messages come from (events.said calls, written into events.jsonl's End,
+# Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
+RUN_SOURCES = ("train/", "prepare/")
 
 # Each FaceloraError class's kind in plain words: in zh-CN, a message with no template of its own
 # shows these words' translation, then the English message.
@@ -100,6 +104,7 @@ ERROR_KINDS: dict[str, str] = {
     "PromptsError": "Sample prompts problem", "ProbeError": "Probe problem", "LikenessError": "Likeness scoring problem",
     "ClassImagesError": "Class images problem", "TrainingDiverged": "Training diverged", "ResumeError": "Cannot resume",
     "CaptionerError": "Captioner problem", "UpscalerUnavailable": "Upscaler unavailable", "PrepareError": "Prepare problem",
+    "ImageRejected": "Photo refused",
 }
 
 
@@ -114,11 +119,27 @@ def error_message(e: BaseException, lang: str | None = None) -> str:
     template, values = getattr(e, "template", str(e)), getattr(e, "values", {})
     if lang == "en" or not template:
         return str(e)
-    if template in CATALOGUES[lang]:  # its values too where they are words of the GUI (a path's `what`)
-        return T(template, lang, **{k: tr(v, lang) if isinstance(v, str) else v for k, v in values.items()}) \
-            if values else tr(template, lang)
+    if template in CATALOGUES[lang]:
+        return _filled(template, values, lang)
     kind = next((ERROR_KINDS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_KINDS), None)
     return f"{tr(kind, lang)}{COLON[lang]}{e}" if kind else str(e)
+
+
+def said_in(message: Message, lang: str | None = None) -> str:
+    """A message of the training run (events.jsonl's template and values) in the GUI's language;
+    one with no translation, or from an old file without its template, in its English."""
+    lang = lang or _current[0]
+    if lang == "en" or message.template not in CATALOGUES[lang]:
+        return message.text
+    return _filled(message.template, message.values, lang)
+
+
+def _filled(template: str, values: dict[str, Any], lang: str) -> str:
+    """The template translated, filled with the values; a value that is itself a word of the GUI
+    (a path's `what`) translated too."""
+    if not values:
+        return tr(template, lang)
+    return T(template, lang, **{k: tr(v, lang) if isinstance(v, str) else v for k, v in values.items()})
 
 
 def language() -> str:

@@ -186,7 +186,8 @@ class Progress:
     lr_te: float | None = None
     elapsed_s: float | None = None
     eta_s: float | None = None
-    message: str = ""
+    message: str = ""  # the English; `said` is the same message as its template, for the page's language
+    said: ev.Message = field(default_factory=ev.Message)
     losses: list[tuple[int, float, float | None]] = field(default_factory=list)  # (step, loss, avg)
     saved: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
@@ -215,7 +216,8 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
     first_step_at, first_step = None, None
     for e in events:
         if isinstance(e, ev.Start):  # the run, or a resumed part of it, begins
-            start, p.status, p.message, first_step_at = e, "running", "", None
+            start, p.status, first_step_at = e, "running", None
+            p.said = ev.Message()
             p.total_steps, p.epochs = e.total_steps, e.epochs
         elif isinstance(e, ev.Step):
             p.step, p.epoch = e.step or p.step, e.epoch or p.epoch
@@ -237,14 +239,16 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
             p.likeness.append(e)
         elif isinstance(e, ev.End):
             p.status = "stopped" if e.interrupted else "finished"
-            p.step, p.eta_s, p.message = e.step or p.step, 0.0, e.message
+            p.step, p.eta_s, p.said = e.step or p.step, 0.0, ev.message_of(e)
         elif isinstance(e, ev.Error):
             p.status = "failed"
-            p.message = e.message or "training stopped with an error"
+            p.said = ev.message_of(e) if e.message else ev.Message("training stopped with an error")
         if start.time is not None and e.time is not None:
             p.elapsed_s = e.time - start.time
     if p.status == "running" and not running:
         # the process is gone without an 'end' event: killed, or it crashed before writing one
         p.status = "stopped"
-        p.message = p.message or "The training process ended without finishing (see the log below)."
+        p.said = p.said if p.said.text else ev.Message("The training process ended without finishing (see the "
+                                                        "log below).")
+    p.message = p.said.text
     return p

@@ -11,7 +11,7 @@ from pathlib import Path
 from ..paths import PathError, check_name
 from ..prepare.images import PHOTO_SUFFIXES, ImageRejected, load
 from ..project import Project
-from .i18n import error_message
+from .i18n import T, error_message
 
 PHOTOS_DIR = "photos"
 
@@ -30,11 +30,11 @@ def check_image(path: Path, name: str) -> str | None:
     """Why this file cannot be a photo, or None when it is fine: the checks prepare makes on its
     inputs (type, size, that it decodes to an image of a sane size)."""
     if Path(name).suffix.lower() not in PHOTO_SUFFIXES:
-        return f"not a photo type facelora reads ({', '.join(PHOTO_SUFFIXES)})"
+        return T("not a photo type facelora reads ({types})", types=", ".join(PHOTO_SUFFIXES))
     try:
         load(Path(path))
     except ImageRejected as e:
-        return str(e)
+        return error_message(e)
     return None
 
 

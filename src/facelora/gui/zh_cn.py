@@ -1,10 +1,11 @@
 """Simplified Chinese (zh-CN) for the GUI, keyed by the English text in the code: the pages'
 labels, help lines and Markdown, and every fixed message (templates keep their {placeholders}).
 Kohya's parameter names and file names stay as they are. The parameters' words are in
-zh_cn_params.py."""
+zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
 from .zh_cn_params import ZH_CN_PARAMS
+from .zh_cn_train import ZH_CN_TRAIN
 
 ZH_CN: dict[str, str] = {
     "# facelora\nA LoRA of one person for Stable Diffusion 1.5, Kohya-compatible: **Project → Photos → Plan and parameters → Train → Evaluate**.": "# facelora\n一个人的 LoRA，用于 Stable Diffusion 1.5，与 Kohya 兼容：**项目 → 照片 → 计划与参数 → 训练 → 评估**。",
@@ -186,4 +187,5 @@ ZH_CN: dict[str, str] = {
         "没有保存训练状态（save_state 已关闭）：“继续”无法接着这次训练；“开始”会训练新的一次。",
     **ZH_CN_PARAMS,
     **ZH_CN_ERRORS,
+    **ZH_CN_TRAIN,
 }

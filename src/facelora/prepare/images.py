@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import FaceloraError
+
 # Formats taken as photos. HEIF needs the pillow-heif plugin; Pillow 11.3+ reads AVIF itself.
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "HEIF", "AVIF")
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif")
@@ -24,8 +26,9 @@ ORIENTATION_TAG = 0x0112
 MIN_SIDE = 64  # nothing smaller can hold a face worth training on
 
 
-class ImageRejected(Exception):
-    """A file that cannot be used as a photo; str() is the reason shown to the user."""
+class ImageRejected(FaceloraError):
+    """A file that cannot be used as a photo; str() is the reason shown to the user (a template with
+    its values, so the GUI shows it in its language)."""
 
 
 @dataclass
@@ -70,15 +73,16 @@ def read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
     except OSError as e:
-        raise ImageRejected(f"cannot read the file ({e.strerror or e})") from None
+        raise ImageRejected("cannot read the file ({why})", why=e.strerror or e) from None
     if size == 0:
         raise ImageRejected("empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
-        raise ImageRejected(f"file too large ({size / 2**20:.0f} MB; photos over {MAX_FILE_BYTES // 2**20} MB are refused)")
+        raise ImageRejected("file too large ({mb:.0f} MB; photos over {limit} MB are refused)", mb=size / 2**20,
+                            limit=MAX_FILE_BYTES // 2**20)
     try:
         return path.read_bytes()
     except OSError as e:
-        raise ImageRejected(f"cannot read the file ({e.strerror or e})") from None
+        raise ImageRejected("cannot read the file ({why})", why=e.strerror or e) from None
 
 
 def _not_an_image(path: Path) -> ImageRejected:
@@ -141,13 +145,15 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
         except Image.DecompressionBombError:
             raise ImageRejected("absurdly large image (its header claims more pixels than any photo has)") from None
         except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise ImageRejected(f"corrupt image header ({e})") from None
+            raise ImageRejected("corrupt image header ({why})", why=e) from None
         with im:
             w, h = im.size
             if w * h > MAX_PIXELS or max(w, h) > 50_000:
-                raise ImageRejected(f"absurdly large image ({w} x {h} pixels; at most {MAX_PIXELS // 1_000_000} megapixels)")
+                raise ImageRejected("absurdly large image ({w} x {h} pixels; at most {limit} megapixels)", w=w, h=h,
+                                    limit=MAX_PIXELS // 1_000_000)
             if min(w, h) < MIN_SIDE:
-                raise ImageRejected(f"image too small ({w} x {h} pixels; at least {MIN_SIDE} on each side)")
+                raise ImageRejected("image too small ({w} x {h} pixels; at least {least} on each side)", w=w, h=h,
+                                    least=MIN_SIDE)
             frames = getattr(im, "n_frames", 1)
             if getattr(im, "is_animated", False) and frames > 1:
                 im.seek(0)
@@ -162,8 +168,8 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
                 text = str(e)
                 if "truncated" in text or isinstance(e, EOFError):
-                    raise ImageRejected(f"truncated file: it ends before the image does ({text})") from None
-                raise ImageRejected(f"corrupt image data ({text or type(e).__name__})") from None
+                    raise ImageRejected("truncated file: it ends before the image does ({why})", why=text) from None
+                raise ImageRejected("corrupt image data ({why})", why=text or type(e).__name__) from None
             fmt = im.format or "unknown"
             rgb, more = _to_rgb(upright)
             array = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))  # before the file closes: `rgb` may be `im`

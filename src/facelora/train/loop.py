@@ -29,6 +29,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
+from .. import events as ev
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
 from ..errors import FaceloraError
@@ -143,24 +144,39 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         try:
             if not finished:
                 run_epochs(loop, state, stop, losses)
-            message = (f"Nothing to resume: this run already finished at step {state.global_step}. Final LoRA: "
-                       f"{final}" if finished else f"Training finished: {state.global_step} steps, {state.epoch} "
-                       f"epochs, average loss {state.average_loss:.4f}. Final LoRA: {final}")
+            message = finished_message(state, final, finished)
             result = TrainResult(out.files, final, out.samples, state, losses, encoded, notes)
         except KeyboardInterrupt:
             if stop.twice:  # a second Ctrl-C: out at once; every file already saved is complete
                 reporter.end(state.global_step, state.epoch, state.average_loss, out.files,
-                             f"Stopped at once at step {state.global_step}; nothing more was saved.", interrupted=True)
+                             ev.said("Stopped at once at step {step}; nothing more was saved.", step=state.global_step),
+                             interrupted=True)
                 raise
             # Ctrl-C or SIGTERM (the GUI's Stop): keep what was learnt, under a name no epoch file has
             path = checkpoints.interrupted_path(cfg, state.global_step)
             if state.global_step > 0:
                 out.lora(path, "interrupted", state.epoch, state)
-            message = f"Interrupted at step {state.global_step}." + (f" Saved {path.name}." if state.global_step else "")
+            message = interrupted_message(state.global_step, path)
             result = TrainResult(out.files, None, out.samples, state, losses, encoded, notes, interrupted=True)
         reporter.end(state.global_step, state.epoch, state.average_loss, result.files, message,
                      interrupted=result.interrupted)
     return result
+
+
+def finished_message(state: LoopState, final: Path, finished: bool) -> ev.Message:
+    """The run's last line: trained to its end, or already finished before this --resume."""
+    if finished:
+        return ev.said("Nothing to resume: this run already finished at step {step}. Final LoRA: {final}",
+                       step=state.global_step, final=final)
+    return ev.said("Training finished: {step} steps, {epochs} epochs, average loss {loss:.4f}. Final LoRA: {final}",
+                   step=state.global_step, epochs=state.epoch, loss=state.average_loss, final=final)
+
+
+def interrupted_message(step: int, saved_as: Path) -> ev.Message:
+    """The last line of a stopped run: where it stopped, and the file it saved there (none at step 0)."""
+    if step:
+        return ev.said("Interrupted at step {step}. Saved {file}.", step=step, file=saved_as.name)
+    return ev.said("Interrupted at step {step}.", step=step)
 
 
 def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[str]) -> None:
@@ -258,7 +274,7 @@ def reported(reporter: Reporter, state: LoopState) -> Iterator[Reporter]:
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        reporter.error(state.global_step, str(e) or type(e).__name__)
+        reporter.error(state.global_step, ev.error_said(e))
         raise
     finally:
         reporter.close()
@@ -269,15 +285,16 @@ def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:
     state.nonfinite_in_row += 1
     state.nonfinite_total += 1
     reporter.skipped(state.global_step, state.epoch, state.nonfinite_in_row,
-                     f"Step {state.global_step}: the loss or gradient is NaN/inf; the step was skipped "
-                     f"({state.nonfinite_in_row} in a row, {state.nonfinite_total} in all).")
+                     ev.said("Step {step}: the loss or gradient is NaN/inf; the step was skipped ({row} in a row, "
+                             "{total} in all).", step=state.global_step, row=state.nonfinite_in_row,
+                             total=state.nonfinite_total))
     if state.nonfinite_in_row >= cfg.max_nonfinite_steps:
         raise TrainingDiverged(
-            f"Training stopped: {state.nonfinite_in_row} steps in a row had a NaN/inf loss (max_nonfinite_steps "
-            f"{cfg.max_nonfinite_steps}); the weights were not changed by them. Likely causes: a learning rate "
-            f"too high for {cfg.optimizer_type} (now unet_lr {cfg.effective_unet_lr:g}, text_encoder_lr "
-            f"{cfg.effective_text_encoder_lr:g}); fp16 on a card without proper fp16 support, or an fp16 overflow "
-            f"(try --mixed_precision bf16 or no); a broken training image (re-save or remove it); a broken base "
-            f"model or LoRA (network_weights); or a large noise_offset. The files and training states saved "
-            f"before are kept: lower the rate or change precision and train again, or --resume from the last state."
-        )
+            "Training stopped: {row} steps in a row had a NaN/inf loss (max_nonfinite_steps {most}); the weights "
+            "were not changed by them. Likely causes: a learning rate too high for {optimizer} (now unet_lr "
+            "{unet_lr:g}, text_encoder_lr {te_lr:g}); fp16 on a card without proper fp16 support, or an fp16 "
+            "overflow (try --mixed_precision bf16 or no); a broken training image (re-save or remove it); a broken "
+            "base model or LoRA (network_weights); or a large noise_offset. The files and training states saved "
+            "before are kept: lower the rate or change precision and train again, or --resume from the last state.",
+            row=state.nonfinite_in_row, most=cfg.max_nonfinite_steps, optimizer=cfg.optimizer_type,
+            unet_lr=cfg.effective_unet_lr, te_lr=cfg.effective_text_encoder_lr)

@@ -140,9 +140,9 @@ class Reporter:
             self.console.print(f"epoch {epoch}/{self._epochs}  step {step}/{self._total}  {speed}  "
                                f"ETA {_hms(eta)}  loss {loss:.4f}  avg {avg_loss:.4f}")
 
-    def skipped(self, step: int, epoch: int, count: int, message: str) -> None:
-        self.event(ev.Skipped(step=step, epoch=epoch, count=count, message=message))
-        self.note(message)
+    def skipped(self, step: int, epoch: int, count: int, message: ev.Message) -> None:
+        self.event(ev.Skipped(step=step, epoch=epoch, count=count, **message.keys()))
+        self.note(message.text)
 
     def epoch_end(self, epoch: int, step: int, mean_loss: float) -> None:
         self.event(ev.EpochEnd(epoch=epoch, step=step, loss=_num(mean_loss)))
@@ -176,18 +176,18 @@ class Reporter:
         self._scalars(scores, epoch)
         self.print(f"epoch {epoch}: {message}")
 
-    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: str = "",
+    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: ev.Message,
             interrupted: bool = False) -> None:
         self._stop_bar()
         seconds = round(time.monotonic() - self._t0, 3) if self._t0 else None
         self.event(ev.End(step=step, epoch=epoch, avg_loss=_num(avg_loss), files=[str(f) for f in files],
-                          interrupted=interrupted, message=message, seconds=seconds))
-        if message:
-            self.print(message)
+                          interrupted=interrupted, seconds=seconds, **message.keys()))
+        if message.text:
+            self.print(message.text)
 
-    def error(self, step: int, message: str) -> None:
+    def error(self, step: int, message: ev.Message) -> None:
         self._stop_bar()
-        self.event(ev.Error(step=step, message=message))
+        self.event(ev.Error(step=step, **message.keys()))
 
     def close(self) -> None:
         self._stop_bar()

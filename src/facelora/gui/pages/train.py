@@ -14,14 +14,14 @@ import gradio as gr
 import pandas as pd
 
 from ...errors import FaceloraError
-from ...events import Event, EventLog, Start
+from ...events import Event, EventLog, Likeness, Start
 from ...project import Project
 from ...train import resume as saved
 from ...train.options import TrainOptions
 from .. import jobs
 from . import tools
 from ..common import Page, ticking, duration, friendly, note, num, table
-from ..i18n import T, tr
+from ..i18n import T, language, said_in, tr
 from ..workspace import Workspace
 
 KIND = "train"
@@ -105,7 +105,7 @@ def status_html(prog: jobs.Progress, job: jobs.JobState, more: str = "") -> str:
     ]
     bar = f'<div class="fl-bar" id="train-bar"><div style="width:{frac * 100:.1f}%"></div></div>'
     kind = {"failed": "error", "stopped": "warn", "finished": "ok"}.get(prog.status, "info")
-    msg = note(prog.message, kind) if prog.message and not starting else ""
+    msg = note(said_in(prog.said), kind) if prog.message and not starting else ""
     if not job.running and job.returncode not in (None, 0) and prog.status in ("running", "not started"):
         msg += note(T("The training process exited with code {code}; the log below says why.",
                       code=job.returncode), "error")
@@ -143,8 +143,28 @@ def likeness_html(prog: jobs.Progress) -> str:
     """The samples' likeness per epoch (live likeness), under the saved files."""
     if not prog.likeness:
         return ""
-    rows = "".join(f"<li>epoch {e.epoch}: {html.escape(e.message.removeprefix('likeness: '))}</li>" for e in prog.likeness)
+    rows = "".join(f"<li>{html.escape(T('epoch {epoch}: {scores}', epoch=e.epoch, scores=likeness_words(e)))}</li>"
+                   for e in prog.likeness)
     return f'<div id="train-likeness"><b>{html.escape(T("Likeness of the samples"))}</b><ul>{rows}</ul></div>'
+
+
+def likeness_words(e: Likeness) -> str:
+    """An epoch's likeness scores: in English the terminal's words, in another language the same
+    scores in its words."""
+    if language() == "en" or not e.message:
+        return e.message.removeprefix("likeness: ")
+    if not e.detection_rate and e.bleed is None:
+        return tr("no faces in the samples")
+    parts = [T("faces {rate:.0%}", rate=e.detection_rate)]
+    if e.match_rate is not None:
+        parts.append(T("match {rate:.0%}", rate=e.match_rate))
+    if e.mean_distance is not None:
+        parts.append(T("distance {d:.3f}", d=e.mean_distance))
+    if e.bleed is not None:
+        parts.append(T("bleed {rate:.0%}", rate=e.bleed))
+    if e.copies:
+        parts.append(T("copies {n:.0f}", n=e.copies))
+    return tr(", ").join(parts)
 
 
 def _layout(ws: Workspace, current: gr.State) -> dict[str, Any]:
