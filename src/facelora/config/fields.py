@@ -88,6 +88,9 @@ class TrainConfig(BaseModel):
     min_bucket_reso: int = _f(256, "Smallest bucket side.", ge=64)
     max_bucket_reso: int = _f(1024, "Largest bucket side.", ge=64)
     bucket_reso_steps: int = _f(64, "Bucket sides are multiples of this.", ge=8)
+    # --- bucket_no_upscale (Kohya's): with enable_bucket, small images are cropped, not enlarged
+    bucket_no_upscale: bool = _f(False, "With buckets: never enlarge a small image; its bucket is its own size, "
+                                 "rounded down to the bucket steps.")
     cache_latents: bool = _f(True, "Encode every image once before training (faster).", "basic")
     cache_latents_to_disk: bool = _f(False, "Keep the cached latents on disk, so a second run skips encoding.")
     shuffle_caption: bool = _f(False, "Shuffle the comma-separated tags of each caption.")
