@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from rich.console import Console
 
@@ -78,3 +79,23 @@ def test_the_plan_counts_the_no_upscale_buckets_training_runs(tmp_path):
         assert plan["steps_per_epoch"] == steps // 2
         train(project, cfg, console=Console(file=io.StringIO()))
         assert_plan_was_trained(plan, project, steps, 2, ["x.safetensors"])
+
+
+def test_a_kept_image_is_cropped_to_its_bucket_not_resized(tmp_path):
+    """sd-scripts trims an image it does not upscale (trim_and_resize_if_required): the pixels
+    trained are the centre of the photo at its own scale; without bucket_no_upscale it is resized."""
+    import numpy as np
+
+    from facelora.train.data import TrainData, load_pixels
+
+    for no_upscale in (True, False):
+        project, cfg = make_project(tmp_path / str(no_upscale), 1, 1, enable_bucket=True, resolution="128",
+                                    min_bucket_reso=64, max_bucket_reso=256, bucket_no_upscale=no_upscale)
+        photo = image(project.concept_dir()[0] / "odd.png", (100, 70))
+        data = TrainData(scan_for(cfg), cfg)
+        odd = next(im for im in data.images if im.path == photo)
+        assert (odd.bucket, odd.crop_only) == (((64, 64), True) if no_upscale else ((128, 128), False))
+        pixels = load_pixels(odd.path, odd.bucket, odd.crop_only)
+        centre = np.asarray(Image.open(photo).convert("RGB"))[3:67, 18:82]  # (70-64)//2, (100-64)//2
+        expected = torch.from_numpy(centre.copy()).permute(2, 0, 1).float() / 127.5 - 1
+        assert torch.equal(pixels, expected) == no_upscale

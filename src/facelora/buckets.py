@@ -114,6 +114,12 @@ class Bucketing:
                                    steps)
         return {p: select_bucket(image_size(p), resos) for p in images}
 
+    def keeps_scale(self, size: tuple[int, int]) -> bool:
+        """Whether an image of `size` trains at its own scale, cropped to its bucket (sd-scripts'
+        bucket_no_upscale resizes only images larger than the training area)."""
+        w, h = self.resolution
+        return self.enable_bucket and self.bucket_no_upscale and size[0] * size[1] <= w * h
+
     def _checked(self, path: Path, bucket: tuple[int, int]) -> tuple[int, int]:
         if 0 in bucket:
             raise TrainDataError(f"The training image {path} is smaller than bucket_reso_steps "
