@@ -82,8 +82,9 @@ def test_gui_loha_preset_imports_as_the_gui_runs_it():
     assert any("bucket_reso_steps 1 is read as 64" in n and "divisible by 64" in n for n in notes)
     assert cfg.multires_noise_iterations == 8 and cfg.multires_noise_discount == 0.2  # noise_offset_type Multires
     assert cfg.scale_weight_norms == 1 and cfg.min_snr_gamma == 10 and cfg.gradient_accumulation_steps == 4
-    unused = notes[0]
-    assert unused.startswith("Kohya parameters facelora does not use") and "bucket_no_upscale" in unused
+    unused = " ".join(notes)  # bucket_no_upscale, the preset's last unused key, facelora now trains
+    assert "facelora does not use" not in unused and "bucket_no_upscale" not in unused
+    assert cfg.bucket_no_upscale  # facelora buckets as Kohya does with it (tests/test_bucket_no_upscale.py)
     # keys the GUI reads for other LoRA types only (use_cp: LoKr, train_on_input: iA3, unit: DyLoRA, factor: LoKr)
     for key in ("train_on_input", "use_cp", "unit", "factor"):
         assert key not in unused
@@ -100,8 +101,9 @@ def test_gui_file_facelora_cannot_train_is_refused_with_every_problem_in_one_mes
     msg = str(e.value)
     assert "loha-sd15.json" in msg and "bucket_reso_steps" in msg and "(got 0)" in msg
     # the keys facelora has no use for, in the same message (multires noise and max-norm it trains)
-    for key in ("weighted_captions", "flip_aug", "bucket_no_upscale"):
+    for key in ("weighted_captions", "flip_aug"):
         assert key in msg
+    assert "bucket_no_upscale" not in msg  # facelora trains it
     assert "multires_noise_iterations" not in msg and "scale_weight_norms" not in msg
     assert "prior_loss_weight" not in msg  # 1.0 changes nothing
 

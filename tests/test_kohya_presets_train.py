@@ -67,3 +67,36 @@ def test_preset_imports_and_trains_with_its_network_type(tmp_path, name):
     if kind == "LoHa":
         assert any(k.endswith(".hada_w1_a") for k in tensors) and not any("lora_down" in k for k in tensors)
     assert meta["ss_network_dim"] == str(imported.network_dim)
+
+
+def test_a_lokr_preset_with_the_full_matrix_dim_imports_and_trains(tmp_path):
+    """kohya_ss's LoKr presets set network_dim (and conv_dim) 100000, LyCORIS' "do not
+    decompose" value: it imports, the plan's memory estimate stays that of a small network, and
+    it trains the tiny model one step into LoKr modules with whole (undecomposed) factors."""
+    from facelora.vram import vram_plan
+
+    raw = json.loads(sample("loha-sd15.json").read_text())
+    lokr = {**raw, "LoRA_type": "LyCORIS/LoKr", "network_dim": 100000, "network_alpha": 1, "conv_dim": 100000,
+            "conv_alpha": 1, "factor": 4}
+    path = tmp_path / "lokr-sd15.json"
+    path.write_text(json.dumps(lokr))
+    project = tiny_training_project(tmp_path / "p", images=2, repeats=2)
+    res = CliRunner().invoke(app, ["config", "import", str(project.root), str(path)])
+    assert res.exit_code == 0, res.output
+    imported = project.train_config()
+    assert imported.network_dim == 100000 and imported.lokr and "algo=lokr" in imported.network_args
+    lora = c.apply(imported, {"network_module": "networks.lora", "network_args": [], "network_dim": 1024})
+    assert vram_plan(imported).total_bytes < vram_plan(lora).total_bytes  # not 100000 x a rank-1 LoRA
+    result = train(project, c.apply(imported, FAST), console=Console(file=io.StringIO()))
+    tensors, meta = read_lora(result.final)
+    assert network_type(list(tensors)) == "LoKr" and meta["ss_network_dim"] == "100000"
+    assert any(k.endswith(".lokr_w2") for k in tensors) and not any(k.endswith(".lokr_w2_a") for k in tensors)
+
+
+def test_a_plain_lora_with_the_full_matrix_dim_is_refused_with_the_reason():
+    with pytest.raises(c.ConfigError, match="network_dim 100000 is above 1024.*Only LyCORIS LoKr"):
+        c.apply(c.TrainConfig(), {"network_dim": 100000})
+    with pytest.raises(c.ConfigError, match="network_dim 2048 is above 1024"):
+        c.apply(c.TrainConfig(), {"network_dim": 2048, "network_module": "lycoris.kohya",
+                                  "network_args": ["algo=loha"]})
+    assert c.apply(c.TrainConfig(), {"network_dim": 1024}).network_dim == 1024

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, parse_kv_args
+from .config.fields import MAX_RANK
 
 GIB = 2**30
 FP32 = 4
@@ -184,6 +185,12 @@ class VramPlan:
     lines: list[str] = field(default_factory=list)
 
 
+def _rank(cfg: TrainConfig, target: LoRATarget) -> int:
+    """The rank the estimate sizes `target` at. LoKr's Kronecker factors are never larger than a
+    rank-min(in, out) pair, so kohya_ss's LoKr dim 100000 (full matrix) does not inflate it."""
+    return min(cfg.network_dim, target.in_features, target.out_features) if cfg.lokr else cfg.network_dim
+
+
 def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
                  sizes: ModelSizes | None = None) -> dict[str, int]:
     """Bytes of each part of a CUDA training run of `cfg`."""
@@ -193,7 +200,7 @@ def memory_parts(cfg: TrainConfig, activations: Activations = MODELLED,
     pixels = w * h * cfg.train_batch_size
     lora_tensors = [(shape, k == 1) for part, on in ((sizes.unet_targets, cfg.train_unet),
                                                        (sizes.text_encoder_targets, cfg.train_text_encoder)) if on
-                    for t in part for k, shape in enumerate(t.shapes(cfg.network_dim))]
+                    for t in part for k, shape in enumerate(t.shapes(_rank(cfg, t)))]
     lora = sum(math.prod(s) for s, _ in lora_tensors)
     args = parse_kv_args(cfg.optimizer_args)
     fresh = cfg.network_weights is None  # a new LoRA's lora_up starts at zeros
@@ -242,7 +249,7 @@ def _changes(cfg: TrainConfig) -> list[tuple[dict[str, Any], str]]:
         batch //= 2
         out.append(({"train_batch_size": batch}, "fewer images a step: more steps for the same epochs"))
     rank = cfg.network_dim
-    while rank > 32:
+    while 32 < rank <= MAX_RANK:  # LoKr's full-matrix dim is a setting, not a rank to halve
         rank //= 2
         out.append(({"network_dim": rank, "network_alpha": min(cfg.network_alpha, rank / 2)},
                     "a lower rank holds less face detail"))

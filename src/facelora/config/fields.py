@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ..paths import PathError, check_folder_text, check_output_name
 from ..train.optim import OPTIMIZERS, SCHEDULERS
 from .values import parse_kv_args, parse_resolution
+
+
+MAX_RANK = 1024  # a LoRA's rank above it: bigger than the layers it adapts, a file larger than SD1.5
+# kohya_ss's LoKr presets write network_dim 100000: LyCORIS' "full matrix" convention, as lycoris'
+# LoKr keeps a Kronecker factor whole when the dim is at least half its side (lycoris/modules/lokr.py)
+LOKR_FULL_DIM = 100000
 
 
 def _f(default: Any, help: str, group: str = "advanced", **kw: Any) -> Any:
@@ -54,7 +60,8 @@ class TrainConfig(BaseModel):
     # --- network -----------------------------------------------------------------------------
     network_module: str = _f("networks.lora", "Kohya's network type: networks.lora (LoRA; LoCon with "
                              "conv_dim) or lycoris.kohya (algo=locon, loha, lokr; dora_wd=True).")
-    network_dim: int = _f(128, "LoRA rank: more holds finer face detail and makes a bigger file.", "basic", ge=1, le=1024)
+    network_dim: int = _f(128, "LoRA rank: more holds finer face detail and makes a bigger file.", "basic", ge=1,
+                         le=LOKR_FULL_DIM)
     network_alpha: float = _f(64.0, "Scales the update by alpha/rank; half the rank or less.", "basic", gt=0)
     network_args: list[str] = _f([], "Network arguments as 'key=value' strings, e.g. conv_dim=8, "
                                  "conv_alpha=4, algo=loha, down_lr_weight=sine.")
@@ -88,6 +95,9 @@ class TrainConfig(BaseModel):
     min_bucket_reso: int = _f(256, "Smallest bucket side.", ge=64)
     max_bucket_reso: int = _f(1024, "Largest bucket side.", ge=64)
     bucket_reso_steps: int = _f(64, "Bucket sides are multiples of this.", ge=8)
+    # --- bucket_no_upscale (Kohya's): with enable_bucket, small images are cropped, not enlarged
+    bucket_no_upscale: bool = _f(False, "With buckets: never enlarge a small image; its bucket is its own size, "
+                                 "rounded down to the bucket steps.")
     cache_latents: bool = _f(True, "Encode every image once before training (faster).", "basic")
     cache_latents_to_disk: bool = _f(False, "Keep the cached latents on disk, so a second run skips encoding.")
     shuffle_caption: bool = _f(False, "Shuffle the comma-separated tags of each caption.")
@@ -198,7 +208,22 @@ class TrainConfig(BaseModel):
         parse_resolution(v)
         return v
 
+    @model_validator(mode="after")
+    def _rank(self) -> "TrainConfig":
+        if self.network_dim > MAX_RANK and not self.lokr:
+            raise ValueError(
+                f"network_dim {self.network_dim} is above {MAX_RANK}: a LoRA of that rank is larger than the layers "
+                f"it adapts. Only LyCORIS LoKr (network_module lycoris.kohya, algo=lokr) reads a dim this large, "
+                f"as its full-matrix setting (kohya_ss's LoKr presets use {LOKR_FULL_DIM}).")
+        return self
+
     # --- derived values ----------------------------------------------------------------------
+    @property
+    def lokr(self) -> bool:
+        """LyCORIS LoKr, whose network_dim may be LOKR_FULL_DIM (a large dim keeps its factors whole)."""
+        algo = parse_kv_args(self.network_args).get("algo", "lora") if self.network_module == "lycoris.kohya" else ""
+        return str(algo).lower() == "lokr"
+
     @property
     def resolution_wh(self) -> tuple[int, int]:
         return parse_resolution(self.resolution)

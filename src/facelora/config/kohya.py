@@ -34,7 +34,7 @@ _KOHYA_SECTIONS = {
     ],
     "dataset_arguments": [
         "train_data_dir", "dataset_config", "resolution", "enable_bucket", "min_bucket_reso", "max_bucket_reso",
-        "bucket_reso_steps", "cache_latents", "cache_latents_to_disk", "caption_extension",
+        "bucket_reso_steps", "bucket_no_upscale", "cache_latents", "cache_latents_to_disk", "caption_extension",
         "shuffle_caption", "keep_tokens", "max_token_length", "alpha_mask", "reg_data_dir", "caption_dropout_rate",
         "caption_dropout_every_n_epochs", "caption_tag_dropout_rate",
     ],
@@ -53,8 +53,7 @@ _KOHYA_SECTIONS = {
 }
 
 # Parameters of Kohya's that facelora accepts silently because they change nothing here (or are
-# the kohya_ss GUI's own: its folders, threads, launch settings). bucket_no_upscale changes the
-# buckets, so it counts only with enable_bucket.
+# the kohya_ss GUI's own: its folders, threads, launch settings).
 _HARMLESS = {
     "persistent_data_loader_workers", "log_with", "log_prefix", "lowram", "highvram",
     "mem_eff_attn", "save_model_as", "training_comment", "no_half_vae", "vae",
@@ -127,7 +126,7 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
         notes += more
     updates = sd_scripts_defaults()
     unused = []
-    harmless = _HARMLESS | _SDXL_ONLY | (set() if flat.get("enable_bucket") else {"bucket_no_upscale"})
+    harmless = _HARMLESS | _SDXL_ONLY
     for key, value in flat.items():
         if key in TrainConfig.model_fields:
             updates[key] = _kohya_value(key, value)

@@ -27,6 +27,7 @@ SD_SCRIPTS_DEFAULTS: dict[str, Any] = {
     "optimizer_args": [], "lr_scheduler": "constant", "lr_scheduler_num_cycles": 1, "lr_scheduler_power": 1.0,
     "lr_warmup_steps": 0, "max_grad_norm": 1.0,
     "enable_bucket": False, "min_bucket_reso": 256, "max_bucket_reso": 1024, "bucket_reso_steps": 64,
+    "bucket_no_upscale": False,
     "cache_latents": False, "cache_latents_to_disk": False, "caption_extension": ".caption",
     "shuffle_caption": False, "keep_tokens": 0, "max_token_length": 75, "max_data_loader_n_workers": 8,
     "mixed_precision": "no", "full_fp16": False, "full_bf16": False, "save_precision": "float",

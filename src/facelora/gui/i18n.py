@@ -50,6 +50,7 @@ PLAIN: dict[str, str] = {
     "lr_warmup_steps": "LR warmup steps", "max_grad_norm": "Max grad norm",
     "resolution": "Max resolution", "enable_bucket": "Enable buckets", "min_bucket_reso": "Minimum bucket resolution",
     "max_bucket_reso": "Maximum bucket resolution", "bucket_reso_steps": "Bucket resolution steps",
+    "bucket_no_upscale": "Don't upscale small images",
     "cache_latents": "Cache latents", "cache_latents_to_disk": "Cache latents to disk",
     "shuffle_caption": "Shuffle caption", "keep_tokens": "Keep n tokens", "max_token_length": "Max token length",
     "max_data_loader_n_workers": "Max num workers for DataLoader", "mixed_precision": "Mixed precision",

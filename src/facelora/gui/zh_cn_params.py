@@ -86,6 +86,8 @@ ZH_CN_PARAMS: dict[str, str] = {
     "Clip gradients to this norm; 0 turns clipping off.": "把梯度裁剪到此范数；0 表示不裁剪。",
     "Smallest bucket side.": "最小的桶边长。",
     "Largest bucket side.": "最大的桶边长。",
+    "With buckets: never enlarge a small image; its bucket is its own size, rounded down to the bucket steps.":
+        "分桶时：从不放大小图片；它的桶就是它自己的尺寸，向下取整到桶步长。",
     "Bucket sides are multiples of this.": "桶边长是此值的倍数。",
     "Keep the cached latents on disk, so a second run skips encoding.": "把缓存的潜变量存在磁盘上，第二次训练可跳过编码。",
     "Shuffle the comma-separated tags of each caption.": "打乱每条标注中以逗号分隔的标签。",
@@ -153,6 +155,7 @@ ZH_CN_PARAMS: dict[str, str] = {
     "Enable buckets": "启用分桶",
     "Minimum bucket resolution": "最小桶分辨率",
     "Maximum bucket resolution": "最大桶分辨率",
+    "Don't upscale small images": "不放大小图片",
     "Bucket resolution steps": "桶分辨率步长",
     "Cache latents": "缓存潜变量",
     "Cache latents to disk": "缓存潜变量到磁盘",

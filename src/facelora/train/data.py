@@ -44,10 +44,11 @@ def open_rgb(path: Path, alpha: bool = False) -> Image.Image:
         raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
 
 
-def fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize so the image covers `size` (keeping its aspect ratio), then crop the centre."""
+def fit(image: Image.Image, size: tuple[int, int], crop_only: bool = False) -> Image.Image:
+    """Resize so the image covers `size` (keeping its aspect ratio), then crop the centre; with
+    `crop_only` (bucket_no_upscale's own-size buckets) crop the centre at the image's own scale."""
     w, h = size
-    scale = max(w / image.width, h / image.height)
+    scale = 1.0 if crop_only else max(w / image.width, h / image.height)
     new = (max(w, round(image.width * scale)), max(h, round(image.height * scale)))
     if new != image.size:
         image = image.resize(new, Image.Resampling.LANCZOS)
@@ -61,27 +62,27 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return data.view(image.height, image.width, 3).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
-def load_pixels(path: Path, size: tuple[int, int]) -> torch.Tensor:
-    return to_tensor(fit(open_rgb(path), size))
+def load_pixels(path: Path, size: tuple[int, int], crop_only: bool = False) -> torch.Tensor:
+    return to_tensor(fit(open_rgb(path), size, crop_only))
 
 
-def load_alpha_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
+def load_alpha_mask(path: Path, size: tuple[int, int], crop_only: bool = False) -> torch.Tensor:
     """The image's alpha channel as the loss mask [H, W] in 0..1, fitted as its pixels are (ones
     where it has none), as Kohya's alpha_mask reads it; the VAE's input is the RGB alone
     (load_pixels), so alpha never reaches the latents."""
-    return channel_weights(open_rgb(path, alpha=True).getchannel("A"), size)
+    return channel_weights(open_rgb(path, alpha=True).getchannel("A"), size, crop_only)
 
 
-def load_conditioning_mask(path: Path, size: tuple[int, int]) -> torch.Tensor:
+def load_conditioning_mask(path: Path, size: tuple[int, int], crop_only: bool = False) -> torch.Tensor:
     """A mask image of conditioning_data_dir as the loss mask [H, W] in 0..1: its red channel
     (grey is the same), as sd-scripts' apply_masked_loss reads conditioning images, fitted as the
     photo's pixels are (the two are the same size)."""
-    return channel_weights(open_rgb(path).getchannel("R"), size)
+    return channel_weights(open_rgb(path).getchannel("R"), size, crop_only)
 
 
-def channel_weights(channel: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+def channel_weights(channel: Image.Image, size: tuple[int, int], crop_only: bool = False) -> torch.Tensor:
     """One 8-bit channel fitted to `size` as [H, W] weights in 0..1."""
-    fitted = fit(channel, size)
+    fitted = fit(channel, size, crop_only)
     return torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(fitted.height, fitted.width).float() / 255.0
 
 
@@ -112,6 +113,7 @@ class TrainImage:
     bucket: tuple[int, int]  # (width, height) it is trained at
     is_reg: bool = False  # a class image: its loss is weighted by prior_loss_weight
     mask: Path | None = None  # its mask in conditioning_data_dir
+    crop_only: bool = False  # bucket_no_upscale kept its size: cropped to the bucket, not resized
 
 
 @dataclass
@@ -141,7 +143,9 @@ class TrainData:
                                  f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
         masks = {p: m for s in self.dataset.subsets for p, m in s.masks.items()}
-        self.images = [TrainImage(path, caption, repeats, buckets[path], reg, masks.get(path))
+        keeps = Bucketing.of(cfg).keeps_scale
+        self.images = [TrainImage(path, caption, repeats, buckets[path], reg, masks.get(path),
+                                  keeps(self.sizes[path]))
                        for (path, caption, repeats), reg in zip(self.dataset.items(), self.dataset.is_reg())]
 
     @cached_property
@@ -151,9 +155,9 @@ class TrainData:
         with that (ones for an image without: validation_data_dir's photos, unmasked as in Kohya's
         dataset for them); None without either."""
         if self.cfg.alpha_mask:
-            return [load_alpha_mask(im.path, im.bucket) for im in self.images]
+            return [load_alpha_mask(im.path, im.bucket, im.crop_only) for im in self.images]
         if self.cfg.conditioning_data_dir and self.cfg.masked_loss:
-            return [load_conditioning_mask(im.mask, im.bucket) if im.mask else torch.ones(im.bucket[::-1])
+            return [load_conditioning_mask(im.mask, im.bucket, im.crop_only) if im.mask else torch.ones(im.bucket[::-1])
                     for im in self.images]
         return None
 
@@ -163,7 +167,7 @@ class TrainData:
         return Batch(indices, captions,
                      latents=None if latents is None else torch.stack([latents[i] for i in indices]),
                      pixels=None if latents is not None else torch.stack(
-                         [load_pixels(self.images[i].path, self.images[i].bucket) for i in indices]),
+                         [load_pixels(self.images[i].path, self.images[i].bucket, self.images[i].crop_only) for i in indices]),
                      masks=None if masks is None else torch.stack([masks[i] for i in indices]),
                      loss_weights=self.loss_weights(indices))
 
@@ -286,7 +290,7 @@ def cache_latents(data: TrainData, vae: torch.nn.Module, cache_dir: Path | None,
     vae_id = vae_fingerprint(vae) if cache_dir is not None else ""
     for i, im in enumerate(data.images):
         if cache_dir is not None:
-            keys[i] = cache_key(im.path, im.bucket, vae_id)
+            keys[i] = cache_key(im.path, im.bucket, vae_id + "/crop-only" * im.crop_only)  # other pixels
             file = cache_dir / f"{keys[i]}.safetensors"
             if file.is_file():
                 try:
@@ -298,7 +302,7 @@ def cache_latents(data: TrainData, vae: torch.nn.Module, cache_dir: Path | None,
     for n, i in enumerate(todo):
         im = data.images[i]
         gen = torch.Generator().manual_seed(int(hashlib.sha256(f"vae/{seed}/{im.path.name}".encode()).hexdigest()[:15], 16))
-        lat = encode(vae, load_pixels(im.path, im.bucket)[None], gen).float().cpu()
+        lat = encode(vae, load_pixels(im.path, im.bucket, im.crop_only)[None], gen).float().cpu()
         check_finite(lat, [im.path])
         latents[i] = lat[0]
         if cache_dir is not None:
