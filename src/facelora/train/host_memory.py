@@ -7,7 +7,9 @@ anew: at 512 px about 0.9 million page faults (3.5 GB) a step, some 8% of the st
 (bench/RESULTS.md). With the mmap and trim thresholds raised, freed blocks stay in malloc's heap
 and the next step reuses them; peak resident memory stays the same, since the same tensors are
 alive at the peak. When training ends the thresholds go back to glibc's defaults and the kept
-memory is returned (malloc_trim), so a long-lived process (the GUI) does not hold it.
+memory is returned (malloc_trim), so a long-lived process does not hold it; glibc cannot give
+back a main heap's top where the address layout kept the heap from growing in one piece (it is
+reused by the next allocations instead). The GUI trains in a child process either way.
 
 Other C libraries (macOS, Windows, musl) are left as they are.
 """
