@@ -1,11 +1,14 @@
-"""Per-photo face analysis on every core: dlib's calls hold the CPU one photo at a time, so a
+"""Per-photo face analysis on several processes: dlib's calls hold the CPU one photo at a time, so a
 set of photos goes to a small pool of processes and comes back in the order it went in.
 
 The pool uses the 'spawn' start method (torch may already be loaded in the parent, and forking
 it is unsafe); each worker loads dlib's models once. Starting a worker costs about 1.8 s of CPU
 (python, the imports, dlib's models; bench/RESULTS.md), more than a dozen photos' worth of
 saving on two cores, so smaller jobs stay in this process. FACELORA_WORKERS sets the number of
-processes (1: no pool); by default it is the number of cores this process may use.
+processes, or `auto` for the cores this process may use. The default is 1 (no pool): on the
+shared, loaded 2-core machine the figures were measured on, a pool was slower in wall time and
+cost more CPU (bench/RESULTS.md, "Worker processes"); on an idle machine with many photos it
+should pay, which is not measured yet.
 """
 
 from __future__ import annotations
@@ -25,18 +28,19 @@ MIN_ITEMS = 12  # fewer items than this are done here: the pool's start would co
 
 
 def worker_count(requested: int | None = None) -> int:
-    """`requested`, else FACELORA_WORKERS, else the cores this process may run on; at least 1."""
+    """`requested`, else FACELORA_WORKERS (a number, or `auto`: the cores this process may run
+    on), else 1; at least 1."""
     if requested is None:
-        env = os.environ.get(ENV, "").strip()
-        if env:
+        env = os.environ.get(ENV, "").strip().lower()
+        if env == "auto":
+            count = getattr(os, "process_cpu_count", os.cpu_count)  # Python 3.13 knows the affinity mask
+            requested = count() or 1
+        elif env:
             try:
                 requested = int(env)
             except ValueError:
-                raise ValueError(f"{ENV} must be a whole number of processes, not '{env}'") from None
-    if requested is None:
-        count = getattr(os, "process_cpu_count", os.cpu_count)  # Python 3.13 knows the affinity mask
-        requested = count() or 1
-    return max(1, requested)
+                raise ValueError(f"{ENV} must be a whole number of processes or 'auto', not '{env}'") from None
+    return max(1, requested or 1)
 
 
 def ordered(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
