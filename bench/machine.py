@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
+import time
 from pathlib import Path
 
 
@@ -30,3 +32,10 @@ DENSE_BF16_PEAKS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "RTX 4090": 
 def dense_bf16_peak(gpu_name: str | None) -> float | None:
     """The GPU's dense bf16 peak FLOP/s, or None for a GPU not in the table."""
     return next((v for k, v in DENSE_BF16_PEAKS.items() if gpu_name and k in gpu_name), None)
+
+
+def cpu_seconds() -> float:
+    """This process's CPU time and that of its finished children (facelora's worker processes,
+    counted once their pool has closed)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime

@@ -13,7 +13,8 @@ A cell is one 512 x 512 image, the size SD1.5 makes. Two kinds, because they cos
   earlier path (faces.embed: the CNN on the whole 512 x 512 image) for comparison;
 plus `reference_photo`: embedding one training crop (done once per project, then cached), and
 `grid_cells`: a whole 5 files x 4 weights x 10 probe prompts grid (200 cells, 4 in 5 with a face)
-through score_images, as `facelora score` runs it.
+through score_images, as `facelora score` runs it, on --workers processes (default: FACELORA_WORKERS, else 1;
+its CPU figure counts the workers too).
 Each per-image figure is the median over rounds of the mean seconds per image, single process.
 Prints one JSON object: the command, the machine, the figures.
 """
@@ -22,13 +23,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from machine import machine as _machine
+from machine import cpu_seconds, machine as _machine
+
+from facelora import parallel
 
 import numpy as np
 from PIL import Image
@@ -78,7 +82,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cells", type=int, default=200, help="cells of the whole-grid figure (0: leave it out)")
+    ap.add_argument("--workers", type=int, default=None, help="processes for the whole grid (default: FACELORA_WORKERS, else 1)")
     args = ap.parse_args()
+    load_at_start = round(os.getloadavg()[0], 2)
 
     from facelora import faces as dlib_faces
     from facelora.evaluate.board import GroupKey, score_images
@@ -99,10 +105,13 @@ def main() -> None:
             pool = faces * 4 + noise  # 4 in 5 cells with a face
             items = [(pool[i % len(pool)], GroupKey(f"file{i // 40}", 0.4 + 0.2 * (i // 10 % 4), i // 40, str(i // 10)),
                       ("likeness", "flexibility", "bleed")[i % 10 * 3 // 10]) for i in range(args.cells)]
-            grid = per_image(lambda _: score_images(items, ref), [Path(tmp)], 1)
+            t, c = time.perf_counter(), cpu_seconds()
+            score_images(items, ref, workers=args.workers)
+            grid = time.perf_counter() - t, cpu_seconds() - c
     print(json.dumps({
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
+        "machine": {**machine(), "load_average_1min_at_start": load_at_start,
+                    "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "figures": {
             "face_cell_seconds": round(face_cell[0], 3), "face_cell_cpu_seconds": round(face_cell[1], 3),
             "no_face_cell_seconds": round(no_face_cell[0], 3), "no_face_cell_cpu_seconds": round(no_face_cell[1], 3),
@@ -110,7 +119,7 @@ def main() -> None:
             "no_face_cell_full_cnn_cpu_seconds": round(full_cnn[1], 3),
             "reference_photo_seconds": round(reference_photo, 3),
             "cells_per_minute_with_faces": round(60 / face_cell[0], 1),
-            "grid_cells": args.cells or None,
+            "grid_cells": args.cells or None, "grid_workers": parallel.worker_count(args.workers),
             "grid_seconds": round(grid[0], 1) if grid else None, "grid_cpu_seconds": round(grid[1], 1) if grid else None,
             "grid_seconds_per_cell": round(grid[0] / args.cells, 3) if grid else None,
             "grid_cpu_seconds_per_cell": round(grid[1] / args.cells, 3) if grid else None,

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import faces
-from .likeness import MATCH_THRESHOLD, ImageScore, Progress, Reference, Skipped, LikenessError, read_image, score_image
+from .. import faces, parallel
+from .likeness import MATCH_THRESHOLD, ImageScore, Progress, Reference, Skipped, LikenessError, describe_file, score_described
 
 # A group's faces count as clones when their spread is below this fraction of the training
 # photos' own spread (or below CLONE_SPREAD when there are too few photos for a baseline).
@@ -190,9 +190,11 @@ def _verdict(best: GroupScore | None, groups: list[GroupScore], images: list[Ima
 
 def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]], ref: Reference,
                  threshold: float = MATCH_THRESHOLD, clone_ratio: float = CLONE_RATIO,
-                 progress: Progress | None = None, base_model: str | None = None, tiny: bool = False) -> LikenessReport:
+                 progress: Progress | None = None, base_model: str | None = None, tiny: bool = False,
+                 workers: int | None = None) -> LikenessReport:
     """Score every image (item: path, group, optional probe kind) and summarise each group, in the
-    order the groups first appear. Unreadable images are skipped with their reason."""
+    order the groups first appear. Unreadable images are skipped with their reason. The faces are
+    found on `workers` processes (parallel.worker_count: by default 1, this process)."""
     if not items:
         raise LikenessError("No images to score.")
     t0 = time.perf_counter()
@@ -202,12 +204,12 @@ def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]]
     scores: list[ImageScore] = []
     skipped: list[Skipped] = []
     by_group: dict[GroupKey, list[ImageScore]] = {}
-    for i, (path, key, *kind) in enumerate(items):
-        image, why = read_image(path)
-        if image is None:
+    described = parallel.ordered(describe_file, [Path(it[0]) for it in items], workers)
+    for i, ((path, key, *kind), (found, why)) in enumerate(zip(items, described)):
+        if why is not None:
             skipped.append(Skipped(str(path), why))
         else:
-            s = score_image(image, ref, threshold, centroid)
+            s = score_described(found, ref, threshold, centroid)
             s.path, s.group, s.kind = str(path), key.label, kind[0] if kind else "likeness"
             scores.append(s)
             by_group.setdefault(key, []).append(s)

@@ -108,6 +108,13 @@ def describe(image: np.ndarray) -> Described | None:
     return Described(face, faces.descriptor(image, face), copies.look(image, face))
 
 
+def describe_file(path: Path) -> tuple[Described | None, str | None]:
+    """(the image's face or None, None) for a readable image; (None, why not) for one that is not.
+    The unit of work parallel.ordered hands to a worker: a path in, small results out."""
+    image, why = read_image(path)
+    return (None, why) if image is None else (describe(image), None)
+
+
 # --- the reference ---------------------------------------------------------------------------
 
 
@@ -229,7 +236,12 @@ def score_image(image: np.ndarray, ref: Reference, threshold: float = MATCH_THRE
                 centroid: np.ndarray | None = None) -> ImageScore:
     """One image against the reference. An image without a face (noise, a landscape) is a
     result, not an error: face False, distance None."""
-    found = describe(image)
+    return score_described(describe(image), ref, threshold, centroid)
+
+
+def score_described(found: Described | None, ref: Reference, threshold: float = MATCH_THRESHOLD,
+                    centroid: np.ndarray | None = None) -> ImageScore:
+    """score_image for a face described already (None: the image has no face)."""
     if found is None:
         return ImageScore("", False, None, False)
     vec = found.vector

@@ -27,7 +27,7 @@ def score_samples(samples: list[tuple[Path, str]], ref: Reference, trigger: str)
     """{"likeness/detection_rate", "likeness/match_rate", "likeness/mean_distance" (when a face
     was found), "likeness/copies", and "likeness/bleed" when a bleed prompt's image has a face}
     for (image, prompt) pairs; unreadable images are left out."""
-    report = score_images([(p, _KEY, _kind(prompt, trigger)) for p, prompt in samples], ref)
+    report = score_images([(p, _KEY, _kind(prompt, trigger)) for p, prompt in samples], ref, workers=1)  # training holds the cores
     g = report.groups[0]
     out = {"likeness/detection_rate": g.detection_rate, "likeness/match_rate": g.match_rate,
            "likeness/copies": float(g.copies)}

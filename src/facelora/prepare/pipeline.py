@@ -16,9 +16,7 @@ is rewritten after every photo, so an interrupted run loses nothing it finished.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,11 +28,10 @@ from .. import faces
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
-from . import audit, captions, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
+from . import analysis, audit, captions, runkey, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
 from .options import PrepareOptions
 from .report import PrepareItem, PrepareReport
 
-PIPELINE_VERSION = 2  # bump when a change makes earlier outputs stale
 Progress = Callable[[int, int, str], None]
 
 
@@ -64,9 +61,10 @@ def open_or_create(project: str | Path, trigger: str | None = None, class_word: 
 
 
 def prepare(photos: str | Path, project: Project | str | Path, options: PrepareOptions | None = None,
-            progress: Progress | None = None) -> PrepareReport:
+            progress: Progress | None = None, workers: int | None = None) -> PrepareReport:
     """Prepare every photo in `photos` (a folder, or one file) into `project`'s concept folder;
-    returns (and writes) the report. `progress(done, total, message)` is called after each photo."""
+    returns (and writes) the report. `progress(done, total, message)` is called after each photo.
+    The faces are found `workers` photos at a time (parallel.worker_count: by default 1, this process)."""
     options = options or PrepareOptions()
     project = project if isinstance(project, Project) else Project.open(project)
     photos = Path(photos).expanduser()
@@ -85,7 +83,8 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     report = PrepareReport(photos=str(photos.resolve()), project=str(project.root), concept_dir=_rel(project, folder),
                            trigger=settings.trigger, class_word=settings.class_word, options=options)
     done: list[PrepareItem] = []
-    for i, path in enumerate(inputs, start=1):
+    for i, (path, ahead) in enumerate(zip(inputs, analysis.ahead(inputs, run.reusable(), workers)), start=1):
+        run.ahead = ahead
         item = run.process(path)
         done.append(item)
         report.items = done + run.carried(done)
@@ -133,7 +132,7 @@ class _Run:
         self.project, self.folder = project, folder
         self.trigger, self.class_word = trigger, class_word
         self.options, self.upscaler, self.tagger, self.masks = options, upscaler, tagger, masks.HeadMasks(project.root, folder, options)
-        self.settings_key = _settings_key(options, trigger, class_word)
+        self.settings_key = runkey.settings_key(options, trigger, class_word)
         previous = load_report(project)
         self.previous: dict[str, PrepareItem] = {}
         if previous is not None:
@@ -143,6 +142,17 @@ class _Run:
         self.numbers = {sha: it.number for sha, it in self.previous.items() if it.status == "accepted" and it.number}
         self.seen: dict[str, str] = {}  # sha256 -> source of this run's first photo with those bytes
         self.thumbs: dict[str, Image.Image] = {}
+        self.ahead: analysis.Analysis | None = None  # the photo's faces, found by a worker
+
+    def reusable(self) -> frozenset[str]:
+        """The photos whose last result stands (the same bytes and settings): nothing to analyse."""
+        return frozenset(sha for sha, it in self.previous.items() if it.key == self._key(sha))
+
+    def _key(self, sha: str) -> str:
+        return runkey.photo_key(sha, self.settings_key)
+
+    def _analysed(self, sha: str) -> analysis.Analysis | None:
+        return self.ahead if self.ahead and self.ahead.sha256 == sha else None
 
     # -- one photo --------------------------------------------------------------------------
 
@@ -157,7 +167,7 @@ class _Run:
             return PrepareItem(source=source, status="rejected", sha256=sha,
                                reason=f"the same file as {Path(self.seen[sha]).name}")
         self.seen[sha] = source
-        key = hashlib.sha256(f"{sha}:{self.settings_key}".encode()).hexdigest()[:32]
+        key = self._key(sha)
         reused = self._reuse(source, sha, key)
         if reused is not None:
             return reused
@@ -200,7 +210,7 @@ class _Run:
 
     def _subject(self, rgb: np.ndarray, item: PrepareItem) -> tuple[faces.Face, list[faces.Face]]:
         """The person's face (the largest) and the other faces; several people is a rejection."""
-        found = faces.detect(rgb)
+        found = ahead.found if (ahead := self._analysed(item.sha256)) else faces.detect(rgb)
         if not found:
             raise _Rejected("no face found")
         face, others = people.subject(found)
@@ -246,7 +256,7 @@ class _Run:
                  item: PrepareItem) -> None:
         """Identity before and after upscaling (the drift), sharpness, and the crop's pHash."""
         o = self.options
-        before = faces.descriptor(rgb, face)
+        before = ahead.before if (ahead := self._analysed(item.sha256)) else faces.descriptor(rgb, face)  # same bytes: same face
         corners = np.array([(x, y, 1.0) for x in (face.left, face.right) for y in (face.top, face.bottom)])
         moved = corners @ framed.matrix.T * item.scale  # the face box's corners in the output
         (l, t), (r, b) = moved.min(axis=0), moved.max(axis=0)
@@ -363,27 +373,6 @@ class _Run:
 
 class _Rejected(Exception):
     pass
-
-
-def _settings_key(options: PrepareOptions, trigger: str, class_word: str | None) -> str:
-    """What an output depends on besides the photo's bytes."""
-    data = options.model_dump(exclude={"overwrite_captions", "duplicate_bits", "outlier_threshold"})
-    data["upscaler"] = upscale.identity_name(options.upscaler)
-    data["captioner"] = _file_identity(options.captioner) if options.captioner != "template" else "template"
-    data.update(trigger=trigger, class_word=class_word, version=PIPELINE_VERSION)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-
-
-def _file_identity(spec: str) -> str:
-    path = Path(spec).expanduser().resolve()
-    parts = [str(path)]
-    for p in ([path / "model.onnx", path / "selected_tags.csv"] if path.is_dir() else [path]):
-        try:
-            st = p.stat()
-            parts.append(f"{p.name}:{st.st_size}:{int(st.st_mtime)}")
-        except OSError:
-            pass
-    return "|".join(parts)
 
 
 def _rel(project: Project, path: Path) -> str:

@@ -1,0 +1,67 @@
+"""Per-photo face analysis on several processes: dlib's calls hold the CPU one photo at a time, so a
+set of photos goes to a small pool of processes and comes back in the order it went in.
+
+The pool uses the 'spawn' start method (torch may already be loaded in the parent, and forking
+it is unsafe); each worker loads dlib's models once. Starting a worker costs about 1.8 s of CPU
+(python, the imports, dlib's models; bench/RESULTS.md), more than a dozen photos' worth of
+saving on two cores, so smaller jobs stay in this process. FACELORA_WORKERS sets the number of
+processes, or `auto` for the cores this process may use. The default is 1 (no pool): on the
+shared, loaded 2-core machine the figures were measured on, a pool was slower in wall time and
+cost more CPU (bench/RESULTS.md, "Worker processes"); on an idle machine with many photos it
+should pay, which is not measured yet.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ENV = "FACELORA_WORKERS"
+MIN_ITEMS = 12  # fewer items than this are done here: the pool's start would cost more than it gives
+
+
+def worker_count(requested: int | None = None) -> int:
+    """`requested`, else FACELORA_WORKERS (a number, or `auto`: the cores this process may run
+    on), else 1; at least 1."""
+    if requested is None:
+        env = os.environ.get(ENV, "").strip().lower()
+        if env == "auto":
+            count = getattr(os, "process_cpu_count", os.cpu_count)  # Python 3.13 knows the affinity mask
+            requested = count() or 1
+        elif env:
+            try:
+                requested = int(env)
+            except ValueError:
+                raise ValueError(f"{ENV} must be a whole number of processes or 'auto', not '{env}'") from None
+    return max(1, requested or 1)
+
+
+def ordered(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None,
+            beside: bool = False) -> Iterator[R]:
+    """fn(item) for each item, in the items' order. With more than one worker and enough items,
+    fn runs in worker processes (it and its items and results must pickle); otherwise here.
+    `beside`: this process works on each result too, so it counts as one of the workers."""
+    items = list(items)
+    n = min(worker_count(workers) - beside, len(items))
+    if n < 1 or (n == 1 and not beside) or len(items) < MIN_ITEMS:
+        yield from map(fn, items)
+        return
+    with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures: list[Future] = [pool.submit(fn, it) for it in items]
+        try:
+            for i, f in enumerate(futures):
+                try:
+                    yield f.result()
+                except BrokenProcessPool:  # a worker died (memory, a script without a main guard)
+                    yield from map(fn, items[i:])  # the rest here: slower, but the same results
+                    return
+        finally:
+            for f in futures:
+                f.cancel()
