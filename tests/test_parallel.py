@@ -19,13 +19,13 @@ from facelora.prepare.pipeline import open_or_create, prepare
 
 def test_worker_count(monkeypatch):
     monkeypatch.delenv(parallel.ENV, raising=False)
-    monkeypatch.setattr(parallel.os, "process_cpu_count", lambda: 2, raising=False)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
-    assert parallel.worker_count() == 1 and parallel.worker_count(2) == 2  # serial unless asked
+    monkeypatch.setattr(parallel, "cores", lambda: 2)
+    assert parallel.worker_count() == 2 and parallel.worker_count(1) == 1  # both cores unless told
+    monkeypatch.setenv(parallel.ENV, "1")
+    assert parallel.worker_count() == 1 and parallel.worker_count(2) == 2
     monkeypatch.setenv(parallel.ENV, "auto")
-    assert parallel.worker_count() == 2 and parallel.worker_count(1) == 1
-    monkeypatch.setattr(parallel.os, "process_cpu_count", lambda: 1, raising=False)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 1)
+    assert parallel.worker_count() == 2
+    monkeypatch.setattr(parallel, "cores", lambda: 1)
     assert parallel.worker_count() == 1
     monkeypatch.setenv(parallel.ENV, "3")
     assert parallel.worker_count() == 3 and parallel.worker_count(1) == 1

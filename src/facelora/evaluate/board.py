@@ -194,7 +194,7 @@ def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]]
                  workers: int | None = None) -> LikenessReport:
     """Score every image (item: path, group, optional probe kind) and summarise each group, in the
     order the groups first appear. Unreadable images are skipped with their reason. The faces are
-    found on `workers` processes (parallel.worker_count: by default 1, this process)."""
+    found on `workers` processes (parallel.worker_count: by default the cores this process may use)."""
     if not items:
         raise LikenessError("No images to score.")
     t0 = time.perf_counter()

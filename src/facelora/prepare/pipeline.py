@@ -64,7 +64,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
             progress: Progress | None = None, workers: int | None = None) -> PrepareReport:
     """Prepare every photo in `photos` (a folder, or one file) into `project`'s concept folder;
     returns (and writes) the report. `progress(done, total, message)` is called after each photo.
-    The faces are found `workers` photos at a time (parallel.worker_count: by default 1, this process)."""
+    The faces are found `workers` photos at a time (parallel.worker_count: by default the cores this process may use)."""
     options = options or PrepareOptions()
     project = project if isinstance(project, Project) else Project.open(project)
     photos = Path(photos).expanduser()
