@@ -99,7 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--realesrgan", action="store_true")
-    ap.add_argument("--workers", type=int, default=None, help="processes for the whole prepare (default: FACELORA_WORKERS, else 1)")
+    ap.add_argument("--workers", type=int, default=None, help="processes for the whole prepare (default: FACELORA_WORKERS, else the cores this process may use)")
     args = ap.parse_args()
 
     info = machine()

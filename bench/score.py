@@ -13,7 +13,7 @@ A cell is one 512 x 512 image, the size SD1.5 makes. Two kinds, because they cos
   earlier path (faces.embed: the CNN on the whole 512 x 512 image) for comparison;
 plus `reference_photo`: embedding one training crop (done once per project, then cached), and
 `grid_cells`: a whole 5 files x 4 weights x 10 probe prompts grid (200 cells, 4 in 5 with a face)
-through score_images, as `facelora score` runs it, on --workers processes (default: FACELORA_WORKERS, else 1;
+through score_images, as `facelora score` runs it, on --workers processes (default: FACELORA_WORKERS, else the cores;
 its CPU figure counts the workers too).
 Each per-image figure is the median over rounds of the mean seconds per image, single process.
 Prints one JSON object: the command, the machine, the figures.
@@ -82,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--cells", type=int, default=200, help="cells of the whole-grid figure (0: leave it out)")
-    ap.add_argument("--workers", type=int, default=None, help="processes for the whole grid (default: FACELORA_WORKERS, else 1)")
+    ap.add_argument("--workers", type=int, default=None, help="processes for the whole grid (default: FACELORA_WORKERS, else the cores this process may use)")
     args = ap.parse_args()
     load_at_start = round(os.getloadavg()[0], 2)
 
