@@ -298,3 +298,87 @@ def test_an_upload_refused_by_prepare_says_why_in_the_gui_language(tmp_path: Pat
         i18n.set_language("en")
     assert chinese[:2] == [("empty.jpg", "空文件（0 字节）"), ("tiny.png", "图片太小（20 x 30 像素；每边至少 64）")]
     assert chinese[2][1].startswith("不是 facelora 可读取的照片类型（.jpg")
+
+
+# prepare's rejections (the report's reason) and the names its PrepareItem goes by in prepare/
+REJECTIONS = ("ImageRejected", "CropRejected", "_Rejected")
+ITEMS = ("item", "it")
+PREPARE_HINT = ("reject with a template (raise CropRejected(\"... {px} ...\", px=n), item.reject(said(...))), warn "
+                "with item.warn(said(\"... {px} ...\", px=n)), and add its Chinese to src/facelora/gui/zh_cn_prepare.py")
+
+
+def _prepare_notes() -> tuple[list[str], list[str]]:
+    """prepare/'s rejection reasons and warnings that the Photos page shows: the templates raised,
+    and the places that give a reason or a warning as bare text (no template beside it)."""
+    templates, untranslatable = [], []
+    for path in sorted((SRC / "prepare").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:100]}"
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
+                    getattr(node.exc.func, "id", None) in REJECTIONS:
+                found = _literals(node.exc.args[0]) if node.exc.args else []
+                templates += found
+                untranslatable += [] if found else [where]
+            elif isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]:
+                    if isinstance(t, ast.Attribute) and t.attr in ("reason", "warnings") and \
+                            getattr(t.value, "id", None) in ITEMS and not isinstance(node.value, ast.ListComp):
+                        untranslatable.append(where)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                    "append", "extend") and isinstance(node.func.value, ast.Attribute) and \
+                    node.func.value.attr == "warnings" and getattr(node.func.value.value, "id", None) in ITEMS:
+                untranslatable.append(where)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PrepareItem" and \
+                    {"reason"} & {k.arg for k in node.keywords} and "reason_said" not in {k.arg for k in node.keywords}:
+                untranslatable.append(where)
+    return templates, untranslatable
+
+
+def test_every_rejection_and_warning_of_prepare_has_a_chinese_template():
+    templates, untranslatable = _prepare_notes()
+    said_templates, _ = _run_messages()  # prepare/'s events.said calls: the warnings and built reasons
+    assert {"no face found", "the face is cut by the photo's {edges} edge; use a photo that shows the whole face"} \
+        <= set(templates)
+    assert {"blurry face (sharpness {blur:.0f}, below {least:.0f})", "the same file as {name}"} <= set(said_templates)
+    assert not untranslatable, f"{len(untranslatable)} reasons or warnings cannot be translated; {PREPARE_HINT}:\n" + \
+        "\n".join(untranslatable)
+    left = i18n.missing(templates + said_templates)
+    assert not left, f"{len(left)} reasons or warnings have no zh-CN template; {PREPARE_HINT}:\n" + "\n".join(left)
+
+
+def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_reports_as_written(tmp_path: Path):
+    from facelora.events import said
+    from facelora.gui.pages.photos import report_rows
+    from facelora.prepare import crop, people  # noqa: F401 - the templates live there
+    from facelora.prepare.options import PrepareOptions
+    from facelora.prepare.report import PrepareItem, PrepareReport
+    from facelora.project import init_project
+
+    p = init_project(tmp_path / "p", "ohwx")
+    cut = crop.CropRejected.of(crop._cut_reason((10, -40, 200, 260), 300, 300, True))
+    rejected = PrepareItem(source=str(tmp_path / "a.jpg"), status="rejected")
+    rejected.reject(said(cut.template, **cut.values))
+    warned = PrepareItem(source=str(tmp_path / "b.jpg"), status="accepted")
+    warned.warn(said("blurry face (sharpness {blur:.0f}, below {least:.0f})", blur=12.3, least=40.0))
+    warned.warn(said("near-duplicate of {name} (pHash within {bits} bits)", name="c.jpg", bits=6))
+    old = {"source": str(tmp_path / "d.jpg"), "status": "accepted", "warnings": ["blurry face (sharpness 3, below 40)"]}
+    report = PrepareReport(photos=str(tmp_path), project=str(p.root), concept_dir="10_ohwx", trigger="ohwx",
+                           class_word=None, options=PrepareOptions(), items=[rejected, warned])
+    data = report.model_dump(mode="json")
+    data["items"].append(old)  # a report written before the templates: English, and readable
+    p.prepare_report.write_text(__import__("json").dumps(data), encoding="utf-8")
+    english = report_rows(p)
+    assert english == [
+        ["a.jpg", "rejected", "the top of the head is cut by the photo's top edge; use a photo with room around the head"],
+        ["b.jpg", "accepted", "blurry face (sharpness 12, below 40); near-duplicate of c.jpg (pHash within 6 bits)"],
+        ["d.jpg", "accepted", "blurry face (sharpness 3, below 40)"]]
+    i18n.set_language("zh-CN")
+    try:
+        chinese = report_rows(p)
+    finally:
+        i18n.set_language("en")
+    assert chinese == [
+        ["a.jpg", "rejected", "头顶被照片的上边缘切掉；请使用头部周围留有空间的照片"],
+        ["b.jpg", "accepted", "脸部模糊（清晰度 12，低于 40）; 与 c.jpg 几乎重复（pHash 相差不超过 6 位）"],
+        ["d.jpg", "accepted", "blurry face (sharpness 3, below 40)"]]  # no template: as written

@@ -5,6 +5,7 @@ zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messag
 
 from .zh_cn_errors import ZH_CN_ERRORS
 from .zh_cn_params import ZH_CN_PARAMS
+from .zh_cn_prepare import ZH_CN_PREPARE
 from .zh_cn_train import ZH_CN_TRAIN
 
 ZH_CN: dict[str, str] = {
@@ -188,4 +189,5 @@ ZH_CN: dict[str, str] = {
     **ZH_CN_PARAMS,
     **ZH_CN_ERRORS,
     **ZH_CN_TRAIN,
+    **ZH_CN_PREPARE,
 }

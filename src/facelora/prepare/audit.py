@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 
 from .. import headpose
+from ..events import said
 from . import quality
 from .options import PrepareOptions
 from .report import Coverage, PrepareItem
 
-DUPLICATE_NOTE = "near-duplicate of "
+DUPLICATE_NOTE = "near-duplicate of "  # how the audit's warnings begin (clear() drops them)
 OUTLIER_NOTE = "identity outlier: "
 
 
@@ -25,7 +26,8 @@ def audit(items: list[PrepareItem], options: PrepareOptions) -> None:
     for it, j in zip(accepted, dup):
         if j is not None:
             it.duplicate_of = accepted[j].source
-            it.warnings.append(f"{DUPLICATE_NOTE}{Path(accepted[j].source).name} (pHash within {options.duplicate_bits} bits)")
+            it.warn(said("near-duplicate of {name} (pHash within {bits} bits)", name=Path(accepted[j].source).name,
+                         bits=options.duplicate_bits))
     with_desc = [it for it in accepted if it.descriptor]
     distances = quality.identity_distances([np.asarray(it.descriptor) for it in with_desc])
     flags = quality.outliers(distances, options.outlier_threshold)
@@ -33,15 +35,14 @@ def audit(items: list[PrepareItem], options: PrepareOptions) -> None:
         it.identity_distance = round(d, 4)
         it.identity_outlier = flag
         if flag:
-            it.warnings.append(
-                f"{OUTLIER_NOTE}{d:.2f} from the others' average face (over {options.outlier_threshold}); "
-                f"is this somebody else?"
-            )
+            it.warn(said("identity outlier: {distance:.2f} from the others' average face (over {most}); is this "
+                         "somebody else?", distance=d, most=options.outlier_threshold))
 
 
 def clear(item: PrepareItem) -> None:
     """Forget an entry's audit (it is made again over the new set)."""
     item.warnings = [w for w in item.warnings if not w.startswith((DUPLICATE_NOTE, OUTLIER_NOTE))]
+    item.warnings_said = [m for m in item.warnings_said if m.text in item.warnings]
     item.duplicate_of, item.identity_outlier, item.identity_distance = None, False, None
 
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
+from ..errors import Templated
+from ..events import Message, said
 from ..faces import Head
 
 
@@ -46,8 +48,8 @@ LEVEL_TRIES = 12  # square sizes tried, largest first, for one that stays inside
 TILTED = 5.0  # degrees of roll from which the verdict says "tilted"
 
 
-class CropRejected(Exception):
-    """No square inside the photo holds the head; str() is the reason."""
+class CropRejected(Templated):
+    """No square inside the photo holds the head; str() is the reason, `template` and `values` its parts."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,13 @@ def frame(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMING, s
           level: bool = False) -> tuple[Framed, str | None]:
     """The square for `head` in a `width` x `height` photo (see the module's rules), and a note
     when levelling was asked for but could not be done."""
+    framed, note = frame_said(head, width, height, framing, side_ratio, level)
+    return framed, note.text if note else None
+
+
+def frame_said(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMING, side_ratio: float | None = None,
+               level: bool = False) -> tuple[Framed, Message | None]:
+    """frame(), its note as a template and values (for the GUI's language)."""
     if framing not in FRAMINGS:
         raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
     f = FRAMINGS[framing]
@@ -131,7 +140,7 @@ def frame(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMING, s
         framed = _levelled(head, pivot, width, height, f, side)
         if framed is not None:
             return framed, None
-        note = f"not levelled: turned by {roll:+.0f}°, no square that holds the head stays inside the photo"
+        note = said("not levelled: turned by {roll:+.0f}°, no square that holds the head stays inside the photo", roll=roll)
         return replace(_place(head, width, height, f, side), roll=roll), note
     return replace(_place(head, width, height, f, side), roll=roll), None
 
@@ -170,15 +179,15 @@ def _place(head: Head, width: int, height: int, f: Framing, side: float) -> Fram
         return Framed(_position(head, s, need, width, height, f), wants_head)
     cut = _cut_edges(head.features_box(), width, height)
     if cut:
-        raise CropRejected(f"the face is cut by the photo's {' and '.join(cut)} edge; use a photo that shows the "
-                           f"whole face")
+        raise CropRejected("the face is cut by the photo's {edges} edge; use a photo that shows the whole face",
+                           edges=" and ".join(cut))
     if min(width, height) >= max(_dims(need)):  # a square could hold it: the edge cuts it off
-        raise CropRejected(_cut_reason(need, width, height, wants_head))
+        raise CropRejected.of(_cut_reason(need, width, height, wants_head))
     # A close-up: the photo is tighter than the framing. Keep what it has, tell what it lacks.
     features = _grow(head.features_box(), HEAD_MARGIN * length)
     if s < max(_dims(features)) - 1:
-        raise CropRejected(f"the face ({_dims(features)[0]:.0f} x {_dims(features)[1]:.0f} px) does not fit in a "
-                           f"square inside the photo ({width} x {height})")
+        raise CropRejected("the face ({w:.0f} x {h:.0f} px) does not fit in a square inside the photo ({width} x "
+                           "{height})", w=_dims(features)[0], h=_dims(features)[1], width=width, height=height)
     box = _position(head, s, features, width, height, f)
     crown_top, chin = head.head_box()[1], head.chin[1]
     missing = tuple(part for part, gone in (("hair", box.top > crown_top + 1), ("chin", box.bottom < chin - 1)) if gone)
@@ -204,11 +213,19 @@ def _cut_edges(box: tuple[float, float, float, float], width: int, height: int, 
                                    ("left", l < -tolerance), ("right", r > width + tolerance)) if out]
 
 
-def _cut_reason(need: tuple[float, float, float, float], width: int, height: int, head: bool) -> str:
+def _cut_reason(need: tuple[float, float, float, float], width: int, height: int, head: bool) -> Message:
+    """What the photo's edges cut: one or two edges as templates of their own (the GUI translates
+    the parts, words of its catalogue), more (a head larger than the photo) as one text."""
     edges = _cut_edges(need, width, height)
     what = {"top": "the top of the head" if head else "the forehead", "bottom": "the chin"}
-    parts = [f"{what.get(e, 'the ' + ('head' if head else 'face'))} is cut by the photo's {e} edge" for e in edges]
-    return "; ".join(parts) + "; use a photo with room around the head"
+    cut = [{"what": what.get(e, "the " + ("head" if head else "face")), "edge": e} for e in edges]
+    if len(cut) == 1:
+        return said("{what} is cut by the photo's {edge} edge; use a photo with room around the head", **cut[0])
+    if len(cut) == 2:
+        return said("{what} is cut by the photo's {edge} edge; {what2} is cut by the photo's {edge2} edge; use a "
+                    "photo with room around the head", **cut[0], what2=cut[1]["what"], edge2=cut[1]["edge"])
+    parts = "; ".join(f"{c['what']} is cut by the photo's {c['edge']} edge" for c in cut)
+    return said("{parts}; use a photo with room around the head", parts=parts)
 
 
 def _grow(box: tuple[float, float, float, float], by: float) -> tuple[float, float, float, float]:

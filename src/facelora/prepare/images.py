@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import FaceloraError
+from ..events import Message, said
 
 # Formats taken as photos. HEIF needs the pillow-heif plugin; Pillow 11.3+ reads AVIF itself.
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "HEIF", "AVIF")
@@ -93,10 +94,10 @@ def _not_an_image(path: Path) -> ImageRejected:
     )
 
 
-def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
+def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[Message]]:
     """Any mode to 8-bit RGB: CMYK, 16-bit and float greys scaled (not clipped), palette and
     alpha images flattened onto white (transparent areas become white, not black)."""
-    notes: list[str] = []
+    notes: list[Message] = []
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         if im.mode.startswith("I;16"):
@@ -115,13 +116,13 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
         if rgba.getchannel("A").getextrema()[0] < 255:
-            notes.append("transparent areas were filled with white")
+            notes.append(said("transparent areas were filled with white"))
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB"), notes
     return (im if im.mode == "RGB" else im.convert("RGB")), notes  # decode() copies it into its array
 
 
-def _to_srgb(im: Image.Image) -> tuple[Image.Image, str | None]:
+def _to_srgb(im: Image.Image) -> tuple[Image.Image, Message | None]:
     """Colours as the embedded ICC profile means them (a phone's Display P3, a print CMYK), in sRGB,
     the space the base model was trained on."""
     from PIL import ImageCms
@@ -130,12 +131,12 @@ def _to_srgb(im: Image.Image) -> tuple[Image.Image, str | None]:
         source = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
         return ImageCms.profileToProfile(im, source, ImageCms.createProfile("sRGB"), outputMode="RGB"), None
     except (ImageCms.PyCMSError, OSError, ValueError):
-        return im, "its colour profile could not be read; colours taken as sRGB"
+        return im, said("its colour profile could not be read; colours taken as sRGB")
 
 
-def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
+def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[Message]]:
     """Decode `data` (the bytes of `path`): upright uint8 RGB, its format, notes for the report."""
-    notes: list[str] = []
+    notes: list[Message] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS decides below
         try:
@@ -157,7 +158,7 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
             frames = getattr(im, "n_frames", 1)
             if getattr(im, "is_animated", False) and frames > 1:
                 im.seek(0)
-                notes.append(f"animated image: the first of its {frames} frames is used")
+                notes.append(said("animated image: the first of its {frames} frames is used", frames=frames))
             try:
                 im.load()
                 orientation = im.getexif().get(ORIENTATION_TAG, 1)
@@ -174,7 +175,7 @@ def decode(data: bytes, path: Path) -> tuple[np.ndarray, str, list[str]]:
             rgb, more = _to_rgb(upright)
             array = np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))  # before the file closes: `rgb` may be `im`
         if orientation not in (1, None):
-            notes.append(f"turned upright as its EXIF orientation ({orientation}) says")
+            notes.append(said("turned upright as its EXIF orientation ({orientation}) says", orientation=orientation))
     return array, fmt, notes + more
 
 
@@ -182,7 +183,7 @@ def load(path: Path) -> Photo:
     """Read and decode one photo; raises ImageRejected with the reason when it is not usable."""
     data = read_bytes(path)
     rgb, fmt, notes = decode(data, path)
-    return Photo(path, file_sha256(data), rgb, fmt, notes)
+    return Photo(path, file_sha256(data), rgb, fmt, [n.text for n in notes])
 
 
 def list_inputs(photos: Path) -> list[Path]:

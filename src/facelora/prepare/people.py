@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import faces
+from ..events import Message, said
 from ..faces import Face
 from .crop import Framed
 
@@ -42,11 +43,11 @@ def subject(found: list[Face]) -> tuple[Face, list[Face]]:
     return person, [f for f in found[1:] if not on_body(f, person)]
 
 
-def second_face_reason(person: Face, others: list[Face], second_face_ratio: float) -> str | None:
+def second_face_reason(person: Face, others: list[Face], second_face_ratio: float) -> Message | None:
     """'several people: ...' when another face is nearly as large as the person's."""
     if others and others[0].height > second_face_ratio * person.height:
-        return (f"several people: a second face {others[0].height / person.height:.0%} of the subject's height "
-                f"(use --allow-multiple to keep the largest face)")
+        return said("several people: a second face {share:.0%} of the subject's height (use --allow-multiple "
+                    "to keep the largest face)", share=others[0].height / person.height)
     return None
 
 

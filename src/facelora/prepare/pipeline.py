@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from .. import faces
-from ..errors import FaceloraError
+from ..errors import FaceloraError, Templated
+from ..events import error_said, said
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
 from . import analysis, audit, captions, runkey, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
@@ -161,11 +162,12 @@ class _Run:
         try:
             data = images.read_bytes(path)
         except images.ImageRejected as e:
-            return PrepareItem(source=source, status="rejected", reason=str(e))
+            return PrepareItem(source=source, status="rejected", reason=str(e), reason_said=error_said(e))
         sha = images.file_sha256(data)
         if sha in self.seen:
-            return PrepareItem(source=source, status="rejected", sha256=sha,
-                               reason=f"the same file as {Path(self.seen[sha]).name}")
+            item = PrepareItem(source=source, status="rejected", sha256=sha)
+            item.reject(said("the same file as {name}", name=Path(self.seen[sha]).name))
+            return item
         self.seen[sha] = source
         key = self._key(sha)
         reused = self._reuse(source, sha, key)
@@ -175,11 +177,11 @@ class _Run:
         try:
             self._make(path, data, item)
         except (images.ImageRejected, crop.CropRejected, _Rejected) as e:
-            item.status, item.reason = "rejected", str(e)
+            item.reject(error_said(e))
         except FaceloraError:
             raise
         except Exception as e:  # one strange photo must not end a run of a hundred
-            item.status, item.reason = "rejected", f"could not be processed ({type(e).__name__}: {e})"
+            item.reject(said("could not be processed ({kind}: {error})", kind=type(e).__name__, error=str(e)))
             item.key = None  # not remembered: the next run tries again
         if item.reason:  # rejected, perhaps after its crop was written: no crop of it may stay
             if item.output:
@@ -192,14 +194,16 @@ class _Run:
         """Decode, find the face, frame, upscale, measure, write: the item is accepted at the end."""
         o = self.options
         rgb, _, notes = images.decode(data, path)
-        item.warnings += notes
+        for n in notes:
+            item.warn(n)
         photo = Image.fromarray(rgb)  # one PIL copy of the photo, for the thumbnail and the cut
         self.thumbs[item.source] = contact_sheet.thumb(photo)
         face, others = self._subject(rgb, item)
         head = faces.head(rgb, face)
         audit.measure_pose(head.points, item)
-        framed, note = crop.frame(head, rgb.shape[1], rgb.shape[0], o.framing, o.face_ratio, o.level)
-        item.warnings += [note] if note else []
+        framed, note = crop.frame_said(head, rgb.shape[1], rgb.shape[0], o.framing, o.face_ratio, o.level)
+        if note:
+            item.warn(note)
         self._others(rgb, face, others, framed, item)
         self._framing(head, framed, item)
         out, item.upscaler = self.upscaler(framed.cut(photo), o.resolution)
@@ -219,8 +223,8 @@ class _Run:
         reason = people.second_face_reason(face, others, self.options.second_face_ratio)
         if reason:
             if not self.options.allow_multiple:
-                raise _Rejected(reason)
-            item.warnings.append(f"{item.faces} faces; the largest is taken as the person")
+                raise _Rejected.of(reason)
+            item.warn(said("{faces} faces; the largest is taken as the person", faces=item.faces))
         return face, others
 
     def _others(self, rgb: np.ndarray, face: faces.Face, others: list[faces.Face], framed: crop.Framed,
@@ -229,10 +233,11 @@ class _Run:
         inside = people.in_crop(rgb, face, others, framed)
         if not inside:
             return
-        words = f"another person's face ({inside[0].height:.0f} px) is inside the crop"
+        px = round(inside[0].height)
         if not self.options.allow_multiple:
-            raise _Rejected(f"several people: {words} (use --allow-multiple to keep it)")
-        item.warnings.append(words)
+            raise _Rejected("several people: another person's face ({px} px) is inside the crop (use "
+                            "--allow-multiple to keep it)", px=px)
+        item.warn(said("another person's face ({px} px) is inside the crop", px=px))
 
     def _framing(self, head: faces.Head, framed: crop.Framed, item: PrepareItem) -> None:
         """The crop box, its verdict and the warnings a person should read about it."""
@@ -244,13 +249,12 @@ class _Run:
             item.crop_corners = [[round(float(v), 1) for v in p] for p in framed.corners()]
         item.scale = round(o.resolution / framed.box.side, 4)
         if framed.missing:
-            item.warnings.append(f"tighter than the {o.framing} framing: the photo has no room for the "
-                                 f"{' or '.join(framed.missing)}; a photo with more around the head teaches more")
+            item.warn(said("tighter than the {framing} framing: the photo has no room for the {missing}; a photo "
+                           "with more around the head teaches more", framing=o.framing, missing=" or ".join(framed.missing)))
         if framed.box.side < o.min_crop_px:
-            item.warnings.append(
-                f"small face: the crop is {framed.box.side} px, stretched {item.scale:.1f}x to {o.resolution}; "
-                f"too small to upscale honestly, use a closer or larger photo"
-            )
+            item.warn(said("small face: the crop is {side} px, stretched {scale:.1f}x to {resolution}; too small to "
+                           "upscale honestly, use a closer or larger photo", side=framed.box.side, scale=item.scale,
+                           resolution=o.resolution))
 
     def _measure(self, rgb: np.ndarray, face: faces.Face, framed: crop.Framed, out: Image.Image,
                  item: PrepareItem) -> None:
@@ -263,11 +267,12 @@ class _Run:
         after = faces.descriptor(np.asarray(out.convert("RGB")), faces.Face(l, t, r, b, face.detector, face.score))
         item.drift = round(faces.distance(before, after), 4)
         if item.drift > o.drift_threshold:
-            item.warnings.append(f"the upscaler moved the face's identity by {item.drift:.2f} (over {o.drift_threshold})")
+            item.warn(said("the upscaler moved the face's identity by {drift:.2f} (over {most})", drift=item.drift,
+                           most=o.drift_threshold))
         item.descriptor = [round(float(v), 6) for v in before]
         item.blur = round(quality.blur(rgb, face), 2)
         if item.blur < o.blur_threshold:
-            item.warnings.append(f"blurry face (sharpness {item.blur:.0f}, below {o.blur_threshold:.0f})")
+            item.warn(said("blurry face (sharpness {blur:.0f}, below {least:.0f})", blur=item.blur, least=o.blur_threshold))
         item.phash = str(quality.phash(out))
 
     def _write(self, out: Image.Image, item: PrepareItem, head_box=None) -> None:
@@ -371,8 +376,8 @@ class _Run:
         return contact_sheet.Cell("rejected", image, False, f"{Path(item.source).name}: {item.reason}")
 
 
-class _Rejected(Exception):
-    pass
+class _Rejected(Templated):
+    """A photo rejected inside _make; its template and values become the item's reason."""
 
 
 def _rel(project: Project, path: Path) -> str:

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..events import Message
 from .crop import TILTED
 from .options import PrepareOptions
 
@@ -20,6 +21,7 @@ class PrepareItem(BaseModel):
     source: str
     status: Literal["accepted", "rejected"]
     reason: str | None = None
+    reason_said: Message | None = None  # the reason as its template and values, for the GUI's language
     number: int | None = None
     output: str | None = None
     caption_file: str | None = None
@@ -47,11 +49,27 @@ class PrepareItem(BaseModel):
     identity_distance: float | None = None
     identity_outlier: bool = False
     warnings: list[str] = Field(default_factory=list)
+    warnings_said: list[Message] = Field(default_factory=list)  # each warning's template and values (warn)
     sha256: str | None = None
     key: str | None = None
     descriptor: list[float] | None = None
     reused: bool = False  # taken from the last run unchanged
     earlier_run: bool = False  # from an earlier run's photos, not among this run's inputs
+
+    def reject(self, message: Message) -> None:
+        """Rejected for `message`: its English in `reason` (the CLI's), its template beside it."""
+        self.status, self.reason, self.reason_said = "rejected", message.text, message
+
+    def warn(self, message: Message) -> None:
+        self.warnings.append(message.text)
+        self.warnings_said.append(message)
+
+    def said(self) -> list[Message]:
+        """The reason, or the warnings, as messages; a text with no template (an old report) as its text."""
+        if self.reason:
+            return [self.reason_said if self.reason_said and self.reason_said.text == self.reason else Message(template=self.reason)]
+        known = {m.text: m for m in self.warnings_said}
+        return [known.get(w, Message(template=w)) for w in self.warnings]
 
 
 class Coverage(BaseModel):

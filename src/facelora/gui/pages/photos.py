@@ -21,7 +21,7 @@ from ...project import Project
 
 from .. import pickers
 from ..common import Page, friendly, note, widget
-from ..i18n import T, tr
+from ..i18n import T, said_in, tr
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
 from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
@@ -33,13 +33,14 @@ THUMB_PX = 72
 
 
 def report_rows(p: Project) -> list[list[str]]:
-    """One row per input photo: its name, accepted or rejected, and why (or its warnings)."""
+    """One row per input photo: its name, accepted or rejected, and why (or its warnings), in the
+    page's language."""
     report = load_report(p)
     if report is None:
         return []
     rows = []
     for item in report.items:
-        why = item.reason or "; ".join(item.warnings)
+        why = "; ".join(said_in(m) for m in item.said())
         rows.append([Path(item.source).name, item.status, why])
     return rows
 
