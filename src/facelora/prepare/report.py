@@ -67,7 +67,8 @@ class PrepareItem(BaseModel):
     def said(self) -> list[Message]:
         """The reason, or the warnings, as messages; a text with no template (an old report) as its text."""
         if self.reason:
-            return [self.reason_said if self.reason_said and self.reason_said.text == self.reason else Message(template=self.reason)]
+            kept = self.reason_said and self.reason_said.text == self.reason
+            return [self.reason_said if kept else Message(template=self.reason)]
         known = {m.text: m for m in self.warnings_said}
         return [known.get(w, Message(template=w)) for w in self.warnings]
 
