@@ -379,6 +379,6 @@ def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_repo
     finally:
         i18n.set_language("en")
     assert chinese == [
-        ["a.jpg", "rejected", "头顶被照片的上边缘切掉；请使用头部周围留有空间的照片"],
-        ["b.jpg", "accepted", "脸部模糊（清晰度 12，低于 40）; 与 c.jpg 几乎重复（pHash 相差不超过 6 位）"],
-        ["d.jpg", "accepted", "blurry face (sharpness 3, below 40)"]]  # no template: as written
+        ["a.jpg", "已拒绝", "头顶被照片的上边缘切掉；请使用头部周围留有空间的照片"],
+        ["b.jpg", "已采用", "脸部模糊（清晰度 12，低于 40）; 与 c.jpg 几乎重复（pHash 相差不超过 6 位）"],
+        ["d.jpg", "已采用", "blurry face (sharpness 3, below 40)"]]  # no template: as written

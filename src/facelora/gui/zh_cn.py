@@ -166,6 +166,8 @@ ZH_CN: dict[str, str] = {
     "photo": "照片",
     "result": "结果",
     "reason": "原因",
+    "accepted": "已采用",
+    "rejected": "已拒绝",
     "image": "图像",
     "caption": "标注",
     "The grid is running (process {pid}).": "网格正在运行（进程 {pid}）。",

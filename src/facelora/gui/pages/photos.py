@@ -41,7 +41,7 @@ def report_rows(p: Project) -> list[list[str]]:
     rows = []
     for item in report.items:
         why = "; ".join(said_in(m) for m in item.said())
-        rows.append([Path(item.source).name, item.status, why])
+        rows.append([Path(item.source).name, tr(item.status), why])
     return rows
 
 
