@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from facelora.config import TrainConfig
+from facelora.errors import FaceloraError
 from facelora.lora_file import LoRAFileError, kohya_metadata, read_metadata, save_lora
 from facelora.model.sampling import embed, make_pipeline, render
 from facelora.model.tiny import build_tiny
@@ -43,6 +44,19 @@ def test_the_registry_is_keyed_by_kohyas_network_module():
     assert NETWORK_MODULES["lycoris.kohya"] == "facelora.networks.lycoris"
     with pytest.raises(UnknownNetworkError, match="network_module 'networks.dylora'.*networks.lora, lycoris.kohya"):
         network_module("networks.dylora")
+
+
+def test_every_network_type_has_its_torch_free_args_check():
+    from facelora.networks import check_args
+    from facelora.networks.args import CHECKS
+
+    assert set(CHECKS) == set(NETWORK_MODULES)
+    assert network_module("networks.lora").check_args is CHECKS["networks.lora"]  # what create_network checks
+    with pytest.raises(FaceloraError, match="networks.lora in facelora takes conv_dim"):
+        check_args("networks.lora", {"algo": "loha"})
+    check_args("lycoris.kohya", {"algo": "loha"})
+    with pytest.raises(UnknownNetworkError, match="network_module 'networks.dylora'"):
+        check_args("networks.dylora", {})
 
 
 def test_create_network_from_a_config(tiny):

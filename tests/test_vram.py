@@ -8,12 +8,13 @@ import math
 import pytest
 import torch
 
-from facelora import estimate
 from facelora.config import PRESETS, TrainConfig
-from facelora.vram import (GIB, Activations, calibrated, memory_parts, model_sizes, optimizer_state_bytes,
-                           vram_plan)
+from facelora.model.family import SD15
+from facelora.vram import (GIB, SD15_SIZES, Activations, calibrated, count_sizes, memory_parts, model_sizes,
+                           optimizer_state_bytes, sizes_json, vram_plan)
 
 RANK128_LORA = 128 * 589_824  # DESIGN.md §3: 264 modules, 589,824 x rank parameters
+UNET_PARAMS, TEXT_ENCODER_PARAMS, VAE_PARAMS = 859_520_964, 123_060_480, 83_653_863  # SD1.5's parts
 
 
 def test_sizes_come_from_the_shipped_configs():
@@ -21,9 +22,15 @@ def test_sizes_come_from_the_shipped_configs():
     assert len(sizes.unet_targets) == 192 and len(sizes.text_encoder_targets) == 72
     assert sizes.lora_parameters(128) == RANK128_LORA
     assert sum(t.conv for t in sizes.unet_targets) == 32  # proj_in/proj_out: 1x1 convolutions in SD1.5
-    # the same counts estimate.py carries as constants
-    assert (sizes.unet, sizes.text_encoder, sizes.vae) == (estimate.UNET_PARAMS, estimate.TEXT_ENCODER_PARAMS,
-                                                          estimate.VAE_PARAMS)
+    assert (sizes.unet, sizes.text_encoder, sizes.vae) == (UNET_PARAMS, TEXT_ENCODER_PARAMS, VAE_PARAMS)
+    assert sizes.lora_parameters(1, text_encoder=False) == 423_936  # 192 UNet modules; 72 text encoder ones
+    assert sizes.lora_parameters(1, unet=False) == 165_888
+
+
+def test_the_stored_sizes_are_what_the_shipped_configs_build():
+    counted = count_sizes(SD15.config_dir)  # the meta-device models of model/sd15/'s configs
+    assert model_sizes() == counted, f"model/sd15/sizes.json is stale: write it again from {sizes_json.__name__}()"
+    assert SD15_SIZES.read_text(encoding="utf-8") == sizes_json(counted)
 
 
 def test_rank128_lora_and_adamw_state_bytes_exactly():
@@ -38,7 +45,7 @@ def test_rank128_lora_and_adamw_state_bytes_exactly():
 def test_base_weights_half_precision_halve_them():
     fp16 = memory_parts(TrainConfig(mixed_precision="fp16"))["base weights"]
     fp32 = memory_parts(TrainConfig(mixed_precision="no"))["base weights"]
-    assert fp32 == 2 * fp16 == 4 * (estimate.UNET_PARAMS + estimate.TEXT_ENCODER_PARAMS)
+    assert fp32 == 2 * fp16 == 4 * (UNET_PARAMS + TEXT_ENCODER_PARAMS)
 
 
 def test_checkpointing_and_caching_lower_the_activations():

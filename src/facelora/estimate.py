@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import TrainConfig
+from .vram import GIB, cuda_available, model_sizes
 
-GIB = 2**30
-# Parameter counts of SD1.5's parts (the shipped configs) and of the LoRA per unit of rank.
-UNET_PARAMS, TEXT_ENCODER_PARAMS, VAE_PARAMS = 859_520_964, 123_060_480, 83_653_863
-LORA_PER_RANK_UNET, LORA_PER_RANK_TE = 423_936, 165_888  # 192 and 72 modules: 589,824 in all
 RUNTIME_GIB = 0.8  # Python, torch, diffusers and transformers themselves (measured at 128 px)
 BENCH_RANK = 128
 
@@ -53,10 +50,19 @@ def device_kind(device: str | None = None, threads: int | None = None) -> str:
     """'cuda: <GPU name>' or 'cpu: <CPU model> x<cores>, <n> thread(s)': the key of MEASURED."""
     import torch
 
-    if (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda"):
+    if _on_cuda(device):
         return f"cuda: {torch.cuda.get_device_name()}"
     threads = threads or torch.get_num_threads()
-    return f"cpu: {cpu_model()} x{os.cpu_count()}, {threads} thread{'s' if threads > 1 else ''}"
+    return f"{cpu_machine()}, {threads} thread{'s' if threads > 1 else ''}"
+
+
+def _on_cuda(device: str | None) -> bool:
+    return (device or ("cuda" if cuda_available() else "cpu")).startswith("cuda")
+
+
+def cpu_machine() -> str:
+    """'cpu: <CPU model> x<cores>': device_kind without the thread count."""
+    return f"cpu: {cpu_model()} x{os.cpu_count()}"
 
 
 def cpu_model() -> str:
@@ -101,6 +107,20 @@ def _same_machine(a: str, b: str) -> bool:
     return a.startswith("cpu:") and a.split(",")[0] == b.split(",")[0]
 
 
+def _measured_here(rows: list[Measured], cuda: bool) -> list[Measured]:
+    """The rows measured on this device: its exact device_kind, else the same CPU at another
+    thread count. torch is loaded only where it tells rows apart (a GPU's name, or the thread
+    count between rows of this CPU), so a plan on a CPU needs none."""
+    if cuda:
+        kind = device_kind("cuda")
+        return [m for m in rows if m.device == kind]
+    same = [m for m in rows if _same_machine(m.device, cpu_machine())]
+    if len({m.device for m in same}) > 1:
+        kind = device_kind("cpu")
+        return [m for m in same if m.device == kind] or same
+    return same
+
+
 def _precision(cfg: TrainConfig, cuda: bool) -> str:
     if cfg.mixed_precision == "bf16" or (cuda and cfg.mixed_precision == "fp16"):
         return cfg.mixed_precision
@@ -111,9 +131,9 @@ def fixed_gib(cfg: TrainConfig, cuda: bool, with_vae: bool = True) -> float:
     """Memory that does not grow with the batch: the frozen weights (half precision on CUDA when
     mixed precision is on; the VAE stays fp32) and the LoRA's training state."""
     weight_bytes = 2 if cuda and cfg.mixed_precision in ("fp16", "bf16") else 4
-    base = (UNET_PARAMS + TEXT_ENCODER_PARAMS) * weight_bytes + (VAE_PARAMS * 4 if with_vae else 0)
-    lora = cfg.network_dim * ((LORA_PER_RANK_UNET if cfg.train_unet else 0) +
-                              (LORA_PER_RANK_TE if cfg.train_text_encoder else 0))
+    sizes = model_sizes()
+    base = (sizes.unet + sizes.text_encoder) * weight_bytes + (sizes.vae * 4 if with_vae else 0)
+    lora = sizes.lora_parameters(cfg.network_dim, cfg.train_unet, cfg.train_text_encoder)
     return (base + 16 * lora) / GIB + (0 if cuda else RUNTIME_GIB)
 
 
@@ -122,14 +142,13 @@ def estimate(cfg: TrainConfig, total_steps: int, device: str | None = None,
     """The time per optimizer step, the whole run's time (`total_steps`: the plan's, from
     facelora.plan.plan_for) and the peak memory of `cfg` on this machine (or `device`), from the
     measured figure nearest to it."""
-    kind = device_kind(device)
-    cuda = kind.startswith("cuda")
+    cuda = _on_cuda(device)
     precision = _precision(cfg, cuda)
     w, h = cfg.resolution_wh
     pixels = w * h * cfg.train_batch_size
     rows = [m for m in table if m.precision == precision and m.checkpointing == cfg.gradient_checkpointing] \
         or [m for m in table if m.precision == precision] or list(table)
-    here = [m for m in rows if m.device == kind] or [m for m in rows if _same_machine(m.device, kind)]
+    here = _measured_here(rows, cuda)
     pool = here or [m for m in rows if m.device.startswith("cuda") == cuda] or rows
     if not pool:
         return Estimate(None, None, fixed_gib(cfg, cuda), "no measured figures")

@@ -4,7 +4,7 @@ part, and the least harmful change that makes a run fit a card of a given size.
 Which figures are exact and which are modelled:
 
 - exact: the parameters of SD1.5's UNet, text encoder and VAE (the shipped configs built on the
-  meta device, no weights read), the LoRA's tensors (facelora's own target list), their
+  meta device, no weights read; their counts kept in model/sd15/sizes.json), the LoRA's tensors (facelora's own target list), their
   gradients, and each optimizer's state, tensor by tensor as its library allocates it
   (bitsandbytes' 8-bit blocks, D-Adaptation's and Prodigy's extra buffers, Adafactor's factored
   moments);
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +35,7 @@ from typing import Any
 
 from .config import TrainConfig, parse_kv_args
 from .config.fields import MAX_RANK
+from .model.family import SD15
 
 GIB = 2**30
 FP32 = 4
@@ -108,16 +111,30 @@ class ModelSizes:
         return rank * sum(t.in_features + t.out_features for t in targets)
 
 
+# SD1.5's counts, as count_sizes() finds them in the shipped configs (tests/test_vram.py compares),
+# so a plan needs no torch
+SD15_SIZES = SD15.config_dir / "sizes.json"
+
+
 @lru_cache(maxsize=4)
 def model_sizes(config_dir: Path | None = None) -> ModelSizes:
     """Parameter counts and LoRA targets of the model the configs in `config_dir` describe
-    (default: SD1.5's shipped configs), built on the meta device: no weights, no memory."""
+    (default: SD1.5's shipped configs, read from their sizes.json)."""
+    if config_dir is not None and Path(config_dir) != SD15.config_dir:
+        return count_sizes(config_dir)
+    data = json.loads(SD15_SIZES.read_text(encoding="utf-8"))
+    return ModelSizes(data["unet"], data["text_encoder"], data["vae"],
+                      *(tuple(LoRATarget(*t) for t in data[part]) for part in ("unet_targets", "text_encoder_targets")))
+
+
+def count_sizes(config_dir: Path) -> ModelSizes:
+    """The counts of the configs in `config_dir`, built on the meta device: no weights, no memory."""
     from torch import nn
 
-    from .model.sdmodel import SD15_DIR, empty_models
+    from .model.sdmodel import empty_models
     from .networks.targets import target_modules
 
-    unet, text_encoder, vae = empty_models(config_dir or SD15_DIR)
+    unet, text_encoder, vae = empty_models(config_dir)
 
     def count(m: nn.Module) -> int:
         return sum(p.numel() for p in m.parameters())
@@ -128,6 +145,13 @@ def model_sizes(config_dir: Path | None = None) -> ModelSizes:
 
     return ModelSizes(count(unet), count(text_encoder), count(vae), targets(target_modules(unet, None)),
                       targets(target_modules(None, text_encoder)))
+
+
+def sizes_json(sizes: ModelSizes) -> str:
+    """`sizes` as SD15_SIZES holds them: the counts, and each target as [in, out, conv]."""
+    rows = {part: [[t.in_features, t.out_features, t.conv] for t in getattr(sizes, part)]
+            for part in ("unet_targets", "text_encoder_targets")}
+    return json.dumps({"unet": sizes.unet, "text_encoder": sizes.text_encoder, "vae": sizes.vae, **rows}) + "\n"
 
 
 def optimizer_state_bytes(optimizer_type: str, shape: tuple[int, ...], optimizer_args: dict[str, Any],
@@ -325,8 +349,26 @@ def calibrated(bench_json: Path | dict, base: Activations = MODELLED) -> Activat
     return Activations(med[False], med[True], 1.0, f"activations measured by bench/gpu.py on {gpu}")
 
 
-def detected_vram_gib() -> float | None:
-    """The first CUDA card's memory in GiB, or None without one."""
+# The device files a GPU driver makes on Linux (NVIDIA, NVIDIA under WSL2, AMD's ROCm): without
+# one torch finds no CUDA device, so it need not be loaded to say so.
+GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
+
+
+def cuda_available() -> bool:
+    """torch.cuda.is_available(), answered without loading torch where no GPU driver is (Linux
+    without its device files, macOS)."""
+    if sys.platform == "darwin" or (sys.platform.startswith("linux")
+                                    and not any(os.path.exists(f) for f in GPU_DEVICE_FILES)):
+        return False
     import torch
 
-    return torch.cuda.get_device_properties(0).total_memory / GIB if torch.cuda.is_available() else None
+    return torch.cuda.is_available()
+
+
+def detected_vram_gib() -> float | None:
+    """The first CUDA card's memory in GiB, or None without one."""
+    if not cuda_available():
+        return None
+    import torch
+
+    return torch.cuda.get_device_properties(0).total_memory / GIB

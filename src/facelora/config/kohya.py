@@ -12,7 +12,7 @@ from typing import Any
 import tomli_w
 
 from ..errors import ConfigError, FaceloraError
-from ..networks import network_module
+from ..networks import check_args
 from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .kohya_dataset import DATASET_CONFIG_FILE, needs_dataset_config
 from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
@@ -157,7 +157,7 @@ def _network_problem(updates: dict[str, Any]) -> str | None:
     """What the network type says of the file's network_args (None: it trains them)."""
     args = updates.get("network_args")
     try:
-        network_module(updates["network_module"]).check_args(parse_kv_args(args if isinstance(args, list) else []))
+        check_args(updates["network_module"], parse_kv_args(args if isinstance(args, list) else []))
     except FaceloraError as e:
         return str(e)
     return None

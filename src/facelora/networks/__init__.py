@@ -5,9 +5,9 @@ sd-scripts' two constructors:
     create_network_from_weights(multiplier, file, vae, text_encoder, unet, weights_sd=None, for_inference=False, **kwargs)
         -> (network, weights_sd)
 
-plus check_args(network_args), the clear error for arguments the type cannot take. A new type
-is one module beside lora.py and one line in NETWORK_MODULES. The table holds import paths, so
-reading it needs no torch.
+A new type is one module beside lora.py, one line in NETWORK_MODULES and its network_args check
+in args.py CHECKS (the clear error for arguments the type cannot take). The table holds import
+paths and the checks need no torch, so reading the table and checking a config load no network.
 """
 
 from __future__ import annotations
@@ -34,9 +34,13 @@ class UnknownNetworkError(FaceloraError, ValueError):
 
 def network_module(name: str) -> ModuleType:
     """The module that builds networks of Kohya's type `name`."""
+    network_module_known(name)
+    return importlib.import_module(NETWORK_MODULES[name])
+
+
+def network_module_known(name: str) -> None:
     if name not in NETWORK_MODULES:
         raise UnknownNetworkError(f"network_module '{name}': facelora trains {', '.join(NETWORK_MODULES)}.")
-    return importlib.import_module(NETWORK_MODULES[name])
 
 
 def network_kwargs(cfg: TrainConfig) -> dict:
@@ -46,9 +50,17 @@ def network_kwargs(cfg: TrainConfig) -> dict:
     return parse_kv_args(cfg.network_args)
 
 
+def check_args(name: str, network_args: dict) -> None:
+    """Network type `name`'s own check of its network_args (a FaceloraError that says what is wrong)."""
+    from .args import CHECKS
+
+    network_module_known(name)
+    CHECKS[name](network_args)
+
+
 def check_network_args(cfg: TrainConfig) -> None:
-    """The network type's own check of cfg.network_args (a FaceloraError that says what is wrong)."""
-    network_module(cfg.network_module).check_args(network_kwargs(cfg))
+    """check_args of cfg.network_module and cfg.network_args."""
+    check_args(cfg.network_module, network_kwargs(cfg))
 
 
 def create_network(cfg: TrainConfig, model: SDModel, multiplier: float = 1.0):

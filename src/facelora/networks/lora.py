@@ -18,7 +18,7 @@ from ..errors import FaceloraError
 from ..lora_file import LoRAFileError, module_name, read_lora
 from ..model import cpu_linear
 from ..model.family import SD15, ModelFamily
-from .blocks import ARGS as BLOCK_ARGS
+from .args import check_lora_args as check_args
 from .blocks import block_index, block_lr_weights
 from .targets import conv_target_modules, is_conv_3x3, target_modules
 from .weights import NetworkParts, check_state_dict
@@ -238,24 +238,6 @@ class LoRANetwork(NetworkParts):
 
 
 # --- sd-scripts' constructors ------------------------------------------------------------------
-
-
-# networks.lora's network_args, as sd-scripts reads them (Kohya's LoCon and block-wise rates)
-NETWORK_ARGS = ("conv_dim", "conv_alpha") + BLOCK_ARGS
-
-
-def check_args(network_args: dict) -> None:
-    """A clear error for a network_arg facelora's networks.lora does not take or cannot use."""
-    unknown = sorted(set(network_args) - set(NETWORK_ARGS))
-    if unknown:
-        raise FaceloraError(f"network_args {unknown}: networks.lora in facelora takes {', '.join(NETWORK_ARGS)} "
-                            f"(LoHa, LoKr, DoRA and dropouts: network_module lycoris.kohya).")
-    for key in ("conv_dim", "conv_alpha"):
-        if key in network_args and not float(network_args[key]) > 0:
-            raise FaceloraError(f"network_args {key}={network_args[key]}: must be above 0.")
-    if "conv_alpha" in network_args and "conv_dim" not in network_args:
-        raise FaceloraError("network_args conv_alpha needs conv_dim (the rank of the 3x3 convolutions' LoRA).")
-    block_lr_weights(network_args)
 
 
 def create_network(multiplier: float, network_dim: int | None, network_alpha: float | None, vae: nn.Module | None,

@@ -19,45 +19,13 @@ from torch import nn
 from ..errors import FaceloraError
 from ..lora_file import read_lora
 from ..model.family import SD15, ModelFamily
+from .args import check_lycoris_args as check_args
+from .args import lycoris_true
 from .lycoris_forward import use_cheap_forwards
 from .weights import NetworkParts, check_state_dict
 
-# The algorithms facelora trains through lycoris (lycoris' "lora" is LoCon on Linear layers only
-# when conv_dim is unset) and the network_args lycoris.kohya reads that facelora passes on.
-ALGOS = ("lora", "locon", "loha", "lokr")
-ARGS = {
-    "algo", "conv_dim", "conv_alpha", "dropout", "rank_dropout", "module_dropout", "dora_wd", "wd_on_output",
-    "use_tucker", "use_cp", "use_scalar", "factor", "decompose_both", "full_matrix", "rs_lora", "preset", "train_norm",
-    "bypass_mode",  # not True: facelora picks each module's cheaper equivalent forward (lycoris_forward.py)
-    "rank_dropout_scale",  # the kohya_ss GUI passes it to every LyCORIS type; lycoris.kohya does not read it
-}
 # lycoris' "full" preset, limited to SD1.5's module classes (see the file)
 SD15_PRESET = Path(__file__).with_name("lycoris_sd15.toml")
-
-
-def check_args(network_args: dict) -> None:
-    """A clear error for network_args lycoris.kohya would misread or facelora does not pass on."""
-    unknown = sorted(set(network_args) - ARGS)
-    if unknown:
-        raise FaceloraError(f"network_args {unknown}: lycoris.kohya in facelora takes {', '.join(sorted(ARGS))}.")
-    algo = str(network_args.get("algo", "lora")).lower()
-    if algo not in ALGOS:
-        raise FaceloraError(f"network_args algo={algo}: facelora trains the LyCORIS algorithms {', '.join(ALGOS)}.")
-    for key in ("conv_dim", "conv_alpha"):
-        if key in network_args and not float(network_args[key]) > 0:
-            raise FaceloraError(f"network_args {key}={network_args[key]}: must be above 0.")
-    for key in ("dropout", "rank_dropout", "module_dropout"):
-        if key in network_args and not 0 <= float(network_args[key]) < 1:
-            raise FaceloraError(f"network_args {key}={network_args[key]}: a probability, from 0 up to 1.")
-    if _true(network_args.get("bypass_mode")) and _true(network_args.get("dora_wd")):
-        raise FaceloraError("network_args bypass_mode=True with dora_wd=True: lycoris' bypass forward leaves DoRA's "
-                            "weight decomposition out, so it would train a plain LoRA. Leave bypass_mode unset: "
-                            "facelora computes DoRA in an equivalent form that needs no weight-sized tensors.")
-
-
-def _true(value) -> bool:
-    """As lycoris reads a boolean network_arg (utils.str_bool): anything but "false"; unset is false."""
-    return value is not None and str(value).lower() != "false"
 
 
 class LycorisNetwork(NetworkParts):
@@ -166,7 +134,7 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
         logger.setLevel(level)
     # bypass_mode=False, which kohya_ss writes into every LyCORIS network_args, still gets the
     # cheaper forms: their outputs are lycoris' rebuild form's; bypass_mode=True is lycoris' own
-    cheap = cheap_forwards and not _true(network_args.get("bypass_mode"))
+    cheap = cheap_forwards and not lycoris_true(network_args.get("bypass_mode"))
     return LycorisNetwork(net, train_unet, train_text_encoder, _Names(text_encoder, family), cheap_forwards=cheap)
 
 
