@@ -4,6 +4,7 @@ prepare's report, numbers and crops, and score's numbers, with 1 and with 2 work
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,10 @@ def test_prepare_with_two_workers_is_the_serial_prepare(tmp_path, photos):
     assert all(it["descriptor"] for it in reports[0] if it["status"] == "accepted")
 
 
-def test_score_with_two_workers_is_the_serial_score(tmp_path):
+@pytest.fixture
+def scoring(tmp_path):
+    """A reference of three astronaut crops, and seven images to score: four of her, Grace Hopper,
+    noise and a cut-off file."""
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
     a = astronaut_rgb()
@@ -101,13 +105,61 @@ def test_score_with_two_workers_is_the_serial_score(tmp_path):
     Image.fromarray(noise).save(tmp_path / "noise.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "grace.png").read_bytes()[:300])
     items += [(tmp_path / n, GroupKey(n, 1.0, 1, n)) for n in ("grace.png", "noise.png", "cut.png")]
+    return items, ref
 
-    def numbers(workers):
-        r = score_images(items, ref, workers=workers)
-        return ([(s.path, s.face, s.distance, s.match, s.nearest, s.box, s.copy_of) for s in r.images],
-                [(g.label, g.mean_distance, g.match_rate, g.detection_rate) for g in r.groups],
-                [s.line() for s in r.skipped], r.verdict)
 
-    serial, pooled = numbers(1), numbers(2)
+def score_numbers(items, ref, workers):
+    r = score_images(items, ref, workers=workers)
+    return ([(s.path, s.face, s.distance, s.match, s.nearest, s.box, s.copy_of) for s in r.images],
+            [(g.label, g.mean_distance, g.match_rate, g.detection_rate) for g in r.groups],
+            [s.line() for s in r.skipped], r.verdict)
+
+
+def test_score_with_two_workers_is_the_serial_score(scoring):
+    serial, pooled = score_numbers(*scoring, 1), score_numbers(*scoring, 2)
     assert serial == pooled
     assert sum(1 for s in serial[0] if s[1]) == 5 and len(serial[2]) == 1
+
+
+def _pid(_) -> int:
+    return os.getpid()
+
+
+def test_jobs_in_a_shared_block_run_on_one_pool(monkeypatch):
+    started = []
+    new_pool = parallel._new_pool
+    monkeypatch.setattr(parallel, "_new_pool", lambda n: started.append(n) or new_pool(n))
+    with parallel.shared(2):
+        assert not started  # started by the first job that needs it, not before
+        first = set(parallel.ordered(_pid, range(7), workers=2))
+        second = set(parallel.ordered(_pid, range(7), workers=2, beside=True))
+        workers = set(parallel._shared.executor._processes)
+        assert started == [2] and os.getpid() not in first | second and first | second <= workers
+        with parallel.shared(3):  # inside another: the outer pool serves
+            assert set(parallel.ordered(_pid, range(7), workers=2)) <= workers
+    assert parallel._shared is None and started == [2]
+    list(parallel.ordered(_pid, range(7), workers=2))  # outside: a pool of its own again
+    assert started == [2, 2]
+
+
+def test_prepare_and_score_on_one_shared_pool_are_the_serial_ones(tmp_path, photos, scoring):
+    def both(workers):
+        project = open_or_create(tmp_path / f"p{workers}", trigger="ohwx", class_word="woman")
+        report = prepare(photos, project, workers=workers)
+        return [it.model_dump() for it in report.items], score_numbers(*scoring, workers)
+
+    serial = both(1)
+    with parallel.shared(2):
+        pooled = both(2)
+        assert parallel._shared.executor is not None  # the jobs did run on the pool
+    assert pooled == serial
+
+
+def test_run_holds_one_pool_from_prepare_to_score(tmp_path, monkeypatch):
+    from facelora import run as run_mod
+
+    seen = []
+    monkeypatch.setattr(run_mod, "_prepare_to_report", lambda *a: seen.append(parallel._shared is not None))
+    run_mod.run(run_mod.RunOptions(photos=tmp_path, project=tmp_path / "p", trigger="ohwx", base_model="tiny"),
+                say=lambda _: None)
+    assert seen == [True] and parallel._shared is None

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import config as cfgmod
+from . import parallel
 from .errors import FaceloraError
 from .dataset import scan_for
 from .evaluate.gridplan import DEFAULT_WEIGHTS
@@ -85,8 +86,9 @@ def run(opts: RunOptions, say: Say = print) -> RunResult:
     commands.append(f"facelora init {_q(project.root)} --trigger {_q(opts.trigger)}"
                     + (f" --class-word {_q(opts.class_word)}" if opts.class_word else ""))
 
-    # the GUI shows the run as a training job, and refuses prepare or train beside it
-    with held(project, "train", "facelora run"):
+    # the GUI shows the run as a training job, and refuses prepare or train beside it; prepare and
+    # score find their faces on one pool of worker processes, started once
+    with held(project, "train", "facelora run"), parallel.shared():
         return _prepare_to_report(opts, project, commands, say)
 
 
