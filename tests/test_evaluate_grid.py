@@ -18,7 +18,8 @@ from facelora.lora_file import addnet_hash, kohya_metadata, read_lora, save_lora
 from facelora.model.sampling import make_pipeline, render
 from facelora.networks.lora import LoRANetwork
 from facelora.model.tiny import build_tiny
-from facelora.project import init_project, lora_filename
+from facelora.filenames import lora_filename
+from facelora.project import init_project
 
 FILES = [lora_filename("ohwx", 1), lora_filename("ohwx", 2), lora_filename("ohwx")]
 FAST = dict(steps=2, size="64x64")

@@ -18,7 +18,8 @@ from facelora.evaluate.scoring import install_best, validation_loss
 from facelora.lora_file import kohya_metadata, save_lora
 from facelora.networks.lora import LoRANetwork
 from facelora.model.tiny import build_tiny
-from facelora.project import init_project, lora_filename
+from facelora.filenames import lora_filename
+from facelora.project import init_project
 
 
 @pytest.fixture(scope="module")

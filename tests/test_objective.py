@@ -19,11 +19,11 @@ from conftest import tiny_training_project
 from facelora import config as c
 from facelora.config import ConfigError, TrainConfig
 from facelora.config.fields import config_fields
+from facelora.filenames import ema_filename, parse_lora_filename
 from facelora.lora_file import read_lora
 from facelora.model.tiny import build_tiny
 from facelora.networks import create_network
 from facelora.networks.blocks import block_index, block_lr_weights
-from facelora.project import ema_filename, parse_lora_filename
 from facelora.train.captions import process_caption
 from facelora.train.data import Batch
 from facelora.train.ema import WeightsEMA

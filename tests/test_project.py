@@ -6,8 +6,8 @@ from typer.testing import CliRunner
 
 from facelora.cli import app
 from facelora.dataset import DatasetError, missing_caption_warning, scan
-from facelora.project import (Concept, LoraName, Project, ProjectError, init_project, interrupted_filename,
-                              lora_filename, parse_lora_filename)
+from facelora.filenames import LoraName, interrupted_filename, lora_filename, parse_lora_filename
+from facelora.project import Concept, Project, ProjectError, init_project
 
 runner = CliRunner()
 

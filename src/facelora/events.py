@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .project import LoraKind
+from .filenames import LoraKind
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The names of the files a training run writes, as written and as read back: the LoRA files
 (`<name>-000001.safetensors` per epoch, `<name>.safetensors` at the end, step, interrupted and EMA
-files), sample images and TensorBoard runs. project.py re-exports them: with it, the one owner of
-every artefact name of a project.
+files), sample images and TensorBoard runs. With project.py (the folders and the files in them),
+the one owner of every artefact name of a project.
 """
 
 from __future__ import annotations

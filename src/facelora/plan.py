@@ -18,7 +18,8 @@ from pathlib import Path
 
 from . import config as cfgmod
 from .dataset import Bucketing, Dataset, with_repeats
-from .project import Project, lora_filename
+from .filenames import lora_filename
+from .project import Project
 
 
 def solve_repeats(max_train_steps: int, images: int, epochs: int, batch_size: int = 1) -> int:

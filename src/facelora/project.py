@@ -11,8 +11,9 @@
       eval/                         grid.json, grid.png, cells/, likeness.json, heatmap.png
       report.html                   the run's report
 
-This module owns every artefact's name: the folders, the files in them, the `<repeats>_<trigger>`
-convention and the LoRA file names, both as written and as read back (parse_lora_filename).
+This module owns every artefact's name: the folders, the files in them and the `<repeats>_<trigger>`
+convention; a run's own file names (LoRA files, samples, TensorBoard runs), written and read back,
+are filenames.py's.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ from pathlib import Path
 
 from .errors import FaceloraError
 from .config import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, ProjectSettings, TrainConfig, load_settings, save_settings
-from .filenames import (EMA_TAIL, FINAL_ORDER, LORA_SUFFIX, SAMPLE_DIR, LoraKind, LoraName, ema_filename,  # noqa: F401
-                        interrupted_filename, lora_filename, parse_lora_filename, sample_filename, samples_dir,
-                        tensorboard_run_name)
+from .filenames import LORA_SUFFIX, parse_lora_filename
 from .paths import check_name, check_output_name, inside
 
 CONFIG_FILE = "facelora.toml"

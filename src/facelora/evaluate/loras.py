@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import atomic_write_json, read_json
+from ..filenames import LORA_SUFFIX, LoraName, parse_lora_filename
 from ..lora_file import LoRAFileError, addnet_hash, read_lora, read_metadata, save_lora
-from ..project import LORA_SUFFIX, LoraName, parse_lora_filename
 
 # What A1111 reads as a LoRA's preferred weight: the "preferred weight" of its user-metadata file
 # `<name>.json` beside the LoRA (the card's "Edit metadata" dialog writes the same file).

@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..dataset import list_images
 from ..fileio import atomic_write_json, load_json
+from ..filenames import parse_lora_filename
 from ..paths import inside
-from ..project import Project, parse_lora_filename
+from ..project import Project
 from . import infotext, loras
 from .board import CLONE_RATIO, GroupKey, LikenessReport, pick_best, score_images
 from .heatmap import write_heatmap

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from ..config import TrainConfig
+from ..filenames import ema_filename, interrupted_filename, lora_filename
 from ..lora_file import kohya_metadata, save_lora
 from ..plan import Plan, epoch_to_remove
-from ..project import ema_filename, interrupted_filename, lora_filename
 from .data import TrainData
 
 SAVE_DTYPES = {"float": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

@@ -1,6 +1,6 @@
 """An exponential moving average of the LoRA's weights, as OneTrainer keeps one: after every
 optimizer step, ema = decay x ema + (1 - decay) x weight. Saved as its own file beside each save
-(project.ema_filename), so the grid can compare the averaged weights with the raw ones; kept in
+(filenames.ema_filename), so the grid can compare the averaged weights with the raw ones; kept in
 the training state too (state_dict), so a resumed run's average goes on as an unbroken run's."""
 
 from __future__ import annotations

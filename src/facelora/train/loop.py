@@ -34,9 +34,10 @@ from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
 from ..errors import FaceloraError
 from ..estimate import estimate
+from ..filenames import tensorboard_run_name
 from ..model.base import load_base
 from ..plan import Plan, plan_for
-from ..project import Project, tensorboard_run_name
+from ..project import Project
 from ..vram import detected_vram_gib, vram_plan
 from . import attention, checkpoints, precision
 from . import resume as saved

@@ -14,7 +14,7 @@ import torch
 
 from ..errors import FaceloraError
 from ..fileio import atomic_write_bytes
-from ..project import sample_filename
+from ..filenames import sample_filename
 from .state import derived_seed
 
 

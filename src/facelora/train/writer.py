@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import TrainConfig
-from ..project import Project, samples_dir
+from ..filenames import samples_dir
+from ..project import Project
 from . import checkpoints
 from . import resume as saved
 from .progress import Reporter

@@ -18,7 +18,8 @@ from ...evaluate import loras
 from ...evaluate.gridplan import GridError, GridOptions
 from ...evaluate.scoring import ScoreOptions
 from ...fileio import read_json
-from ...project import LORA_SUFFIX, Project
+from ...filenames import LORA_SUFFIX
+from ...project import Project
 from .. import jobs
 from .. import pickers
 from ..common import Page, ticking, friendly, grid_table, note, num, widget

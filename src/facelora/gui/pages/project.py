@@ -9,7 +9,8 @@ import gradio as gr
 
 from ...dataset import list_images
 from ...errors import FaceloraError
-from ...project import LORA_SUFFIX, Project
+from ...filenames import LORA_SUFFIX
+from ...project import Project
 from ... import locks
 from .. import jobs
 from ..common import Page, friendly, note, table
