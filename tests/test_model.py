@@ -393,3 +393,26 @@ def test_single_file_state_dict_is_independent_of_an_applied_lora(tiny):
     finally:
         net.remove()
     assert before.keys() == after.keys()  # the LoRA's weights never leak into the base model
+
+
+def test_the_family_names_the_text_module_every_encoder_uses(tiny, monkeypatch):
+    import dataclasses
+    import sys
+    import types
+
+    from facelora.config import TrainConfig
+    from facelora.model import family, text
+    from facelora.model.sampling import embed
+    from facelora.train.step import caption_embeddings
+
+    assert family.SD15.text() is text and family.SD15.key_map() is ldm
+    calls = []
+    other = types.ModuleType("other_text")
+    other.tokenize = lambda model, captions: calls.append(("tokenize", list(captions))) or torch.zeros(len(captions), 77)
+    other.encode_prompt = lambda model, ids, clip_skip=1: calls.append(("encode", clip_skip)) or torch.ones(len(ids), 77, 8)
+    other.prompt_embeds = lambda model, prompts, clip_skip=1: calls.append(("embeds", list(prompts))) or torch.ones(1, 77, 8)
+    monkeypatch.setitem(sys.modules, "other_text", other)
+    model = dataclasses.replace(tiny, family=dataclasses.replace(family.SD15, text_module="other_text"))
+    caption_embeddings(model, ["a photo of ohwx"], TrainConfig(clip_skip=2), torch.device("cpu"))
+    embed(model, "a photo of ohwx", 1)
+    assert calls == [("tokenize", ["a photo of ohwx"]), ("encode", 2), ("embeds", ["a photo of ohwx"])]

@@ -4,7 +4,8 @@ LoRA of it carries, its pipeline class and the samplers it offers by AUTOMATIC11
 
 Plain data, with classes named rather than imported, so reading a fact (a sampler name, a LoRA
 prefix) costs no torch or diffusers import. A new family is one more ModelFamily value here,
-with its configs beside sd15/ and, if its checkpoints differ, its own key-map module.
+with its configs beside sd15/ and, if its checkpoints or its text encoder differ, its own
+key-map or text module: the family names the modules every loader, saver and encoder uses.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class ModelFamily:
     tiny_config_dir: Path  # the tiny test model's configs, same layout
     tokenizer_dir: Path
     key_map_module: str  # the module that maps single-file keys <-> diffusers keys
+    text_module: str  # the module that makes the UNet's text conditioning (tokenize, encode_prompt, prompt_embeds)
     pipeline: str  # a diffusers pipeline class name
     samplers: dict[str, Sampler]  # by key; the first is the default
     # LoRA module names: unet_prefix + the module's diffusers path, dots as underscores, for each
@@ -55,6 +57,9 @@ class ModelFamily:
     def key_map(self) -> ModuleType:
         return importlib.import_module(self.key_map_module)
 
+    def text(self) -> ModuleType:
+        return importlib.import_module(self.text_module)
+
 
 _SD15_DIR = Path(__file__).parent / "sd15"
 
@@ -64,6 +69,7 @@ SD15 = ModelFamily(
     tiny_config_dir=_SD15_DIR / "tiny",
     tokenizer_dir=_SD15_DIR / "tokenizer",
     key_map_module="facelora.model.ldm",
+    text_module="facelora.model.text",
     pipeline="StableDiffusionPipeline",
     # k-diffusion samplers (A1111's Euler, DPM++) space their steps over the whole noise range
     # ("linspace"); A1111's DDIM uses "leading" with offset 1.

@@ -12,7 +12,6 @@ from ..errors import FaceloraError
 from .base import load_base
 from .family import SD15, ModelFamily, Sampler
 from .sdmodel import SDModel, build_pipeline
-from .text import prompt_embeds
 
 SAMPLERS: dict[str, Sampler] = SD15.samplers
 
@@ -43,7 +42,7 @@ def make_scheduler(model: SDModel, sampler: str = "euler_a"):
 def make_pipeline(model: SDModel, sampler: str = "euler_a"):
     """The family's pipeline over the model's own modules (no copies, no safety checker), so
     a LoRANetwork applied to the model acts on its images. For A1111's clip_skip, pass
-    prompt_embeds(model, prompts, clip_skip) as prompt_embeds= rather than the pipeline's
+    embed(model, prompt, clip_skip) as prompt_embeds= rather than the pipeline's
     clip_skip argument (whose numbering is one lower and which fails on transformers 5)."""
     return build_pipeline(model, make_scheduler(model, sampler))
 
@@ -51,7 +50,7 @@ def make_pipeline(model: SDModel, sampler: str = "euler_a"):
 def embed(model: SDModel, text: str, clip_skip: int, device=None) -> torch.Tensor:
     """One prompt's conditioning [1, 77, hidden], without gradients, on `device`."""
     with torch.no_grad():
-        embeds = prompt_embeds(model, [text], clip_skip)
+        embeds = model.family.text().prompt_embeds(model, [text], clip_skip)
     return embeds if device is None else embeds.to(device)
 
 

@@ -19,7 +19,6 @@ from accelerate.utils import set_seed
 
 from ..config import TrainConfig
 from ..model.sdmodel import SDModel
-from ..model.text import encode_prompt, tokenize
 from ..networks import create_network
 from ..networks.lora import LoRANetwork
 from .attention import set_attention
@@ -201,13 +200,14 @@ def caption_embeddings(model, captions: list[str], cfg: TrainConfig, device: tor
                        cache: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """The text encoder's output for the captions; with a cache (text_cache_for), each caption is
     encoded once, the first time it is seen, and read back after that."""
+    text = model.family.text()
     if cache is None:
         with torch.set_grad_enabled(cfg.train_text_encoder):
-            return encode_prompt(model, tokenize(model, captions).to(device), cfg.clip_skip)
+            return text.encode_prompt(model, text.tokenize(model, captions).to(device), cfg.clip_skip)
     new = [c for c in dict.fromkeys(captions) if c not in cache]
     if new:
         with torch.no_grad():
-            cache.update(zip(new, encode_prompt(model, tokenize(model, new).to(device), cfg.clip_skip)))
+            cache.update(zip(new, text.encode_prompt(model, text.tokenize(model, new).to(device), cfg.clip_skip)))
     return torch.stack([cache[c] for c in captions])
 
 

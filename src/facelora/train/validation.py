@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..model.text import encode_prompt, tokenize
 from .data import Batch, TrainData, cache_latents, encode
 from .loss import diffusion_loss, sample_noise
 from .state import derived_seed
@@ -72,6 +71,7 @@ class Validator:
     def loss(self, model, network: torch.nn.Module, accelerator, snr: torch.Tensor | None) -> float:
         """The mean loss over every held-out batch x every fixed timestep."""
         device, cfg = accelerator.device, self.cfg
+        encoder = model.family.text()
         was_training = network.training
         network.eval()
         losses = []
@@ -79,7 +79,7 @@ class Validator:
             for b, batch in enumerate(self.batches()):
                 latents = batch.latents.to(device) if batch.latents is not None else encode(
                     model.vae, batch.pixels, torch.Generator().manual_seed(derived_seed(self.seed, "val-vae", b))).float()
-                text = encode_prompt(model, tokenize(model, batch.captions).to(device), cfg.clip_skip)
+                text = encoder.encode_prompt(model, encoder.tokenize(model, batch.captions).to(device), cfg.clip_skip)
                 for t in validation_timesteps(model.noise_scheduler.config.num_train_timesteps):
                     noise = torch.cat([sample_noise(latents[k:k + 1], torch.Generator().manual_seed(
                         derived_seed(self.seed, "val-noise", b, t, k)), cfg.noise_offset) for k in range(len(latents))])
