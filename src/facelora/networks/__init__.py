@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from ..errors import FaceloraError
+from .args import CHECKS
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
@@ -34,11 +35,12 @@ class UnknownNetworkError(FaceloraError, ValueError):
 
 def network_module(name: str) -> ModuleType:
     """The module that builds networks of Kohya's type `name`."""
-    network_module_known(name)
+    _known(name)
     return importlib.import_module(NETWORK_MODULES[name])
 
 
-def network_module_known(name: str) -> None:
+def _known(name: str) -> None:
+    """An UnknownNetworkError for a network_module facelora does not train."""
     if name not in NETWORK_MODULES:
         raise UnknownNetworkError(f"network_module '{name}': facelora trains {', '.join(NETWORK_MODULES)}.")
 
@@ -52,9 +54,7 @@ def network_kwargs(cfg: TrainConfig) -> dict:
 
 def check_args(name: str, network_args: dict) -> None:
     """Network type `name`'s own check of its network_args (a FaceloraError that says what is wrong)."""
-    from .args import CHECKS
-
-    network_module_known(name)
+    _known(name)
     CHECKS[name](network_args)
 
 
