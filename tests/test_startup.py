@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from facelora.project import init_project
 
@@ -30,7 +31,11 @@ def loads_torch(*args) -> bool:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return init_project(tmp_path_factory.mktemp("startup") / "p", "ohwx", "woman")
+    p = init_project(tmp_path_factory.mktemp("startup") / "p", "ohwx", "woman")
+    folder, _ = p.concept_dir()
+    for i in range(3):  # for `plan PROJECT`, which scans the training images
+        Image.new("RGB", (512, 512), (40 * i, 80, 90)).save(folder / f"{i}.png")
+    return p
 
 
 def test_config_import_of_a_kohya_ss_file_loads_no_torch(project):
@@ -40,12 +45,14 @@ def test_config_import_of_a_kohya_ss_file_loads_no_torch(project):
 
 @pytest.mark.parametrize("args", [
     ("--version",), ("--help",), ("params",), ("config", "show"), ("config", "set", "network_dim", "32"),
-    ("plan", "--images", "20", "--epochs", "10", "--max-train-steps", "2000"),
+    ("plan", "--images", "20", "--epochs", "10", "--max-train-steps", "2000"), ("plan",),
     ("plan", "--images", "20", "--epochs", "10", "--max-train-steps", "2000", "--vram", "8"),
 ])
 def test_commands_that_need_no_model_load_no_torch(project, args):
     if args[0] == "config":  # config show / set take the project after the subcommand
         args = (args[0], args[1], project.root, *args[2:])
+    elif args == ("plan",):
+        args = ("plan", project.root)
     assert not loads_torch(*args)
 
 
