@@ -68,6 +68,29 @@ def _raised(node: ast.Raise) -> ast.Call | None:
     return None
 
 
+def _message_makers() -> set[str]:
+    """The functions of the source that return a Message (annotated `-> Message` or `-> Message |
+    None`), and said/Message themselves: what an error may be raised with instead of a template."""
+    makers = {"said", "Message"}
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.returns is not None and \
+                    ast.unparse(node.returns) in ("Message", "Message | None"):
+                makers.add(node.name)
+    return makers
+
+
+def _is_message(arg: ast.AST, tree: ast.AST, makers: set[str]) -> bool:
+    """Whether an error's argument is a Message (whose template its said() call gives): a call of
+    a maker, or a name assigned from one in the same file."""
+    if isinstance(arg, ast.Call):
+        return getattr(arg.func, "id", getattr(arg.func, "attr", None)) in makers
+    if isinstance(arg, ast.Name):
+        return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == arg.id for t in n.targets)
+                   and _is_message(n.value, tree, makers) for n in ast.walk(tree))
+    return False
+
+
 WHAT_AT = {"inside": 2, "check_name": 1, "check_folder_text": 1}  # paths.py's functions: where `what` is
 
 
@@ -87,18 +110,22 @@ def _core_messages() -> tuple[list[str], list[str]]:
     templates, untranslatable = [], []
     files = sorted({f for src in i18n.CORE_SOURCES for f in ([SRC / src] if src.endswith(".py") else
                                                              (SRC / src).rglob("*.py"))})
+    makers = _message_makers()
     for path in files:
         if path.name.startswith("zh_cn") or path.name == "i18n.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             templates += _what(node)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("said", "Message") and node.args:
+                templates += _literals(node.args[0])
             call = _raised(node) if isinstance(node, ast.Raise) else None
             if call is None or not call.args:
                 continue
             found = _literals(call.args[0])
             if found:
                 templates += found
-            else:
+            elif not _is_message(call.args[0], tree, makers):
                 untranslatable.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(call)[:100]}")
     return templates, untranslatable
 
@@ -186,8 +213,10 @@ def _run_messages() -> tuple[list[str], list[str]]:
     GUI could not translate (not a literal template, or an event given its message text)."""
     templates, untranslatable = [], []
     files = sorted({f for src in i18n.RUN_SOURCES for f in (SRC / src).rglob("*.py")})
+    makers = _message_makers()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and (call := _raised(node)) and call.func.id in RUN_ERRORS:
                 node = call
             elif not isinstance(node, ast.Call):
@@ -199,7 +228,7 @@ def _run_messages() -> tuple[list[str], list[str]]:
             elif name in ("said", "Message", *RUN_ERRORS) and node.args:
                 found = _literals(node.args[0])
                 templates += found
-                if not found:
+                if not found and not (name in RUN_ERRORS and _is_message(node.args[0], tree, makers)):
                     untranslatable.append(where)
     return templates, untranslatable
 
@@ -216,8 +245,9 @@ def test_every_message_of_the_training_run_has_a_chinese_template():
 
 def test_run_messages_show_in_the_page_language_and_old_lines_as_written():
     from facelora import events as ev
+    from facelora.messages import said
 
-    line = ev.End(step=40, interrupted=True, **ev.said("Interrupted at step {step}. Saved {file}.", step=40,
+    line = ev.End(step=40, interrupted=True, **said("Interrupted at step {step}. Saved {file}.", step=40,
                                                        file="ohwx-step00000040.safetensors").keys())
     back = ev.parse(ev.End(**{k: v for k, v in line.to_dict().items() if k != "event"}).to_dict())
     said = ev.message_of(back)
@@ -311,14 +341,17 @@ def _prepare_notes() -> tuple[list[str], list[str]]:
     """prepare/'s rejection reasons and warnings that the Photos page shows: the templates raised,
     and the places that give a reason or a warning as bare text (no template beside it)."""
     templates, untranslatable = [], []
+    makers = _message_makers()
     for path in sorted((SRC / "prepare").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:100]}"
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
                     getattr(node.exc.func, "id", None) in REJECTIONS:
                 found = _literals(node.exc.args[0]) if node.exc.args else []
                 templates += found
-                untranslatable += [] if found else [where]
+                untranslatable += [] if found or (node.exc.args and _is_message(node.exc.args[0], tree, makers)) \
+                    else [where]
             elif isinstance(node, (ast.Assign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]:
@@ -348,7 +381,7 @@ def test_every_rejection_and_warning_of_prepare_has_a_chinese_template():
 
 
 def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_reports_as_written(tmp_path: Path):
-    from facelora.events import said
+    from facelora.messages import said
     from facelora.gui.pages.photos import report_rows
     from facelora.prepare import crop, people  # noqa: F401 - the templates live there
     from facelora.prepare.options import PrepareOptions
@@ -356,9 +389,9 @@ def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_repo
     from facelora.project import init_project
 
     p = init_project(tmp_path / "p", "ohwx")
-    cut = crop.CropRejected.of(crop._cut_reason((10, -40, 200, 260), 300, 300, True))
+    cut = crop.CropRejected(crop._cut_reason((10, -40, 200, 260), 300, 300, True))
     rejected = PrepareItem(source=str(tmp_path / "a.jpg"), status="rejected")
-    rejected.reject(said(cut.template, **cut.values))
+    rejected.reject(cut.said)
     warned = PrepareItem(source=str(tmp_path / "b.jpg"), status="accepted")
     warned.warn(said("blurry face (sharpness {blur:.0f}, below {least:.0f})", blur=12.3, least=40.0))
     warned.warn(said("near-duplicate of {name} (pHash within {bits} bits)", name="c.jpg", bits=6))

@@ -32,8 +32,9 @@ from rich.markup import escape
 from .. import events as ev
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
-from ..errors import FaceloraError
+from ..errors import FaceloraError, said_by
 from ..estimate import estimate
+from ..messages import Message, said
 from ..model.base import load_base
 from ..plan import Plan, plan_for
 from ..project import Project, tensorboard_run_name
@@ -149,7 +150,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         except KeyboardInterrupt:
             if stop.twice:  # a second Ctrl-C: out at once; every file already saved is complete
                 reporter.end(state.global_step, state.epoch, state.average_loss, out.files,
-                             ev.said("Stopped at once at step {step}; nothing more was saved.", step=state.global_step),
+                             said("Stopped at once at step {step}; nothing more was saved.", step=state.global_step),
                              interrupted=True)
                 raise
             # Ctrl-C or SIGTERM (the GUI's Stop): keep what was learnt, under a name no epoch file has
@@ -163,20 +164,20 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     return result
 
 
-def finished_message(state: LoopState, final: Path, finished: bool) -> ev.Message:
+def finished_message(state: LoopState, final: Path, finished: bool) -> Message:
     """The run's last line: trained to its end, or already finished before this --resume."""
     if finished:
-        return ev.said("Nothing to resume: this run already finished at step {step}. Final LoRA: {final}",
+        return said("Nothing to resume: this run already finished at step {step}. Final LoRA: {final}",
                        step=state.global_step, final=final)
-    return ev.said("Training finished: {step} steps, {epochs} epochs, average loss {loss:.4f}. Final LoRA: {final}",
+    return said("Training finished: {step} steps, {epochs} epochs, average loss {loss:.4f}. Final LoRA: {final}",
                    step=state.global_step, epochs=state.epoch, loss=state.average_loss, final=final)
 
 
-def interrupted_message(step: int, saved_as: Path) -> ev.Message:
+def interrupted_message(step: int, saved_as: Path) -> Message:
     """The last line of a stopped run: where it stopped, and the file it saved there (none at step 0)."""
     if step:
-        return ev.said("Interrupted at step {step}. Saved {file}.", step=step, file=saved_as.name)
-    return ev.said("Interrupted at step {step}.", step=step)
+        return said("Interrupted at step {step}. Saved {file}.", step=step, file=saved_as.name)
+    return said("Interrupted at step {step}.", step=step)
 
 
 def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[str]) -> None:
@@ -274,7 +275,7 @@ def reported(reporter: Reporter, state: LoopState) -> Iterator[Reporter]:
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        reporter.error(state.global_step, ev.error_said(e))
+        reporter.error(state.global_step, said_by(e))
         raise
     finally:
         reporter.close()
@@ -285,7 +286,7 @@ def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:
     state.nonfinite_in_row += 1
     state.nonfinite_total += 1
     reporter.skipped(state.global_step, state.epoch, state.nonfinite_in_row,
-                     ev.said("Step {step}: the loss or gradient is NaN/inf; the step was skipped ({row} in a row, "
+                     said("Step {step}: the loss or gradient is NaN/inf; the step was skipped ({row} in a row, "
                              "{total} in all).", step=state.global_step, row=state.nonfinite_in_row,
                              total=state.nonfinite_total))
     if state.nonfinite_in_row >= cfg.max_nonfinite_steps:

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .. import events as ev
 from ..config import TrainConfig
+from ..messages import Message
 from ..plan import Plan
 from ..tables import plan_table
 
@@ -140,7 +141,7 @@ class Reporter:
             self.console.print(f"epoch {epoch}/{self._epochs}  step {step}/{self._total}  {speed}  "
                                f"ETA {_hms(eta)}  loss {loss:.4f}  avg {avg_loss:.4f}")
 
-    def skipped(self, step: int, epoch: int, count: int, message: ev.Message) -> None:
+    def skipped(self, step: int, epoch: int, count: int, message: Message) -> None:
         self.event(ev.Skipped(step=step, epoch=epoch, count=count, **message.keys()))
         self.note(message.text)
 
@@ -176,7 +177,7 @@ class Reporter:
         self._scalars(scores, epoch)
         self.print(f"epoch {epoch}: {message}")
 
-    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: ev.Message,
+    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: Message,
             interrupted: bool = False) -> None:
         self._stop_bar()
         seconds = round(time.monotonic() - self._t0, 3) if self._t0 else None
@@ -185,7 +186,7 @@ class Reporter:
         if message.text:
             self.print(message.text)
 
-    def error(self, step: int, message: ev.Message) -> None:
+    def error(self, step: int, message: Message) -> None:
         self._stop_bar()
         self.event(ev.Error(step=step, **message.keys()))
 
