@@ -92,6 +92,9 @@ CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.
 # Where the training run's messages come from (events.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")
+# Where a run's start notes come from (the notes events.jsonl's Start holds, which the Train page
+# shows): each written with said(), each with a zh-CN template (zh_cn_train.py).
+NOTE_SOURCES = ("train/", "dataset.py", "config/checks.py")
 
 # Each FaceloraError class's kind in plain words: in zh-CN, a message with no template of its own
 # shows these words' translation, then the English message.

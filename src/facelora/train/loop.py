@@ -64,7 +64,7 @@ class TrainResult:
     state: LoopState
     losses: list[float]  # every step's loss (NaN for a skipped step)
     latents_encoded: int  # images put through the VAE for the cache this run (0: all came from disk)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)  # the start notes (their .text is what the terminal printed)
     interrupted: bool = False
 
     @property
@@ -106,6 +106,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     model = load_base(cfg.pretrained_model_name_or_path, allow_pickle)
     network, network_notes = prepare_network(model, cfg, device)
     notes += network_notes
+    if model.is_tiny:
+        notes.append(said("The tiny test model has random weights: its LoRA files and samples are noise, not results."))
 
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
@@ -180,7 +182,7 @@ def interrupted_message(step: int, saved_as: Path) -> Message:
     return said("Interrupted at step {step}.", step=step)
 
 
-def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[str]) -> None:
+def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[Message]) -> None:
     """The run's start: its parameters, the precision and attention it actually uses, the plan,
     the notes, and what a step will cost (time; on CUDA the card's memory, part by part)."""
     cfg, plan, accelerator = loop.cfg, loop.plan, loop.accelerator
@@ -190,15 +192,13 @@ def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: lis
             ("attention", attention.in_use(model.unet)))
     reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
                    used)
-    if model.is_tiny:
-        reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
-    else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
+    if not model.is_tiny:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
         reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
         if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
             reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
 
 
-def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[str]]:
+def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[Message]]:
     """Everything that can be wrong, found before the model loads: the config (made to fit the
     machine), the base model's setting, the training folder, the prompts file, network_weights."""
     cfg, notes = check(cfg, cuda)

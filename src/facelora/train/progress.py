@@ -87,8 +87,9 @@ class Reporter:
     # --- the run ---------------------------------------------------------------------------
 
     def start(self, cfg: TrainConfig, plan: Plan, device: str, first_step: int = 0,
-              notes: list[str] | None = None, used: tuple[tuple[str, str], ...] = ()) -> None:
-        """used: what the run really uses where cfg alone does not say (precision, attention)."""
+              notes: list[Message] | None = None, used: tuple[tuple[str, str], ...] = ()) -> None:
+        """used: what the run really uses where cfg alone does not say (precision, attention). The
+        notes print in English; the Start event holds each as its template and values."""
         if not self.enabled:
             return
         notes = list(notes or [])
@@ -96,12 +97,13 @@ class Reporter:
         self.console.print(plan_table(plan, "Training run", (("device", device),
                                                              *(used or (("precision", cfg.mixed_precision),)))))
         for n in notes:
-            self.note(n)
+            self.note(n.text)
         self.event(ev.Start(run=self.tensorboard_dir.name if self.tensorboard_dir else None,
                             total_steps=plan.total_steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
                             images=plan.images, repeats=plan.repeats, batch_size=plan.batch_size,
                             samples_per_epoch=plan.samples_per_epoch, first_step=first_step, device=device,
-                            mixed_precision=cfg.mixed_precision, params=cfg.model_dump(mode="json"), notes=notes))
+                            mixed_precision=cfg.mixed_precision, params=cfg.model_dump(mode="json"),
+                            notes=[n.plain().keys() for n in notes]))
         if self.tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
