@@ -99,7 +99,7 @@ ZH_CN_TRAIN: dict[str, str] = {
     "Resuming at step {step} of {total} (epoch {epoch}) from {folder}.": "从 {folder} 继续：第 {step} 步，共 {total} 步（第 {epoch} 轮）。",
     "its manifest.json is missing or unreadable": "它的 manifest.json 缺失或无法读取",
     # gui/pages/train.py: the start notes under the state
-    "Notes at the start of the run": "训练开始时的提示",
+    "Notes at the start of the run": "训练开始时的提示", "average": "平均",
     # prepare/images.py and gui/uploads.py: why a file cannot be a photo
     "cannot read the file ({why})": "无法读取文件（{why}）",
     "empty file (0 bytes)": "空文件（0 字节）",
