@@ -8,7 +8,6 @@ zh-CN template, and every FaceloraError class has its kind in Chinese for the re
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,10 @@ import pytest
 pytest.importorskip("gradio")
 
 from facelora.gui import i18n  # noqa: E402
+from i18n_scan import _is_message, _literals, _message_makers  # noqa: E402
 
 GUI = Path(i18n.__file__).parent
 HINT = "add them to src/facelora/gui/zh_cn.py (English text -> Chinese; keep Kohya names as they are)"
-
-
-def _literals(node: ast.AST) -> list[str]:
-    """The strings an argument can be: a literal, or either side of `a if c else b`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.IfExp):
-        return _literals(node.body) + _literals(node.orelse)
-    return []
 
 
 def _row_name(node: ast.AST) -> list[str]:
@@ -67,30 +58,6 @@ def _raised(node: ast.Raise) -> ast.Call | None:
     if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id[:1].isupper():
         return call
     return None
-
-
-def _message_makers() -> set[str]:
-    """The functions of the source that return a Message (annotated `-> Message` or `-> Message |
-    None`), and said/Message themselves: what an error may be raised with instead of a template."""
-    makers = {"said", "Message"}
-    for path in SRC.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef) and node.returns is not None and \
-                    ast.unparse(node.returns) in ("Message", "Message | None"):
-                makers.add(node.name)
-    return makers
-
-
-def _is_message(arg: ast.AST, tree: ast.AST, makers: set[str]) -> bool:
-    """Whether an error's argument is a Message (whose template its said() call gives): a call of
-    a maker, or a name assigned from one in the same file."""
-    if isinstance(arg, ast.Call):
-        return getattr(arg.func, "id", getattr(arg.func, "attr", None)) in makers
-    if isinstance(arg, ast.Name):
-        return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == arg.id for t in n.targets)
-                   and _is_message(n.value, tree, makers) or isinstance(n, ast.NamedExpr) and n.target.id == arg.id
-                   and _is_message(n.value, tree, makers) for n in ast.walk(tree))
-    return False
 
 
 WHAT_AT = {"inside": 2, "check_name": 1, "check_folder_text": 1}  # paths.py's functions: where `what` is
@@ -243,74 +210,6 @@ def test_every_message_of_the_training_run_has_a_chinese_template():
         "\n".join(untranslatable)
     left = i18n.missing(templates)
     assert not left, f"{len(left)} run messages have no zh-CN template; {RUN_HINT}:\n" + "\n".join(left)
-
-
-NOTES_HINT = ("write the note as said(\"Starting from the LoRA {file}.\", file=path) (a Message; the terminal prints "
-              "its .text) and add its Chinese to src/facelora/gui/zh_cn_train.py")
-
-
-def _called(node: ast.AST) -> str | None:
-    return getattr(node.func, "id", getattr(node.func, "attr", None)) if isinstance(node, ast.Call) else None
-
-
-def _start_notes() -> tuple[list[str], list[str]]:
-    """The start notes written in i18n.NOTE_SOURCES: the templates of their said() calls, and the
-    places that give a note as bare text: an element appended or added to a `...notes` list, or
-    returned in a list by a function annotated to return Messages, that is not a Message; a
-    `..._notes` / `..._warning` function annotated to return text."""
-    templates, bare = [], []
-    files = sorted({f for src in i18n.NOTE_SOURCES for f in ([SRC / src] if src.endswith(".py") else
-                                                             (SRC / src).rglob("*.py"))})
-    makers = _message_makers()
-
-    def named_notes(node: ast.AST) -> bool:
-        return str(getattr(node, "id", getattr(node, "attr", ""))).endswith("notes")
-
-    for path in files:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:100]}"
-            given: list[ast.AST] = []
-            if _called(node) in ("said", "Message") and node.args:
-                templates += _literals(node.args[0])
-                bare += [] if _literals(node.args[0]) else [where]
-            elif _called(node) in ("append", "insert") and named_notes(node.func.value) and node.args:
-                given = node.args[-1:]
-            elif isinstance(node, ast.AugAssign) and named_notes(node.target) and isinstance(node.value, ast.List):
-                given = node.value.elts
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns is not None:
-                returns = ast.unparse(node.returns)
-                if node.name.endswith(("_notes", "_warning")) and "Message" not in returns:
-                    bare.append(where)
-                if "Message" in returns:
-                    given = [e for r in ast.walk(node) if isinstance(r, ast.Return) and isinstance(r.value, ast.List)
-                             for e in r.value.elts]
-            bare += [where for g in given if not _is_message(g, tree, makers)]
-    return templates, bare
-
-
-def test_every_start_note_of_a_run_is_a_message_with_a_chinese_template():
-    templates, bare = _start_notes()
-    assert {"Starting from the LoRA {file}.", "xformers needs CUDA; PyTorch's SDPA attention is used instead.",
-            "Resuming at step {step} of {total} (epoch {epoch}) from {folder}."} <= set(templates)
-    assert len(templates) >= 25  # attention, optim, resume, step, data, loop, dataset and the config check
-    assert not bare, f"{len(bare)} start notes are bare text; {NOTES_HINT}:\n" + "\n".join(bare)
-    left = i18n.missing(templates)
-    assert not left, f"{len(left)} start notes have no zh-CN template; {NOTES_HINT}:\n" + "\n".join(left)
-
-
-def test_a_bare_text_note_is_found(tmp_path: Path, monkeypatch):
-    """The scan itself: a note appended as an f-string, and a notes function returning text, fail."""
-    (tmp_path / "train").mkdir()
-    (tmp_path / "train" / "bad.py").write_text(
-        "def size_notes(n) -> list[str]:\n    return [f'{n} images']\n\n"
-        "def check(notes, x):\n    notes.append(f'x is {x}')\n    notes.append(said('x is {x}', x=x))\n"
-        "    warning = said('fine')\n    notes.append(warning)\n", encoding="utf-8")
-    monkeypatch.setattr(i18n, "NOTE_SOURCES", ("train/",))
-    monkeypatch.setattr(sys.modules[__name__], "SRC", tmp_path)
-    templates, bare = _start_notes()
-    assert sorted(templates) == ["fine", "x is {x}"]
-    assert [b.split(":")[1] for b in bare] == ["1", "5"], bare
 
 
 def test_run_messages_show_in_the_page_language_and_old_lines_as_written():
