@@ -172,12 +172,12 @@ def test_every_core_message_the_gui_shows_has_a_chinese_template():
 # events.py's kinds that carry a message (Likeness's the page writes from its numbers, in its own words)
 MESSAGE_EVENTS = ("End", "Skipped", "Error")
 RUN_ERRORS = ("TrainingDiverged",)  # raised inside the run: the Train page shows it as the Error event
-RUN_HINT = ("write the message as events.said(\"Interrupted at step {step}.\", step=n) and add its Chinese to "
+RUN_HINT = ("write the message as messages.said(\"Interrupted at step {step}.\", step=n) and add its Chinese to "
             "src/facelora/gui/zh_cn_train.py")
 
 
 def _run_messages() -> tuple[list[str], list[str]]:
-    """The messages train/ and prepare/ write into events.jsonl (events.said / Message calls, and
+    """The messages train/ and prepare/ write into events.jsonl (messages.said / Message calls, and
     the errors raised inside the run): their templates, and the places that write a message the
     GUI could not translate (not a literal template, or an event given its message text)."""
     templates, untranslatable = [], []
@@ -193,7 +193,7 @@ def _run_messages() -> tuple[list[str], list[str]]:
             name = getattr(node.func, "id", getattr(node.func, "attr", None))
             where = f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)[:100]}"
             if name in MESSAGE_EVENTS and any(k.arg == "message" for k in node.keywords):
-                untranslatable.append(where)  # its text alone: events.said(...).keys() gives the template too
+                untranslatable.append(where)  # its text alone: messages.said(...).keys() gives the template too
             elif name in ("said", "Message", *RUN_ERRORS) and node.args:
                 found = _literals(node.args[0])
                 templates += found
@@ -339,7 +339,7 @@ def _prepare_notes() -> tuple[list[str], list[str]]:
 
 def test_every_rejection_and_warning_of_prepare_has_a_chinese_template():
     templates, untranslatable = _prepare_notes()
-    said_templates, _ = _run_messages()  # prepare/'s events.said calls: the warnings and built reasons
+    said_templates, _ = _run_messages()  # prepare/'s messages.said calls: the warnings and built reasons
     assert {"no face found", "the face is cut by the photo's {edges} edge; use a photo that shows the whole face"} \
         <= set(templates)
     assert {"blurry face (sharpness {blur:.0f}, below {least:.0f})", "the same file as {name}"} <= set(said_templates)
