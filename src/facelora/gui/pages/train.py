@@ -310,7 +310,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
 
         banner = action_after(shown_action, prog, job)
         return (keys,
-                status_html(prog, job, notes_html(events) + state_note(p, prog)) if fresh("status") else gr.skip(),
+                status_html(prog, job, state_note(p, prog) + notes_html(events)) if fresh("status") else gr.skip(),
                 loss_chart(prog) if fresh("chart") else gr.skip(),
                 saved_html(p, prog) + likeness_html(prog) if fresh("saved") else gr.skip(),
                 (sample_files or None) if fresh("samples") else gr.skip(),
