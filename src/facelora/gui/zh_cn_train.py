@@ -87,7 +87,13 @@ ZH_CN_TRAIN: dict[str, str] = {
     "Ignoring {name}: a save that never finished (the run was killed while saving).":
         "忽略 {name}：一次没有完成的保存（训练在保存时被终止）。",
     "Ignoring state {name}: it has no manifest.json (an incomplete save).": "忽略状态 {name}：它没有 manifest.json（保存不完整）。",
-    "Ignoring state {name}: {problem}; trying the one before it.": "忽略状态 {name}：{problem}；改试前一个。",
+    "Ignoring state {state}: its manifest.json is missing or unreadable; trying the one before it.":
+        "忽略状态 {state}：它的 manifest.json 缺失或无法读取；改试前一个。",
+    "Ignoring state {state}: it has format {found}, this facelora reads {wanted}; trying the one before it.":
+        "忽略状态 {state}：它的格式是 {found}，本版 facelora 读取的是 {wanted}；改试前一个。",
+    "Ignoring state {state}: {file} is missing; trying the one before it.": "忽略状态 {state}：缺少 {file}；改试前一个。",
+    "Ignoring state {state}: {file} does not match its hash (a damaged or half-written file); trying the one before it.":
+        "忽略状态 {state}：{file} 与其哈希不符（文件损坏或只写了一半）；改试前一个。",
     "Changed since the state was saved: {changes}. The run continues with the new values.":
         "自保存状态以来已更改：{changes}。训练将使用新值继续。",
     "The state was saved by {saved} process(es), this run has {now}: the rest of the run shares the data differently "
@@ -97,7 +103,6 @@ ZH_CN_TRAIN: dict[str, str] = {
         "状态 {name} 不含 EMA 权重（由旧版 facelora 保存）：EMA 从恢复的权重重新开始，因此 -ema 文件与不间断训练的不同。",
     "Removed {name}: half of a LoRA file whose save was cut off.": "已删除 {name}：一个保存被中断的、只写了一半的 LoRA 文件。",
     "Resuming at step {step} of {total} (epoch {epoch}) from {folder}.": "从 {folder} 继续：第 {step} 步，共 {total} 步（第 {epoch} 轮）。",
-    "its manifest.json is missing or unreadable": "它的 manifest.json 缺失或无法读取",
     # gui/pages/train.py: the start notes under the state
     "Notes at the start of the run": "训练开始时的提示", "average": "平均",
     # prepare/images.py and gui/uploads.py: why a file cannot be a photo

@@ -193,22 +193,27 @@ def newest_state(state_dir: Path) -> tuple[Path, int] | None:
     return (states[0], int(_NAME.match(states[0].name).group(1))) if states else None
 
 
-def check_folder(folder: Path) -> str | None:
-    """Why `folder` is not a usable state (None when it is): a missing or unreadable manifest, a
-    missing file, or a file whose SHA-256 differs from the manifest's."""
+def check_folder(folder: Path) -> Message | None:
+    """Why `folder` is not a usable state, as the note that passes it over (None when it is
+    usable): a missing or unreadable manifest, a missing file, or a file whose SHA-256 differs
+    from the manifest's."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "its manifest.json is missing or unreadable"
+        return said("Ignoring state {state}: its manifest.json is missing or unreadable; trying the one before it.",
+                    state=folder.name)
     if manifest.get("format") != FORMAT:
-        return f"it has format {manifest.get('format')}, this facelora reads {FORMAT}"
+        return said("Ignoring state {state}: it has format {found}, this facelora reads {wanted}; trying the one "
+                    "before it.", state=folder.name, found=manifest.get("format"), wanted=FORMAT)
     for name, want in files.items():
         path = folder / name
         if not path.is_file():
-            return f"{name} is missing"
+            return said("Ignoring state {state}: {file} is missing; trying the one before it.", state=folder.name,
+                        file=name)
         if path.stat().st_size != want["bytes"] or _fsync_and_hash(path)["sha256"] != want["sha256"]:
-            return f"{name} does not match its hash (a damaged or half-written file)"
+            return said("Ignoring state {state}: {file} does not match its hash (a damaged or half-written file); "
+                        "trying the one before it.", state=folder.name, file=name)
     return None
 
 
@@ -224,11 +229,10 @@ def latest_state(state_dir: Path) -> tuple[Path | None, list[Message]]:
         if p.is_dir() and not (p / MANIFEST).is_file():
             notes.append(said("Ignoring state {name}: it has no manifest.json (an incomplete save).", name=p.name))
     for folder in complete_states(state_dir):
-        problem = check_folder(folder)
-        if problem is None:
+        passed_over = check_folder(folder)
+        if passed_over is None:
             return folder, notes
-        notes.append(said("Ignoring state {name}: {problem}; trying the one before it.", name=folder.name,
-                          problem=problem))
+        notes.append(passed_over)
     return None, notes
 
 
