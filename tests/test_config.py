@@ -67,18 +67,18 @@ def test_adaptive_optimizer_needs_equal_learning_rates():
 def test_eight_bit_falls_back_to_adamw_only_where_bitsandbytes_does_not_import(monkeypatch):
     cfg, notes = c.check(TrainConfig(optimizer_type="AdamW8bit"), cuda=False)
     assert cfg.optimizer_type == "AdamW8bit"  # bitsandbytes runs it on the CPU too
-    assert not any("needs the bitsandbytes package" in n for n in notes)
+    assert not any("needs the bitsandbytes package" in n.text for n in notes)
     monkeypatch.setattr(checks, "bitsandbytes_imports", lambda: False)
     for cuda in (False, True):
         cfg, notes = c.check(TrainConfig(optimizer_type="PagedLion8bit"), cuda=cuda)
         assert cfg.optimizer_type == "Lion"
-        assert any("needs the bitsandbytes package" in n and "pip install bitsandbytes" in n for n in notes)
+        assert any("needs the bitsandbytes package" in n.text and "pip install bitsandbytes" in n.text for n in notes)
 
 
 def test_fp16_on_cpu_says_what_is_used_instead(monkeypatch):
     monkeypatch.delenv("FACELORA_CPU_FP16", raising=False)
     cfg, notes = c.check(TrainConfig(mixed_precision="fp16", optimizer_type="AdamW"), cuda=False)
-    assert cfg.mixed_precision == "no" and any("fp32" in n for n in notes)
+    assert cfg.mixed_precision == "no" and any("fp32" in n.text for n in notes)
 
 
 def test_fp16_on_cpu_runs_as_fp16_when_the_tests_ask(monkeypatch):
@@ -90,7 +90,7 @@ def test_fp16_on_cpu_runs_as_fp16_when_the_tests_ask(monkeypatch):
 
 def test_alpha_above_dim_warns():
     _, notes = c.check(TrainConfig(network_dim=16, network_alpha=32, optimizer_type="AdamW"), cuda=True)
-    assert any("above network_dim" in n for n in notes)
+    assert any("above network_dim" in n.text for n in notes)
 
 
 def test_conflicting_train_only_flags():

@@ -102,3 +102,33 @@ def test_event_log_reads_new_lines_only_and_waits_for_a_whole_line(tmp_path: Pat
     assert log.events == [{"event": "start", "time": 5}]
 
 
+
+
+def test_start_notes_carry_their_template_and_old_plain_notes_still_read(tmp_path: Path):
+    import io
+
+    from rich.console import Console
+
+    from facelora.config import TrainConfig
+    from facelora.messages import Message, said
+    from facelora.plan import plan_for
+    from facelora.train.progress import Reporter
+
+    path = tmp_path / "events.jsonl"
+    out = io.StringIO()
+    reporter = Reporter(path, None, console=Console(file=out, width=300))
+    cfg = TrainConfig()
+    note = said("Starting from the LoRA {file}.", file=tmp_path / "start.safetensors")
+    reporter.start(cfg, plan_for(cfg, 12), "cpu", 0, [note, said("xformers needs CUDA; PyTorch's SDPA attention "
+                                                                   "is used instead.")])
+    reporter.close()
+    assert f"note: Starting from the LoRA {tmp_path / 'start.safetensors'}." in out.getvalue()  # the English as before
+    line = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    assert line["notes"][0] == {"message": note.text, "template": "Starting from the LoRA {file}.",
+                                "values": {"file": str(tmp_path / "start.safetensors")}}
+    start = ev.read_events(path)[0]
+    assert start.said_notes() == [note.plain(), Message("xformers needs CUDA; PyTorch's SDPA attention is used instead.")]
+    old = ev.parse({"event": "start", "notes": ["Resuming at step 4 of 8 (epoch 2) from /p/log/state/x."]})
+    assert old.said_notes() == [Message("Resuming at step 4 of 8 (epoch 2) from /p/log/state/x.")]  # text, no template
+    edited = ev.parse({"event": "start", "notes": [{"message": "As written.", "template": "At {step}.", "values": {}}]})
+    assert [m.text for m in edited.said_notes()] == ["As written."]

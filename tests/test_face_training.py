@@ -236,7 +236,7 @@ def test_face_preset_switches_on_the_mask_validation_and_min_snr(tmp_path):
     assert face["optimizer_type"] == preset("static")["optimizer_type"]
     project, cfg = project_with(tmp_path / "p", images=4, repeats=1, **{**face, "optimizer_type": "AdamW"})
     result = run(project, cfg)  # the photos have no alpha channel: trained unmasked, with a note saying so
-    assert any("--head-mask" in n for n in result.notes)
+    assert any("--head-mask" in n.text for n in result.notes)
     assert plan_for(cfg, scan_for(cfg)).validation_images == 0  # round(4 x 0.1) = 0: Kohya holds none out
 
 

@@ -261,7 +261,7 @@ def test_captions_a_bom_is_dropped_and_bytes_that_are_not_utf8_are_named(tmp_pat
     captions = {p.name: c for p, c, _ in data.items()}
     assert captions["0.png"] == "ohwx woman, smiling"  # no BOM before the trigger word
     notes = caption_notes(data, ".txt")
-    assert any("not UTF-8" in n and "1.txt" in n and "0.txt" not in n for n in notes), notes
+    assert any("not UTF-8" in n.text and "1.txt" in n.text and "0.txt" not in n.text for n in notes), notes
 
 
 def test_a_tiny_image_is_refused_and_other_sizes_are_named(tmp_path):

@@ -15,18 +15,10 @@ import pytest
 pytest.importorskip("gradio")
 
 from facelora.gui import i18n  # noqa: E402
+from i18n_scan import _is_message, _literals, _message_makers  # noqa: E402
 
 GUI = Path(i18n.__file__).parent
 HINT = "add them to src/facelora/gui/zh_cn.py (English text -> Chinese; keep Kohya names as they are)"
-
-
-def _literals(node: ast.AST) -> list[str]:
-    """The strings an argument can be: a literal, or either side of `a if c else b`."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.IfExp):
-        return _literals(node.body) + _literals(node.orelse)
-    return []
 
 
 def _row_name(node: ast.AST) -> list[str]:
@@ -87,18 +79,22 @@ def _core_messages() -> tuple[list[str], list[str]]:
     templates, untranslatable = [], []
     files = sorted({f for src in i18n.CORE_SOURCES for f in ([SRC / src] if src.endswith(".py") else
                                                              (SRC / src).rglob("*.py"))})
+    makers = _message_makers()
     for path in files:
         if path.name.startswith("zh_cn") or path.name == "i18n.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             templates += _what(node)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("said", "Message") and node.args:
+                templates += _literals(node.args[0])
             call = _raised(node) if isinstance(node, ast.Raise) else None
             if call is None or not call.args:
                 continue
             found = _literals(call.args[0])
             if found:
                 templates += found
-            else:
+            elif not _is_message(call.args[0], tree, makers):
                 untranslatable.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(call)[:100]}")
     return templates, untranslatable
 
@@ -176,18 +172,20 @@ def test_every_core_message_the_gui_shows_has_a_chinese_template():
 # events.py's kinds that carry a message (Likeness's the page writes from its numbers, in its own words)
 MESSAGE_EVENTS = ("End", "Skipped", "Error")
 RUN_ERRORS = ("TrainingDiverged",)  # raised inside the run: the Train page shows it as the Error event
-RUN_HINT = ("write the message as events.said(\"Interrupted at step {step}.\", step=n) and add its Chinese to "
+RUN_HINT = ("write the message as messages.said(\"Interrupted at step {step}.\", step=n) and add its Chinese to "
             "src/facelora/gui/zh_cn_train.py")
 
 
 def _run_messages() -> tuple[list[str], list[str]]:
-    """The messages train/ and prepare/ write into events.jsonl (events.said / Message calls, and
+    """The messages train/ and prepare/ write into events.jsonl (messages.said / Message calls, and
     the errors raised inside the run): their templates, and the places that write a message the
     GUI could not translate (not a literal template, or an event given its message text)."""
     templates, untranslatable = [], []
     files = sorted({f for src in i18n.RUN_SOURCES for f in (SRC / src).rglob("*.py")})
+    makers = _message_makers()
     for path in files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and (call := _raised(node)) and call.func.id in RUN_ERRORS:
                 node = call
             elif not isinstance(node, ast.Call):
@@ -195,11 +193,11 @@ def _run_messages() -> tuple[list[str], list[str]]:
             name = getattr(node.func, "id", getattr(node.func, "attr", None))
             where = f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)[:100]}"
             if name in MESSAGE_EVENTS and any(k.arg == "message" for k in node.keywords):
-                untranslatable.append(where)  # its text alone: events.said(...).keys() gives the template too
+                untranslatable.append(where)  # its text alone: messages.said(...).keys() gives the template too
             elif name in ("said", "Message", *RUN_ERRORS) and node.args:
                 found = _literals(node.args[0])
                 templates += found
-                if not found:
+                if not found and not (name in RUN_ERRORS and _is_message(node.args[0], tree, makers)):
                     untranslatable.append(where)
     return templates, untranslatable
 
@@ -216,8 +214,9 @@ def test_every_message_of_the_training_run_has_a_chinese_template():
 
 def test_run_messages_show_in_the_page_language_and_old_lines_as_written():
     from facelora import events as ev
+    from facelora.messages import said
 
-    line = ev.End(step=40, interrupted=True, **ev.said("Interrupted at step {step}. Saved {file}.", step=40,
+    line = ev.End(step=40, interrupted=True, **said("Interrupted at step {step}. Saved {file}.", step=40,
                                                        file="ohwx-step00000040.safetensors").keys())
     back = ev.parse(ev.End(**{k: v for k, v in line.to_dict().items() if k != "event"}).to_dict())
     said = ev.message_of(back)
@@ -311,14 +310,17 @@ def _prepare_notes() -> tuple[list[str], list[str]]:
     """prepare/'s rejection reasons and warnings that the Photos page shows: the templates raised,
     and the places that give a reason or a warning as bare text (no template beside it)."""
     templates, untranslatable = [], []
+    makers = _message_makers()
     for path in sorted((SRC / "prepare").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
             where = f"{path.relative_to(SRC)}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:100]}"
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and \
                     getattr(node.exc.func, "id", None) in REJECTIONS:
                 found = _literals(node.exc.args[0]) if node.exc.args else []
                 templates += found
-                untranslatable += [] if found else [where]
+                untranslatable += [] if found or (node.exc.args and _is_message(node.exc.args[0], tree, makers)) \
+                    else [where]
             elif isinstance(node, (ast.Assign, ast.AugAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for t in [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]:
@@ -337,7 +339,7 @@ def _prepare_notes() -> tuple[list[str], list[str]]:
 
 def test_every_rejection_and_warning_of_prepare_has_a_chinese_template():
     templates, untranslatable = _prepare_notes()
-    said_templates, _ = _run_messages()  # prepare/'s events.said calls: the warnings and built reasons
+    said_templates, _ = _run_messages()  # prepare/'s messages.said calls: the warnings and built reasons
     assert {"no face found", "the face is cut by the photo's {edges} edge; use a photo that shows the whole face"} \
         <= set(templates)
     assert {"blurry face (sharpness {blur:.0f}, below {least:.0f})", "the same file as {name}"} <= set(said_templates)
@@ -348,7 +350,7 @@ def test_every_rejection_and_warning_of_prepare_has_a_chinese_template():
 
 
 def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_reports_as_written(tmp_path: Path):
-    from facelora.events import said
+    from facelora.messages import said
     from facelora.gui.pages.photos import report_rows
     from facelora.prepare import crop, people  # noqa: F401 - the templates live there
     from facelora.prepare.options import PrepareOptions
@@ -356,9 +358,9 @@ def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_repo
     from facelora.project import init_project
 
     p = init_project(tmp_path / "p", "ohwx")
-    cut = crop.CropRejected.of(crop._cut_reason((10, -40, 200, 260), 300, 300, True))
+    cut = crop.CropRejected(crop._cut_reason((10, -40, 200, 260), 300, 300, True))
     rejected = PrepareItem(source=str(tmp_path / "a.jpg"), status="rejected")
-    rejected.reject(said(cut.template, **cut.values))
+    rejected.reject(cut.said)
     warned = PrepareItem(source=str(tmp_path / "b.jpg"), status="accepted")
     warned.warn(said("blurry face (sharpness {blur:.0f}, below {least:.0f})", blur=12.3, least=40.0))
     warned.warn(said("near-duplicate of {name} (pHash within {bits} bits)", name="c.jpg", bits=6))

@@ -136,7 +136,7 @@ def test_training_runs_through_each_precision_and_says_which(tmp_path, mp, scale
     assert len(result.losses) == 4 and all(math.isfinite(v) for v in result.losses)
     assert f"{mp} autocast" in out and ("GradScaler" in out) == scaled
     assert "attention" in out and "sdpa" in out
-    assert not any("fp32" in n and "fp16" in n for n in result.notes)  # no fallback note when asked for
+    assert not any("fp32" in n.text and "fp16" in n.text for n in result.notes)  # no fallback note when asked for
     start = next(e for e in events(project) if e["event"] == "start")
     assert start["mixed_precision"] == mp
     tensors, _ = read_lora(result.final)
@@ -146,8 +146,8 @@ def test_training_runs_through_each_precision_and_says_which(tmp_path, mp, scale
 @pytest.mark.parametrize("name", ["AdamW8bit", "Lion8bit", "PagedAdamW8bit", "PagedLion8bit"])
 def test_bitsandbytes_8bit_optimizers_train_with_uint8_states_on_the_cpu(name):
     cfg, notes = check(TrainConfig(optimizer_type=name), cuda=False)
-    assert cfg.optimizer_type == name and not any("needs the bitsandbytes package" in n for n in notes)
-    assert any("slow there" in n for n in notes)  # the CPU's 8-bit step, measured
+    assert cfg.optimizer_type == name and not any("needs the bitsandbytes package" in n.text for n in notes)
+    assert any("slow there" in n.text for n in notes)  # the CPU's 8-bit step, measured
     assert not check(TrainConfig(optimizer_type=name), cuda=True)[1]
     stepper, state = tiny_stepper(optimizer_type=name, mixed_precision="no", network_dim=64, network_alpha=32)
     assert type(stepper.optimizer.optimizer).__module__.startswith("bitsandbytes")
@@ -169,9 +169,9 @@ def test_attention_is_sdpa_unless_xformers_can_run():
     assert attention.set_attention(unet, False, torch.device("cpu")) == [] and attention.in_use(unet) == "sdpa"
     # xformers asked for on CUDA where it does not import (no xformers here): SDPA, with a note
     notes = attention.set_attention(unet, True, torch.device("cuda"))
-    assert attention.in_use(unet) == "sdpa" and "xformers cannot be used" in notes[0]
+    assert attention.in_use(unet) == "sdpa" and "xformers cannot be used" in notes[0].text
     cfg, notes = check(TrainConfig(xformers=True), cuda=False)
-    assert not cfg.xformers and any("SDPA" in n for n in notes)
+    assert not cfg.xformers and any("SDPA" in n.text for n in notes)
     # kohya_ss GUI's xformers = "sdpa" is sd-scripts' --sdpa
     cfg, _ = import_kohya('LoRA_type = "Standard"\nxformers = "sdpa"\n')
     assert cfg.sdpa and not cfg.xformers
@@ -265,7 +265,7 @@ def test_impossible_full_precision_combinations_are_refused(updates, message):
 def test_full_fp16_falls_back_with_fp16_on_the_cpu(monkeypatch):
     monkeypatch.delenv("FACELORA_CPU_FP16")
     cfg, notes = check(TrainConfig(mixed_precision="fp16", full_fp16=True), cuda=False)
-    assert cfg.mixed_precision == "no" and not cfg.full_fp16 and any("full_fp16 is off" in n for n in notes)
+    assert cfg.mixed_precision == "no" and not cfg.full_fp16 and any("full_fp16 is off" in n.text for n in notes)
     cfg, _ = check(TrainConfig(mixed_precision="fp16", full_fp16=True), cuda=True)
     assert cfg.full_fp16
 

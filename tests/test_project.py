@@ -127,7 +127,7 @@ def test_missing_captions_use_folder_words_and_are_listed(tmp_path):
     _images(tmp_path / "image" / "10_ohwx woman", 2, captions=False)
     data = scan(tmp_path / "image", ".txt")
     assert [cap for _, cap, _ in data.items()] == ["ohwx woman", "ohwx woman"]
-    msg = missing_caption_warning(data, ".txt")
+    msg = missing_caption_warning(data, ".txt").text
     assert "000.png" in msg and "001.png" in msg and "folder words" in msg
 
 

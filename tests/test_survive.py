@@ -139,8 +139,8 @@ def test_a_damaged_state_is_passed_over_with_a_note(reference, tmp_path):
     (copy / ".incomplete-step00000016-epoch000004.x").mkdir()
     folder, notes = resume_mod.latest_state(copy)
     assert folder.name == "step00000008-epoch000003"
-    assert any("does not match its hash" in n for n in notes)
-    assert any("never finished" in n for n in notes)
+    assert any("does not match its hash" in n.text for n in notes)
+    assert any("never finished" in n.text for n in notes)
     (folder / "manifest.json").unlink()
     folder, notes = resume_mod.latest_state(copy)
     assert folder is None
@@ -282,7 +282,7 @@ def test_kill_9_then_resume_ends_as_unbroken(reference, tmp_path, kill_at, left)
     newest, notes = resume_mod.latest_state(project.state_dir)
     assert newest.name == "step00000004-epoch000002"  # the state of epoch 1: the last complete one
     if kill_at.startswith("state-files"):
-        assert list(project.state_dir.glob(resume_mod.TEMP_PREFIX + "*")) and any("never finished" in n for n in notes)
+        assert list(project.state_dir.glob(resume_mod.TEMP_PREFIX + "*")) and any("never finished" in n.text for n in notes)
 
     result, out = run(project, cfg, resume=True)
     assert result.state.global_step == 12 and result.state.epoch == 3

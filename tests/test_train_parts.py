@@ -171,7 +171,7 @@ def test_adafactor_relative_step_runs_on_its_own_rate():
     optim = make_optimizer(cfg, unet, te)
     assert optim.relative_step and all(g["lr"] is None for g in optim.optimizer.param_groups)
     sched = make_scheduler(cfg, optim, 10)
-    assert any("replaced by 'adafactor'" in n for n in optim.notes)
+    assert any("replaced by 'adafactor'" in n.text for n in optim.notes)
     _step(optim, sched, unet + te)
     lr = current_lrs(optim, sched)["lr/unet"]
     assert 0 < lr < 1e-3  # warmup_init: 1e-6 x step, not the 1.0 given
@@ -180,7 +180,7 @@ def test_adafactor_relative_step_runs_on_its_own_rate():
 def test_groups_skip_an_untrained_part_or_a_zero_rate():
     unet, te = _params()
     optim = make_optimizer(TrainConfig(optimizer_type="AdamW", text_encoder_lr=0), unet, te)
-    assert optim.groups == ["unet"] and any("stays as it starts" in n for n in optim.notes)
+    assert optim.groups == ["unet"] and any("stays as it starts" in n.text for n in optim.notes)
     optim = make_optimizer(TrainConfig(optimizer_type="AdamW"), unet, [])
     assert optim.groups == ["unet"]
     groups = make_optimizer(TrainConfig(optimizer_type="AdamW", unet_lr=3e-4, text_encoder_lr=1e-5), unet, te).optimizer.param_groups
@@ -191,7 +191,7 @@ def test_groups_skip_an_untrained_part_or_a_zero_rate():
 
 def test_8bit_optimizer_runs_on_the_cpu_without_a_note():
     cfg, notes = check(TrainConfig(optimizer_type="AdamW8bit"), cuda=False)
-    assert cfg.optimizer_type == "AdamW8bit" and not any("needs the bitsandbytes package" in n for n in notes)
+    assert cfg.optimizer_type == "AdamW8bit" and not any("needs the bitsandbytes package" in n.text for n in notes)
 
 
 def _lrs(name: str, total: int = 20, **kw) -> list[float]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .messages import Message, said
 from .buckets import Bucketing, TrainDataError, bucket_resolutions, image_size, select_bucket  # noqa: F401
 from .project import Concept, ProjectError
 
@@ -333,20 +334,20 @@ def file_list(paths: list[Path]) -> str:
     return ", ".join(p.name for p in paths[:10]) + (" ..." if len(paths) > 10 else "")
 
 
-def missing_caption_warning(dataset: Dataset, caption_extension: str) -> str | None:
+def missing_caption_warning(dataset: Dataset, caption_extension: str) -> Message | None:
     missing = dataset.missing_captions
     if not missing:
         return None
-    return (
-        f"{len(missing)} image(s) have no '{caption_extension}' caption, so the folder words are "
-        f"used as their caption: {file_list(missing)}. Check caption_extension (Kohya's 'no caption file found')."
-    )
+    return said("{n} image(s) have no '{ext}' caption, so the folder words are used as their caption: {files}. "
+                "Check caption_extension (Kohya's 'no caption file found').", n=len(missing), ext=caption_extension,
+                files=file_list(missing))
 
 
-def caption_notes(dataset: Dataset, caption_extension: str) -> list[str]:
+def caption_notes(dataset: Dataset, caption_extension: str) -> list[Message]:
     """What training says about the captions: the missing ones, and files that are not UTF-8."""
     notes = [n for n in [missing_caption_warning(dataset, caption_extension)] if n]
     if garbled := dataset.garbled_captions:
-        notes.append(f"{len(garbled)} caption file(s) are not UTF-8 text, so their unreadable bytes became "
-                     f"'\ufffd': {file_list(garbled)}. Save them as UTF-8 (the trigger word must read right).")
+        notes.append(said("{n} caption file(s) are not UTF-8 text, so their unreadable bytes became '\ufffd': "
+                          "{files}. Save them as UTF-8 (the trigger word must read right).", n=len(garbled),
+                          files=file_list(garbled)))
     return notes

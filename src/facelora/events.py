@@ -7,7 +7,9 @@ a key the writer has.
 An event that carries a message (End, Skipped, Error) holds it three ways: "message"
 (the English text, what the terminal printed), "template" and "values" (the same message as its
 English template and the values filled in), so the GUI can show it in its own language; it is
-written from a Message. A line from before templates has "message" only, and reads as it is.
+written from a Message (facelora.messages). A line from before templates has "message" only, and
+reads as it is. Start's notes are a list of the same three keys, one object a note (plain strings
+in a file from before).
 
 Every line has "event" (the kind) and "time" (a Unix time in seconds). A line's missing keys read
 as their defaults and unknown keys are ignored, so files from older or newer versions still read.
@@ -22,38 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .filenames import LoraKind
-
-
-@dataclass(frozen=True)
-class Message:
-    """A message as its English template and the values it is filled with ("Interrupted at step
-    {step}.", step=40): `text` is the English, and the GUI fills its own language's template."""
-
-    template: str = ""
-    values: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def text(self) -> str:
-        return self.template.format(**self.values) if self.values else self.template
-
-    def keys(self) -> dict[str, Any]:
-        """The event keys that carry it."""
-        return {"message": self.text, "template": self.template, "values": self.values}
-
-
-def said(template: str, **values: Any) -> Message:
-    """A message with values; the one way train/ writes a message the GUI shows (the test reads
-    these calls for their templates)."""
-    return Message(template, values)
-
-
-def error_said(e: BaseException) -> Message:
-    """An error that ended a run, for its Error event: a FaceloraError's template and values (as
-    JSON can hold them), else its text."""
-    template, values = getattr(e, "template", ""), getattr(e, "values", {})
-    if template and str(e) == Message(template, values).text:
-        return Message(template, {k: v if isinstance(v, (int, float, bool)) else str(v) for k, v in values.items()})
-    return Message(str(e) or type(e).__name__)
+from .messages import Message
 
 
 @dataclass(frozen=True)
@@ -82,7 +53,12 @@ class Start(Event):
     device: str | None = None
     mixed_precision: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Any] = field(default_factory=list)  # each note's Message.keys(); a plain string in an old file
+
+    def said_notes(self) -> list[Message]:
+        """The run's start notes as messages (an old file's plain strings as their text)."""
+        return [checked(n.get("message", ""), n.get("template", ""), n.get("values")) if isinstance(n, dict)
+                else Message(str(n)) for n in self.notes]
 
 
 @dataclass(frozen=True)
@@ -201,14 +177,18 @@ KINDS: dict[str, type[Event]] = {c.KIND: c for c in (Start, Step, EpochEnd, Vali
 
 def message_of(event: Event) -> Message:
     """The message an event carries; an old line's (no template) as its English text alone."""
-    text = getattr(event, "message", "")
-    template = getattr(event, "template", "")
-    if not template or not isinstance(event.values, dict):
+    return checked(getattr(event, "message", ""), getattr(event, "template", ""), getattr(event, "values", {}))
+
+
+def checked(text: str, template: str, values: Any) -> Message:
+    """A message as a line holds it: its template and values when they give the text written,
+    else the text alone (a line from before templates, or a hand-edited one)."""
+    if not template or not isinstance(values, dict):
         return Message(text)
-    said = Message(template, event.values)
-    try:  # a template that does not give the text written (a hand-edited line): the text as written
+    said = Message(template, values)
+    try:
         return said if said.text == text else Message(text)
-    except (KeyError, IndexError, ValueError, TypeError):
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError):
         return Message(text)
 
 

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError, FaceloraError
+from ..messages import Message, said
 from ..networks import NETWORK_MODULES, check_network_args
 from ..train.optim import OPTIMIZERS, bitsandbytes_imports
 from .fields import TrainConfig
@@ -19,13 +20,13 @@ def _torch_optimizers() -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
+def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[Message]]:
     """Reject combinations that cannot work; return the config that will actually run on this
     machine and the warnings to print. bitsandbytes' optimizers (8-bit, paged) run on CUDA and
     the CPU; where bitsandbytes does not import they fall back to torch's same update with
     32-bit states, with a note. fp16 falls back to fp32 on the CPU, where it is far slower; the
     tests run its path there (autocast float16 and a GradScaler) with FACELORA_CPU_FP16=1."""
-    notes: list[str] = []
+    notes: list[Message] = []
     if cfg.network_train_unet_only and cfg.network_train_text_encoder_only:
         raise ConfigError("network_train_unet_only and network_train_text_encoder_only exclude each other; set one.")
     if cfg.lr_scheduler == "constant" and cfg.lr_warmup_steps > 0:
@@ -46,10 +47,9 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     if cfg.lr_scheduler == "adafactor" and cfg.optimizer_type != "Adafactor":
         raise ConfigError("lr_scheduler 'adafactor' works only with optimizer_type Adafactor.")
     if cfg.network_alpha > cfg.network_dim:
-        notes.append(
-            f"network_alpha {cfg.network_alpha:g} is above network_dim {cfg.network_dim}: the update is scaled "
-            f"up by {cfg.network_alpha / cfg.network_dim:g}; the tutorial uses half the rank or less."
-        )
+        notes.append(said("network_alpha {alpha:g} is above network_dim {dim}: the update is scaled up by {scale:g}; "
+                          "the tutorial uses half the rank or less.", alpha=cfg.network_alpha, dim=cfg.network_dim,
+                          scale=cfg.network_alpha / cfg.network_dim))
     if cfg.sample_every_n_epochs and not cfg.sample_prompts:
         raise ConfigError("sample_every_n_epochs needs sample_prompts (a prompts file).")
     if cfg.network_module not in NETWORK_MODULES:
@@ -66,23 +66,23 @@ def check(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, list[str]]:
     full_precision_checks(cfg)
     changes: dict[str, Any] = {}
     if kind.plain and not bitsandbytes_imports():
-        notes.append(f"{cfg.optimizer_type} needs the bitsandbytes package, which does not import here "
-                     f"(pip install bitsandbytes), so {kind.plain} (same update, 32-bit states) is used. "
-                     f"Choose {_torch_optimizers()} to silence this.")
+        notes.append(said("{optimizer} needs the bitsandbytes package, which does not import here (pip install "
+                          "bitsandbytes), so {plain} (same update, 32-bit states) is used. Choose {choices} to silence "
+                          "this.", optimizer=cfg.optimizer_type, plain=kind.plain, choices=_torch_optimizers()))
         changes["optimizer_type"] = kind.plain
     elif kind.plain and not cuda:  # measured: see README, "Speed and memory"
-        notes.append(f"{cfg.optimizer_type} runs on the CPU through bitsandbytes, but its step is slow there (rank "
-                     f"128: about 9x fused AdamW's optimizer step); {kind.plain} is faster on the CPU and needs "
-                     f"about 0.4 GiB more memory.")
+        notes.append(said("{optimizer} runs on the CPU through bitsandbytes, but its step is slow there (rank 128: "
+                          "about 9x fused AdamW's optimizer step); {plain} is faster on the CPU and needs about 0.4 GiB "
+                          "more memory.", optimizer=cfg.optimizer_type, plain=kind.plain))
     if not cuda:
         if cfg.mixed_precision == "fp16" and os.environ.get(CPU_FP16_ENV) != "1":
-            notes.append("mixed_precision fp16 is for NVIDIA GPUs: on the CPU, fp16 autocast runs a 3x3 convolution "
-                         "about 700x slower than fp32 (measured, see README), so this run trains in fp32. "
-                         "Ask for bf16 to use the CPU's bf16 autocast." + (" full_fp16 is off with it."
-                                                                              if cfg.full_fp16 else ""))
+            notes.append(said("mixed_precision fp16 is for NVIDIA GPUs: on the CPU, fp16 autocast runs a 3x3 "
+                              "convolution about 700x slower than fp32 (measured, see README), so this run trains in "
+                              "fp32. Ask for bf16 to use the CPU's bf16 autocast.{full_fp16}",
+                              full_fp16=" full_fp16 is off with it." if cfg.full_fp16 else ""))
             changes.update(mixed_precision="no", full_fp16=False)
         if cfg.xformers:
-            notes.append("xformers needs CUDA; PyTorch's SDPA attention is used instead.")
+            notes.append(said("xformers needs CUDA; PyTorch's SDPA attention is used instead."))
             changes["xformers"] = False
     return (cfg.model_copy(update=changes) if changes else cfg), notes
 

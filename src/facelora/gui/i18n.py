@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..events import Message
+from ..errors import said_by
+from ..messages import Message
 from .zh_cn import ZH_CN
 
 LANGUAGES = {"en": "English", "zh-CN": "简体中文"}
@@ -88,9 +89,12 @@ PLAIN: dict[str, str] = {
 # tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
 CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
                 "prepare/pipeline.py", "prepare/images.py", "gui/")
-# Where the training run's messages come from (events.said calls, written into events.jsonl's End,
+# Where the training run's messages come from (messages.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")
+# Where a run's start notes come from (the notes events.jsonl's Start holds, which the Train page
+# shows): each written with said(), each with a zh-CN template (zh_cn_train.py).
+NOTE_SOURCES = ("train/", "dataset.py", "config/checks.py")
 
 # Each FaceloraError class's kind in plain words: in zh-CN, a message with no template of its own
 # shows these words' translation, then the English message.
@@ -113,22 +117,20 @@ COLON = {"zh-CN": "："}  # between an error's kind and its English message
 
 
 def error_message(e: BaseException, lang: str | None = None) -> str:
-    """An error's message in the GUI's language: a FaceloraError's template translated and filled
-    with its values; a message with no translation keeps its English after its kind's words
+    """An error's message in the GUI's language: its template translated and filled with its
+    values (said_in); a message with no translation keeps its English after its kind's words
     ("路径被拒绝：..."); in English, the message as it is."""
     lang = lang or _current[0]
-    template, values = getattr(e, "template", str(e)), getattr(e, "values", {})
-    if lang == "en" or not template:
-        return str(e)
-    if template in CATALOGUES[lang]:
-        return _filled(template, values, lang)
+    message = said_by(e)
+    if lang == "en" or message.template in CATALOGUES[lang]:
+        return said_in(message, lang)
     kind = next((ERROR_KINDS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_KINDS), None)
     return f"{tr(kind, lang)}{COLON[lang]}{e}" if kind else str(e)
 
 
 def said_in(message: Message, lang: str | None = None) -> str:
-    """A message of the training run (events.jsonl's template and values) in the GUI's language;
-    one with no translation, or from an old file without its template, in its English."""
+    """A message (an error's, or events.jsonl's template and values) in the GUI's language; one
+    with no translation, or from an old file without its template, in its English."""
     lang = lang or _current[0]
     if lang == "en" or message.template not in CATALOGUES[lang]:
         return message.text

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from .. import locks
 from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..locks import JobError, lock_path
+from ..messages import Message
 from ..project import Project
 
 
@@ -187,7 +188,7 @@ class Progress:
     elapsed_s: float | None = None
     eta_s: float | None = None
     message: str = ""  # the English; `said` is the same message as its template, for the page's language
-    said: ev.Message = field(default_factory=ev.Message)
+    said: Message = field(default_factory=Message)
     losses: list[tuple[int, float, float | None]] = field(default_factory=list)  # (step, loss, avg)
     saved: list[str] = field(default_factory=list)
     samples: list[str] = field(default_factory=list)
@@ -217,7 +218,7 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
     for e in events:
         if isinstance(e, ev.Start):  # the run, or a resumed part of it, begins
             start, p.status, first_step_at = e, "running", None
-            p.said = ev.Message()
+            p.said = Message()
             p.total_steps, p.epochs = e.total_steps, e.epochs
         elif isinstance(e, ev.Step):
             p.step, p.epoch = e.step or p.step, e.epoch or p.epoch
@@ -242,13 +243,13 @@ def progress(run: Iterable[ev.Event | dict[str, Any]], running: bool) -> Progres
             p.step, p.eta_s, p.said = e.step or p.step, 0.0, ev.message_of(e)
         elif isinstance(e, ev.Error):
             p.status = "failed"
-            p.said = ev.message_of(e) if e.message else ev.Message("training stopped with an error")
+            p.said = ev.message_of(e) if e.message else Message("training stopped with an error")
         if start.time is not None and e.time is not None:
             p.elapsed_s = e.time - start.time
     if p.status == "running" and not running:
         # the process is gone without an 'end' event: killed, or it crashed before writing one
         p.status = "stopped"
-        p.said = p.said if p.said.text else ev.Message("The training process ended without finishing (see the "
+        p.said = p.said if p.said.text else Message("The training process ended without finishing (see the "
                                                         "log below).")
     p.message = p.said.text
     return p

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import headpose
-from ..events import said
+from ..messages import said
 from . import quality
 from .options import PrepareOptions
 from .report import Coverage, PrepareItem

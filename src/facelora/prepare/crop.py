@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import Templated
-from ..events import Message, said
+from ..messages import Message, said
 from ..faces import Head
 
 
@@ -182,7 +182,7 @@ def _place(head: Head, width: int, height: int, f: Framing, side: float) -> Fram
         raise CropRejected("the face is cut by the photo's {edges} edge; use a photo that shows the whole face",
                            edges=" and ".join(cut))
     if min(width, height) >= max(_dims(need)):  # a square could hold it: the edge cuts it off
-        raise CropRejected.of(_cut_reason(need, width, height, wants_head))
+        raise CropRejected(_cut_reason(need, width, height, wants_head))
     # A close-up: the photo is tighter than the framing. Keep what it has, tell what it lacks.
     features = _grow(head.features_box(), HEAD_MARGIN * length)
     if s < max(_dims(features)) - 1:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import FaceloraError
-from ..events import Message, said
+from ..messages import Message, said
 
 # Formats taken as photos. HEIF needs the pillow-heif plugin; Pillow 11.3+ reads AVIF itself.
 PHOTO_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "BMP", "GIF", "TIFF", "HEIF", "AVIF")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import faces
-from ..events import Message, said
+from ..messages import Message, said
 from ..faces import Face
 from .crop import Framed
 

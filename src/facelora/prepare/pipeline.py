@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from .. import faces
-from ..errors import FaceloraError, Templated
-from ..events import error_said, said
+from ..errors import FaceloraError, Templated, said_by
+from ..messages import said
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
 from . import analysis, audit, captions, runkey, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
@@ -162,7 +162,7 @@ class _Run:
         try:
             data = images.read_bytes(path)
         except images.ImageRejected as e:
-            return PrepareItem(source=source, status="rejected", reason=str(e), reason_said=error_said(e))
+            return PrepareItem(source=source, status="rejected", reason=str(e), reason_said=said_by(e))
         sha = images.file_sha256(data)
         if sha in self.seen:
             item = PrepareItem(source=source, status="rejected", sha256=sha)
@@ -177,7 +177,7 @@ class _Run:
         try:
             self._make(path, data, item)
         except (images.ImageRejected, crop.CropRejected, _Rejected) as e:
-            item.reject(error_said(e))
+            item.reject(said_by(e))
         except FaceloraError:
             raise
         except Exception as e:  # one strange photo must not end a run of a hundred
@@ -223,7 +223,7 @@ class _Run:
         reason = people.second_face_reason(face, others, self.options.second_face_ratio)
         if reason:
             if not self.options.allow_multiple:
-                raise _Rejected.of(reason)
+                raise _Rejected(reason)
             item.warn(said("{faces} faces; the largest is taken as the person", faces=item.faces))
         return face, others
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..events import Message
+from ..messages import Message
 from .crop import TILTED
 from .options import PrepareOptions
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from ..messages import Message, said
 
-def set_attention(unet, xformers: bool, device: torch.device) -> list[str]:
+
+def set_attention(unet, xformers: bool, device: torch.device) -> list[Message]:
     """Put xformers or SDPA into every attention layer of `unet`; returns notes for the user.
     (Without CUDA the config check has already turned xformers off, with its note.)"""
     notes = []
@@ -18,7 +20,7 @@ def set_attention(unet, xformers: bool, device: torch.device) -> list[str]:
             unet.enable_xformers_memory_efficient_attention()
             return notes
         except (ImportError, ModuleNotFoundError, ValueError) as e:
-            notes.append(f"xformers cannot be used ({e}); PyTorch's SDPA attention is used instead.")
+            notes.append(said("xformers cannot be used ({error}); PyTorch's SDPA attention is used instead.", error=str(e)))
     from diffusers.models.attention_processor import AttnProcessor2_0
 
     unet.set_attn_processor(AttnProcessor2_0())

@@ -25,6 +25,7 @@ from safetensors.torch import save as safetensors_save
 from ..config import TrainConfig
 from ..dataset import Bucketing, Dataset, TrainDataError, file_list, image_size
 from ..fileio import atomic_write_bytes
+from ..messages import Message, said
 from .captions import changes_captions, process_caption
 
 MIN_SIDE = 32  # 4 latent pixels: below this an image holds no face to learn
@@ -86,15 +87,15 @@ def channel_weights(channel: Image.Image, size: tuple[int, int], crop_only: bool
     return torch.frombuffer(bytearray(fitted.tobytes()), dtype=torch.uint8).view(fitted.height, fitted.width).float() / 255.0
 
 
-def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> str | None:
+def missing_mask_warning(dataset: Dataset, cfg: TrainConfig) -> Message | None:
     """alpha_mask on photos without an alpha channel weights every pixel 1 (as in Kohya): say so."""
     if not cfg.alpha_mask:
         return None
     bare = [p for s in dataset.train_subsets for p in s.images if not _has_alpha(p)]
     if not bare:
         return None
-    return (f"alpha_mask is on, but {len(bare)} of the photos have no alpha channel, so their loss is not "
-            f"masked: run 'facelora prepare PHOTOS PROJECT --head-mask' to write head masks.")
+    return said("alpha_mask is on, but {n} of the photos have no alpha channel, so their loss is not masked: run "
+                "'facelora prepare PHOTOS PROJECT --head-mask' to write head masks.", n=len(bare))
 
 
 def _has_alpha(path: Path) -> bool:
@@ -171,7 +172,7 @@ class TrainData:
                      masks=None if masks is None else torch.stack([masks[i] for i in indices]),
                      loss_weights=self.loss_weights(indices))
 
-    def size_notes(self) -> list[str]:
+    def size_notes(self) -> list[Message]:
         """With buckets off every image is scaled and centre-cropped to the training resolution (as
         in Kohya): say which, before the steps start (prepared at 768, trained at 512, say)."""
         if self.cfg.enable_bucket:
@@ -182,10 +183,10 @@ class TrainData:
             return []
         counts = Counter(self.sizes[p] for p in other)
         shown = ", ".join(f"{n} at {a} x {b}" for (a, b), n in counts.most_common(3))
-        return [f"Training at {w} x {h}, but {len(other)} of {len(self.sizes)} images are not that size ({shown}): "
-                f"each is scaled and centre-cropped to {w} x {h} (enable_bucket keeps their shape): {file_list(other)}. "
-                f"Prepare at the training resolution (facelora prepare --resolution {w}) or set resolution to the "
-                f"images' size."]
+        return [said("Training at {w} x {h}, but {n} of {total} images are not that size ({sizes}): each is scaled and "
+                     "centre-cropped to {w} x {h} (enable_bucket keeps their shape): {files}. Prepare at the training "
+                     "resolution (facelora prepare --resolution {w}) or set resolution to the images' size.", w=w, h=h,
+                     n=len(other), total=len(self.sizes), sizes=shown, files=file_list(other))]
 
     def __len__(self) -> int:
         return len(self.images)

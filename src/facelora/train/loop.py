@@ -32,9 +32,10 @@ from rich.markup import escape
 from .. import events as ev
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
-from ..errors import FaceloraError
+from ..errors import FaceloraError, said_by
 from ..estimate import estimate
 from ..filenames import tensorboard_run_name
+from ..messages import Message, said
 from ..model.base import load_base
 from ..plan import Plan, plan_for
 from ..project import Project
@@ -64,7 +65,7 @@ class TrainResult:
     state: LoopState
     losses: list[float]  # every step's loss (NaN for a skipped step)
     latents_encoded: int  # images put through the VAE for the cache this run (0: all came from disk)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)  # the start notes (their .text is what the terminal printed)
     interrupted: bool = False
 
     @property
@@ -106,6 +107,8 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     model = load_base(cfg.pretrained_model_name_or_path, allow_pickle)
     network, network_notes = prepare_network(model, cfg, device)
     notes += network_notes
+    if model.is_tiny:
+        notes.append(said("The tiny test model has random weights: its LoRA files and samples are noise, not results."))
 
     # --- latents: each image through the VAE once ----------------------------------------------
     latents, encoded = None, 0
@@ -150,7 +153,7 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
         except KeyboardInterrupt:
             if stop.twice:  # a second Ctrl-C: out at once; every file already saved is complete
                 reporter.end(state.global_step, state.epoch, state.average_loss, out.files,
-                             ev.said("Stopped at once at step {step}; nothing more was saved.", step=state.global_step),
+                             said("Stopped at once at step {step}; nothing more was saved.", step=state.global_step),
                              interrupted=True)
                 raise
             # Ctrl-C or SIGTERM (the GUI's Stop): keep what was learnt, under a name no epoch file has
@@ -164,23 +167,23 @@ def train(project: Project, cfg: TrainConfig, *, allow_pickle: bool = False, res
     return result
 
 
-def finished_message(state: LoopState, final: Path, finished: bool) -> ev.Message:
+def finished_message(state: LoopState, final: Path, finished: bool) -> Message:
     """The run's last line: trained to its end, or already finished before this --resume."""
     if finished:
-        return ev.said("Nothing to resume: this run already finished at step {step}. Final LoRA: {final}",
+        return said("Nothing to resume: this run already finished at step {step}. Final LoRA: {final}",
                        step=state.global_step, final=final)
-    return ev.said("Training finished: {step} steps, {epochs} epochs, average loss {loss:.4f}. Final LoRA: {final}",
+    return said("Training finished: {step} steps, {epochs} epochs, average loss {loss:.4f}. Final LoRA: {final}",
                    step=state.global_step, epochs=state.epoch, loss=state.average_loss, final=final)
 
 
-def interrupted_message(step: int, saved_as: Path) -> ev.Message:
+def interrupted_message(step: int, saved_as: Path) -> Message:
     """The last line of a stopped run: where it stopped, and the file it saved there (none at step 0)."""
     if step:
-        return ev.said("Interrupted at step {step}. Saved {file}.", step=step, file=saved_as.name)
-    return ev.said("Interrupted at step {step}.", step=step)
+        return said("Interrupted at step {step}. Saved {file}.", step=step, file=saved_as.name)
+    return said("Interrupted at step {step}.", step=step)
 
 
-def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[str]) -> None:
+def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: list[Message]) -> None:
     """The run's start: its parameters, the precision and attention it actually uses, the plan,
     the notes, and what a step will cost (time; on CUDA the card's memory, part by part)."""
     cfg, plan, accelerator = loop.cfg, loop.plan, loop.accelerator
@@ -190,15 +193,13 @@ def announce(reporter: Reporter, loop: Loop, model, state: LoopState, notes: lis
             ("attention", attention.in_use(model.unet)))
     reporter.start(cfg, plan, f"{device} x {processes}" if processes > 1 else str(device), state.global_step, notes,
                    used)
-    if model.is_tiny:
-        reporter.note("The tiny test model has random weights: its LoRA files and samples are noise, not results.")
-    else:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
+    if not model.is_tiny:  # SD1.5's measured step figures (facelora.estimate), for the steps still to go
         reporter.note(estimate(cfg, plan.total_steps - state.global_step, str(device)).summary())
         if device.type == "cuda":  # what the card has to hold, part by part (facelora.vram)
             reporter.print(escape("\n".join(vram_plan(cfg, detected_vram_gib()).lines)))
 
 
-def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[str]]:
+def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[SamplePrompt], list[Message]]:
     """Everything that can be wrong, found before the model loads: the config (made to fit the
     machine), the base model's setting, the training folder, the prompts file, network_weights."""
     cfg, notes = check(cfg, cuda)
@@ -275,7 +276,7 @@ def reported(reporter: Reporter, state: LoopState) -> Iterator[Reporter]:
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        reporter.error(state.global_step, ev.error_said(e))
+        reporter.error(state.global_step, said_by(e))
         raise
     finally:
         reporter.close()
@@ -286,7 +287,7 @@ def skipped(state: LoopState, reporter: Reporter, cfg: TrainConfig) -> None:
     state.nonfinite_in_row += 1
     state.nonfinite_total += 1
     reporter.skipped(state.global_step, state.epoch, state.nonfinite_in_row,
-                     ev.said("Step {step}: the loss or gradient is NaN/inf; the step was skipped ({row} in a row, "
+                     said("Step {step}: the loss or gradient is NaN/inf; the step was skipped ({row} in a row, "
                              "{total} in all).", step=state.global_step, row=state.nonfinite_in_row,
                              total=state.nonfinite_total))
     if state.nonfinite_in_row >= cfg.max_nonfinite_steps:

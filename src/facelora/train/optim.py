@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, FaceloraError
+from ..messages import Message, said
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +72,7 @@ def _sgd_nesterov_args(kwargs: dict[str, Any], params: Params, notes: list[str])
 def _adafactor_args(kwargs: dict[str, Any], params: Params, notes: list[str]) -> None:
     kwargs.setdefault("relative_step", True)  # Kohya's default
     if kwargs.get("warmup_init") and not kwargs["relative_step"]:
-        notes.append("Adafactor: warmup_init needs relative_step, so relative_step is set to True (as Kohya does).")
+        notes.append(said("Adafactor: warmup_init needs relative_step, so relative_step is set to True (as Kohya does)."))
         kwargs["relative_step"] = True
     kwargs.setdefault("scale_parameter", bool(kwargs["relative_step"]))
     kwargs.setdefault("warmup_init", False)
@@ -143,7 +144,7 @@ class Optim:
     groups: list[str]  # GROUP_UNET / GROUP_TE, in param_groups order
     description: str  # Kohya's ss_optimizer: "module.Class(arg=value,...)"
     relative_step: bool = False  # Adafactor computing its own learning rate
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
     @property
     def adaptive(self) -> bool:
@@ -157,15 +158,16 @@ def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params,
     with unet_blocks (Kohya's block-wise rates: lr weight -> the UNet's parameters at it), one
     UNet group per weight at unet_lr x weight."""
     kwargs: dict[str, Any] = cfg.optimizer_kwargs()
-    notes: list[str] = []
+    notes: list[Message] = []
     parts = [(GROUP_TE, te_params, cfg.effective_text_encoder_lr), (GROUP_UNET, unet_params, cfg.effective_unet_lr)]
     if unet_blocks:
         parts = parts[:1] + [(GROUP_UNET if w == 1 else f"{GROUP_UNET}_x{w:g}", params, cfg.effective_unet_lr * w)
                              for w, params in sorted(unet_blocks.items(), key=lambda item: item[0] != 1)]
     for name, params, lr in parts:
         if params and lr == 0:
-            notes.append(f"The {'text encoder' if name == GROUP_TE else 'UNet'}'s learning rate is 0: its LoRA "
-                         f"stays as it starts (zero change).")
+            notes.append(said("The text encoder's learning rate is 0: its LoRA stays as it starts (zero change)."
+                              if name == GROUP_TE else
+                              "The UNet's learning rate is 0: its LoRA stays as it starts (zero change)."))
     groups = [(name, params, lr) for name, params, lr in parts if params and lr > 0]
     if not groups:
         raise ConfigError("Nothing to train: the trained parts' learning rates are all 0. Set unet_lr or text_encoder_lr.")
@@ -176,8 +178,8 @@ def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params,
     relative_step = kind.relative_step and bool(kwargs["relative_step"])
 
     if kind.adaptive and min(g[2] for g in groups) <= 0.1:
-        notes.append(f"{name} finds its own step size and expects learning rates around 1.0; "
-                     f"{min(g[2] for g in groups):g} makes it take tiny steps (Kohya warns the same).")
+        notes.append(said("{optimizer} finds its own step size and expects learning rates around 1.0; {lr:g} makes it "
+                          "take tiny steps (Kohya warns the same).", optimizer=name, lr=min(g[2] for g in groups)))
 
     if relative_step:
         # Adafactor computes the rate from the step count and the weights' scale; the given rates
@@ -185,7 +187,8 @@ def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params,
         param_groups = [{"params": params} for _, params, _ in groups]
         optimizer = cls(param_groups, lr=None, **kwargs)
         if len({g[2] for g in groups}) > 1:
-            notes.append("Adafactor with relative_step sets its own learning rate: unet_lr and text_encoder_lr are ignored.")
+            notes.append(said("Adafactor with relative_step sets its own learning rate: unet_lr and text_encoder_lr "
+                              "are ignored."))
     else:
         param_groups = [{"params": params, "lr": glr} for _, params, glr in groups]
         try:
@@ -203,8 +206,8 @@ def make_scheduler(cfg: TrainConfig, optim: Optim, total_steps: int, num_process
     multiplied by the number of processes, as Kohya does."""
     name = cfg.lr_scheduler
     if optim.relative_step and name != "adafactor":
-        optim.notes.append(f"Adafactor with relative_step sets its own learning rate, so the '{name}' "
-                           f"scheduler is replaced by 'adafactor' (as Kohya does).")
+        optim.notes.append(said("Adafactor with relative_step sets its own learning rate, so the '{scheduler}' "
+                                "scheduler is replaced by 'adafactor' (as Kohya does).", scheduler=name))
         name = "adafactor"
     return SCHEDULERS[name](cfg, optim.optimizer, total_steps, num_processes)
 

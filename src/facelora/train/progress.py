@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .. import events as ev
 from ..config import TrainConfig
+from ..messages import Message
 from ..plan import Plan
 from ..tables import plan_table
 
@@ -86,8 +87,9 @@ class Reporter:
     # --- the run ---------------------------------------------------------------------------
 
     def start(self, cfg: TrainConfig, plan: Plan, device: str, first_step: int = 0,
-              notes: list[str] | None = None, used: tuple[tuple[str, str], ...] = ()) -> None:
-        """used: what the run really uses where cfg alone does not say (precision, attention)."""
+              notes: list[Message] | None = None, used: tuple[tuple[str, str], ...] = ()) -> None:
+        """used: what the run really uses where cfg alone does not say (precision, attention). The
+        notes print in English; the Start event holds each as its template and values."""
         if not self.enabled:
             return
         notes = list(notes or [])
@@ -95,12 +97,13 @@ class Reporter:
         self.console.print(plan_table(plan, "Training run", (("device", device),
                                                              *(used or (("precision", cfg.mixed_precision),)))))
         for n in notes:
-            self.note(n)
+            self.note(n.text)
         self.event(ev.Start(run=self.tensorboard_dir.name if self.tensorboard_dir else None,
                             total_steps=plan.total_steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch,
                             images=plan.images, repeats=plan.repeats, batch_size=plan.batch_size,
                             samples_per_epoch=plan.samples_per_epoch, first_step=first_step, device=device,
-                            mixed_precision=cfg.mixed_precision, params=cfg.model_dump(mode="json"), notes=notes))
+                            mixed_precision=cfg.mixed_precision, params=cfg.model_dump(mode="json"),
+                            notes=[n.plain().keys() for n in notes]))
         if self.tensorboard_dir is not None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -140,7 +143,7 @@ class Reporter:
             self.console.print(f"epoch {epoch}/{self._epochs}  step {step}/{self._total}  {speed}  "
                                f"ETA {_hms(eta)}  loss {loss:.4f}  avg {avg_loss:.4f}")
 
-    def skipped(self, step: int, epoch: int, count: int, message: ev.Message) -> None:
+    def skipped(self, step: int, epoch: int, count: int, message: Message) -> None:
         self.event(ev.Skipped(step=step, epoch=epoch, count=count, **message.keys()))
         self.note(message.text)
 
@@ -176,7 +179,7 @@ class Reporter:
         self._scalars(scores, epoch)
         self.print(f"epoch {epoch}: {message}")
 
-    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: ev.Message,
+    def end(self, step: int, epoch: int, avg_loss: float | None, files: list[Path], message: Message,
             interrupted: bool = False) -> None:
         self._stop_bar()
         seconds = round(time.monotonic() - self._t0, 3) if self._t0 else None
@@ -185,7 +188,7 @@ class Reporter:
         if message.text:
             self.print(message.text)
 
-    def error(self, step: int, message: ev.Message) -> None:
+    def error(self, step: int, message: Message) -> None:
         self._stop_bar()
         self.event(ev.Error(step=step, **message.keys()))
 

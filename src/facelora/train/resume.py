@@ -44,6 +44,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import TrainConfig
 from ..fileio import clear_write_errors, usual_permissions
+from ..messages import Message, said
 from .ema import WeightsEMA
 from .plain_state import ResumeError, from_json, rng_states, set_rng_states, to_json
 from .state import LoopState
@@ -192,41 +193,46 @@ def newest_state(state_dir: Path) -> tuple[Path, int] | None:
     return (states[0], int(_NAME.match(states[0].name).group(1))) if states else None
 
 
-def check_folder(folder: Path) -> str | None:
-    """Why `folder` is not a usable state (None when it is): a missing or unreadable manifest, a
-    missing file, or a file whose SHA-256 differs from the manifest's."""
+def check_folder(folder: Path) -> Message | None:
+    """Why `folder` is not a usable state, as the note that passes it over (None when it is
+    usable): a missing or unreadable manifest, a missing file, or a file whose SHA-256 differs
+    from the manifest's."""
     try:
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         files = manifest["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return "its manifest.json is missing or unreadable"
+        return said("Ignoring state {state}: its manifest.json is missing or unreadable; trying the one before it.",
+                    state=folder.name)
     if manifest.get("format") != FORMAT:
-        return f"it has format {manifest.get('format')}, this facelora reads {FORMAT}"
+        return said("Ignoring state {state}: it has format {found}, this facelora reads {wanted}; trying the one "
+                    "before it.", state=folder.name, found=manifest.get("format"), wanted=FORMAT)
     for name, want in files.items():
         path = folder / name
         if not path.is_file():
-            return f"{name} is missing"
+            return said("Ignoring state {state}: {file} is missing; trying the one before it.", state=folder.name,
+                        file=name)
         if path.stat().st_size != want["bytes"] or _fsync_and_hash(path)["sha256"] != want["sha256"]:
-            return f"{name} does not match its hash (a damaged or half-written file)"
+            return said("Ignoring state {state}: {file} does not match its hash (a damaged or half-written file); "
+                        "trying the one before it.", state=folder.name, file=name)
     return None
 
 
-def latest_state(state_dir: Path) -> tuple[Path | None, list[str]]:
+def latest_state(state_dir: Path) -> tuple[Path | None, list[Message]]:
     """The newest usable state folder, and notes on the broken ones passed over."""
     notes = []
     state_dir = Path(state_dir)
     if not state_dir.is_dir():
         return None, notes
     for p in sorted(state_dir.glob(TEMP_PREFIX + "*")):
-        notes.append(f"Ignoring {p.name}: a save that never finished (the run was killed while saving).")
+        notes.append(said("Ignoring {name}: a save that never finished (the run was killed while saving).", name=p.name))
     for p in sorted(state_dir.glob("step*")):
         if p.is_dir() and not (p / MANIFEST).is_file():
-            notes.append(f"Ignoring state {p.name}: it has no manifest.json (an incomplete save).")
+            notes.append(said("Ignoring state {name}: it has no manifest.json (an incomplete save).", name=p.name))
     for folder in complete_states(state_dir):
-        problem = check_folder(folder)
-        if problem is None:
+        passed_over = check_folder(folder)
+        if passed_over is None:
             return folder, notes
-        notes.append(f"Ignoring state {folder.name}: {problem}; trying the one before it.")
+        notes.append(passed_over)
     return None, notes
 
 
@@ -236,14 +242,14 @@ class Resumed:
     loop: LoopState
     finished: bool
     config: dict[str, Any]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Message] = field(default_factory=list)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
 
 
-def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int, num_processes: int) -> list[str]:
+def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int, num_processes: int) -> list[Message]:
     """Refuse a state whose network or optimizer differs from this run's; note other changes."""
     now = cfg.model_dump(mode="json")
     differ = [k for k in now if k in saved and saved[k] != now[k]]
@@ -266,11 +272,11 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     ignore = {"pretrained_model_name_or_path", "train_data_dir", "output_dir", "logging_dir"}
     changed = [k for k in differ if k not in ignore]
     if changed:
-        notes.append("Changed since the state was saved: " + ", ".join(
-            f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed) + ". The run continues with the new values.")
+        notes.append(said("Changed since the state was saved: {changes}. The run continues with the new values.",
+                          changes=", ".join(f"{k} {saved[k]!r} -> {now[k]!r}" for k in changed)))
     if saved_processes != num_processes:
-        notes.append(f"The state was saved by {saved_processes} process(es), this run has {num_processes}: "
-                     f"the rest of the run shares the data differently than an unbroken run would.")
+        notes.append(said("The state was saved by {saved} process(es), this run has {now}: the rest of the run shares "
+                          "the data differently than an unbroken run would.", saved=saved_processes, now=num_processes))
     return notes
 
 
@@ -303,12 +309,12 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
     return Resumed(folder, loop, bool(manifest.get("finished")), saved_cfg, notes)
 
 
-def restore_ema(folder: Path, ema: WeightsEMA) -> list[str]:
+def restore_ema(folder: Path, ema: WeightsEMA) -> list[Message]:
     """The EMA's averaged weights and update count as the state saved them (compare_config has
     made sure its ema_decay is this run's); a note when the state holds none (an older facelora's)."""
     if not (folder / "ema.json").is_file():
-        return [f"The state {folder.name} holds no EMA weights (saved by an older facelora): the EMA starts again "
-                f"from the resumed weights, so the -ema files differ from an unbroken run's."]
+        return [said("The state {name} holds no EMA weights (saved by an older facelora): the EMA starts again from "
+                     "the resumed weights, so the -ema files differ from an unbroken run's.", name=folder.name)]
     tensors = load_file(str(folder / "ema.safetensors"))
     try:
         ema.load_state_dict(from_json(json.loads((folder / "ema.json").read_text(encoding="utf-8")), tensors))
@@ -317,8 +323,8 @@ def restore_ema(folder: Path, ema: WeightsEMA) -> list[str]:
     return []
 
 
-def no_state_error(state_dir: Path, notes: list[str]) -> ResumeError:
-    why = (" " + " ".join(notes)) if notes else ""
+def no_state_error(state_dir: Path, notes: list[Message]) -> ResumeError:
+    why = (" " + " ".join(n.text for n in notes)) if notes else ""
     return ResumeError(f"Nothing to resume: no complete training state in {state_dir}.{why} "
                       f"Train without --resume to start from the beginning, or from a saved LoRA's weights "
                       f"with --network_weights FILE (the optimizer and the step count start over).")
@@ -337,9 +343,9 @@ def resume_run(state_dir: Path, network: torch.nn.Module, optimizer: torch.optim
     back.notes[:0] = found
     if accelerator.is_main_process:
         for partial in remove_partial_files(Path(cfg.output_dir), cfg.output_name):
-            back.notes.append(f"Removed {partial.name}: half of a LoRA file whose save was cut off.")
-    back.notes.append(f"Resuming at step {back.loop.global_step} of {total_steps} (epoch {back.loop.epoch}) "
-                      f"from {folder}.")
+            back.notes.append(said("Removed {name}: half of a LoRA file whose save was cut off.", name=partial.name))
+    back.notes.append(said("Resuming at step {step} of {total} (epoch {epoch}) from {folder}.",
+                           step=back.loop.global_step, total=total_steps, epoch=back.loop.epoch, folder=folder))
     return back
 
 

@@ -18,6 +18,7 @@ from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import set_seed
 
 from ..config import TrainConfig
+from ..messages import Message, said
 from ..model.sdmodel import SDModel
 from ..networks import create_network
 from ..networks.lora import LoRANetwork
@@ -42,12 +43,12 @@ def make_accelerator(mixed_precision: str, cpu: bool, full_fp16: bool = False) -
     return set_scaler(Accelerator(mixed_precision=mixed_precision, cpu=cpu), full_fp16)
 
 
-def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[str]]:
+def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> tuple[LoRANetwork, list[Message]]:
     """The base model frozen and on the device, the LoRA network (fp32, or the autocast dtype with
     full_fp16 / full_bf16) applied to it, started from network_weights when set; attention
     (xformers or SDPA), gradient checkpointing, train modes and torch.compile as cfg says.
     Returns the network and notes for the user."""
-    notes: list[str] = []
+    notes: list[Message] = []
     weight_dtype = frozen_dtype(cfg.mixed_precision, device)
     for part in (model.unet, model.text_encoder, model.vae):
         if part is not None:
@@ -67,7 +68,7 @@ def prepare_network(model: SDModel, cfg: TrainConfig, device: torch.device) -> t
     network.apply_to()
     if cfg.network_weights:
         network.load_weights(cfg.network_weights)
-        notes.append(f"Starting from the LoRA {cfg.network_weights}.")
+        notes.append(said("Starting from the LoRA {file}.", file=cfg.network_weights))
     network.to(device, network_dtype(cfg.mixed_precision, cfg.full_half))
     if cfg.gradient_checkpointing:
         model.unet.enable_gradient_checkpointing()

@@ -18,7 +18,7 @@ from .. import jobs
 from .. import pickers
 from ...fileio import atomic_write_text
 from ..common import Page, friendly, note, table, widget
-from ..i18n import T, error_message, tr
+from ..i18n import T, error_message, said_in, tr
 from ...config import PROJECT_FOLDERS
 from ..fields import MODEL, OUTSIDE_FILES, TINY, field_specs, from_widget, to_widget
 from ..workspace import MODEL_SUFFIXES, Workspace
@@ -153,7 +153,7 @@ def save_params(ws: Workspace, p: Project, specs: list, values: list[Any], promp
     settings.train = cfg
     p.save_settings(settings)
     messages.insert(0, T("Saved in {file}.", file=p.config_path.name))
-    done = note(" ".join(messages), "ok") + "".join(note(n, "warn") for n in notes)
+    done = note(" ".join(messages), "ok") + "".join(note(said_in(n), "warn") for n in notes)
     return done, _folder_numbers(p, cfg)[0], to_widget(by_name["sample_prompts"], cfg.sample_prompts)
 
 

@@ -6,6 +6,7 @@ changes nothing and reopening shows the run where it is."""
 from __future__ import annotations
 
 import html
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pandas as pd
 
 from ...errors import FaceloraError
 from ...events import Event, EventLog, Likeness, Start
+from ...fonts import font_path, has_cjk
 from ...project import Project
 from ...train import resume as saved
 from ...train.options import TrainOptions
@@ -26,6 +28,7 @@ from ..workspace import Workspace
 
 KIND = "train"
 CHART_POINTS = 1000
+SERIES_COLOURS = {"loss": "#4c78a8", "average": "#f58518"}
 LOG_LINES = 15  # the tail shown is as tall as the box, so its end is always in view
 _logs: dict[Path, EventLog] = {}  # one incremental reader per project, shared by all browsers
 _logs_lock = threading.Lock()
@@ -81,6 +84,36 @@ def state_note(p: Project, prog: jobs.Progress) -> str:
                   folder=folder.relative_to(p.root)), "info")
 
 
+def notes_html(events: list[Event]) -> str:
+    """The notes the run (its last start: a resume's own) printed at its start, in the page's language."""
+    start = next((e for e in reversed(events) if isinstance(e, Start)), None)
+    notes = start.said_notes() if start else []
+    if not notes:
+        return ""
+    items = "".join(f"<li>{html.escape(said_in(n))}</li>" for n in notes)
+    return f'<div id="train-notes"><b>{html.escape(tr("Notes at the start of the run"))}</b><ul>{items}</ul></div>'
+
+
+STARTED = re.compile(r'data-started-pid="(\d+)"')
+
+
+def started_reply(pid: int | None, resume: bool) -> str:
+    """Start's and Resume's reply, marked with the job's process id, so that the tick replaces it
+    by the run's state once that job has ended (action_after)."""
+    said = T("Training resumed (process {pid})." if resume else "Training started (process {pid}).", pid=pid)
+    return f'<div data-started-pid="{pid}">{note(said, "ok")}</div>'
+
+
+def action_after(action: str | None, prog: jobs.Progress, job: jobs.JobState) -> str | None:
+    """The banner once the job a Start or Resume reply announced has ended: the run's state (it
+    no longer says "Training resumed" over a finished run); None while it stands as it is."""
+    started = STARTED.search(action or "")
+    if started is None or (job.running and job.pid == int(started.group(1))):
+        return None
+    kind = {"failed": "error", "stopped": "warn", "finished": "ok"}.get(prog.status, "info")
+    return note(STATE_LABELS[prog.status], kind)
+
+
 def status_html(prog: jobs.Progress, job: jobs.JobState, more: str = "") -> str:
     label = STATE_LABELS[prog.status]
     starting = job.running and (prog.status != "running" or (prog.step == 0 and not prog.losses))
@@ -129,6 +162,36 @@ def loss_frame(prog: jobs.Progress, max_points: int = CHART_POINTS) -> pd.DataFr
         "loss": pd.Series([r[1] for r in rows], dtype="float64"),
         "series": pd.Series([r[2] for r in rows], dtype="object"),
     })
+
+
+def loss_chart(prog: jobs.Progress):
+    """The loss chart (matplotlib, sent as a picture): loss and average loss against step, with
+    whole steps on the x axis, never half-steps; its words in the page's language. None before
+    the first step."""
+    frame = loss_frame(prog)
+    if frame.empty:
+        return None
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.ticker import MaxNLocator
+
+    words = [tr(w) for w in ("step", "loss", *SERIES_COLOURS)]
+    font = FontProperties(fname=font_path(has_cjk("".join(words))))
+    fig = Figure(figsize=(9, 2.6), dpi=100)
+    ax = fig.subplots()
+    for (series, colour), word in zip(SERIES_COLOURS.items(), words[2:]):
+        part = frame[frame["series"] == series]
+        ax.plot(part["step"], part["loss"], color=colour, lw=1.4, label=word, marker="o" if len(part) < 3 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
+    first, last = int(frame["step"].min()), int(frame["step"].max())
+    if last - first < 2:  # a view narrower than two steps would get fractional ticks
+        ax.set_xlim(first - 1, last + 1)
+    ax.set_xlabel(words[0], fontproperties=font)
+    ax.set_ylabel(words[1], fontproperties=font)
+    ax.grid(alpha=0.3)
+    ax.legend(prop=font, loc="upper right")
+    fig.tight_layout()
+    return fig
 
 
 def saved_html(p: Project, prog: jobs.Progress) -> str:
@@ -186,10 +249,7 @@ def _layout(ws: Workspace, current: gr.State) -> dict[str, Any]:
                                           "are in output_dir: tick this to delete them, or change output_name.")
         w["action"] = gr.HTML(elem_id="train-action")
         w["status"] = gr.HTML(elem_id="train-status")
-        # Fixed colours: a chart that starts empty otherwise draws its lines without a stroke.
-        w["chart"] = gr.LinePlot(x="step", y="loss", color="series", label="Loss", height=260,
-                                 color_map={"loss": "#4c78a8", "average": "#f58518"},
-                                 elem_id="loss-chart", x_title="step", y_title="loss")
+        w["chart"] = gr.Plot(label="Loss", format="png", elem_id="loss-chart")
         with gr.Row():
             w["saved"] = gr.HTML(elem_id="train-saved")
             w["samples"] = gr.Gallery(label="Sample images", columns=4, height=220, elem_id="train-samples")
@@ -213,8 +273,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
             return note(why, "warn")
         options = TrainOptions(resume=resume, allow_pickle=bool(pickle_ok), overwrite=bool(overwrite) and not resume)
         job = jobs.start(p, KIND, ["train", str(p.root)], options=options)
-        return note(T("Training resumed (process {pid})." if resume else "Training started (process {pid}).",
-                      pid=job.pid), "ok")
+        return started_reply(job.pid, resume)
 
     @friendly()
     def stop(project_name: str) -> str:
@@ -229,14 +288,14 @@ def build(ws: Workspace, current: gr.State) -> Page:
                       [action])
     w["stop"].click(stop, [current], [action])
 
-    @ticking(6)
-    def values(project_name: str, last: dict[str, Any] | None):
+    @ticking(7)
+    def values(project_name: str, last: dict[str, Any] | None, shown_action: str | None = None):
         """Everything the tab shows; a component whose data did not change since this browser's
         last tick is skipped (the chart and the gallery are not sent again every second)."""
         try:
             p = ws.open(project_name)
         except (FaceloraError, OSError):
-            return None, "", gr.skip(), "", None, ""
+            return None, "", gr.skip(), "", None, "", gr.skip()
         job = jobs.state(p, KIND, lines=LOG_LINES)
         events = shown_events(events_of(p), job, resuming=bool(jobs.chosen_options(p, KIND).get("resume")))
         prog = jobs.progress(events, job.running)
@@ -249,18 +308,20 @@ def build(ws: Workspace, current: gr.State) -> Page:
         def fresh(name: str) -> bool:
             return old.get(name) != keys[name]
 
+        banner = action_after(shown_action, prog, job)
         return (keys,
-                status_html(prog, job, state_note(p, prog)) if fresh("status") else gr.skip(),
-                (loss_frame(prog) if prog.losses else None) if fresh("chart") else gr.skip(),
+                status_html(prog, job, state_note(p, prog) + notes_html(events)) if fresh("status") else gr.skip(),
+                loss_chart(prog) if fresh("chart") else gr.skip(),
                 saved_html(p, prog) + likeness_html(prog) if fresh("saved") else gr.skip(),
                 (sample_files or None) if fresh("samples") else gr.skip(),
-                job.output if fresh("log") else gr.skip())
+                job.output if fresh("log") else gr.skip(),
+                gr.skip() if banner is None else banner)
 
-    outputs = [seen, status, chart, saved, samples, log]
-    w["timer"].tick(values, [current, seen], outputs, show_progress="hidden")
+    outputs = [seen, status, chart, saved, samples, log, action]
+    w["timer"].tick(values, [current, seen, action], outputs, show_progress="hidden")
 
     def refresh(project_name: str):
-        return values(project_name, None)[1:] + ("",)
+        return values(project_name, None)[1:-1] + ("",)
 
-    return Page(refresh, outputs[1:] + [action])
+    return Page(refresh, outputs[1:])
 
