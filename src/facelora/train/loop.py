@@ -29,7 +29,6 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from .. import events as ev
 from ..config import ConfigError, TrainConfig, check
 from ..dataset import Dataset, caption_notes, scan_for
 from ..errors import FaceloraError, said_by
