@@ -188,6 +188,22 @@ ZH_CN: dict[str, str] = {
         "第 {step} 步的训练状态已保存（{folder}）：“继续”会从那里接着训练。",
     "No training state was saved (save_state is off): Resume cannot go on with this run; Start trains a new one.":
         "没有保存训练状态（save_state 已关闭）：“继续”无法接着这次训练；“开始”会训练新的一次。",
+    # the plan's notes and the tutorial's ranges (plan.py), on the Plan and Photos pages
+    "max_train_epochs is not set: training stops at step {step} in epoch {epoch}.":
+        "未设置 max_train_epochs：训练在第 {epoch} 轮的第 {step} 步停止。",
+    "{repeats} repeats give {total} steps, not exactly the {asked} asked for (repeats must be a whole number).":
+        "{repeats} 次重复得到 {total} 步，而不是正好要求的 {asked} 步（重复次数必须是整数）。",
+    "validation_split {split:g} of {n} photos holds none out (Kohya rounds the share): no validation loss. Raise it, "
+    "or add photos.": "{n} 张照片的 validation_split {split:g} 留不出任何照片（Kohya 会对比例取整）：没有验证损失。请调高它，或添加照片。",
+    "{reg} class images are cycled to {samples} samples per epoch, as many as the person's {images} images x repeats "
+    "(Kohya's DreamBooth counting), so an epoch is {epoch} samples.":
+        "{reg} 张类别图像每轮循环成 {samples} 个样本，与本人的 {images} 个 图像数 x 重复次数 一样多（Kohya 的 DreamBooth 计数），所以一轮是 {epoch} 个样本。",
+    "{images} photo(s): the tutorial uses at least {least} of the face (more angles and lights make a more faithful "
+    "LoRA).": "{images} 张照片：教程至少使用 {least} 张脸部照片（角度和光线越多，LoRA 越逼真）。",
+    "{name} {value} lies outside the tutorial's {low}-{high} for a face.": "{name} {value} 超出了教程针对人脸给出的 {low}-{high}。",
+    "{name} {value} lies outside the tutorial's {low}-{high} for a face (facelora plan PROJECT --epochs E "
+    "--max-train-steps S works out the repeats).":
+        "{name} {value} 超出了教程针对人脸给出的 {low}-{high}（facelora plan PROJECT --epochs E --max-train-steps S 可以算出重复次数）。",
     **ZH_CN_PARAMS,
     **ZH_CN_ERRORS,
     **ZH_CN_TRAIN,
