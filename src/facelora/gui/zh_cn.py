@@ -1,9 +1,11 @@
 """Simplified Chinese (zh-CN) for the GUI, keyed by the English text in the code: the pages'
 labels, help lines and Markdown, and every fixed message (templates keep their {placeholders}).
 Kohya's parameter names and file names stay as they are. The parameters' words are in
-zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py."""
+zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py, scoring's
+verdicts in zh_cn_evaluate.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
+from .zh_cn_evaluate import ZH_CN_EVALUATE
 from .zh_cn_params import ZH_CN_PARAMS
 from .zh_cn_prepare import ZH_CN_PREPARE
 from .zh_cn_train import ZH_CN_TRAIN
@@ -188,6 +190,8 @@ ZH_CN: dict[str, str] = {
         "第 {step} 步的训练状态已保存（{folder}）：“继续”会从那里接着训练。",
     "No training state was saved (save_state is off): Resume cannot go on with this run; Start trains a new one.":
         "没有保存训练状态（save_state 已关闭）：“继续”无法接着这次训练；“开始”会训练新的一次。",
+    "facelora (the parameters are in {file}):": "facelora（参数在 {file} 中）：",
+    "Kohya's sd-scripts, the same settings:": "Kohya 的 sd-scripts，同样的设置：",
     # the plan's notes and the tutorial's ranges (plan.py), on the Plan and Photos pages
     "max_train_epochs is not set: training stops at step {step} in epoch {epoch}.":
         "未设置 max_train_epochs：训练在第 {epoch} 轮的第 {step} 步停止。",
@@ -208,4 +212,5 @@ ZH_CN: dict[str, str] = {
     **ZH_CN_ERRORS,
     **ZH_CN_TRAIN,
     **ZH_CN_PREPARE,
+    **ZH_CN_EVALUATE,
 }
