@@ -56,6 +56,11 @@ def set_notes(p: Project) -> str:
     return "".join(note(m, "warn") for m in warned) + (note(resolution) if resolution else "")
 
 
+def framed(headers: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    """A table's value with its column names in the page's language."""
+    return {"headers": [tr(h) for h in headers], "data": rows}
+
+
 def thumbnail(image: Path) -> str:
     """An <img> of a training image, served by gradio's file route (the project is an allowed path)."""
     src = "/gradio_api/file=" + urllib.parse.quote(str(image.resolve()))
@@ -192,14 +197,14 @@ def build(ws: Workspace, current: gr.State) -> Page:
 
     def refresh_values(p: Project):
         sheet_path = p.contact_sheet
-        return (set_notes(p), str(sheet_path) if sheet_path.is_file() else None, report_rows(p) or None,
-                caption_rows(p) or None)
+        return (set_notes(p), str(sheet_path) if sheet_path.is_file() else None,
+                framed(REPORT_COLUMNS, report_rows(p)), framed(CAPTION_COLUMNS, caption_rows(p)))
 
     def refresh(project_name: str):
         try:
             p = ws.open(project_name)
         except (FaceloraError, OSError):
-            return "", "", None, None, None
+            return "", "", None, framed(REPORT_COLUMNS, []), framed(CAPTION_COLUMNS, [])
         return ("", *refresh_values(p))
 
     return Page(refresh, [status, *shown])
