@@ -120,9 +120,10 @@ def _error_classes() -> list[str]:
 def _word_tables() -> list[str]:
     from facelora.gui.pages import evaluate, params, photos, train
     from facelora.gui.workspace import RULE
+    from facelora.locks import CONFLICTS  # the jobs' names, as the Project and Evaluate pages list them
 
     words = [RULE, *params.PRESET_TITLES.values(), *train.STATE_LABELS.values(), *evaluate.SCORE_COLUMNS,
-             *photos.REPORT_COLUMNS, *photos.CAPTION_COLUMNS]
+             *photos.REPORT_COLUMNS, *photos.CAPTION_COLUMNS, *CONFLICTS]
     return words + [t for kinds in evaluate.JOB_TEXTS.values() for t in kinds.values()]
 
 

@@ -118,6 +118,9 @@ ZH_CN: dict[str, str] = {
     "Refused {name}: {reason}.": "已拒绝 {name}：{reason}。",
     "{path} is not a folder of photos: upload photos, or name a folder.": "{path} 不是照片文件夹：请上传照片，或指定一个文件夹。",
     "loading the face detector": "正在加载人脸检测器",
+    "preparing the photos": "正在准备照片",
+    # the jobs, as the Project page lists the running ones (locks.CONFLICTS)
+    "train": "训练", "prepare": "准备", "grid": "网格", "score": "评分",
     "Saved {n} caption(s).": "已保存 {n} 条标注。",
     "No caption changed.": "没有标注被修改。",
     "Prepare options: {error}": "准备选项：{error}",

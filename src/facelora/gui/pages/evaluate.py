@@ -281,7 +281,7 @@ def _wire_jobs(ws: Workspace, current: gr.State, w: dict[str, Any], specs: list[
             return note("Nothing is running.")
         for k in running:
             jobs.stop(p, k, wait_s=10)
-        return note(T("Stopped: {jobs}.", jobs=", ".join(running)), "ok")
+        return note(T("Stopped: {jobs}.", jobs=", ".join(tr(k) for k in running)), "ok")
 
     w["grid_btn"].click(lambda n, *v: run(n, "grid", *v), [current, *w["options"].values()], [w["action"]])
     w["score_btn"].click(lambda n: run(n, "score"), [current], [w["action"]])

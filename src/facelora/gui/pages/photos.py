@@ -21,7 +21,7 @@ from ...project import Project
 
 from .. import pickers
 from ..common import Page, friendly, note, widget
-from ..i18n import T, said_in, tr
+from ..i18n import T, language, said_in, tr
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
 from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
@@ -179,9 +179,11 @@ def build(ws: Workspace, current: gr.State) -> Page:
             opts = PrepareOptions(**chosen)
         except ValueError as e:
             raise FaceloraError("Prepare options: {error}", error=e) from None
+        shown = (lambda msg: msg) if language() == "en" else (lambda msg: tr("preparing the photos"))
         progress(0, desc=tr("loading the face detector"))
         with locks.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
-            done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))
+            # each photo's English line is the terminal's; the page says its own words
+            done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=shown(msg)))
         summary = T("Prepared {n} photo(s): {ok} accepted, {bad} rejected.", n=len(done.items),
                     ok=len(done.accepted), bad=len(done.rejected))
         return (note(summary, "ok" if done.accepted else "warn"), *refresh_values(p))
