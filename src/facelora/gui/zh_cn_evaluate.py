@@ -36,4 +36,13 @@ ZH_CN_EVALUATE: dict[str, str] = {
     "{label}: {share:.0%} of the faces in the bleed prompts (other people, no trigger) are the person: the LoRA puts "
     "the face on everyone.": "{label}：渗透提示词（其他人，没有触发词）中 {share:.0%} 的脸是本人：LoRA 把这张脸放到了每个人身上。",
     "{n} reference photo(s) have no face dlib can find and are left out.": "{n} 张参考照片中 dlib 找不到人脸，已排除。",
+    # installing a LoRA file (evaluate/loras.py), and the files a grid takes
+    "No LoRA file '{file}' in {folder}. Files there: {have}.": "{folder} 中没有 LoRA 文件“{file}”。那里的文件：{have}。",
+    "none (train first)": "无（请先训练）",
+    "No LoRA files named {pattern} in {folder}: train first (facelora train PROJECT), or name the files with "
+    "--checkpoints.": "{folder} 中没有名为 {pattern} 的 LoRA 文件：请先训练（facelora train PROJECT），或用 --checkpoints 指定文件。",
+    "{folder} is not a folder; give the LoRA folder, e.g. stable-diffusion-webui/models/Lora.":
+        "{folder} 不是文件夹；请给出 LoRA 文件夹，例如 stable-diffusion-webui/models/Lora。",
+    "{file} exists and holds other weights; use --overwrite to replace it.":
+        "{file} 已存在且是别的权重；要替换它，请勾选“替换同名的不同文件”（命令行：--overwrite）。",
 }
