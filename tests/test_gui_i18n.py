@@ -8,7 +8,6 @@ zh-CN template, and every FaceloraError class has its kind in Chinese for the re
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -120,10 +119,9 @@ def _error_classes() -> list[str]:
 def _word_tables() -> list[str]:
     from facelora.gui.pages import evaluate, params, photos, train
     from facelora.gui.workspace import RULE
-    from facelora.locks import CONFLICTS  # the jobs' names, as the Project and Evaluate pages list them
 
     words = [RULE, *params.PRESET_TITLES.values(), *train.STATE_LABELS.values(), *evaluate.SCORE_COLUMNS,
-             *photos.REPORT_COLUMNS, *photos.CAPTION_COLUMNS, *CONFLICTS]
+             *photos.REPORT_COLUMNS, *photos.CAPTION_COLUMNS]
     return words + [t for kinds in evaluate.JOB_TEXTS.values() for t in kinds.values()]
 
 
@@ -302,41 +300,16 @@ def test_an_upload_refused_by_prepare_says_why_in_the_gui_language(tmp_path: Pat
     assert chinese[2][1].startswith("不是 facelora 可读取的照片类型（.jpg")
 
 
-# prepare's rejections (the report's reason)
+# prepare's rejections (the report's reason) and the names its PrepareItem goes by in prepare/
 REJECTIONS = ("ImageRejected", "CropRejected", "_Rejected")
+ITEMS = ("item", "it")
 PREPARE_HINT = ("reject with a template (raise CropRejected(\"... {px} ...\", px=n), item.reject(said(...))), warn "
                 "with item.warn(said(\"... {px} ...\", px=n)), and add its Chinese to src/facelora/gui/zh_cn_prepare.py")
 
 
-NOTE_FIELDS = ("reason", "warnings", "notes", "resolution_note")  # what a report, a plan or a score says in English
-
-
-def _from_text(node: ast.AST) -> bool:
-    """A value made from a message's English (`message.text`, or texts kept from a list), not typed
-    as bare text."""
-    return isinstance(node, ast.ListComp) or any(isinstance(n, ast.Attribute) and n.attr == "text"
-                                                 for n in ast.walk(node))
-
-
-def _bare_note(node: ast.AST) -> bool:
-    """A reason, warning or note given as bare text, with no template beside it: assigned to (or
-    appended to) one of NOTE_FIELDS of any object (an item, the set's coverage, the report, a plan)."""
-    if isinstance(node, (ast.Assign, ast.AugAssign)):
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-        fields = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
-        return any(isinstance(t, ast.Attribute) and t.attr in NOTE_FIELDS for t in fields) and \
-            not _from_text(node.value)
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("append", "extend"):
-        owner = node.func.value
-        return isinstance(owner, ast.Attribute) and owner.attr in NOTE_FIELDS and \
-            not all(_from_text(a) for a in node.args)
-    return False
-
-
 def _prepare_notes() -> tuple[list[str], list[str]]:
-    """prepare/'s rejection reasons and warnings that the Photos page shows (each photo's, and the
-    set's: its pose coverage, the resolution note): the templates raised, and the places that give a
-    reason, a warning or a note as bare text (no template beside it)."""
+    """prepare/'s rejection reasons and warnings that the Photos page shows: the templates raised,
+    and the places that give a reason or a warning as bare text (no template beside it)."""
     templates, untranslatable = [], []
     for path in sorted((SRC / "prepare").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -346,7 +319,15 @@ def _prepare_notes() -> tuple[list[str], list[str]]:
                 found = _literals(node.exc.args[0]) if node.exc.args else []
                 templates += found
                 untranslatable += [] if found else [where]
-            elif _bare_note(node):
+            elif isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for t in [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]:
+                    if isinstance(t, ast.Attribute) and t.attr in ("reason", "warnings") and \
+                            getattr(t.value, "id", None) in ITEMS and not isinstance(node.value, ast.ListComp):
+                        untranslatable.append(where)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                    "append", "extend") and isinstance(node.func.value, ast.Attribute) and \
+                    node.func.value.attr == "warnings" and getattr(node.func.value.value, "id", None) in ITEMS:
                 untranslatable.append(where)
             elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "PrepareItem" and \
                     {"reason"} & {k.arg for k in node.keywords} and "reason_said" not in {k.arg for k in node.keywords}:
@@ -401,120 +382,3 @@ def test_the_photos_page_shows_reasons_and_warnings_in_its_language_and_old_repo
         ["a.jpg", "已拒绝", "头顶被照片的上边缘切掉；请使用头部周围留有空间的照片"],
         ["b.jpg", "已采用", "脸部模糊（清晰度 12，低于 40）; 与 c.jpg 几乎重复（pHash 相差不超过 6 位）"],
         ["d.jpg", "已采用", "blurry face (sharpness 3, below 40)"]]  # no template: as written
-
-
-# The steps whose own words the Plan and Evaluate pages show: the plan's notes and the tutorial's
-# ranges, scoring's verdict and warnings (likeness.json)
-STEP_SOURCES = ("plan.py", "evaluate/board.py")
-STEP_HINT = ("write it as said(\"{n} photo(s): ...\", n=n) (plan.note(...), group.warn(...)) and add its Chinese to "
-             "src/facelora/gui/zh_cn.py (the plan) or zh_cn_evaluate.py (scoring)")
-
-
-def _step_messages() -> tuple[list[str], list[str]]:
-    """STEP_SOURCES' said() templates, and the places that give a note or warning as bare text."""
-    templates, untranslatable = [], []
-    for src in STEP_SOURCES:
-        path = SRC / src
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            where = f"{src}:{getattr(node, 'lineno', 0)}: {ast.unparse(node)[:100]}"
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "said" and node.args:
-                found = _literals(node.args[0])
-                templates += found
-                untranslatable += [] if found else [where]
-            elif _bare_note(node):
-                untranslatable.append(where)
-    return templates, untranslatable
-
-
-def test_every_plan_note_and_score_verdict_has_a_chinese_template():
-    from facelora.evaluate.board import RULE, TINY_NOISE
-
-    templates, untranslatable = _step_messages()
-    assert {"{name} {value} lies outside the tutorial's {low}-{high} for a face.",
-            "No generated image has a face, so no file or weight can be picked{noise}."} <= set(templates)
-    assert not untranslatable, f"{len(untranslatable)} notes cannot be translated; {STEP_HINT}:\n" + \
-        "\n".join(untranslatable)
-    left = i18n.missing(templates + [RULE, TINY_NOISE])
-    assert not left, f"{len(left)} notes have no zh-CN template; {STEP_HINT}:\n" + "\n".join(left)
-
-
-def _words(page_html: str) -> str:
-    return re.sub(r"<[^>]+>", " ", page_html)
-
-
-def _report(tmp_path: Path, p, **fields):
-    from facelora.prepare.options import PrepareOptions
-    from facelora.prepare.report import PrepareReport
-
-    report = PrepareReport(photos=str(tmp_path), project=str(p.root), concept_dir="10_ohwx", trigger="ohwx",
-                           class_word=None, options=PrepareOptions(), **fields)
-    p.prepare_report.write_text(report.model_dump_json(), encoding="utf-8")
-
-
-def test_the_photos_page_says_the_sets_notes_in_its_language_and_old_reports_as_written(tmp_path: Path):
-    from facelora.events import said
-    from facelora.gui.pages.photos import set_notes
-    from facelora.prepare import audit
-    from facelora.prepare.report import PrepareItem
-    from facelora.project import init_project
-
-    p = init_project(tmp_path / "p", "ohwx")
-    items = [PrepareItem(source=f"{tmp_path}/{i}.jpg", status="accepted", yaw=3.0 * i, expression="smile")
-             for i in range(3)]
-    moved = said("The project now trains at {resolution} (resolution in {file}, was {before}), the crops' size.",
-                 resolution=768, file="facelora.toml", before="512")
-    _report(tmp_path, p, items=items, coverage=audit.coverage(items), resolution_note=moved.text,
-            resolution_said=moved)
-    english = set_notes(p)
-    assert "no three-quarter view or profile: all 3 photo(s)" in english and "one expression (smile)" in english
-    assert "3 photo(s): the tutorial uses at least 10" in english and "now trains at 768" in english
-    i18n.set_language("zh-CN")
-    try:
-        chinese = set_notes(p)
-    finally:
-        i18n.set_language("en")
-    assert "没有四分之三侧脸或侧脸：全部 3 张照片" in chinese and "只有一种表情（微笑）" in chinese
-    assert "教程至少使用 10 张" in chinese and "项目现在以 768 训练" in chinese
-    assert not re.search(r"[a-z]{3,} [a-z]{3,}", _words(chinese)), chinese
-    old = {"warnings": ["one expression (smile) in all 3 photo(s); as an old report wrote it"]}
-    _report(tmp_path, p, items=items, coverage=old, resolution_note="the project now trains at 768 (old words)")
-    i18n.set_language("zh-CN")
-    try:
-        kept = set_notes(p)
-    finally:
-        i18n.set_language("en")
-    assert "as an old report wrote it" in kept and "(old words)" in kept  # no template: as written
-
-
-def test_the_plan_and_the_scores_show_in_chinese(tmp_path: Path):
-    from facelora.fileio import atomic_write_json
-    from facelora.gui.pages.evaluate import best_html
-    from facelora.gui.pages.params import plan_html_for
-    from facelora.gui.workspace import Workspace
-    from facelora.project import init_project
-
-    ws = Workspace.of(tmp_path)
-    p = init_project(tmp_path / "p", "ohwx")
-    i18n.set_language("zh-CN")
-    try:
-        plan = plan_html_for(ws, "", None, 2, None, 4, 1, "ohwx", 1, 1, None)  # no epochs: a note, all out of range
-        verdict = "No generated image has a face, so no file or weight can be picked{noise}."
-        atomic_write_json(p.likeness_json, {"verdict": "No generated image has a face (old words).", "rule": "R"})
-        old = best_html(p)
-        from facelora.evaluate.board import RULE, TINY_NOISE
-
-        atomic_write_json(p.likeness_json, {
-            "verdict": verdict.format(noise=TINY_NOISE), "rule": RULE,
-            "verdict_said": {"template": verdict, "values": {"noise": TINY_NOISE}},
-            "warnings": ["2 reference photo(s) have no face dlib can find and are left out."],
-            "warnings_said": [{"template": "{n} reference photo(s) have no face dlib can find and are left out.",
-                               "values": {"n": 2}}]})
-        scored = best_html(p)
-    finally:
-        i18n.set_language("en")
-    assert "未设置 max_train_epochs" in plan and "超出了教程" in plan and "教程至少使用 10 张" in plan
-    assert "生成的图像中没有人脸" in scored and "tiny 测试模型" in scored and "2 张参考照片" in scored
-    assert "最佳 = " in scored
-    for shown in (plan, scored):
-        assert not re.search(r"[a-z]{3,} [a-z]{3,} [a-z]{3,}", _words(shown)), shown
-    assert "(old words)" in old  # likeness.json written before the templates: its English
