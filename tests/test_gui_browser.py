@@ -369,13 +369,14 @@ def _open_accordions(page) -> None:
 
 
 QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a quoted prompt or value, as the person would type it
-NAMES = {"facelora", "alice", "ohwx", "woman"}  # the program, the test's project name, trigger and class word
+# the language switch's own name, the program, Kohya's and others' names, the test's project name, trigger and class word
+NAMES = {"English", "facelora", "Kohya", "LoRA", "TensorBoard", "Stable Diffusion", "alice", "ohwx", "woman"}
 
 
 def english(text: str) -> bool:
     """An English sentence, or a line of English words only (a table's column name, a state)."""
     text = QUOTED.sub("", text)
-    only_words = re.fullmatch(r"[a-z]+(?: [a-z]+)*", text) and text not in NAMES
+    only_words = re.fullmatch(r"[A-Za-z]+(?: [A-Za-z]+)*", text) and text not in NAMES
     return bool(ENGLISH.search(text) or only_words)
 
 

@@ -91,6 +91,7 @@ ZH_CN: dict[str, str] = {
     "Your program's LoRA folder (e.g. stable-diffusion-webui/models/Lora), one of the folders this GUI may use (add it on the Project page).": "你的程序的 LoRA 文件夹（例如 stable-diffusion-webui/models/Lora），须是本界面可以使用的文件夹之一（在项目页添加）。",
     "Replace a different file of that name": "替换同名的不同文件",
     "Install": "安装",
+    "Download": "下载",
     "**Open project:** `{name}`": "**当前项目：** `{name}`",
     "**No project open.**": "**没有打开的项目。**",
     "Unexpected error: {error}. The traceback is in {path}; please report it.": "意外错误：{error}。完整的错误回溯在 {path}；请报告此问题。",
