@@ -404,6 +404,8 @@ def _no_english_on_the_chinese_pages(page, url: str) -> None:
     chinese.set_default_timeout(30_000)
     chinese.goto(url)
     chinese.wait_for_selector("#create-project")
+    # the page's load is done (no project in a new browser) before one is opened, or its end would close it
+    expect(chinese.locator("#project-summary")).to_contain_text("尚未打开项目", timeout=60_000)
     box = chinese.locator("#open-name input")
     box.fill("alice")
     box.press("Enter")
