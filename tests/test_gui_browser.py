@@ -334,3 +334,93 @@ def test_whole_workflow_in_the_browser(page, server, tmp_path: Path, astronaut, 
         assert status != 200 and b"not for the browser" not in body, path
     status, _ = _get(f"{url}/gradio_api/file={ws / 'alice' / 'facelora.toml'}")
     assert status == 200  # the same route does serve files inside the workspace
+
+    _no_english_on_the_chinese_pages(page, url)
+
+
+# --- The Chinese page: no English sentence left (this part: helper "words") ------------------------
+# An English sentence: three or more lowercase words in a row. Kohya's names (network_dim), file
+# names and paths do not match (their _ . / join the words); the captions are the person's own
+# text, in Kohya's English tags by design, and the log boxes are textareas (their text is not the
+# page's words).
+ENGLISH = re.compile(r"(?<![\w./\\-])[a-z]+(?:'[a-z]+)?(?:,? [a-z]+(?:'[a-z]+)?){2,}(?![\w/\\-])")
+NOT_WORDS = '#captions [data-testid$="-2"], code, script, style, textarea, input'  # captions; commands, names
+ZH_TABS = ("项目", "照片", "计划与参数", "训练", "评估")
+
+
+def _visible_lines(page) -> list[str]:
+    """Every visible text of the page, one per text node, outside NOT_WORDS; the accordions opened."""
+    return page.evaluate("""(skip) => {
+        const out = [], walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            const el = n.parentElement, text = n.textContent.trim();
+            if (!text || !el || el.closest(skip)) continue;
+            if (!el.checkVisibility({checkOpacity: true, checkVisibilityCSS: true})) continue;
+            out.push(text);
+        }
+        return out;
+    }""", NOT_WORDS)
+
+
+def _open_accordions(page) -> None:
+    """Open every closed accordion of the shown tab (twice: one may hold another)."""
+    for _ in range(2):
+        page.evaluate("""() => document.querySelectorAll('.gr-accordion').forEach(a => {
+            const head = a.querySelector('button.label-wrap'), body = a.querySelector('[data-testid="accordion-content"]');
+            if (head && body && head.checkVisibility() && !body.checkVisibility()) head.click();
+        })""")
+        page.wait_for_timeout(800)
+
+
+QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a quoted prompt or value, as the person would type it
+# the language switch's own name, the program, Kohya's and others' names, the test's project name, trigger and class word
+NAMES = {"English", "facelora", "Kohya", "LoRA", "TensorBoard", "Stable Diffusion", "alice", "ohwx", "woman"}
+
+
+def english(text: str) -> bool:
+    """An English sentence, or a line of English words only (a table's column name, a state)."""
+    text = QUOTED.sub("", text)
+    only_words = re.fullmatch(r"[A-Za-z]+(?: [A-Za-z]+)*", text) and text not in NAMES
+    return bool(ENGLISH.search(text) or only_words)
+
+
+def english_left_in_chinese(page) -> dict[str, list[str]]:
+    """Each zh-CN tab's visible lines that hold English words (accordions opened)."""
+    found: dict[str, list[str]] = {}
+    for name in ZH_TABS:
+        _tab(page, name)
+        _open_accordions(page)
+        lines = [t for t in _visible_lines(page) if english(t)]
+        if lines:
+            found[name] = sorted(set(lines))
+    return found
+
+
+def _no_english_on_the_chinese_pages(page, url: str) -> None:
+    """After the whole workflow (prepare's report and warnings, a run, a grid and its scores on
+    the pages): switched to 简体中文 and opened in a browser whose language is Chinese (gradio's
+    own words follow the browser's), no tab shows an English sentence or word."""
+    page.get_by_label("简体中文").check()
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("tab", name="训练")).to_be_visible(timeout=15_000)
+    chinese = page.context.browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900}).new_page()
+    chinese.set_default_timeout(30_000)
+    chinese.goto(url)
+    chinese.wait_for_selector("#create-project")
+    # the page's load is done (no project in a new browser) before one is opened, or its end would close it
+    expect(chinese.locator("#project-summary")).to_contain_text("尚未打开项目", timeout=60_000)
+    box = chinese.locator("#open-name input")
+    box.fill("alice")
+    box.press("Enter")
+    chinese.click("#open-project")
+    expect(chinese.locator("#current-project")).to_contain_text("alice", timeout=30_000)
+    _tab(chinese, "照片")
+    expect(chinese.locator("#prepare-notes")).to_contain_text("张照片", timeout=15_000)  # the set's warnings
+    found = english_left_in_chinese(chinese)
+    _tab(chinese, "照片")
+    _shot(chinese, "6-chinese-photos")
+    _tab(chinese, "评估")
+    _shot(chinese, "6-chinese-evaluate")
+    assert not found, "English left on the zh-CN pages (translate it in src/facelora/gui/zh_cn*.py):\n" + "\n".join(
+        f"{tab}: {line}" for tab, lines in found.items() for line in lines)

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import config as cfgmod
 from .dataset import Bucketing, Dataset, with_repeats
 from .filenames import lora_filename
+from .messages import Message, said
 from .project import Project
 
 
@@ -78,6 +79,11 @@ class Plan:
     validation_images: int = 0  # photos held out for the validation loss
     validation_photos: list[str] = field(default_factory=list)  # which: "<folder>/<file>" each
     notes: list[str] = field(default_factory=list)
+    notes_said: list[Message] = field(default_factory=list)  # each note's template and values (the GUI's language)
+
+    def note(self, message: Message) -> None:
+        self.notes.append(message.text)
+        self.notes_said.append(message)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -114,22 +120,23 @@ def plan_for(cfg: cfgmod.TrainConfig, images: Dataset | int, num_processes: int 
         repeats = repeats or 1
         buckets = [count * repeats]
     spe = steps_per_epoch(sum(buckets), batch, num_processes, acc, buckets)
-    notes = []
     if cfg.max_train_epochs:
         epochs, total = cfg.max_train_epochs, cfg.max_train_epochs * spe
     else:
         epochs, total = math.ceil(cfg.max_train_steps / spe), cfg.max_train_steps
-        notes.append(f"max_train_epochs is not set: training stops at step {total} in epoch {epochs}.")
-    if budget and total != cfg.max_train_steps:
-        notes.append(f"{repeats} repeats give {total} steps, not exactly the {cfg.max_train_steps} asked for "
-                     f"(repeats must be a whole number).")
     files = [lora_filename(cfg.output_name, epoch=e if e != epochs else None)
              for e in saved_epochs(epochs, cfg.save_every_n_epochs, cfg.save_last_n_epochs)]
-    plan = with_held_and_class_images(Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc,
-                                           sum(buckets), notes=notes), dataset)
+    plan = Plan(count, repeats, epochs, batch, spe, total, files, num_processes, acc, sum(buckets))
+    if not cfg.max_train_epochs:
+        plan.note(said("max_train_epochs is not set: training stops at step {step} in epoch {epoch}.", step=total,
+                       epoch=epochs))
+    if budget and total != cfg.max_train_steps:
+        plan.note(said("{repeats} repeats give {total} steps, not exactly the {asked} asked for (repeats must be a "
+                       "whole number).", repeats=repeats, total=total, asked=cfg.max_train_steps))
+    plan = with_held_and_class_images(plan, dataset)
     if cfg.validation_split and dataset is not None and not plan.validation_images:
-        plan.notes.append(f"validation_split {cfg.validation_split:g} of {count} photos holds none out (Kohya "
-                          f"rounds the share): no validation loss. Raise it, or add photos.")
+        plan.note(said("validation_split {split:g} of {n} photos holds none out (Kohya rounds the share): no "
+                       "validation loss. Raise it, or add photos.", split=cfg.validation_split, n=count))
     return plan
 
 
@@ -145,10 +152,10 @@ def with_held_and_class_images(plan: Plan, dataset: Dataset | None) -> Plan:
     if reg:
         plan.reg_images = sum(len(s.images) for s in reg)
         plan.reg_samples = dataset.num_samples - dataset.num_train_samples
-        plan.notes.append(
-            f"{plan.reg_images} class images are cycled to {plan.reg_samples} samples per epoch, as many as the "
-            f"person's {dataset.num_train_samples} images x repeats (Kohya's DreamBooth counting), so an epoch "
-            f"is {plan.samples_per_epoch} samples.")
+        plan.note(said(
+            "{reg} class images are cycled to {samples} samples per epoch, as many as the person's {images} images "
+            "x repeats (Kohya's DreamBooth counting), so an epoch is {epoch} samples.", reg=plan.reg_images,
+            samples=plan.reg_samples, images=dataset.num_train_samples, epoch=plan.samples_per_epoch))
     return plan
 
 
@@ -168,21 +175,28 @@ TUTORIAL_RANGES = {"repeats": (10, 30), "epochs": (5, 10), "total steps": (3000,
 TUTORIAL_MIN_PHOTOS = 10
 
 
-def tutorial_warnings(images: int | None = None, repeats: int | None = None, epochs: int | None = None,
-                      total_steps: int | None = None) -> list[str]:
+def tutorial_said(images: int | None = None, repeats: int | None = None, epochs: int | None = None,
+                  total_steps: int | None = None) -> list[Message]:
     """What lies outside the tutorial's ranges: the one rule `prepare`, `plan`, `train`, `run` and
-    the GUI warn with. Give what is known; a plan's numbers: tutorial_warnings(**plan_numbers(plan))."""
+    the GUI warn with (as templates and values: the GUI says them in its language). Give what is
+    known; a plan's numbers: tutorial_said(**plan_numbers(plan))."""
     out = []
     if images is not None and images < TUTORIAL_MIN_PHOTOS:
-        out.append(f"{images} photo(s): the tutorial uses at least {TUTORIAL_MIN_PHOTOS} of the face "
-                   f"(more angles and lights make a more faithful LoRA).")
+        out.append(said("{images} photo(s): the tutorial uses at least {least} of the face (more angles and lights "
+                        "make a more faithful LoRA).", images=images, least=TUTORIAL_MIN_PHOTOS))
     for name, value in (("repeats", repeats), ("epochs", epochs), ("total steps", total_steps)):
         low, high = TUTORIAL_RANGES[name]
         if value is not None and not low <= value <= high:
-            out.append(f"{name} {value} lies outside the tutorial's {low}-{high} for a face"
-                       + (" (facelora plan PROJECT --epochs E --max-train-steps S works out the repeats)."
-                          if name != "epochs" else "."))
+            out.append(said("{name} {value} lies outside the tutorial's {low}-{high} for a face." if name == "epochs"
+                            else "{name} {value} lies outside the tutorial's {low}-{high} for a face (facelora plan "
+                            "PROJECT --epochs E --max-train-steps S works out the repeats).",
+                            name=name, value=value, low=low, high=high))
     return out
+
+
+def tutorial_warnings(**numbers: int | None) -> list[str]:
+    """tutorial_said's warnings in English (the CLI's)."""
+    return [m.text for m in tutorial_said(**numbers)]
 
 
 def plan_numbers(plan: Plan) -> dict[str, int]:

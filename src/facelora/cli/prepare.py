@@ -126,7 +126,7 @@ def print_prepare_notes(report) -> None:
     for w in report.coverage.warnings if report.coverage else []:
         console.print(f"  [yellow]the set[/]: {escape(w)}")
     if report.resolution_note:
-        console.print(report.resolution_note[:1].upper() + report.resolution_note[1:] + ".")
+        console.print(escape(report.resolution_note))
     reused = sum(it.reused for it in report.items)
     earlier = sum(it.earlier_run for it in report.items)
     if reused:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import faces, parallel
+from ..messages import Message, said
 from .likeness import MATCH_THRESHOLD, ImageScore, Progress, Reference, Skipped, LikenessError, describe_file, score_described
 
 # A group's faces count as clones when their spread is below this fraction of the training
@@ -33,6 +34,8 @@ RULE = ("Best = among the clean files and weights (no copy, clone or bleed warni
         "match rate over the likeness and flexibility prompts, then the lowest mean distance (to 0.01), "
         "then the lower weight, then the earlier file; the base model (no LoRA or weight 0) is never "
         "the pick, and when no file with faces is clean there is no pick.")
+
+TINY_NOISE = " (tiny test model: its images are noise, so this says nothing about likeness)"  # ends a verdict
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class GroupScore:
     copy_of: list[str] = field(default_factory=list)
     validation_loss: float | None = None
     warnings: list[str] = field(default_factory=list)
+    warnings_said: list[Message] = field(default_factory=list)  # each warning's template and values (the GUI's)
+
+    def warn(self, message: Message) -> None:
+        self.warnings.append(message.text)
+        self.warnings_said.append(message)
 
     @property
     def clean(self) -> bool:
@@ -111,15 +119,16 @@ def _group(key: GroupKey, scores: list[ImageScore], clone_below: float) -> Group
         copies=len(copied), copy_of=sorted({Path(s.copy_of).name for s in copied}), validation_loss=key.validation_loss,
     )
     if g.clones:
-        g.warnings.append(f"{key.label}: the {len(vecs)} generated faces are nearly identical (spread {spread:.3f}, "
-                          f"below {clone_below:.3f}): the LoRA repeats one face, a sign of over-training. "
-                          f"Prefer an earlier file or a lower weight.")
+        g.warn(said("{label}: the {n} generated faces are nearly identical (spread {spread:.3f}, below {least:.3f}): "
+                    "the LoRA repeats one face, a sign of over-training. Prefer an earlier file or a lower weight.",
+                    label=key.label, n=len(vecs), spread=spread, least=clone_below))
     if g.copies:
-        g.warnings.append(f"{key.label}: {g.copies} face(s) copy a training photo ({', '.join(g.copy_of)}): same "
-                          f"face, pose, framing and pixels; the LoRA reproduces its photos instead of the person.")
+        g.warn(said("{label}: {n} face(s) copy a training photo ({photos}): same face, pose, framing and pixels; the "
+                    "LoRA reproduces its photos instead of the person.", label=key.label, n=g.copies,
+                    photos=", ".join(g.copy_of)))
     if g.bleed is not None and g.bleed > BLEED_WARN:
-        g.warnings.append(f"{key.label}: {g.bleed:.0%} of the faces in the bleed prompts (other people, no trigger) "
-                          f"are the person: the LoRA puts the face on everyone.")
+        g.warn(said("{label}: {share:.0%} of the faces in the bleed prompts (other people, no trigger) are the "
+                    "person: the LoRA puts the face on everyone.", label=key.label, share=g.bleed))
     g.warning = g.warnings[0] if g.warnings else None
     return g
 
@@ -145,6 +154,8 @@ class LikenessReport:
     verdict: str
     rule: str = RULE
     warnings: list[str] = field(default_factory=list)
+    verdict_said: Message | None = None  # the verdict's and the warnings' templates and values (the GUI's)
+    warnings_said: list[Message] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     base_model: str | None = None
     tiny: bool = False
@@ -160,6 +171,8 @@ class LikenessReport:
             "groups": [g.to_dict() for g in self.groups],
             "images": [s.to_dict() for s in self.images],
             "warnings": self.warnings,
+            "verdict_said": asdict(self.verdict_said) if self.verdict_said else None,
+            "warnings_said": [asdict(m) for m in self.warnings_said],
             "skipped": [asdict(s) for s in self.skipped],
             "base_model": self.base_model, "tiny_test_model": self.tiny,
             "seconds": round(self.seconds, 2), "heatmap": self.heatmap, "probes": self.probes,
@@ -167,25 +180,30 @@ class LikenessReport:
 
 
 def _verdict(best: GroupScore | None, groups: list[GroupScore], images: list[ImageScore], threshold: float,
-             tiny: bool) -> str:
-    noise = " (tiny test model: its images are noise, so this says nothing about likeness)" if tiny else ""
+             tiny: bool) -> Message:
+    noise = TINY_NOISE if tiny else ""
     if not images:
-        return "No images were scored."
+        return said("No images were scored.")
     if not any(s.face for s in images):
-        return f"No generated image has a face, so no file or weight can be picked{noise}."
+        return said("No generated image has a face, so no file or weight can be picked{noise}.", noise=noise)
     if best is None:
         lora = [g for g in groups if g.file is not None and g.weight not in (None, 0) and g.faces + g.flex_faces]
         if lora:
-            return (f"No clean file: every file and weight with faces has a copy, clone or bleed warning "
-                    f"({len(lora)} checked), so none is named{noise}.")
-        return f"Only base-model images (no LoRA or weight 0) have faces, so no file or weight can be picked{noise}."
-    what = f"{best.file} at weight {best.weight:g}"
+            return said("No clean file: every file and weight with faces has a copy, clone or bleed warning ({n} "
+                        "checked), so none is named{noise}.", n=len(lora), noise=noise)
+        return said("Only base-model images (no LoRA or weight 0) have faces, so no file or weight can be "
+                    "picked{noise}.", noise=noise)
+    what = dict(file=best.file, weight=best.weight, noise=noise)
     if best.alike == 0:
-        return (f"No image matches the person (distance below {threshold:g}); the closest clean one is {what} "
-                f"(mean distance {best.mean_distance if best.mean_distance is not None else float('nan'):.3f}){noise}.")
-    return (f"Most alike: {what}: {best.alike:.0%} of its images match, mean distance "
-            f"{best.mean_distance:.3f}{noise}." if best.mean_distance is not None else
-            f"Most alike: {what}: {best.alike:.0%} of its images match{noise}.")
+        distance = best.mean_distance if best.mean_distance is not None else float("nan")
+        return said("No image matches the person (distance below {threshold:g}); the closest clean one is {file} at "
+                    "weight {weight:g} (mean distance {distance:.3f}){noise}.", threshold=threshold,
+                    distance=distance, **what)
+    if best.mean_distance is None:
+        return said("Most alike: {file} at weight {weight:g}: {share:.0%} of its images match{noise}.",
+                    share=best.alike, **what)
+    return said("Most alike: {file} at weight {weight:g}: {share:.0%} of its images match, mean distance "
+                "{distance:.3f}{noise}.", share=best.alike, distance=best.mean_distance, **what)
 
 
 def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]], ref: Reference,
@@ -219,9 +237,11 @@ def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]]
         raise LikenessError(f"None of the {len(items)} images is readable: " + "; ".join(s.line() for s in skipped[:3]))
     groups = [_group(k, v, clone_below) for k, v in by_group.items()]
     best = pick_best(groups)
-    warnings = [w for g in groups for w in g.warnings]
+    warnings = [w for g in groups for w in g.warnings_said]
     if baseline["no_face"]:
-        warnings.append(f"{len(baseline['no_face'])} reference photo(s) have no face dlib can find and are left out.")
-    return LikenessReport(threshold, baseline, scores, groups, best, _verdict(best, groups, scores, threshold, tiny),
-                          warnings=warnings, skipped=ref.skipped + skipped, base_model=base_model, tiny=tiny,
+        warnings.append(said("{n} reference photo(s) have no face dlib can find and are left out.",
+                             n=len(baseline["no_face"])))
+    verdict = _verdict(best, groups, scores, threshold, tiny)
+    return LikenessReport(threshold, baseline, scores, groups, best, verdict.text, warnings=[w.text for w in warnings],
+                          verdict_said=verdict, warnings_said=warnings, skipped=ref.skipped + skipped, base_model=base_model, tiny=tiny,
                           seconds=time.perf_counter() - t0)

@@ -83,9 +83,8 @@ def resolve(name: str, models_dir: Path, output_name: str | None = None) -> Path
     have = ", ".join(lf.name for lf in list_loras(models_dir, output_name)) if output_name else ""
     if not have:
         have = ", ".join(sorted(p.name[: -len(LORA_SUFFIX)] for p in models_dir.glob(f"*{LORA_SUFFIX}"))) if models_dir.is_dir() else ""
-    raise LoraFileError(
-        f"No LoRA file '{name}{LORA_SUFFIX}' in {models_dir}. Files there: {have or 'none (train first)'}."
-    )
+    raise LoraFileError("No LoRA file '{file}' in {folder}. Files there: {have}.", file=f"{name}{LORA_SUFFIX}",
+                        folder=models_dir, have=have or "none (train first)")
 
 
 def pick(selection: str | list[str] | None, models_dir: Path, output_name: str) -> list[LoraFile]:
@@ -96,10 +95,9 @@ def pick(selection: str | list[str] | None, models_dir: Path, output_name: str) 
         selection = [s.strip() for s in selection.split(",") if s.strip()]
     if not selection or selection == ["all"]:
         if not saved:
-            raise LoraFileError(
-                f"No LoRA files named {output_name}*{LORA_SUFFIX} in {models_dir}: train first "
-                f"(facelora train PROJECT), or name the files with --checkpoints."
-            )
+            raise LoraFileError("No LoRA files named {pattern} in {folder}: train first (facelora train PROJECT), or "
+                                "name the files with --checkpoints.", pattern=f"{output_name}*{LORA_SUFFIX}",
+                                folder=models_dir)
         return saved
     out = []
     for item in selection:
@@ -121,7 +119,8 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
     recomputes sshs_model_hash and sshs_legacy_hash, which the new modelspec key does not touch)."""
     dest_dir = Path(dest_dir).expanduser()
     if not dest_dir.is_dir():
-        raise LoraFileError(f"{dest_dir} is not a folder; give the LoRA folder, e.g. stable-diffusion-webui/models/Lora.")
+        raise LoraFileError("{folder} is not a folder; give the LoRA folder, e.g. stable-diffusion-webui/models/Lora.",
+                            folder=dest_dir)
     dest = dest_dir / source.name
     if dest.exists() and not overwrite and dest.resolve() != Path(source).resolve():
         try:
@@ -129,7 +128,7 @@ def install(source: Path, dest_dir: Path, weight: float, trigger: str | None = N
         except LoRAFileError:
             same = False
         if not same:
-            raise LoraFileError(f"{dest} exists and holds other weights; use --overwrite to replace it.")
+            raise LoraFileError("{file} exists and holds other weights; use --overwrite to replace it.", file=dest)
     tensors, meta = read_lora(source)
     dtype = next(v.dtype for k, v in tensors.items() if k.endswith(".lora_down.weight"))
     w = f"{float(weight):g}"

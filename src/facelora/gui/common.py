@@ -16,8 +16,9 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..errors import FaceloraError
+from ..messages import Message
 from .fields import FieldSpec, to_widget
-from .i18n import T, error_message, label_of, tr
+from .i18n import T, error_message, label_of, said_in, tr
 
 # Where a real bug's traceback is written (app.launch points it at the workspace).
 BUG_LOG = [Path(tempfile.gettempdir()) / "facelora-gui.log"]
@@ -90,9 +91,11 @@ def num(value: Any) -> str:
     return f"{value:.3g}" if value != int(value) or abs(value) >= 1e6 else str(int(value))
 
 
-def note(text: str, kind: str = "info") -> str:
-    """A coloured message line (kind: info, ok, warn, error); a fixed text is translated."""
-    return f'<div class="fl-note fl-{kind}">{html.escape(tr(text))}</div>' if text else ""
+def note(text: str | Message, kind: str = "info") -> str:
+    """A coloured message line (kind: info, ok, warn, error) in the page's language: a fixed text
+    translated, a message (template and values) said in it."""
+    shown = said_in(text) if isinstance(text, Message) else tr(text)
+    return f'<div class="fl-note fl-{kind}">{html.escape(shown)}</div>' if shown else ""
 
 
 def table(rows: list[tuple[Any, Any]], cls: str = "fl-table") -> str:

@@ -25,7 +25,10 @@ def english_words(blocks: gr.Blocks) -> list[tuple[Any, dict[str, str]]]:
         elif isinstance(block, gr.Markdown):
             if block.elem_id not in DYNAMIC_MARKDOWN and isinstance(block.value, str) and block.value:
                 words["value"] = block.value
-        elif isinstance(block, (gr.Button, gr.DownloadButton)):
+        elif isinstance(block, gr.DownloadButton):  # its words are its label (its value is the file)
+            if isinstance(block.label, str) and block.label:
+                words["label"] = block.label
+        elif isinstance(block, gr.Button):
             if isinstance(block.value, str):
                 words["value"] = block.value
         elif isinstance(block, gr.components.Component) and not isinstance(block, (gr.HTML, gr.State)):

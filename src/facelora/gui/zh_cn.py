@@ -1,9 +1,11 @@
 """Simplified Chinese (zh-CN) for the GUI, keyed by the English text in the code: the pages'
 labels, help lines and Markdown, and every fixed message (templates keep their {placeholders}).
 Kohya's parameter names and file names stay as they are. The parameters' words are in
-zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py."""
+zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py, scoring's
+verdicts in zh_cn_evaluate.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
+from .zh_cn_evaluate import ZH_CN_EVALUATE
 from .zh_cn_params import ZH_CN_PARAMS
 from .zh_cn_prepare import ZH_CN_PREPARE
 from .zh_cn_train import ZH_CN_TRAIN
@@ -89,6 +91,7 @@ ZH_CN: dict[str, str] = {
     "Your program's LoRA folder (e.g. stable-diffusion-webui/models/Lora), one of the folders this GUI may use (add it on the Project page).": "你的程序的 LoRA 文件夹（例如 stable-diffusion-webui/models/Lora），须是本界面可以使用的文件夹之一（在项目页添加）。",
     "Replace a different file of that name": "替换同名的不同文件",
     "Install": "安装",
+    "Download": "下载",
     "**Open project:** `{name}`": "**当前项目：** `{name}`",
     "**No project open.**": "**没有打开的项目。**",
     "Unexpected error: {error}. The traceback is in {path}; please report it.": "意外错误：{error}。完整的错误回溯在 {path}；请报告此问题。",
@@ -116,6 +119,9 @@ ZH_CN: dict[str, str] = {
     "Refused {name}: {reason}.": "已拒绝 {name}：{reason}。",
     "{path} is not a folder of photos: upload photos, or name a folder.": "{path} 不是照片文件夹：请上传照片，或指定一个文件夹。",
     "loading the face detector": "正在加载人脸检测器",
+    "preparing the photos": "正在准备照片",
+    # the jobs, as the Project page lists the running ones (locks.CONFLICTS)
+    "train": "训练", "prepare": "准备", "grid": "网格", "score": "评分",
     "Saved {n} caption(s).": "已保存 {n} 条标注。",
     "No caption changed.": "没有标注被修改。",
     "Prepare options: {error}": "准备选项：{error}",
@@ -188,8 +194,27 @@ ZH_CN: dict[str, str] = {
         "第 {step} 步的训练状态已保存（{folder}）：“继续”会从那里接着训练。",
     "No training state was saved (save_state is off): Resume cannot go on with this run; Start trains a new one.":
         "没有保存训练状态（save_state 已关闭）：“继续”无法接着这次训练；“开始”会训练新的一次。",
+    "facelora (the parameters are in {file}):": "facelora（参数在 {file} 中）：",
+    "Kohya's sd-scripts, the same settings:": "Kohya 的 sd-scripts，同样的设置：",
+    # the plan's notes and the tutorial's ranges (plan.py), on the Plan and Photos pages
+    "max_train_epochs is not set: training stops at step {step} in epoch {epoch}.":
+        "未设置 max_train_epochs：训练在第 {epoch} 轮的第 {step} 步停止。",
+    "{repeats} repeats give {total} steps, not exactly the {asked} asked for (repeats must be a whole number).":
+        "{repeats} 次重复得到 {total} 步，而不是正好要求的 {asked} 步（重复次数必须是整数）。",
+    "validation_split {split:g} of {n} photos holds none out (Kohya rounds the share): no validation loss. Raise it, "
+    "or add photos.": "{n} 张照片的 validation_split {split:g} 留不出任何照片（Kohya 会对比例取整）：没有验证损失。请调高它，或添加照片。",
+    "{reg} class images are cycled to {samples} samples per epoch, as many as the person's {images} images x repeats "
+    "(Kohya's DreamBooth counting), so an epoch is {epoch} samples.":
+        "{reg} 张类别图像每轮循环成 {samples} 个样本，与本人的 {images} 个 图像数 x 重复次数 一样多（Kohya 的 DreamBooth 计数），所以一轮是 {epoch} 个样本。",
+    "{images} photo(s): the tutorial uses at least {least} of the face (more angles and lights make a more faithful "
+    "LoRA).": "{images} 张照片：教程至少使用 {least} 张脸部照片（角度和光线越多，LoRA 越逼真）。",
+    "{name} {value} lies outside the tutorial's {low}-{high} for a face.": "{name} {value} 超出了教程针对人脸给出的 {low}-{high}。",
+    "{name} {value} lies outside the tutorial's {low}-{high} for a face (facelora plan PROJECT --epochs E "
+    "--max-train-steps S works out the repeats).":
+        "{name} {value} 超出了教程针对人脸给出的 {low}-{high}（facelora plan PROJECT --epochs E --max-train-steps S 可以算出重复次数）。",
     **ZH_CN_PARAMS,
     **ZH_CN_ERRORS,
     **ZH_CN_TRAIN,
     **ZH_CN_PREPARE,
+    **ZH_CN_EVALUATE,
 }

@@ -1,5 +1,6 @@
 """zh-CN templates of prepare's rejection reasons and warnings (prepare/pipeline.py, crop.py,
-people.py, images.py, audit.py), shown on the Photos page from prepare-report.json's templates and
+people.py, images.py, audit.py) and of what it says of the whole set (the pose coverage, the
+resolution note), shown on the Photos page from prepare-report.json's templates and
 values, and the words filled into them (the parts of a head an edge cuts, the edges, what a
 close-up lacks). tests/test_gui_i18n.py names any reason or warning that is missing here."""
 
@@ -43,4 +44,13 @@ ZH_CN_PREPARE: dict[str, str] = {
     "near-duplicate of {name} (pHash within {bits} bits)": "与 {name} 几乎重复（pHash 相差不超过 {bits} 位）",
     "identity outlier: {distance:.2f} from the others' average face (over {most}); is this somebody else?":
         "身份异常：与其他照片的平均脸相差 {distance:.2f}（超过 {most}）；这是别人吗？",
+    # of the whole set (audit.coverage, the resolution note)
+    "no three-quarter view or profile: all {n} photo(s) face the camera (head turned under {most:.0f} degrees); add "
+    "some with the head turned to the side, or the LoRA will hardly draw the face from another angle":
+        "没有四分之三侧脸或侧脸：全部 {n} 张照片都正对镜头（头部转动小于 {most:.0f} 度）；请加入一些头部转向侧面的照片，否则 LoRA 很难从其他角度画出这张脸",
+    "one expression ({expression}) in all {n} photo(s); add some with another (neutral, smile, open mouth), or every "
+    "image will wear it": "全部 {n} 张照片只有一种表情（{expression}）；请加入一些其他表情（平静、微笑、张嘴）的照片，否则每张图都会是这个表情",
+    "neutral": "平静", "smile": "微笑", "open mouth": "张嘴",
+    "The project now trains at {resolution} (resolution in {file}, was {before}), the crops' size.":
+        "项目现在以 {resolution} 训练（{file} 中的 resolution，原为 {before}），即裁剪图的尺寸。",
 }

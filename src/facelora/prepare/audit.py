@@ -62,12 +62,10 @@ def coverage(items: list[PrepareItem], plot: str | None = None) -> Coverage:
     out = Coverage(photos=len(measured), views=dict(views), expressions=dict(expressions), plot=plot)
     n = len(measured)
     if n and not views["three-quarter"] and not views["profile"]:
-        out.warnings.append(
-            f"no three-quarter view or profile: all {n} photo(s) face the camera (head turned under "
-            f"{headpose.FRONTAL:.0f} degrees); add some with the head turned to the side, or the LoRA "
-            f"will hardly draw the face from another angle")
+        out.warn(said("no three-quarter view or profile: all {n} photo(s) face the camera (head turned under {most:.0f} "
+                      "degrees); add some with the head turned to the side, or the LoRA will hardly draw the face "
+                      "from another angle", n=n, most=headpose.FRONTAL))
     if n and len(expressions) == 1:
-        out.warnings.append(
-            f"one expression ({next(iter(expressions))}) in all {n} photo(s); add some with another "
-            f"(neutral, smile, open mouth), or every image will wear it")
+        out.warn(said("one expression ({expression}) in all {n} photo(s); add some with another (neutral, smile, "
+                      "open mouth), or every image will wear it", expression=next(iter(expressions)), n=n))
     return out

@@ -26,7 +26,7 @@ from PIL import Image
 
 from .. import faces
 from ..errors import FaceloraError, Templated, said_by
-from ..messages import said
+from ..messages import Message, said
 from ..fileio import atomic_write_bytes, atomic_write_text
 from ..project import CONTACT_SHEET, Project, ProjectError, init_project
 from . import analysis, audit, captions, runkey, contact_sheet, crop, images, masks, people, pose_plot, quality, upscale
@@ -93,7 +93,8 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
         if progress:
             progress(i, len(inputs), f"{path.name}: {item.status}" + (f" ({item.reason})" if item.reason else ""))
 
-    report.resolution_note = _train_at(project, options.resolution)
+    report.resolution_said = _train_at(project, options.resolution)
+    report.resolution_note = report.resolution_said.text if report.resolution_said else None
     report.items = done + run.earlier(done)
     audit.audit(report.items, options)
     report.framings = report.count_framings()
@@ -105,7 +106,7 @@ def prepare(photos: str | Path, project: Project | str | Path, options: PrepareO
     return report
 
 
-def _train_at(project: Project, resolution: int) -> str | None:
+def _train_at(project: Project, resolution: int) -> Message | None:
     """The project trains at the size it was prepared at (the tutorial: "my crops are 768, so I set
     the max resolution to 768"); says so when that changes the project's setting."""
     settings = project.settings()
@@ -114,7 +115,8 @@ def _train_at(project: Project, resolution: int) -> str | None:
     before = settings.train.resolution
     settings.train = settings.train.model_copy(update={"resolution": str(resolution)})
     project.save_settings(settings)
-    return f"the project now trains at {resolution} (resolution in {project.config_path.name}, was {before}), the crops' size"
+    return said("The project now trains at {resolution} (resolution in {file}, was {before}), the crops' size.",
+                resolution=resolution, file=project.config_path.name, before=before)
 
 
 def load_report(project: Project) -> PrepareReport | None:

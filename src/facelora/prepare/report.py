@@ -67,10 +67,15 @@ class PrepareItem(BaseModel):
     def said(self) -> list[Message]:
         """The reason, or the warnings, as messages; a text with no template (an old report) as its text."""
         if self.reason:
-            kept = self.reason_said and self.reason_said.text == self.reason
-            return [self.reason_said if kept else Message(template=self.reason)]
-        known = {m.text: m for m in self.warnings_said}
-        return [known.get(w, Message(template=w)) for w in self.warnings]
+            return said_as([self.reason], [self.reason_said] if self.reason_said else [])
+        return said_as(self.warnings, self.warnings_said)
+
+
+def said_as(texts: list[str], messages: list[Message]) -> list[Message]:
+    """Each English text as its message (template and values), where one was kept beside it with
+    that same text; a text with none (a report written before the templates) as itself."""
+    known = {m.text: m for m in messages}
+    return [known.get(t, Message(template=t)) for t in texts]
 
 
 class Coverage(BaseModel):
@@ -80,7 +85,15 @@ class Coverage(BaseModel):
     views: dict[str, int] = Field(default_factory=dict)  # frontal, three-quarter, profile
     expressions: dict[str, int] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
+    warnings_said: list[Message] = Field(default_factory=list)  # each warning's template and values (warn)
     plot: str | None = None  # the yaw-pitch scatter, relative to the project
+
+    def warn(self, message: Message) -> None:
+        self.warnings.append(message.text)
+        self.warnings_said.append(message)
+
+    def said(self) -> list[Message]:
+        return said_as(self.warnings, self.warnings_said)
 
 
 class PrepareReport(BaseModel):
@@ -94,9 +107,20 @@ class PrepareReport(BaseModel):
     created: str = ""
     contact_sheet: str | None = None
     resolution_note: str | None = None  # set when this run changed the project's training resolution
+    resolution_said: Message | None = None  # the note as its template and values, for the GUI's language
     framings: dict[str, int] = Field(default_factory=dict)  # accepted crops: whole head, tight, tilted, levelled
     coverage: Coverage | None = None
     items: list[PrepareItem] = Field(default_factory=list)
+
+    def warnings_said(self) -> list[Message]:
+        """What prepare warns of the whole set (the pose coverage), as messages."""
+        return self.coverage.said() if self.coverage else []
+
+    def resolution_message(self) -> Message | None:
+        """The resolution note as its message (its text alone in a report written before the templates)."""
+        if not self.resolution_note:
+            return None
+        return said_as([self.resolution_note], [self.resolution_said] if self.resolution_said else [])[0]
 
     @property
     def accepted(self) -> list[PrepareItem]:

@@ -17,13 +17,15 @@ from ...errors import FaceloraError
 from ...evaluate import loras
 from ...evaluate.gridplan import GridError, GridOptions
 from ...evaluate.scoring import ScoreOptions
+from ...messages import Message
 from ...fileio import read_json
 from ...filenames import LORA_SUFFIX
+from ...prepare.report import said_as
 from ...project import Project
 from .. import jobs
 from .. import pickers
 from ..common import Page, ticking, friendly, grid_table, note, num, widget
-from ..i18n import T
+from ..i18n import T, said_in, tr
 from ..fields import TINY, FieldSpec, from_widget, grid_specs
 from ..workspace import Workspace
 
@@ -34,21 +36,32 @@ def _likeness(p: Project) -> dict[str, Any] | None:
     return read_json(p.likeness_json)
 
 
+def _said(data: dict[str, Any], key: str) -> list[Message]:
+    """likeness.json's `key` texts as messages (their templates beside them in `<key>_said`; a file
+    written before the templates: its English)."""
+    texts = data.get(key) or []
+    texts = [texts] if isinstance(texts, str) else [str(t) for t in texts]
+    saved = data.get(f"{key}_said") or []
+    saved = [saved] if isinstance(saved, dict) else saved
+    return said_as(texts, [Message(m.get("template", ""), m.get("values") or {}) for m in saved if isinstance(m, dict)])
+
+
 def best_html(p: Project) -> str:
-    """The best file and weight from likeness.json, with the scorer's verdict and warnings."""
+    """The best file and weight from likeness.json, with the scorer's verdict and warnings, in the
+    page's language."""
     data = _likeness(p)
     if data is None:
         return note("Not scored yet: render the grid, then score it.")
-    best, verdict = data.get("best"), str(data.get("verdict") or "")
+    best, verdict = data.get("best"), "".join(said_in(m) for m in _said(data, "verdict"))
     if best:
         text = T("Most alike: {file} at weight {weight}.", file=f"<b>{html.escape(str(best.get('file')))}</b>",
                  weight=f"<b>{num(best.get('weight'))}</b>") + " " + html.escape(verdict)
         out = f'<div class="fl-note fl-ok" id="best-file">{text}</div>'
     else:
-        out = note(verdict or "No generated image had a face, so there is no best file.", "warn")
+        out = note(verdict or tr("No generated image had a face, so there is no best file."), "warn")
     if data.get("rule"):
-        out += note(T("Rule: {rule}", rule=data["rule"]))
-    return out + "".join(note(str(w), "warn") for w in data.get("warnings") or [])
+        out += note(T("Rule: {rule}", rule=tr(str(data["rule"]))))
+    return out + "".join(note(w, "warn") for w in _said(data, "warnings"))
 
 
 def lora_names(p: Project) -> list[str]:
@@ -269,7 +282,7 @@ def _wire_jobs(ws: Workspace, current: gr.State, w: dict[str, Any], specs: list[
             return note("Nothing is running.")
         for k in running:
             jobs.stop(p, k, wait_s=10)
-        return note(T("Stopped: {jobs}.", jobs=", ".join(running)), "ok")
+        return note(T("Stopped: {jobs}.", jobs=", ".join(tr(k) for k in running)), "ok")
 
     w["grid_btn"].click(lambda n, *v: run(n, "grid", *v), [current, *w["options"].values()], [w["action"]])
     w["score_btn"].click(lambda n: run(n, "score"), [current], [w["action"]])

@@ -11,7 +11,7 @@ import gradio as gr
 from ... import config as cfgmod
 from ...dataset import Dataset, scan
 from ...errors import FaceloraError
-from ...plan import Plan, plan_for, plan_numbers, tutorial_warnings
+from ...plan import Plan, plan_for, plan_numbers, tutorial_said
 from ...project import Project
 from ... import locks
 from .. import jobs
@@ -223,8 +223,8 @@ def plan_html_for(ws: Workspace, project_name: str, *values: Any) -> str:
         plan = make_project_plan(*values, base=base, dataset=dataset)
     except (ValueError, FaceloraError) as e:
         return note(error_message(e), "warn")
-    warnings = tutorial_warnings(**plan_numbers(plan))  # the tutorial's ranges, as `facelora plan` warns
-    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes) + "".join(note(w, "warn") for w in warnings)
+    warnings = tutorial_said(**plan_numbers(plan))  # the tutorial's ranges, as `facelora plan` warns
+    return table(plan_rows(plan)) + "".join(note(n) for n in plan.notes_said) + "".join(note(w, "warn") for w in warnings)
 
 
 def _dataset(p: Project, cfg: cfgmod.TrainConfig) -> Dataset | None:

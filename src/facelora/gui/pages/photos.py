@@ -16,12 +16,12 @@ from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
 from ...prepare.pipeline import PrepareOptions, load_report, prepare
-from ...plan import tutorial_warnings
+from ...plan import tutorial_said
 from ...project import Project
 
 from .. import pickers
 from ..common import Page, friendly, note, widget
-from ..i18n import T, said_in, tr
+from ..i18n import T, language, said_in, tr
 from ..fields import PREPARE_COMBOS, from_widget, prepare_specs
 from ...paths import inside
 from ..uploads import accept_uploads, photos_dir
@@ -43,6 +43,22 @@ def report_rows(p: Project) -> list[list[str]]:
         why = "; ".join(said_in(m) for m in item.said())
         rows.append([Path(item.source).name, tr(item.status), why])
     return rows
+
+
+def set_notes(p: Project) -> str:
+    """What the last prepare said of the whole set (its pose coverage, the training resolution)
+    and the tutorial's least number of photos, in the page's language."""
+    report = load_report(p)
+    if report is None:
+        return ""
+    warned = report.warnings_said() + tutorial_said(images=len(report.accepted))
+    resolution = report.resolution_message()
+    return "".join(note(m, "warn") for m in warned) + (note(resolution) if resolution else "")
+
+
+def framed(headers: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    """A table's value with its column names in the page's language."""
+    return {"headers": [tr(h) for h in headers], "data": rows}
 
 
 def thumbnail(image: Path) -> str:
@@ -116,6 +132,7 @@ def _layout(ws: Workspace) -> dict[str, Any]:
                 with cols[i % 3]:
                     w["options"][spec.name] = widget(spec, "prepare")
     w["status"] = gr.HTML(elem_id="photos-status")
+    w["notes"] = gr.HTML(elem_id="prepare-notes")  # what the last prepare said of the whole set
     w["sheet"] = gr.Image(label="Contact sheet", type="filepath", interactive=False, elem_id="contact-sheet",
                           buttons=["fullscreen"])
     w["report"] = gr.Dataframe(headers=REPORT_COLUMNS, label="Photos: accepted and rejected", interactive=False,
@@ -133,6 +150,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
         w = _layout(ws)
     option_names = list(w["options"])
     status, sheet, report, captions = w["status"], w["sheet"], w["report"], w["captions"]
+    shown = [w["notes"], sheet, report, captions]  # what the last prepare left, refreshed with the project
 
     @friendly()
     def uploaded(project_name: str, files: list[Any] | None) -> str:
@@ -147,7 +165,7 @@ def build(ws: Workspace, current: gr.State) -> Page:
             msg += note(T("Refused {name}: {reason}.", name=name, reason=reason), "error")
         return msg
 
-    @friendly(outputs=4)
+    @friendly(outputs=5)
     def run_prepare(project_name: str, source: str, *values: Any, progress=gr.Progress()):
         p = ws.open(project_name)
         photos = ws.resolve(source) if str(source or "").strip() else photos_dir(p)
@@ -161,13 +179,14 @@ def build(ws: Workspace, current: gr.State) -> Page:
             opts = PrepareOptions(**chosen)
         except ValueError as e:
             raise FaceloraError("Prepare options: {error}", error=e) from None
+        shown = (lambda msg: msg) if language() == "en" else (lambda msg: tr("preparing the photos"))
         progress(0, desc=tr("loading the face detector"))
         with locks.running_here(p, "prepare", f"prepare {photos} (in the GUI)"):
-            done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=msg))
+            # each photo's English line is the terminal's; the page says its own words
+            done = prepare(photos, p, opts, progress=lambda n, total, msg: progress((n, total), desc=shown(msg)))
         summary = T("Prepared {n} photo(s): {ok} accepted, {bad} rejected.", n=len(done.items),
                     ok=len(done.accepted), bad=len(done.rejected))
-        warnings = "".join(note(w, "warn") for w in tutorial_warnings(images=len(done.accepted)))
-        return (note(summary, "ok" if done.accepted else "warn") + warnings, *refresh_values(p))
+        return (note(summary, "ok" if done.accepted else "warn"), *refresh_values(p))
 
     @friendly()
     def save(project_name: str, table_value: Any) -> str:
@@ -175,18 +194,19 @@ def build(ws: Workspace, current: gr.State) -> Page:
         return note(T("Saved {n} caption(s).", n=n) if n else tr("No caption changed."), "ok")
 
     w["upload"].upload(uploaded, [current, w["upload"]], [status])
-    w["prepare"].click(run_prepare, [current, w["folder"], *w["options"].values()], [status, sheet, report, captions])
+    w["prepare"].click(run_prepare, [current, w["folder"], *w["options"].values()], [status, *shown])
     w["save"].click(save, [current, captions], [status])
 
     def refresh_values(p: Project):
         sheet_path = p.contact_sheet
-        return (str(sheet_path) if sheet_path.is_file() else None, report_rows(p) or None, caption_rows(p) or None)
+        return (set_notes(p), str(sheet_path) if sheet_path.is_file() else None,
+                framed(REPORT_COLUMNS, report_rows(p)), framed(CAPTION_COLUMNS, caption_rows(p)))
 
     def refresh(project_name: str):
         try:
             p = ws.open(project_name)
         except (FaceloraError, OSError):
-            return "", None, None, None
+            return "", "", None, framed(REPORT_COLUMNS, []), framed(CAPTION_COLUMNS, [])
         return ("", *refresh_values(p))
 
-    return Page(refresh, [status, sheet, report, captions])
+    return Page(refresh, [status, *shown])

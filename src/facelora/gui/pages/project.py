@@ -29,7 +29,7 @@ def summary(ws: Workspace, p: Project) -> str:
     models = sorted(x.name for x in p.models_dir.glob(f"*{LORA_SUFFIX}")) if p.models_dir.is_dir() else []
     rows.append(("LoRA files", "\n".join(models) or tr("none yet")))
     running = [k for k in locks.CONFLICTS if jobs.state(p, k).running]
-    rows.append(("running", ", ".join(running) or tr("nothing")))
+    rows.append(("running", ", ".join(tr(k) for k in running) or tr("nothing")))
     return f"<h3>{html.escape(T('Project {name}', name=ws.name(p)))}</h3>" + table(rows)
 
 

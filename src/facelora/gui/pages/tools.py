@@ -19,7 +19,7 @@ from ...config import TrainConfig
 from ...config.kohya import export_kohya
 from ...project import Project
 from ..common import friendly, note
-from ..i18n import T
+from ..i18n import T, tr
 from ..workspace import Workspace
 
 TENSORBOARD_PORT = 6006
@@ -49,8 +49,9 @@ def commands(p: Project) -> str:
         cfg = cfg.model_copy(update={"output_name": p.settings().trigger})
     kohya = ["accelerate launch --num_cpu_threads_per_process=2 train_network.py",
              *map(shlex.quote, kohya_args(cfg, p.root))]
-    return (f"# facelora (the parameters are in {p.config_path}):\nfacelora train {shlex.quote(str(p.root))}\n\n"
-            "# Kohya's sd-scripts, the same settings:\n" + " \\\n    ".join(kohya) + "\n")
+    return ("# " + T("facelora (the parameters are in {file}):", file=p.config_path)
+            + f"\nfacelora train {shlex.quote(str(p.root))}\n\n"
+            + "# " + tr("Kohya's sd-scripts, the same settings:") + "\n" + " \\\n    ".join(kohya) + "\n")
 
 
 def _free_port(first: int) -> int:
