@@ -34,6 +34,19 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
                       "GPU memory: no CUDA GPU here; --vram GB checks these settings against a card of that size.")
 
 
+def warn_outside_tutorial(cfg: cfgmod.TrainConfig) -> None:
+    """The tutorial's ranges (photos, repeats, epochs, total steps) checked on the plan these
+    parameters train, as prepare and train warn before anything runs."""
+    from ..errors import FaceloraError
+
+    try:
+        plan = plan_for(cfg, scan_for(cfg))
+    except (FaceloraError, ValueError):
+        return  # training itself says what is wrong with the images
+    for w in tutorial_warnings(**plan_numbers(plan)):
+        note(w)
+
+
 def gpu_memory(cfg: cfgmod.TrainConfig, vram: Optional[float]) -> Optional[dict]:
     """facelora.vram's plan for a card of `vram` GiB (default: this machine's CUDA card), as JSON
     holds it; None without either."""
