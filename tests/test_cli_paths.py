@@ -6,6 +6,7 @@ was lost or changed."""
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -45,6 +46,10 @@ def trained(tmp_path_factory) -> Path:
     res = runner.invoke(app, ["train", str(root), *TINY_RUN])
     assert res.exit_code == 0, res.output
     assert "laid out the Kohya way: adopted it" in res.output and "trigger 'ohwx'" in res.output
+    text = " ".join(res.output.split())  # the tutorial's ranges, warned about before training
+    for part in ("2 photo(s): the tutorial uses at least 10", "repeats 2 lies outside the tutorial's 10-30",
+                 "epochs 1 lies outside the tutorial's 5-10", "total steps 4 lies outside the tutorial's 3000-5000"):
+        assert part in text
     assert (root / "models" / "ohwx.safetensors").is_file()
     return root
 
@@ -174,6 +179,21 @@ def test_tutorial_ranges_warn_in_plan():
         assert part in res.output
 
 
+def test_prepare_warns_on_the_tutorial_ranges_and_keeps_the_photos(tmp_path, grace_hopper):
+    from PIL import Image
+
+    photos = tmp_path / "用户 目录" / "照片"
+    photos.mkdir(parents=True)
+    Image.fromarray(grace_hopper).save(photos / "grace.jpg")
+    before = files_of(photos)
+    res = runner.invoke(app, ["prepare", str(photos), str(tmp_path / "用户 目录" / "安娜 project"), "--trigger", "ohwx"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # 1 photo x 10 repeats x 10 epochs: 100 steps
+    assert "1 photo(s): the tutorial uses at least 10" in text
+    assert "total steps 100 lies outside the tutorial's 3000-5000" in text and "repeats 10 lies" not in text
+    assert files_of(photos) == before
+
+
 def test_grid_without_a_base_model_says_how_to_set_it_and_the_advice_works(trained, tmp_path):
     root = copy_of(trained, tmp_path)
     before = files_of(root)
@@ -206,6 +226,43 @@ def test_grid_bad_lora_file_and_ctrl_c_are_messages(trained, tmp_path, monkeypat
     res = runner.invoke(app, ["grid", str(root), "--base-model", "tiny", "--size", "64x64", "--steps", "1"])
     assert res.exit_code == 130 and "Stopped (Ctrl-C)" in res.output and "kept in eval/cells" in res.output
     assert seen and seen[0][0] == 0 and seen[0][1] > 0 and seen[0][2].startswith("loading")  # a total from the start
+
+
+def test_an_interrupted_grid_leaves_the_earlier_grid_whole(trained, tmp_path, monkeypatch, astronaut):
+    from PIL import Image
+
+    root = copy_of(trained, tmp_path)
+    res = runner.invoke(app, ["grid", str(root), "--base-model", "tiny", "--weights", "1", "--steps", "1"])
+    assert res.exit_code == 0, res.output
+    assert "The tiny test model draws at 128 px" in res.output  # the project's resolution is the default 512
+    assert json.loads((root / "eval" / "grid.json").read_text(encoding="utf-8"))["size"] == [128, 128]
+    (tmp_path / "ref").mkdir()
+    Image.fromarray(astronaut).save(tmp_path / "ref" / "photo.jpg")
+    score = ["score", "--reference", str(tmp_path / "ref"), "--images", str(root / "eval" / "cells")]
+    res = runner.invoke(app, score)  # at 80 columns, the table still names each file
+    assert res.exit_code == 0, res.output
+    assert any(line.split()[:2] == ["ohwx", "1"] for line in res.output.splitlines() if line.strip())
+    before = files_of(root)
+
+    import facelora.model.sampling as sampling
+
+    drawn, real = [], sampling.render
+
+    def render_then_stop(*args, **kwargs):
+        if drawn:
+            raise KeyboardInterrupt
+        drawn.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampling, "render", render_then_stop)
+    res = runner.invoke(app, ["grid", str(root), "--base-model", "tiny", "--weights", "0.5,1", "--steps", "1"])
+    assert res.exit_code == 130 and "kept in eval/cells-drawing" in res.output, res.output
+    assert "the earlier grid (eval/grid.png, grid.json and eval/cells) is as it was" in " ".join(res.output.split())
+    after = files_of(root)
+    assert [k for k in after if k not in before] == ["eval/cells-drawing/0001-ohwx-w0.5-seed1234.png"]
+    assert all(after.get(k) == v for k, v in before.items())  # nothing of the earlier grid lost or changed
+    res = runner.invoke(app, score)
+    assert res.exit_code == 0 and "ohwx" in res.output, res.output  # the earlier grid's cells are all there
 
 
 def test_score_truncated_photo_and_ctrl_c_are_messages(tmp_path, monkeypatch, astronaut):
