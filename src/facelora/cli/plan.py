@@ -17,6 +17,10 @@ from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
 
 
+# What `plan` without a project calls the saved files: NAME-000001.safetensors, ..., NAME.safetensors.
+NO_PROJECT_NAME = "NAME"
+
+
 def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None, vram: Optional[float] = None) -> None:
     memory = gpu_memory(cfg, vram) if cfg is not None else None
     if as_json:
@@ -84,7 +88,9 @@ def plan(
     if project is None:
         if not (images and epochs and max_train_steps):
             raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
-        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps, **res)
+        # the files' names stand for any project's (its output_name is its trigger word)
+        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps,
+                                 output_name=NO_PROJECT_NAME, **res)
         print_plan(plan_for(cfg, images, num_processes, budget=True), as_json, cfg, vram)
         return
     p = Project.open(project)
