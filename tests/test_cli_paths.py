@@ -164,9 +164,25 @@ def test_init_on_a_kohya_layout_makes_the_project_there(tmp_path):
     assert files_of(root) == before
     res = runner.invoke(app, ["init", str(root), "--trigger", "ohwx"])
     assert res.exit_code == 0, res.output
+    assert "laid out the Kohya way: made it a project where it is" in " ".join(res.output.split())
     after = files_of(root)
     assert set(after) - set(before) == {CONFIG_FILE} and all(after[k] == v for k, v in before.items())
     assert Project.open(root).settings().class_word == "woman"
+
+
+def test_init_on_the_kohya_ss_guis_layout_keeps_its_folders(tmp_path):
+    root = kohya_layout(tmp_path / "kohya 布局")
+    (root / "image").rename(root / "img")  # the kohya_ss GUI's names: img/<n>_<name>, model/, log/
+    (root / "models").rename(root / "model")
+    before = files_of(root)
+    res = runner.invoke(app, ["init", str(root), "--trigger", "ohwx"])
+    assert res.exit_code == 0, res.output
+    assert "img/2_ohwx woman" in " ".join(res.output.split())  # where the photos are, not a new image/
+    assert set(files_of(root)) - set(before) == {CONFIG_FILE} and not (root / "image").exists()
+    p = Project.open(root)
+    assert p.concept_dir()[0] == root / "img" / "2_ohwx woman" and Path(p.train_config().output_dir) == root / "model"
+    res = runner.invoke(app, ["plan", str(root)])
+    assert res.exit_code == 0 and "│ images" in res.output and "2" in res.output, res.output
 
 
 def test_tutorial_ranges_warn_in_plan():
@@ -273,6 +289,7 @@ def test_score_truncated_photo_and_ctrl_c_are_messages(tmp_path, monkeypatch, as
     Image.fromarray(astronaut).save(ref / "whole.jpg", quality=90)
     data = (ref / "whole.jpg").read_bytes()
     (ref / "cut.jpg").write_bytes(data[: len(data) // 3])  # a truncated JPEG
+    (ref / "notes.jpg").write_text("not a photo", encoding="utf-8")  # a non-image
     Image.fromarray(astronaut).save(images / "gen.png")
     before = files_of(tmp_path)
     res = runner.invoke(app, ["score", "--reference", str(ref), "--images", str(images)])
@@ -280,7 +297,13 @@ def test_score_truncated_photo_and_ctrl_c_are_messages(tmp_path, monkeypatch, as
     assert res.exit_code in (0, 2), res.output
     if res.exit_code == 2:
         assert "error:" in res.output and "Check the reference photos" in res.output
+    else:  # each bad file skipped with its reason, the rest scored
+        text = " ".join(res.output.split())
+        assert "skipped cut.jpg: broken image" in text and "skipped notes.jpg: not an image" in text
     assert files_of(tmp_path) == before
+    res = runner.invoke(app, ["score", "--reference", str(tmp_path / "gone"), "--images", str(images)])
+    assert res.exit_code == 2 and f"--reference {tmp_path / 'gone'} is not a folder" in " ".join(res.output.split())
+    assert "Traceback" not in res.output and files_of(tmp_path) == before
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
