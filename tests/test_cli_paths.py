@@ -98,6 +98,20 @@ def test_another_output_name_keeps_both_runs_apart_and_the_grid_lists_one(traine
     assert [f.name for f in list_loras(root / "models", "ohwx")] == ["ohwx"]
 
 
+@pytest.mark.parametrize("preset, optimizer", [("static", "AdamW8bit"), ("dynamic", "DAdaptAdam"),
+                                               ("dynamic-adafactor", "Adafactor")])
+def test_train_takes_the_tutorials_presets(trained, tmp_path, preset, optimizer):
+    root = copy_of(trained, tmp_path)
+    before = files_of(root)
+    args = [a for a in TINY_RUN if a not in ("--optimizer_type", "AdamW")]  # the preset's optimizer
+    res = runner.invoke(app, ["train", str(root), *args, "--preset", preset, "--output_name", preset])
+    assert res.exit_code == 0, res.output
+    assert f"optimizer_type {optimizer} " in " ".join(res.output.split())
+    assert (root / "models" / f"{preset}.safetensors").is_file()
+    after = files_of(root)
+    assert all(after[k] == v for k, v in before.items() if k.startswith("models/"))  # the earlier run's files
+
+
 def test_overwrite_deletes_the_earlier_run_first(trained, tmp_path):
     root = copy_of(trained, tmp_path)
     stale = root / "models" / "ohwx-000007.safetensors"  # an epoch file the new run would not write
@@ -273,6 +287,7 @@ def test_an_interrupted_grid_leaves_the_earlier_grid_whole(trained, tmp_path, mo
     monkeypatch.setattr(sampling, "render", render_then_stop)
     res = runner.invoke(app, ["grid", str(root), "--base-model", "tiny", "--weights", "0.5,1", "--steps", "1"])
     assert res.exit_code == 130 and "kept in eval/cells-drawing" in res.output, res.output
+    assert "Grid: 0/2 loading tiny" in res.output  # no terminal here: progress lines, the total from the start
     assert "the earlier grid (eval/grid.png, grid.json and eval/cells) is as it was" in " ".join(res.output.split())
     after = files_of(root)
     assert [k for k in after if k not in before] == ["eval/cells-drawing/0001-ohwx-w0.5-seed1234.png"]
