@@ -96,6 +96,10 @@ def test_another_output_name_keeps_both_runs_apart_and_the_grid_lists_one(traine
     assert (root / "models" / "ohwx.safetensors").read_bytes() == first
     assert [f.name for f in list_loras(root / "models", "second")] == ["second"]
     assert [f.name for f in list_loras(root / "models", "ohwx")] == ["ohwx"]
+    before = files_of(root)  # the newest state is the second run's: --resume of 'ohwx' must not go on with it
+    res = runner.invoke(app, ["train", str(root), "--resume", *TINY_RUN])
+    assert res.exit_code == 2 and "is of the run 'second', not 'ohwx'" in res.output, res.output
+    assert "--output_name second" in res.output and files_of(root) == before
 
 
 @pytest.mark.parametrize("preset, optimizer", [("static", "AdamW8bit"), ("dynamic", "DAdaptAdam"),

@@ -248,6 +248,10 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     now = cfg.model_dump(mode="json")
     differ = [k for k in now if k in saved and saved[k] != now[k]]
     fatal = [k for k in differ if k in MUST_MATCH]
+    if "output_name" in differ:  # runs never mix: its files would go on under this run's name
+        raise ResumeError(f"The newest saved state is of the run '{saved['output_name']}', not '{now['output_name']}': "
+                          f"resuming it here would mix the two runs' files. Resume it with --output_name "
+                          f"{saved['output_name']}, or train from the start without --resume. Nothing was changed.")
     if "ema_decay" in fatal:
         raise ResumeError(f"The saved state's EMA of the weights has ema_decay {saved['ema_decay']}, this run asks for "
                           f"{now['ema_decay']}: its averaged weights cannot go on. Resume with --ema_decay "
