@@ -116,6 +116,16 @@ def test_train_takes_the_tutorials_presets(trained, tmp_path, preset, optimizer)
     assert all(after[k] == v for k, v in before.items() if k.startswith("models/"))  # the earlier run's files
 
 
+def test_a_new_runs_states_are_its_own_though_at_lower_steps(trained, tmp_path):
+    root = copy_of(trained, tmp_path)  # the earlier run saved its state at step 4
+    short = [*TINY_RUN[:TINY_RUN.index("--max_train_epochs")], *TINY_RUN[TINY_RUN.index("--max_train_epochs") + 2:],
+             "--max_train_epochs", "none", "--max_train_steps", "2", "--output_name", "short"]
+    res = runner.invoke(app, ["train", str(root), *short])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train", str(root), "--resume", *short])  # its own state, not the step-4 one
+    assert res.exit_code == 0 and "Nothing to resume: this run already finished at step 2" in res.output, res.output
+
+
 def test_overwrite_deletes_the_earlier_run_first(trained, tmp_path):
     root = copy_of(trained, tmp_path)
     stale = root / "models" / "ohwx-000007.safetensors"  # an epoch file the new run would not write

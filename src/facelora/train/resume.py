@@ -176,13 +176,22 @@ def _fsync_dir(path: Path) -> None:
 
 
 def complete_states(state_dir: Path) -> list[Path]:
-    """State folders with a manifest, newest first (by position, not by file time)."""
+    """State folders with a manifest, newest first: by the time their manifest says they were
+    saved, then by position (not by file time). A new run's states at lower steps than an earlier
+    run's are its newest, so they are kept and resumed, never the earlier run's."""
     found = []
     for p in Path(state_dir).glob("step*-epoch*"):
         m = _NAME.match(p.name)
         if m and p.is_dir() and (p / MANIFEST).is_file():
-            found.append(((int(m.group(1)), int(m.group(2))), p))
+            found.append(((_saved_at(p), int(m.group(1)), int(m.group(2))), p))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def _saved_at(folder: Path) -> float:
+    try:
+        return float(read_manifest(folder).get("saved_at", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0  # an unreadable manifest: check_folder says why when it is tried
 
 
 def newest_state(state_dir: Path) -> tuple[Path, int] | None:
