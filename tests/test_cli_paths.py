@@ -130,10 +130,13 @@ def test_overwrite_deletes_the_earlier_run_first(trained, tmp_path):
     root = copy_of(trained, tmp_path)
     stale = root / "models" / "ohwx-000007.safetensors"  # an epoch file the new run would not write
     shutil.copy(root / "models" / "ohwx.safetensors", stale)
+    old_states = {(d / "manifest.json").read_bytes() for d in (root / "log" / "state").iterdir()}
     res = runner.invoke(app, ["train", str(root), *TINY_RUN, "--overwrite"])
     assert res.exit_code == 0, res.output
-    assert "--overwrite: deleted the earlier run's 2 file(s)" in res.output
+    assert "--overwrite: deleted the earlier run's 2 file(s)" in res.output and "its 1 training state(s)" in res.output
     assert not stale.exists() and (root / "models" / "ohwx.safetensors").is_file()
+    states = {(d / "manifest.json").read_bytes() for d in (root / "log" / "state").iterdir()}
+    assert states and not states & old_states  # --resume can only go on with the new run
 
 
 def test_save_remembers_the_base_model_and_parameters(tmp_path):

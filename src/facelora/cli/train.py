@@ -115,9 +115,19 @@ def at_tiny_size(base_model: str | None, resolution: str) -> bool:
 
 
 def _one_run(p: Project, cfg: cfgmod.TrainConfig, overwrite: bool) -> None:
+    """Refuse to mix with an earlier run of output_name; --overwrite deletes its files and its
+    training states (a later --resume must never go on with the run that was replaced)."""
+    import shutil
+
+    from ..train.resume import states_of
+
     deleted = p.room_for_new_run(cfg.output_dir, cfg.output_name, overwrite)
-    if deleted:
-        note(f"--overwrite: deleted the earlier run's {len(deleted)} file(s): {', '.join(f.name for f in deleted)}.")
+    states = states_of(p.state_dir, cfg.output_name) if overwrite else []
+    for folder in states:
+        shutil.rmtree(folder, ignore_errors=True)
+    if deleted or states:
+        note(f"--overwrite: deleted the earlier run's {len(deleted)} file(s): {', '.join(f.name for f in deleted)}"
+             f"{f' and its {len(states)} training state(s)' if states else ''}.")
 
 
 def _as_args(options: TrainOptions) -> list[str]:

@@ -187,6 +187,17 @@ def complete_states(state_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def states_of(state_dir: Path, output_name: str) -> list[Path]:
+    """The complete states a run of `output_name` saved (its config.json says whose a state is)."""
+    def whose(folder: Path) -> str | None:
+        try:
+            return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("output_name")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    return [p for p in complete_states(state_dir) if whose(p) == output_name]
+
+
 def _saved_at(folder: Path) -> float:
     try:
         return float(read_manifest(folder).get("saved_at", 0.0))
