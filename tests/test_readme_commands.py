@@ -89,7 +89,7 @@ def test_every_readme_command_is_run_or_named():
 def test_readme_commands_run_on_the_tiny_model(tmp_path):
     from PIL import Image
 
-    project = tmp_path / "my project"
+    project = tmp_path / "我的 project"  # a space and Chinese characters, as users name folders
     for command, expected in RUN:
         args = shlex.split(command.replace("sd15.safetensors", "tiny"))[1:]
         args = [str(project) if a == "PROJECT" else str(tmp_path / a) if a == "kohya.toml" else a for a in args]
