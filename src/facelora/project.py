@@ -115,7 +115,10 @@ class Project:
 
     @property
     def image_dir(self) -> Path:
-        return self.root / IMAGE_DIR
+        """The training folder, train_data_dir: image/, or the kohya_ss GUI's img/ of an adopted layout."""
+        if not self.is_project(self.root):  # being made
+            return self.root / IMAGE_DIR
+        return self.folder(self.settings().train.train_data_dir, "train_data_dir")
 
     @property
     def reg_dir(self) -> Path:

@@ -116,8 +116,30 @@ def _progress_bar(description: str):
                     TimeRemainingColumn(), console=err, transient=True)
 
 
+# Without a terminal (a log, the GUI's job output), progress is a line at most this often.
+PROGRESS_LINE_S = 5.0
+
+
+def _progress_lines(description: str):
+    """A progress callback that prints `Grid: 2/8 what` lines: the first, then one every
+    PROGRESS_LINE_S seconds, and the last."""
+    import time
+
+    last = [float("-inf")]
+
+    def report(done: int, total: int | None, msg: str) -> None:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_LINE_S or (total is not None and done >= total):
+            last[0] = now
+            err.print(f"{description}: {done}/{'?' if total is None else total} {msg}", markup=False)
+
+    return report
+
+
 def with_bar(description: str, work):
-    """Run work(progress_callback) under a rich progress bar."""
+    """Run work(progress_callback) under a rich progress bar (in a terminal; lines otherwise)."""
+    if not err.is_terminal:
+        return work(_progress_lines(description))
     with _progress_bar(description) as bar:
         task = bar.add_task(description, total=None)
         return work(lambda done, total, msg: bar.update(task, completed=done, total=total,

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import FaceloraError
-from ..evaluate.gridplan import GridOptions
+from ..evaluate.gridplan import DRAWING_DIR, GridOptions
 from ..evaluate.scoring import ScoreOptions
 from ..locks import held
 from ..project import Project
@@ -22,33 +22,41 @@ from .app import (AsJson, OptionsFile, app, console, default_of, err, friendly, 
 
 def likeness_table(report) -> Table:
     """One row per (file, weight): how often a face appears, how close it is, how often it matches,
-    and the scoreboard's other scores (flexibility, bleed, copies, validation loss)."""
-    from ..evaluate.board import BLEED_WARN
+    and the scoreboard's other scores (flexibility, bleed, copies, validation loss). The file names
+    are never cut, and a score no row has (flex, bleed, val loss) is left out, so the table fits
+    an 80-column terminal."""
+    from rich import box
 
-    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}; "
-                    f"flex = match on flexibility prompts; bleed = share of other people's faces that are the person",
-              title_justify="left")
-    widest = max((len(g.file or g.label) for g in report.groups), default=4)
-    t.add_column("file", min_width=min(widest, 40), overflow="fold")
-    for col in ("weight", "images", "faces", "distance", "match", "flex", "bleed", "copies", "spread", "val loss"):
-        t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("", no_wrap=True)
-    best = report.best
+    from ..evaluate.board import BLEED_WARN
 
     def pct(v):
         return "—" if v is None else f"{v:.0%}"
 
+    best = report.best
+    columns: dict[str, list[str]] = {name: [] for name in (
+        "file", "weight", "images", "faces", "distance", "match", "flex", "bleed", "copies", "spread", "val loss", "")}
     for g in report.groups:
         flags = [w for w, on in (("clones", g.clones), ("copies", g.copies),
                                  ("bleed", g.bleed is not None and g.bleed > BLEED_WARN)) if on]
         flag = "[bold green]best[/]" if best is not None and g is best else (f"[yellow]{', '.join(flags)}[/]" if flags else "")
-        t.add_row(
-            escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
-            f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
-            f"{g.match_rate:.0%}", pct(g.flexibility), pct(g.bleed), str(g.copies),
-            "-" if g.spread is None else f"{g.spread:.3f}",
-            "—" if g.validation_loss is None else f"{g.validation_loss:.4f}", flag,
-        )
+        row = (escape(g.file or g.label), "" if g.weight is None else f"{g.weight:g}", str(g.images),
+               f"{g.faces} ({g.detection_rate:.0%})", "-" if g.mean_distance is None else f"{g.mean_distance:.3f}",
+               f"{g.match_rate:.0%}", pct(g.flexibility), pct(g.bleed), str(g.copies),
+               "-" if g.spread is None else f"{g.spread:.3f}",
+               "—" if g.validation_loss is None else f"{g.validation_loss:.4f}", flag)
+        for cells, value in zip(columns.values(), row):
+            cells.append(value)
+    for optional in ("flex", "bleed", "val loss"):
+        if report.groups and all(v == "—" for v in columns[optional]):
+            del columns[optional]
+    t = Table(title=f"Likeness: mean distance to the person; match = distance < {report.threshold:g}"
+                    + ("; flex = match on flexibility prompts" if "flex" in columns else "")
+                    + ("; bleed = share of other people's faces that are the person" if "bleed" in columns else ""),
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for name in columns:
+        t.add_column(name, justify="left" if name in ("file", "") else "right", no_wrap=True)
+    for row in zip(*columns.values()):
+        t.add_row(*row)
     return t
 
 
@@ -56,15 +64,17 @@ def print_likeness(report, as_json: bool, root: Optional[Path] = None) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False))
         return
-    console.print(likeness_table(report))
+    table = likeness_table(report)
+    # never narrower than the rows: a file name or score cut off would say nothing
+    console.print(table, width=max(console.width, console.measure(table, options=console.options.update_width(500)).maximum))
     b = report.baseline
     if b.get("mean") is not None:
         console.print(f"Training photos among themselves (leave-one-out distance): mean {b['mean']:.3f}, "
                       f"max {b['max']:.3f} over {b['faces']} faces.")
     for skipped in report.skipped:
-        note(escape(skipped.line()))
+        note(skipped.line())
     for w in report.warnings:
-        note(escape(w))
+        note(w)
     console.print(escape(report.verdict))
     if report.best is not None:
         console.print(escape(report.rule))
@@ -83,8 +93,8 @@ Overwrite = Annotated[bool, option_of(ScoreOptions, "overwrite", "--overwrite")]
 Force = Annotated[bool, option_of(ScoreOptions, "force", "--force")]
 
 
-GRID_KEPT = ("The cell images drawn so far are kept in eval/cells; grid.png and grid.json were not rewritten "
-             "(run facelora grid again to draw the whole grid).")
+GRID_KEPT = (f"The cell images drawn so far are kept in eval/{DRAWING_DIR}; the earlier grid (eval/grid.png, "
+             f"grid.json and eval/cells) is as it was (run facelora grid again to draw the whole grid).")
 SCORE_KEPT = "Nothing was written: eval/likeness.json keeps the scores of the last finished scoring."
 
 
@@ -138,6 +148,7 @@ def grid(
             steps=steps, cfg=cfg, size=size, base_model=base_model, clip_skip=clip_skip,
             allow_pickle=allow_pickle, device=device,
         )
+    options = _tiny_size(p, options)
     with held(p, "grid", "facelora grid"):
         result = with_bar("Grid", lambda cb: make_grid(p, options, progress=cb))
     for n in result.notes:
@@ -150,6 +161,17 @@ def grid(
     if score:
         _score_project(p, options_of(ScoreOptions, threshold=threshold, install_to=install_to, overwrite=overwrite,
                                       force=force), as_json=False)
+
+
+def _tiny_size(p: Project, options: GridOptions) -> GridOptions:
+    """The tiny test model draws at the size it trains at unless a size is given (and says so)."""
+    from .train import TINY_RESOLUTION, at_tiny_size
+
+    cfg = p.train_config()
+    if options.size or not at_tiny_size(options.base_model or cfg.pretrained_model_name_or_path, cfg.resolution):
+        return options
+    note(f"The tiny test model draws at {TINY_RESOLUTION} px, as it trains; give --size 512x512 for another size.")
+    return options.model_copy(update={"size": f"{TINY_RESOLUTION}x{TINY_RESOLUTION}"})
 
 
 def _score_project(p: Project, options: ScoreOptions, as_json: bool) -> None:

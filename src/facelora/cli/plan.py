@@ -17,6 +17,10 @@ from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
 
 
+# What `plan` without a project calls the saved files: NAME-000001.safetensors, ..., NAME.safetensors.
+NO_PROJECT_NAME = "NAME"
+
+
 def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = None, vram: Optional[float] = None) -> None:
     memory = gpu_memory(cfg, vram) if cfg is not None else None
     if as_json:
@@ -32,6 +36,19 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
             console.print(escape(line))
         console.print(escape("\n".join(memory["lines"])) if memory else
                       "GPU memory: no CUDA GPU here; --vram GB checks these settings against a card of that size.")
+
+
+def warn_outside_tutorial(cfg: cfgmod.TrainConfig) -> None:
+    """The tutorial's ranges (photos, repeats, epochs, total steps) checked on the plan these
+    parameters train, as prepare and train warn before anything runs."""
+    from ..errors import FaceloraError
+
+    try:
+        plan = plan_for(cfg, scan_for(cfg))
+    except (FaceloraError, ValueError):
+        return  # training itself says what is wrong with the images
+    for w in tutorial_warnings(**plan_numbers(plan)):
+        note(w)
 
 
 def gpu_memory(cfg: cfgmod.TrainConfig, vram: Optional[float]) -> Optional[dict]:
@@ -71,7 +88,9 @@ def plan(
     if project is None:
         if not (images and epochs and max_train_steps):
             raise cfgmod.ConfigError("Without a project, give --images, --epochs and --max-train-steps.")
-        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps, **res)
+        # the files' names stand for any project's (its output_name is its trigger word)
+        cfg = cfgmod.TrainConfig(train_batch_size=batch, max_train_epochs=epochs, max_train_steps=max_train_steps,
+                                 output_name=NO_PROJECT_NAME, **res)
         print_plan(plan_for(cfg, images, num_processes, budget=True), as_json, cfg, vram)
         return
     p = Project.open(project)

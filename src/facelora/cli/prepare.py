@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..locks import held
 from ..prepare.options import PrepareOptions
-from ..plan import tutorial_warnings
+from .plan import warn_outside_tutorial
 from .app import app, console, default_of, err, friendly, help_of, invalid, note
 
 
@@ -81,8 +81,7 @@ def prepare(
     print_prepare_notes(report)
     folder = p.root / report.concept_dir
     console.print(f"{len(report.accepted)} accepted, {len(report.rejected)} rejected -> {folder}")
-    for w in tutorial_warnings(images=len(report.accepted)):
-        note(w)
+    warn_outside_tutorial(p.train_config())  # the plan these photos would train: photos, repeats, epochs, steps
     console.print(f"Report: {p.prepare_report}   contact sheet: {p.contact_sheet}")
 
 

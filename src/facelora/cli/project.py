@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import config as cfgmod
-from ..project import init_project
+from ..project import Project, init_project
 from .app import OVERRIDES, Preset, Trigger, app, console, friendly, overrides_from
 
 
@@ -23,8 +23,15 @@ def init(
     preset: Preset = None,
 ) -> None:
     """Create a project: image/<repeats>_<trigger>/, models/, log/ and facelora.toml, as in Kohya."""
+    from ..kohya_layout import kohya_layout
+
     train = cfgmod.apply(cfgmod.TrainConfig(), overrides_from(ctx, preset))
+    adopting = not Project.is_project(project) and kohya_layout(project) is not None
     p = init_project(project, trigger, class_word, repeats, train)
     folder, _ = p.concept_dir()
-    console.print(f"Created project {p.root}")
+    if adopting:
+        console.print(f"{p.root} is laid out the Kohya way: made it a project where it is (wrote {p.config_path.name}; "
+                      f"nothing else was changed)")
+    else:
+        console.print(f"Created project {p.root}")
     console.print(f"  put the photos in  {folder}  (or run: facelora prepare PHOTOS \"{p.root}\")")

@@ -12,14 +12,15 @@ from .. import config as cfgmod
 from ..locks import held
 from ..project import Project
 from ..train.options import TrainOptions
-from ..errors import FaceloraError
 from ..model.family import TINY
 from ..run import TINY_DEMO
+from .plan import warn_outside_tutorial
 from .app import (OVERRIDES, OptionsFile, app, console, default_of, friendly, note, option_of, options_from_file,
                   options_of, overrides_from)
 
 # The tiny test model's training size unless asked otherwise: the demo's.
 TINY_RESOLUTION = TINY_DEMO["overrides"]["resolution"]
+DEFAULT_RESOLUTION = cfgmod.TrainConfig.model_fields["resolution"].default
 
 
 def _train(name: str, *flags: str) -> Any:
@@ -65,7 +66,7 @@ def train(
     if not options.resume:
         _one_run(p, cfg, options.overwrite)
     if "LOCAL_RANK" not in os.environ or os.environ["LOCAL_RANK"] == "0":
-        _warn_outside_tutorial(cfg)
+        warn_outside_tutorial(cfg)
     with held(p, "train", "facelora train"):
         result = train_lora(p, cfg, allow_pickle=options.allow_pickle, resume=options.resume, console=console)
     if result.interrupted:
@@ -99,30 +100,34 @@ def run_config(p: Project, options: TrainOptions, command_line: dict[str, Any]) 
         if key in updates:
             updates[key] = str(p.folder(updates[key], key))
     cfg = cfgmod.apply(p.train_config(), updates)
-    default = cfgmod.TrainConfig.model_fields["resolution"].default
-    if cfg.pretrained_model_name_or_path == TINY and "resolution" not in updates and cfg.resolution == default:
+    if "resolution" not in updates and at_tiny_size(cfg.pretrained_model_name_or_path, cfg.resolution):
         cfg = cfgmod.apply(cfg, {"resolution": TINY_RESOLUTION})
-        note(f"The tiny test model trains at {TINY_RESOLUTION} px (its images are noise at any size, and {default} "
-             f"px takes many seconds a step); give --resolution {default} to train at {default}.")
+        note(f"The tiny test model trains at {TINY_RESOLUTION} px (its images are noise at any size, and "
+             f"{DEFAULT_RESOLUTION} px takes many seconds a step); give --resolution {DEFAULT_RESOLUTION} to train "
+             f"at {DEFAULT_RESOLUTION}.")
     return cfg
 
 
+def at_tiny_size(base_model: str | None, resolution: str) -> bool:
+    """Whether the tiny test model should run at its small size: the project asks for no other
+    than the default resolution (a step at 512 px takes many seconds, for noise)."""
+    return base_model == TINY and resolution == DEFAULT_RESOLUTION
+
+
 def _one_run(p: Project, cfg: cfgmod.TrainConfig, overwrite: bool) -> None:
+    """Refuse to mix with an earlier run of output_name; --overwrite deletes its files and its
+    training states (a later --resume must never go on with the run that was replaced)."""
+    import shutil
+
+    from ..train.resume import states_of
+
     deleted = p.room_for_new_run(cfg.output_dir, cfg.output_name, overwrite)
-    if deleted:
-        note(f"--overwrite: deleted the earlier run's {len(deleted)} file(s): {', '.join(f.name for f in deleted)}.")
-
-
-def _warn_outside_tutorial(cfg: cfgmod.TrainConfig) -> None:
-    from ..dataset import scan_for
-    from ..plan import plan_for, plan_numbers, tutorial_warnings
-
-    try:
-        plan = plan_for(cfg, scan_for(cfg))
-    except (FaceloraError, ValueError):
-        return  # training itself says what is wrong with the images
-    for w in tutorial_warnings(**plan_numbers(plan)):
-        note(w)
+    states = states_of(p.state_dir, cfg.output_name) if overwrite else []
+    for folder in states:
+        shutil.rmtree(folder, ignore_errors=True)
+    if deleted or states:
+        note(f"--overwrite: deleted the earlier run's {len(deleted)} file(s): {', '.join(f.name for f in deleted)}"
+             f"{f' and its {len(states)} training state(s)' if states else ''}.")
 
 
 def _as_args(options: TrainOptions) -> list[str]:

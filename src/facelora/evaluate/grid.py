@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from ..project import CELLS_DIR, Project
 from . import infotext
 from .adapter import NetworkAdapter, diffusers_reads
 from .gridimage import GridLayout, draw_grid, plan_layout
-from .gridplan import (DEFAULT_WEIGHTS, Cell, GridError, GridOptions, GridPlan, Progress, _rel, default_prompt,
+from .gridplan import (DEFAULT_WEIGHTS, DRAWING_DIR, Cell, GridError, GridOptions, GridPlan, Progress, _rel, default_prompt,
                        parse_size, plan_grid)
 from .infotext import Infotext, LoraTag
 
@@ -134,15 +135,21 @@ def _cell_name(cell: Cell) -> str:
     return f"{cell.index + 1:04d}-{lora}{w}{z}-seed{cell.seed}.png"
 
 
-def _forget_old_cells(grid_json: Path, root: Path) -> None:
-    """Remove the cell images an earlier grid listed, so eval/cells holds only this grid."""
+def _replace_cells(cells: list[Cell], grid_json: Path, root: Path, cells_dir: Path) -> None:
+    """The whole grid's cells replace the cell images the earlier grid listed, so eval/cells holds
+    only this grid."""
     old = read_json(grid_json)
-    if old is None:
-        return
-    for c in old.get("cells", []):
+    for c in (old or {}).get("cells", []):
         p = root / c["path"] if c.get("path") else None
         if p and p.suffix == ".png" and p.parent.name == CELLS_DIR:
             p.unlink(missing_ok=True)
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    drawn = {c.path.parent for c in cells if c.path is not None}
+    for c in cells:
+        if c.path is not None:
+            c.path = c.path.replace(cells_dir / c.path.name)
+    for folder in drawn:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def text_embeds(model, text: str, clip_skip: int, device):
@@ -229,8 +236,9 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
         model, pipe = model_and_pipe
         pipe.scheduler = make_scheduler(model, plan.sampler)
     tiny = bool(getattr(model, "is_tiny", False))
-    _forget_old_cells(grid_json, project.root)
-    generate(plan, pipe, model, cells_dir, progress)
+    drawing = project.eval_dir / DRAWING_DIR
+    shutil.rmtree(drawing, ignore_errors=True)  # an interrupted grid's cells
+    generate(plan, pipe, model, drawing, progress)
 
     per_cell = 1 if plan.z_kind == "seeds" else len(plan.seeds)
     title = grid_title(plan, model.name or Path(plan.base_model).name, tiny)
@@ -245,6 +253,7 @@ def make_grid(project: Project, options: GridOptions | None = None, progress: Pr
     grid_png = project.grid_png
     buf = io.BytesIO()
     sheet.save(buf, "PNG")
+    _replace_cells(plan.cells, grid_json, project.root, cells_dir)
     atomic_write_bytes(grid_png, buf.getvalue())
     seconds = time.perf_counter() - t0
     atomic_write_json(grid_json, {

@@ -20,6 +20,9 @@ from . import axes, infotext, loras
 from .infotext import LoraTag
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
+# Where a grid draws its cells until it is whole: eval/cells keeps the earlier grid's meanwhile,
+# so an interrupted grid leaves the earlier grid.png, grid.json and cells as they were.
+DRAWING_DIR = "cells-drawing"
 
 DEFAULT_WEIGHTS = "0.4,0.6,0.8,1.0"
 DEFAULT_SEED = 1234
@@ -237,7 +240,7 @@ def _cell_prompt(prompt: str, negative: str, x: Axis, y: Axis, z: Axis, xv: Any,
 def plan_grid(project: Project, options: GridOptions) -> GridPlan:
     """Every cell of the grid, with its final prompt and the LoRA file its tag names. Checks
     everything (sampler, size, axes, files) before any model is loaded."""
-    from ..model.sampling import sampler_key
+    from ..model.family import sampler_key
 
     sampler_key(options.sampler)
     settings = project.settings()

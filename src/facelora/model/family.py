@@ -16,6 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ..errors import FaceloraError
+
 
 TINY = "tiny"  # the base-model name that means the tiny test model (model/tiny.py)
 
@@ -106,3 +108,22 @@ SD15 = ModelFamily(
 )
 
 FAMILIES: tuple[ModelFamily, ...] = (SD15,)
+
+
+# Sampler names without torch: the grid checks its sampler before any model loads.
+class UnknownSamplerError(FaceloraError, ValueError):
+    """A sampler name that is not in the model family's sampler table."""
+
+
+def sampler_key(name: str, family: ModelFamily = SD15) -> str:
+    """'Euler a', 'euler_a', 'DPM++ 2M Karras', 'dpmpp_2m_karras' ... -> the samplers' key."""
+    key = name.strip().lower().replace("++", "pp").replace("+", "p").replace("-", "_").replace(" ", "_")
+    if key not in family.samplers:
+        names = ", ".join(f"{k} ('{s.display}')" for k, s in family.samplers.items())
+        raise UnknownSamplerError(f"Unknown sampler '{name}'. Choose one of: {names}.")
+    return key
+
+
+def sampler_display(name: str, family: ModelFamily = SD15) -> str:
+    """The name A1111 shows for a sampler ('Euler a'), as written into an image's parameters."""
+    return family.samplers[sampler_key(name, family)].display

@@ -8,30 +8,11 @@ from __future__ import annotations
 import diffusers
 import torch
 
-from ..errors import FaceloraError
 from .base import load_base
-from .family import SD15, ModelFamily, Sampler
+from .family import SD15, ModelFamily, Sampler, UnknownSamplerError, sampler_display, sampler_key  # noqa: F401 (sampling's names)
 from .sdmodel import SDModel, build_pipeline
 
 SAMPLERS: dict[str, Sampler] = SD15.samplers
-
-
-class UnknownSamplerError(FaceloraError, ValueError):
-    """A sampler name that is not in the model family's sampler table."""
-
-
-def sampler_key(name: str, family: ModelFamily = SD15) -> str:
-    """'Euler a', 'euler_a', 'DPM++ 2M Karras', 'dpmpp_2m_karras' ... -> the samplers' key."""
-    key = name.strip().lower().replace("++", "pp").replace("+", "p").replace("-", "_").replace(" ", "_")
-    if key not in family.samplers:
-        names = ", ".join(f"{k} ('{s.display}')" for k, s in family.samplers.items())
-        raise UnknownSamplerError(f"Unknown sampler '{name}'. Choose one of: {names}.")
-    return key
-
-
-def sampler_display(name: str, family: ModelFamily = SD15) -> str:
-    """The name A1111 shows for a sampler ('Euler a'), as written into an image's parameters."""
-    return family.samplers[sampler_key(name, family)].display
 
 
 def make_scheduler(model: SDModel, sampler: str = "euler_a"):

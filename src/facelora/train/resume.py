@@ -177,13 +177,33 @@ def _fsync_dir(path: Path) -> None:
 
 
 def complete_states(state_dir: Path) -> list[Path]:
-    """State folders with a manifest, newest first (by position, not by file time)."""
+    """State folders with a manifest, newest first: by the time their manifest says they were
+    saved, then by position (not by file time). A new run's states at lower steps than an earlier
+    run's are its newest, so they are kept and resumed, never the earlier run's."""
     found = []
     for p in Path(state_dir).glob("step*-epoch*"):
         m = _NAME.match(p.name)
         if m and p.is_dir() and (p / MANIFEST).is_file():
-            found.append(((int(m.group(1)), int(m.group(2))), p))
+            found.append(((_saved_at(p), int(m.group(1)), int(m.group(2))), p))
     return [p for _, p in sorted(found, reverse=True)]
+
+
+def states_of(state_dir: Path, output_name: str) -> list[Path]:
+    """The complete states a run of `output_name` saved (its config.json says whose a state is)."""
+    def whose(folder: Path) -> str | None:
+        try:
+            return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("output_name")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    return [p for p in complete_states(state_dir) if whose(p) == output_name]
+
+
+def _saved_at(folder: Path) -> float:
+    try:
+        return float(read_manifest(folder).get("saved_at", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0  # an unreadable manifest: check_folder says why when it is tried
 
 
 def newest_state(state_dir: Path) -> tuple[Path, int] | None:
@@ -254,6 +274,10 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     now = cfg.model_dump(mode="json")
     differ = [k for k in now if k in saved and saved[k] != now[k]]
     fatal = [k for k in differ if k in MUST_MATCH]
+    if "output_name" in differ:  # runs never mix: its files would go on under this run's name
+        raise ResumeError(f"The newest saved state is of the run '{saved['output_name']}', not '{now['output_name']}': "
+                          f"resuming it here would mix the two runs' files. Resume it with --output_name "
+                          f"{saved['output_name']}, or train from the start without --resume. Nothing was changed.")
     if "ema_decay" in fatal:
         raise ResumeError(f"The saved state's EMA of the weights has ema_decay {saved['ema_decay']}, this run asks for "
                           f"{now['ema_decay']}: its averaged weights cannot go on. Resume with --ema_decay "
