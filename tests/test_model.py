@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 
 from facelora.model import ldm
 from facelora.model.base import load_base
-from facelora.model.sampling import SAMPLERS, UnknownSamplerError, make_pipeline, sampler_key
+from facelora.model.family import UnknownSamplerError, sampler_key
+from facelora.model.sampling import SAMPLERS, make_pipeline
 from facelora.model.save import save_diffusers, save_single_file, single_file_state_dict
 from facelora.model.sdmodel import SD15_DIR, BaseModelError, SDModel, empty_models, read_config
 from facelora.model.text import encode_prompt, tokenize

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..locks import held
 from ..prepare.options import PrepareOptions
 from .plan import warn_outside_tutorial
-from .app import app, console, default_of, err, friendly, help_of, invalid, note
+from .app import app, console, default_of, err, friendly, help_of, invalid
 
 
 def _prepared(name: str):

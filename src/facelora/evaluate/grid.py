@@ -163,7 +163,8 @@ def generate(plan: GridPlan, pipe, model, cells_dir: Path, progress: Progress | 
     """Make every cell's image: the outer loop runs over LoRA files, so each loads once."""
     import torch
 
-    from ..model.sampling import render, sampler_display
+    from ..model.family import sampler_display
+    from ..model.sampling import render
 
     sampler_name = sampler_display(plan.sampler)
     hashes: dict[Path, str] = {}

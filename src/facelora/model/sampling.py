@@ -9,7 +9,7 @@ import diffusers
 import torch
 
 from .base import load_base
-from .family import SD15, ModelFamily, Sampler, UnknownSamplerError, sampler_display, sampler_key  # noqa: F401 (sampling's names)
+from .family import SD15, Sampler, sampler_key
 from .sdmodel import SDModel, build_pipeline
 
 SAMPLERS: dict[str, Sampler] = SD15.samplers
