@@ -7,6 +7,8 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
+
 from facelora import events as ev
 from facelora.gui import jobs
 
@@ -132,3 +134,23 @@ def test_start_notes_carry_their_template_and_old_plain_notes_still_read(tmp_pat
     assert old.said_notes() == [Message("Resuming at step 4 of 8 (epoch 2) from /p/log/state/x.")]  # text, no template
     edited = ev.parse({"event": "start", "notes": [{"message": "As written.", "template": "At {step}.", "values": {}}]})
     assert [m.text for m in edited.said_notes()] == ["As written."]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_the_parameters_table_never_breaks_a_name(tmp_path: Path, width: int):
+    import io
+
+    from rich.console import Console
+
+    from facelora.config import TrainConfig
+    from facelora.plan import plan_for
+    from facelora.train.progress import Reporter
+
+    out = io.StringIO()
+    reporter = Reporter(tmp_path / "events.jsonl", None, console=Console(file=out, width=width))
+    cfg = TrainConfig()
+    reporter.start(cfg, plan_for(cfg, 12), "cpu", 0, [])
+    reporter.close()
+    words = {w for line in out.getvalue().splitlines() for w in line.split()}
+    assert set(TrainConfig.model_fields) <= words  # every name whole, on one line
+    assert max(len(line) for line in out.getvalue().splitlines()) <= width

@@ -155,3 +155,14 @@ def test_plan_command_renames_the_project_folder(tmp_path):
     assert Project.open(root).settings().train.max_train_epochs == 5
     result = runner.invoke(app, ["plan", str(root), "--json"])
     assert json.loads(result.stdout)["total_steps"] == 300
+
+
+def test_opening_a_folder_that_is_no_project_gives_a_command_that_runs_as_printed(tmp_path):
+    import shlex
+
+    folder = tmp_path / "我的 photos"
+    folder.mkdir()
+    with pytest.raises(ProjectError) as e:
+        Project.open(folder)
+    command = str(e.value).split("Create one with: ", 1)[1]
+    assert shlex.split(command) == ["facelora", "init", str(folder), "--trigger", "NAME"]

@@ -19,6 +19,7 @@ are filenames.py's.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,10 +227,12 @@ class Project:
 
             if kohya_layout(root):
                 raise ProjectError("'{root}' is not a facelora project (no {file}) (it is laid out the Kohya way: "
-                                   "'facelora init' or 'facelora train' adopts it). Create one with "
-                                   "'facelora init {root} --trigger NAME'.", root=root, file=CONFIG_FILE)
-            raise ProjectError("'{root}' is not a facelora project (no {file}). Create one with "
-                               "'facelora init {root} --trigger NAME'.", root=root, file=CONFIG_FILE)
+                                   "'facelora init' or 'facelora train' adopts it). Create one with: "
+                                   "facelora init {quoted} --trigger NAME", root=root, quoted=shlex.quote(str(root)),
+                                   file=CONFIG_FILE)
+            raise ProjectError("'{root}' is not a facelora project (no {file}). Create one with: "
+                               "facelora init {quoted} --trigger NAME", root=root, quoted=shlex.quote(str(root)),
+                               file=CONFIG_FILE)
         return cls(root.resolve())
 
     @classmethod

@@ -35,11 +35,11 @@ ZH_CN_ERRORS: dict[str, str] = {
         "触发词 {trigger!r} 必须是一个不含空格和斜杠的词（例如 'ohwx' 或 'ScarlettJohansson'）；它用于文件夹名，"
         "并写在每条标注的开头。",
     "'{root}' is not a facelora project (no {file}) (it is laid out the Kohya way: 'facelora init' or 'facelora "
-    "train' adopts it). Create one with 'facelora init {root} --trigger NAME'.":
+    "train' adopts it). Create one with: facelora init {quoted} --trigger NAME":
         "'{root}' 不是 facelora 项目（没有 {file}）（它是 Kohya 的目录结构：'facelora init' 或 'facelora train' "
-        "会接管它）。请用 'facelora init {root} --trigger NAME' 创建。",
-    "'{root}' is not a facelora project (no {file}). Create one with 'facelora init {root} --trigger NAME'.":
-        "'{root}' 不是 facelora 项目（没有 {file}）。请用 'facelora init {root} --trigger NAME' 创建。",
+        "会接管它）。请这样创建：facelora init {quoted} --trigger NAME",
+    "'{root}' is not a facelora project (no {file}). Create one with: facelora init {quoted} --trigger NAME":
+        "'{root}' 不是 facelora 项目（没有 {file}）。请这样创建：facelora init {quoted} --trigger NAME",
     "{folder} holds files of an earlier run of '{name}' ({files}); a new run would mix with them. Give --overwrite to "
     "delete them and train again, --output_name NAME to keep both runs apart, or --resume to go on with the earlier "
     "run. Nothing was changed.":

@@ -25,18 +25,21 @@ from ..tables import plan_table
 PLAIN_EVERY_S = 30.0  # without a terminal (the GUI's log), a progress line this often
 
 
-def params_table(cfg: TrainConfig) -> Table:
-    """Every parameter of the run, in two columns of name = value."""
+WIDE_VALUE = 30  # room a value gets beside its name before the table drops to one pair
+
+
+def params_table(cfg: TrainConfig, width: int = 160) -> Table:
+    """Every parameter of the run as name = value, in two pairs of columns where the terminal is
+    wide enough and one pair where it is not; a name is never broken (a value folds instead)."""
     t = Table(title="Parameters", show_header=False, title_justify="left", box=None, pad_edge=False)
-    items = [(k, v) for k, v in cfg.model_dump().items()]
-    half = math.ceil(len(items) / 2)
-    for col in range(4):
-        t.add_column(style="bold" if col % 2 == 0 else None, overflow="fold")
-    for i in range(half):
-        row = []
-        for k, v in (items[i], items[i + half] if i + half < len(items) else ("", "")):
-            row += [k, "" if k == "" else _show(v)]
-        t.add_row(*row)
+    items = [(k, _show(v)) for k, v in cfg.model_dump().items()]
+    pairs = 2 if width >= 2 * (max(len(k) for k, _ in items) + 1) + 2 * WIDE_VALUE else 1
+    for _ in range(pairs):
+        t.add_column(style="bold", no_wrap=True)
+        t.add_column(overflow="fold")
+    rows = math.ceil(len(items) / pairs)
+    for i in range(rows):
+        t.add_row(*[x for k, v in items[i::rows] for x in (k, v)], *[""] * (2 * pairs - 2 * len(items[i::rows])))
     return t
 
 
@@ -93,7 +96,7 @@ class Reporter:
         if not self.enabled:
             return
         notes = list(notes or [])
-        self.console.print(params_table(cfg))
+        self.console.print(params_table(cfg, self.console.width))
         self.console.print(plan_table(plan, "Training run", (("device", device),
                                                              *(used or (("precision", cfg.mixed_precision),)))))
         for n in notes:
