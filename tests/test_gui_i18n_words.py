@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytest.importorskip("gradio")
 
@@ -92,7 +93,8 @@ def test_the_scan_finds_a_note_given_as_bare_text():
 
 
 def _words(page_html: str) -> str:
-    return re.sub(r"<[^>]+>", " ", page_html)
+    """The page's words, less its tags and the facelora commands it quotes (which stay as typed)."""
+    return re.sub(r"facelora [a-z]+ [A-Z][^（(]*|<[^>]+>", " ", page_html)
 
 
 def _report(tmp_path: Path, p, **fields):
@@ -112,6 +114,10 @@ def test_the_photos_page_says_the_sets_notes_in_its_language_and_old_reports_as_
     from facelora.project import init_project
 
     p = init_project(tmp_path / "p", "ohwx")
+    folder, _ = p.concepts()[0]
+    for i in range(3):  # the crops these items made: the plan they would train warns on its numbers
+        Image.new("RGB", (64, 64), (i, 90, 90)).save(folder / f"{i}.png")
+        (folder / f"{i}.txt").write_text("ohwx", encoding="utf-8")
     items = [PrepareItem(source=f"{tmp_path}/{i}.jpg", status="accepted", yaw=3.0 * i, expression="smile")
              for i in range(3)]
     moved = said("The project now trains at {resolution} (resolution in {file}, was {before}), the crops' size.",
@@ -121,6 +127,7 @@ def test_the_photos_page_says_the_sets_notes_in_its_language_and_old_reports_as_
     english = set_notes(p)
     assert "no three-quarter view or profile: all 3 photo(s)" in english and "one expression (smile)" in english
     assert "3 photo(s): the tutorial uses at least 10" in english and "now trains at 768" in english
+    assert "total steps 300 lies outside the tutorial" in english  # as facelora prepare warns
     i18n.set_language("zh-CN")
     try:
         chinese = set_notes(p)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from . import config as cfgmod
-from .dataset import Bucketing, Dataset, with_repeats
+from .dataset import Bucketing, Dataset, scan_for, with_repeats
 from .filenames import lora_filename
 from .messages import Message, said
 from .project import Project
@@ -192,6 +192,18 @@ def tutorial_said(images: int | None = None, repeats: int | None = None, epochs:
                             "PROJECT --epochs E --max-train-steps S works out the repeats).",
                             name=name, value=value, low=low, high=high))
     return out
+
+
+def trained_outside_tutorial(cfg: cfgmod.TrainConfig) -> list[Message]:
+    """tutorial_said of the plan `cfg` trains, its images counted: what prepare, train and the
+    Photos page warn with; none when the images cannot be read (training itself says why)."""
+    from .errors import FaceloraError
+
+    try:
+        plan = plan_for(cfg, scan_for(cfg))
+    except (FaceloraError, ValueError):
+        return []
+    return tutorial_said(**plan_numbers(plan))
 
 
 def tutorial_warnings(**numbers: int | None) -> list[str]:

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from .. import config as cfgmod
 from ..dataset import scan_for
-from ..plan import Plan, adopt, plan_for, plan_numbers, tutorial_warnings
+from ..plan import Plan, adopt, plan_for, plan_numbers, trained_outside_tutorial, tutorial_warnings
 from ..project import Project
 from ..tables import plan_table
 from .app import AsJson, app, console, friendly, note
@@ -41,14 +41,8 @@ def print_plan(plan: Plan, as_json: bool, cfg: Optional[cfgmod.TrainConfig] = No
 def warn_outside_tutorial(cfg: cfgmod.TrainConfig) -> None:
     """The tutorial's ranges (photos, repeats, epochs, total steps) checked on the plan these
     parameters train, as prepare and train warn before anything runs."""
-    from ..errors import FaceloraError
-
-    try:
-        plan = plan_for(cfg, scan_for(cfg))
-    except (FaceloraError, ValueError):
-        return  # training itself says what is wrong with the images
-    for w in tutorial_warnings(**plan_numbers(plan)):
-        note(w)
+    for m in trained_outside_tutorial(cfg):
+        note(m.text)
 
 
 def gpu_memory(cfg: cfgmod.TrainConfig, vram: Optional[float]) -> Optional[dict]:

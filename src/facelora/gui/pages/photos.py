@@ -16,7 +16,7 @@ from ...errors import FaceloraError
 from ...fileio import atomic_write_text
 from ...prepare.images import PHOTO_SUFFIXES
 from ...prepare.pipeline import PrepareOptions, load_report, prepare
-from ...plan import tutorial_said
+from ...plan import trained_outside_tutorial
 from ...project import Project
 
 from .. import pickers
@@ -47,11 +47,12 @@ def report_rows(p: Project) -> list[list[str]]:
 
 def set_notes(p: Project) -> str:
     """What the last prepare said of the whole set (its pose coverage, the training resolution)
-    and the tutorial's least number of photos, in the page's language."""
+    and where the plan these photos would train lies outside the tutorial's ranges (photos,
+    repeats, epochs, total steps, as `facelora prepare` warns), in the page's language."""
     report = load_report(p)
     if report is None:
         return ""
-    warned = report.warnings_said() + tutorial_said(images=len(report.accepted))
+    warned = report.warnings_said() + trained_outside_tutorial(p.train_config())
     resolution = report.resolution_message()
     return "".join(note(m, "warn") for m in warned) + (note(resolution) if resolution else "")
 
