@@ -35,3 +35,10 @@ def said(template: str, **values: Any) -> Message:
     """A message with values; the one way a message the GUI shows is written (tests/test_gui_i18n.py
     reads these calls for their templates)."""
     return Message(template, values)
+
+
+def said_as(texts: list[str], messages: list[Message]) -> list[Message]:
+    """Each English text as its message (template and values), where one was kept beside it with
+    that same text; a text with none (a report written before the templates) as itself."""
+    known = {m.text: m for m in messages}
+    return [known.get(t, Message(template=t)) for t in texts]

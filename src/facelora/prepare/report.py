@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..messages import Message
+from ..messages import Message, said_as
 from .crop import TILTED
 from .options import PrepareOptions
 
@@ -69,13 +69,6 @@ class PrepareItem(BaseModel):
         if self.reason:
             return said_as([self.reason], [self.reason_said] if self.reason_said else [])
         return said_as(self.warnings, self.warnings_said)
-
-
-def said_as(texts: list[str], messages: list[Message]) -> list[Message]:
-    """Each English text as its message (template and values), where one was kept beside it with
-    that same text; a text with none (a report written before the templates) as itself."""
-    known = {m.text: m for m in messages}
-    return [known.get(t, Message(template=t)) for t in texts]
 
 
 class Coverage(BaseModel):

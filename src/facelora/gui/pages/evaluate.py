@@ -17,10 +17,9 @@ from ...errors import FaceloraError
 from ...evaluate import loras
 from ...evaluate.gridplan import GridError, GridOptions
 from ...evaluate.scoring import ScoreOptions
-from ...messages import Message
+from ...messages import Message, said_as
 from ...fileio import read_json
 from ...filenames import LORA_SUFFIX
-from ...prepare.report import said_as
 from ...project import Project
 from .. import jobs
 from .. import pickers
