@@ -53,3 +53,24 @@ def test_a_kohya_layout_with_two_people_is_refused_in_chinese(tmp_path: Path):
     assert "holds 2 '<repeats>_<name>' folders (10_ohwx woman, 10_sks man); facelora trains one person" in english
     assert "中有 2 个 '<repeats>_<name>' 文件夹（10_ohwx woman, 10_sks man）" in chinese
     assert str(tmp_path / "image") in chinese and "facelora trains" not in chinese
+
+
+def test_a_lora_file_of_another_shape_says_which_rank_in_chinese():
+    import torch
+
+    from facelora.lora_file import LoRAFileError
+    from facelora.networks.weights import check_state_dict
+
+    own = {"lora_unet_b.lora_down.weight": torch.zeros(4, 8, 3, 3)}
+    with pytest.raises(LoRAFileError) as refused:
+        check_state_dict(own, {"lora_unet_b.lora_down.weight": torch.zeros(8, 8, 3, 3)})
+    english, chinese = _shown(refused.value)
+    assert english == ("lora_unet_b.lora_down.weight has shape (8, 8, 3, 3), the network expects (4, 8, 3, 3). It has "
+                       "rank 8; set network_dim to 8 (as conv_dim: it is a 3x3 convolution).")
+    assert chinese == ("lora_unet_b.lora_down.weight 的形状为 (8, 8, 3, 3)，网络需要 (4, 8, 3, 3)。它的秩为 8；"
+                       "请把 network_dim 设为 8（作为 conv_dim：它是 3x3 卷积）。")
+    with pytest.raises(LoRAFileError) as other:
+        check_state_dict(own, {"lora_te_x.alpha": torch.tensor(1.0)})
+    assert str(other.value).startswith("The LoRA does not match the network: it lacks 1 tensors of 1 modules this "
+                                       "network has (e.g. lora_unet_b.lora_down.weight); it has 1 tensors of 1 modules")
+    assert i18n.error_message(other.value, "zh-CN").endswith("或另一个工具？）。")
