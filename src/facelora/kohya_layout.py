@@ -33,19 +33,20 @@ def adopt_kohya_layout(root: str | Path, train: TrainConfig | None = None, trigg
     root = Path(root).expanduser()
     layout = kohya_layout(root)
     if layout is None or (root / CONFIG_FILE).exists():
-        raise ProjectError(f"'{root}' holds no Kohya layout to adopt (image/<repeats>_<name>/).")
+        raise ProjectError("'{root}' holds no Kohya layout to adopt (image/<repeats>_<name>/).", root=root)
     project = Project(root.resolve())
     train = (train or TrainConfig()).model_copy(update=layout)
     found = [(d, Concept.parse(d.name)) for d in sorted((root / layout["train_data_dir"]).iterdir())
              if d.is_dir() and CONCEPT_FOLDER.match(d.name)]
     if len(found) != 1:
-        raise ProjectError(f"{root / layout['train_data_dir']} holds {len(found)} '<repeats>_<name>' folders "
-                           f"({', '.join(d.name for d, _ in found)}); facelora trains one person per project: "
-                           f"keep one there.")
+        raise ProjectError("{folder} holds {n} '<repeats>_<name>' folders ({names}); facelora trains one person per "
+                           "project: keep one there.", folder=root / layout["train_data_dir"], n=len(found),
+                           names=", ".join(d.name for d, _ in found))
     concept = found[0][1]
     if trigger and trigger != concept.trigger:
-        raise ProjectError(f"The folder {found[0][0].name} names the trigger '{concept.trigger}', not '{trigger}'; "
-                           f"give --trigger {concept.trigger}, or rename the folder. Nothing was changed.")
+        raise ProjectError("The folder {folder} names the trigger '{found}', not '{trigger}'; give --trigger {found}, "
+                           "or rename the folder. Nothing was changed.", folder=found[0][0].name,
+                           found=concept.trigger, trigger=trigger)
     check_trigger(concept.trigger)
     for d in (root / layout["output_dir"], root / LOG_DIR):
         d.mkdir(exist_ok=True)

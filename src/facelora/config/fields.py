@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ..errors import ConfigError, said_by
 from ..paths import PathError, check_folder_text, check_output_name
 from ..train.optim import OPTIMIZERS, SCHEDULERS
 from .values import parse_kv_args, parse_resolution
@@ -37,7 +38,7 @@ def _path_rule(rule: Any, *args: Any) -> Any:
     try:
         return rule(*args)
     except PathError as e:
-        raise ValueError(str(e)) from None
+        raise ConfigError(said_by(e)) from None
 
 SavePrecision = Literal["float", "fp16", "bf16"]
 
@@ -182,14 +183,14 @@ class TrainConfig(BaseModel):
     def _known_optimizer(cls, v: str) -> str:
         by_lower = {o.lower(): o for o in OPTIMIZERS}
         if v.lower() not in by_lower:
-            raise ValueError(f"unknown optimizer '{v}'; choose one of {', '.join(OPTIMIZERS)}")
+            raise ConfigError("unknown optimizer '{name}'; choose one of {known}", name=v, known=", ".join(OPTIMIZERS))
         return by_lower[v.lower()]
 
     @field_validator("lr_scheduler")
     @classmethod
     def _known_scheduler(cls, v: str) -> str:
         if v not in SCHEDULERS:
-            raise ValueError(f"unknown scheduler '{v}'; choose one of {', '.join(SCHEDULERS)}")
+            raise ConfigError("unknown scheduler '{name}'; choose one of {known}", name=v, known=", ".join(SCHEDULERS))
         return v
 
     @field_validator(*PROJECT_FOLDERS)
@@ -211,10 +212,11 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _rank(self) -> "TrainConfig":
         if self.network_dim > MAX_RANK and not self.lokr:
-            raise ValueError(
-                f"network_dim {self.network_dim} is above {MAX_RANK}: a LoRA of that rank is larger than the layers "
-                f"it adapts. Only LyCORIS LoKr (network_module lycoris.kohya, algo=lokr) reads a dim this large, "
-                f"as its full-matrix setting (kohya_ss's LoKr presets use {LOKR_FULL_DIM}).")
+            raise ConfigError(
+                "network_dim {dim} is above {max_rank}: a LoRA of that rank is larger than the layers it adapts. Only "
+                "LyCORIS LoKr (network_module lycoris.kohya, algo=lokr) reads a dim this large, as its full-matrix "
+                "setting (kohya_ss's LoKr presets use {full_dim}).", dim=self.network_dim, max_rank=MAX_RANK,
+                full_dim=LOKR_FULL_DIM)
         return self
 
     # --- derived values ----------------------------------------------------------------------

@@ -78,8 +78,8 @@ def export_kohya(cfg: TrainConfig, project_root: Path, dataset_config: Path | No
     if not data["output_name"]:
         raise ConfigError("Set output_name before exporting: Kohya needs a file name.")
     if cfg.enable_bucket and cfg.bucket_reso_steps % 64:
-        raise ConfigError(f"bucket_reso_steps {cfg.bucket_reso_steps} with enable_bucket: sd-scripts' train_network.py "
-                          f"stops unless it is divisible by 64; set 64 or 128 before exporting.")
+        raise ConfigError("bucket_reso_steps {steps} with enable_bucket: sd-scripts' train_network.py stops unless it "
+                          "is divisible by 64; set 64 or 128 before exporting.", steps=cfg.bucket_reso_steps)
     for key in PROJECT_FOLDERS + OPTIONAL_PROJECT_FOLDERS:
         if data[key] is not None:
             data[key] = str((Path(project_root) / data[key]).resolve())
@@ -116,7 +116,7 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     gui = gui or "LoRA_type" in flat or "epoch" in flat
     for flag in ("v2", "v_parameterization", "sdxl"):
         if flat.get(flag) is True:
-            raise ConfigError(f"This config trains with {flag}=true; facelora trains SD1.5 LoRA only.")
+            raise ConfigError("This config trains with {flag}=true; facelora trains SD1.5 LoRA only.", flag=flag)
     notes: list[str] = []
     if gui:
         flat, notes = gui_values(flat)
@@ -143,8 +143,10 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     except ConfigError as e:
         problems.insert(0, str(e))
     if problems:
-        raise ConfigError(f"{source.name if source else 'The file'} holds values facelora cannot train with; change "
-                          f"them in the file and import again. {'; '.join(problems)} {unused_note}".strip())
+        raise ConfigError("{file} holds values facelora cannot train with; change them in the file and import again. "
+                          "{problems} {unused}" if unused_note else "{file} holds values facelora cannot train with; "
+                          "change them in the file and import again. {problems}",
+                          file=source.name if source else "The file", problems="; ".join(problems), unused=unused_note)
     if flat.get("reg_data_dir") and not Path(cfg.reg_data_dir).is_absolute():
         notes.append(f"reg_data_dir '{cfg.reg_data_dir}' is read inside the project: put the <repeats>_<class> "
                      f"folders of class images there, or make them with facelora reg generate.")
@@ -195,14 +197,14 @@ def _parse(text: str) -> tuple[dict[str, Any], bool]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise ConfigError(f"Not a valid kohya_ss JSON config: {e}") from None
+            raise ConfigError("Not a valid kohya_ss JSON config: {error}", error=e) from None
         if not isinstance(data, dict):
             raise ConfigError("Not a kohya_ss config: the JSON holds no parameters.")
         return data, True
     try:
         return tomllib.loads(text), False
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"Not a valid TOML file, nor a kohya_ss JSON config: {e}") from None
+        raise ConfigError("Not a valid TOML file, nor a kohya_ss JSON config: {error}", error=e) from None
 
 
 def _kohya_value(key: str, value: Any) -> Any:
@@ -246,7 +248,7 @@ def _dataset_values(flat: dict[str, Any], path: Path, source: Path | None) -> tu
     try:
         data = tomllib.loads(found.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"dataset_config {found} cannot be read: {e}") from None
+        raise ConfigError("dataset_config {path} cannot be read: {error}", path=found, error=e) from None
     out = dict(flat)
     for k, v in data.get("general", {}).items():
         out.setdefault(_DATASET_NAMES.get(k, k), v)

@@ -66,9 +66,11 @@ def network_values(out: dict[str, Any]) -> list[str]:
     if lora_type == "LoCon":  # the GUI's update_my_data reads its old name so
         lora_type = "LyCORIS/LoCon"
     if lora_type not in LORA_TYPES:
-        what = f" ({_OTHER_TYPES[lora_type]})" if lora_type in _OTHER_TYPES else ""
-        raise ConfigError(f"LoRA_type '{lora_type}'{what}: facelora trains {', '.join(LORA_TYPES)}; train this "
-                          f"network with Kohya's trainer, or choose one of these.")
+        raise ConfigError("LoRA_type '{lora_type}' ({what}): facelora trains {types}; train this network with "
+                          "Kohya's trainer, or choose one of these." if lora_type in _OTHER_TYPES else
+                          "LoRA_type '{lora_type}': facelora trains {types}; train this network with Kohya's trainer, "
+                          "or choose one of these.",
+                          lora_type=lora_type, what=_OTHER_TYPES.get(lora_type, ""), types=", ".join(LORA_TYPES))
     module = out["network_module"] = LORA_TYPES[lora_type]
     if module == "lycoris.kohya":
         text = _LYCORIS[lora_type].format(**values)

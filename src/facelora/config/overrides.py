@@ -69,10 +69,6 @@ def apply(cfg: TrainConfig, updates: dict[str, Any]) -> TrainConfig:
         raise ConfigError("Invalid parameter(s): {problems}", problems=problems(e)) from None
 
 
-def explain(e: ValidationError) -> str:
-    return "Invalid parameter(s): " + problems(e)
-
-
 def problems(e: ValidationError) -> str:
     """Pydantic's errors as one line a person reads: field, problem, value given."""
     lines = []

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import ConfigError
 from ..fileio import atomic_write_text, read_text
 from .fields import TrainConfig
-from .overrides import explain
+from .overrides import problems
 
 class ProjectSettings(BaseModel):
     """What facelora.toml holds: the person, and the training parameters."""
@@ -54,9 +54,9 @@ def load_settings(path: Path) -> ProjectSettings:
     try:
         raw = tomllib.loads(read_text(path, "the project's settings"))
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+        raise ConfigError("{path} is not valid TOML: {error}", path=path, error=e) from None
     try:
         return ProjectSettings.model_validate({**raw.get("project", {}), "train": _from_toml(raw.get("train", {}))})
     except ValidationError as e:
-        raise ConfigError(f"{path}: {explain(e)}") from None
+        raise ConfigError("{path}: Invalid parameter(s): {problems}", path=path, problems=problems(e)) from None
 

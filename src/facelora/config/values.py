@@ -16,7 +16,8 @@ def parse_resolution(v: str | int) -> tuple[int, int]:
     if len(nums) == 1:
         nums = nums * 2
     if len(nums) != 2 or min(nums) < 64 or any(n % 8 for n in nums):
-        raise ValueError(f"resolution '{v}' must be one number or 'W,H', each a multiple of 8 and at least 64")
+        raise ConfigError("resolution '{value}' must be one number or 'W,H', each a multiple of 8 and at least 64",
+                          value=v)
     return nums[0], nums[1]
 
 
@@ -42,7 +43,7 @@ def parse_kv_args(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"Argument '{item}' must be 'key=value' (e.g. weight_decay=0.01).")
+            raise ConfigError("Argument '{item}' must be 'key=value' (e.g. weight_decay=0.01).", item=item)
         out[key.strip()] = _parse_value(value.strip())
     return out
 

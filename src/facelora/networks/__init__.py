@@ -42,7 +42,8 @@ def network_module(name: str) -> ModuleType:
 def _known(name: str) -> None:
     """An UnknownNetworkError for a network_module facelora does not train."""
     if name not in NETWORK_MODULES:
-        raise UnknownNetworkError(f"network_module '{name}': facelora trains {', '.join(NETWORK_MODULES)}.")
+        raise UnknownNetworkError("network_module '{name}': facelora trains {modules}.", name=name,
+                                  modules=", ".join(NETWORK_MODULES))
 
 
 def network_kwargs(cfg: TrainConfig) -> dict:

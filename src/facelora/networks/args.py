@@ -26,15 +26,15 @@ LYCORIS_ARGS = {
 def _positive(network_args: dict) -> None:
     for key in ("conv_dim", "conv_alpha"):
         if key in network_args and not float(network_args[key]) > 0:
-            raise FaceloraError(f"network_args {key}={network_args[key]}: must be above 0.")
+            raise FaceloraError("network_args {key}={value}: must be above 0.", key=key, value=network_args[key])
 
 
 def check_lora_args(network_args: dict) -> None:
     """A clear error for a network_arg facelora's networks.lora does not take or cannot use."""
     unknown = sorted(set(network_args) - set(LORA_ARGS))
     if unknown:
-        raise FaceloraError(f"network_args {unknown}: networks.lora in facelora takes {', '.join(LORA_ARGS)} "
-                            f"(LoHa, LoKr, DoRA and dropouts: network_module lycoris.kohya).")
+        raise FaceloraError("network_args {unknown}: networks.lora in facelora takes {known} (LoHa, LoKr, DoRA and "
+                            "dropouts: network_module lycoris.kohya).", unknown=unknown, known=", ".join(LORA_ARGS))
     _positive(network_args)
     if "conv_alpha" in network_args and "conv_dim" not in network_args:
         raise FaceloraError("network_args conv_alpha needs conv_dim (the rank of the 3x3 convolutions' LoRA).")
@@ -45,14 +45,17 @@ def check_lycoris_args(network_args: dict) -> None:
     """A clear error for network_args lycoris.kohya would misread or facelora does not pass on."""
     unknown = sorted(set(network_args) - LYCORIS_ARGS)
     if unknown:
-        raise FaceloraError(f"network_args {unknown}: lycoris.kohya in facelora takes {', '.join(sorted(LYCORIS_ARGS))}.")
+        raise FaceloraError("network_args {unknown}: lycoris.kohya in facelora takes {known}.", unknown=unknown,
+                            known=", ".join(sorted(LYCORIS_ARGS)))
     algo = str(network_args.get("algo", "lora")).lower()
     if algo not in LYCORIS_ALGOS:
-        raise FaceloraError(f"network_args algo={algo}: facelora trains the LyCORIS algorithms {', '.join(LYCORIS_ALGOS)}.")
+        raise FaceloraError("network_args algo={algo}: facelora trains the LyCORIS algorithms {known}.", algo=algo,
+                            known=", ".join(LYCORIS_ALGOS))
     _positive(network_args)
     for key in ("dropout", "rank_dropout", "module_dropout"):
         if key in network_args and not 0 <= float(network_args[key]) < 1:
-            raise FaceloraError(f"network_args {key}={network_args[key]}: a probability, from 0 up to 1.")
+            raise FaceloraError("network_args {key}={value}: a probability, from 0 up to 1.", key=key,
+                                value=network_args[key])
     if lycoris_true(network_args.get("bypass_mode")) and lycoris_true(network_args.get("dora_wd")):
         raise FaceloraError("network_args bypass_mode=True with dora_wd=True: lycoris' bypass forward leaves DoRA's "
                             "weight decomposition out, so it would train a plain LoRA. Leave bypass_mode unset: "

@@ -32,13 +32,14 @@ def _weights(name: str, value, length: int) -> list[float]:
         if curve in _CURVES:
             return [_CURVES[curve](i, length) + (float(base) if base else 0.0) for i in range(length)]
         if length > 1 and "," not in text:
-            raise ValueError(text)
+            raise ValueError("one number for several blocks")  # caught below
         weights = [float(s) if s.strip() else 0.0 for s in text.split(",")]
     except ValueError:
-        raise FaceloraError(f"network_args {name}={text}: {length} comma-separated numbers or one of "
-                            f"{', '.join(_CURVES)} (e.g. sine+0.5).") from None
+        raise FaceloraError("network_args {name}={text}: {length} comma-separated numbers or one of {curves} (e.g. "
+                            "sine+0.5).", name=name, text=text, length=length, curves=", ".join(_CURVES)) from None
     if len(weights) > length or any(w < 0 for w in weights):
-        raise FaceloraError(f"network_args {name}={text}: at most {length} weights, none below 0.")
+        raise FaceloraError("network_args {name}={text}: at most {length} weights, none below 0.", name=name, text=text,
+                            length=length)
     return weights + [1.0] * (length - len(weights))
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import FaceloraError
+from ..errors import FaceloraError, Templated
 from ..lora_file import LoRAFileError, module_name, read_lora
 from ..model import cpu_linear
 from ..model.family import SD15, ModelFamily
@@ -22,6 +22,10 @@ from .args import check_lora_args as check_args
 from .blocks import block_index, block_lr_weights
 from .targets import conv_target_modules, is_conv_3x3, target_modules
 from .weights import NetworkParts, check_state_dict
+
+
+class NotAdaptable(Templated, TypeError):
+    """A module of a kind a LoRA cannot wrap (a bug in the targets, not the user's input)."""
 
 
 class LoRAModule(nn.Module):
@@ -43,7 +47,8 @@ class LoRAModule(nn.Module):
             self.lora_down = nn.Linear(org_module.in_features, self.rank, bias=False)
             self.lora_up = nn.Linear(self.rank, org_module.out_features, bias=False)
         else:
-            raise TypeError(f"{lora_name}: LoRA adapts Linear and Conv2d modules, not {type(org_module).__name__}")
+            raise NotAdaptable("{name}: LoRA adapts Linear and Conv2d modules, not {kind}", name=lora_name,
+                               kind=type(org_module).__name__)
         nn.init.kaiming_uniform_(self.lora_down.weight, a=math.sqrt(5))
         nn.init.zeros_(self.lora_up.weight)
         self.register_buffer("alpha", torch.tensor(float(alpha)))
@@ -206,8 +211,8 @@ class LoRANetwork(NetworkParts):
             if alpha is not None and not math.isclose(float(tensor), float(alpha), rel_tol=1e-3):
                 what = "conv_alpha" if self.loras[module_name(key)].lora_down.weight.dim() == 4 and \
                     is_conv_3x3(self.loras[module_name(key)].org_module) else "network_alpha"
-                raise LoRAFileError(f"The LoRA has alpha {float(tensor):g}, the network {float(alpha):g}; "
-                                    f"set {what} to {float(tensor):g}.")
+                raise LoRAFileError("The LoRA has alpha {file_alpha:g}, the network {alpha:g}; set {what} to "
+                                    "{file_alpha:g}.", file_alpha=float(tensor), alpha=float(alpha), what=what)
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()})
 
     def unet_parameter_blocks(self) -> dict[float, list[nn.Parameter]] | None:
@@ -248,8 +253,8 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
     sd-scripts; conv_dim adds Kohya's LoCon (conv_alpha defaults to 1), down/mid/up_lr_weight the
     block-wise learning rates. No dropout."""
     if neuron_dropout:
-        raise FaceloraError(f"network_dropout {neuron_dropout}: facelora's LoRA has no dropout; remove it "
-                            f"(lycoris.kohya has one).")
+        raise FaceloraError("network_dropout {dropout}: facelora's LoRA has no dropout; remove it (lycoris.kohya has "
+                            "one).", dropout=neuron_dropout)
     check_args(network_args)
     conv_dim = int(network_args["conv_dim"]) if "conv_dim" in network_args else None
     conv_alpha = float(network_args.get("conv_alpha", 1.0)) if conv_dim else None
@@ -261,8 +266,9 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
 
 def _one(values: set, what: str, file) -> float | None:
     if len(values) > 1:
-        raise LoRAFileError(f"{file or 'The weights'}: its modules have {what}s {sorted(values)}; facelora's "
-                            f"LoRA has one {what} for all (one for the 3x3 convolutions).")
+        raise LoRAFileError("{file}: its modules have {what}s {values}; facelora's LoRA has one {what} for all "
+                            "(one for the 3x3 convolutions).", file=file or "The weights", what=what,
+                            values=sorted(values))
     return values.pop() if values else None
 
 
@@ -286,7 +292,7 @@ def create_network_from_weights(multiplier: float, file: str | Path | None, vae:
     alpha = _one({a for n, a in alphas.items() if n not in conv}, "alpha", file)
     conv_alpha = _one({a for n, a in alphas.items() if n in conv}, "conv alpha", file)
     if rank is None:
-        raise LoRAFileError(f"{file or 'The weights'}: no lora_down weights: not a LoRA.")
+        raise LoRAFileError("{file}: no lora_down weights: not a LoRA.", file=file or "The weights")
     names = set(downs)
     network = LoRANetwork(unet, text_encoder, rank, alpha if alpha is not None else float(rank),
                           train_unet=any(n.startswith(family.unet_prefix) for n in names),

@@ -162,6 +162,6 @@ def create_network_from_weights(multiplier: float, file: str | Path | None, vae:
     network = LycorisNetwork(net, any(n.startswith(family.unet_prefix) for n in modules),
                              any(n.startswith(family.text_encoder_prefix) for n in modules), names)
     if len(network.loras) != len(modules):
-        raise FaceloraError(f"{file or 'The weights'}: lycoris found {len(network.loras)} of its "
-                            f"{len(modules)} modules in this model; it was made for another model.")
+        raise FaceloraError("{file}: lycoris found {found} of its {n} modules in this model; it was made for another "
+                            "model.", file=file or "The weights", found=len(network.loras), n=len(modules))
     return network, weights_sd

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..lora_file import LoRAFileError, module_name
+from ..messages import Message, said
 
 
 def check_state_dict(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> None:
@@ -15,26 +16,41 @@ def check_state_dict(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor
     missing = sorted(set(own) - set(given))
     unexpected = sorted(set(given) - set(own))
     if missing or unexpected:
-        module = lambda keys: sorted({module_name(k) for k in keys})  # noqa: E731
-        parts = []
-        if missing:
-            parts.append(f"it lacks {len(missing)} tensors of {len(module(missing))} modules this network "
-                         f"has (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"it has {len(unexpected)} tensors of {len(module(unexpected))} modules this network "
-                         f"does not (e.g. {unexpected[0]})")
-        raise LoRAFileError(
-            "The LoRA does not match the network: " + "; ".join(parts) + ". It was made for other "
-            "modules (was it trained with or without the text encoder, with another network type or "
-            "network_args, or by another tool?)."
-        )
+        raise LoRAFileError(_mismatch(missing, unexpected))
     for key, tensor in given.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
-            rank = tensor.shape[0] if key.endswith(".lora_down.weight") else None
-            conv = " (as conv_dim: it is a 3x3 convolution)" if tensor.dim() == 4 and tensor.shape[-1] > 1 else ""
-            hint = f" It has rank {rank}; set network_dim to {rank}{conv}." if rank is not None else ""
-            raise LoRAFileError(f"{key} has shape {tuple(tensor.shape)}, the network expects "
-                                f"{tuple(own[key].shape)}.{hint}")
+            raise LoRAFileError(_other_shape(key, tensor, own[key]))
+
+
+MADE_FOR_OTHERS = ("It was made for other modules (was it trained with or without the text encoder, with another "
+                   "network type or network_args, or by another tool?).")
+
+
+def _mismatch(missing: list[str], unexpected: list[str]) -> Message:
+    """Which modules a file lacks or has in excess (its tensors' count, their modules', a first key)."""
+    def modules(keys: list[str]) -> int:
+        return len({module_name(k) for k in keys})
+
+    values = {"n_missing": len(missing), "m_missing": modules(missing), "missing": missing[0] if missing else "",
+              "n_extra": len(unexpected), "m_extra": modules(unexpected), "extra": unexpected[0] if unexpected else "",
+              "others": MADE_FOR_OTHERS}
+    return said("The LoRA does not match the network: it lacks {n_missing} tensors of {m_missing} modules this network "
+                "has (e.g. {missing}); it has {n_extra} tensors of {m_extra} modules this network does not (e.g. "
+                "{extra}). {others}" if missing and unexpected else "The LoRA does not match the network: it lacks "
+                "{n_missing} tensors of {m_missing} modules this network has (e.g. {missing}). {others}" if missing
+                else "The LoRA does not match the network: it has {n_extra} tensors of {m_extra} modules this network "
+                "does not (e.g. {extra}). {others}", **values)
+
+
+def _other_shape(key: str, tensor: torch.Tensor, expected: torch.Tensor) -> Message:
+    """A tensor of another shape than the network's; a lora_down's rank says which parameter to set."""
+    rank = tensor.shape[0] if key.endswith(".lora_down.weight") else None
+    conv = tensor.dim() == 4 and tensor.shape[-1] > 1
+    return said("{key} has shape {shape}, the network expects {expected}. It has rank {rank}; set network_dim to "
+                "{rank} (as conv_dim: it is a 3x3 convolution)." if rank is not None and conv else "{key} has shape "
+                "{shape}, the network expects {expected}. It has rank {rank}; set network_dim to {rank}."
+                if rank is not None else "{key} has shape {shape}, the network expects {expected}.",
+                key=key, shape=tuple(tensor.shape), expected=tuple(expected.shape), rank=rank)
 
 
 class NetworkParts(nn.Module):
