@@ -5,6 +5,7 @@ zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messag
 verdicts in zh_cn_evaluate.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
+from .zh_cn_errors_eval import ZH_CN_ERRORS_EVAL
 from .zh_cn_evaluate import ZH_CN_EVALUATE
 from .zh_cn_params import ZH_CN_PARAMS
 from .zh_cn_prepare import ZH_CN_PREPARE
@@ -217,4 +218,5 @@ ZH_CN: dict[str, str] = {
     **ZH_CN_TRAIN,
     **ZH_CN_PREPARE,
     **ZH_CN_EVALUATE,
+    **ZH_CN_ERRORS_EVAL,
 }
