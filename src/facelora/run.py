@@ -116,11 +116,10 @@ def _prepare_to_report(opts: RunOptions, project: Project, commands: list[str], 
     accepted = report.accepted
     if len(accepted) < opts.min_photos:
         raise TooFewPhotos(
-            f"Only {len(accepted)} photo(s) passed preparation (see {project.prepare_report}); at least "
-            f"{opts.min_photos} are needed. With fewer, the LoRA learns those few pictures (their light, "
-            f"clothes and expression) instead of the face, and it will not look like the person in new "
-            f"scenes. Add varied, sharp photos of the same person with one face each."
-        )
+            "Only {n} photo(s) passed preparation (see {report}); at least {needed} are needed. With fewer, the "
+            "LoRA learns those few pictures (their light, clothes and expression) instead of the face, and it "
+            "will not look like the person in new scenes. Add varied, sharp photos of the same person with one "
+            "face each.", n=len(accepted), report=str(project.prepare_report), needed=opts.min_photos)
 
     # 3. plan: solve repeats from the step budget and rename the folder, as the tutorial does
     budget = cfgmod.apply(project.train_config(), {"max_train_epochs": opts.epochs,

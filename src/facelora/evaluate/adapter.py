@@ -28,8 +28,8 @@ class NetworkAdapter:
         name = metadata.get("ss_network_module") or "lycoris.kohya"
         kind = network_type(list(weights))
         if name != "lycoris.kohya":
-            raise FaceloraError(f"{file.name} holds {kind} modules but says it is {name}; facelora loads "
-                                f"{kind} files made by lycoris.kohya (ss_network_module).")
+            raise FaceloraError("{file} holds {kind} modules but says it is {name}; facelora loads {kind} files made "
+                                "by lycoris.kohya (ss_network_module).", file=file.name, kind=kind, name=name)
         # (a networks.lora file is always plain LoRA, which diffusers reads)
         self.network, _ = network_module(name).create_network_from_weights(
             1.0, file, None, pipe.text_encoder, pipe.unet, weights_sd=weights, family=SD15)

@@ -55,7 +55,7 @@ def _expand(value: str, kind: Literal["int", "float"]) -> list[float] | None:
     if m:
         start, end, count = _num(m.group(1)), _num(m.group(2)), int(m.group(3))
         if count < 1:
-            raise AxisError(f"'{value}': the count in [ ] must be at least 1.")
+            raise AxisError("'{value}': the count in [ ] must be at least 1.", value=value)
         out = np.linspace(start, end, count)
         return [float(v) for v in (np.round(out) if kind == "int" else out)]
     m = _RANGE_STEP.match(value)
@@ -64,7 +64,8 @@ def _expand(value: str, kind: Literal["int", "float"]) -> list[float] | None:
     start, end = _num(m.group(1)), _num(m.group(2))
     step = _num(m.group(3)) if m.group(3) else (1.0 if end >= start else -1.0)
     if step == 0 or (end - start) * step < 0:
-        raise AxisError(f"'{value}': the step {step:g} never gets from {start:g} to {end:g}.")
+        raise AxisError("'{value}': the step {step:g} never gets from {start:g} to {end:g}.", value=value, step=step,
+                        start=start, end=end)
     n = int(np.floor((end - start) / step + 1e-9)) + 1
     return [start + i * step for i in range(n)]
 
@@ -78,19 +79,17 @@ def parse_numbers(text: str, kind: Literal["int", "float"] = "float", what: str 
             try:
                 expanded = [float(value)]
             except ValueError:
-                raise AxisError(
-                    f"{what}: '{value}' is not a number or a range; write e.g. '0.4,0.6,0.8', "
-                    f"'0.2-1.0 (+0.2)' or '0-1 [6]'."
-                ) from None
+                raise AxisError("{what}: '{value}' is not a number or a range; write e.g. '0.4,0.6,0.8', "
+                              "'0.2-1.0 (+0.2)' or '0-1 [6]'.", what=what, value=value) from None
         for v in expanded:
             if kind == "int":
                 if abs(v - round(v)) > 1e-9:
-                    raise AxisError(f"{what}: '{value}' gives {v:g}, which is not a whole number.")
+                    raise AxisError("{what}: '{value}' gives {v:g}, which is not a whole number.", what=what, value=value, v=v)
                 out.append(int(round(v)))
             else:
                 out.append(round(v, _DECIMALS) + 0.0)  # + 0.0 turns -0.0 into 0.0
     if not out:
-        raise AxisError(f"{what}: no values given.")
+        raise AxisError("{what}: no values given.", what=what)
     return out
 
 
@@ -98,13 +97,12 @@ def parse_sr(text: str, prompt: str, negative: str = "", what: str = "Prompt S/R
     """The values of a Prompt S/R axis; the first must occur in the prompt or negative prompt."""
     values = split_values(text)
     if not values:
-        raise AxisError(f"{what}: no values given.")
+        raise AxisError("{what}: no values given.", what=what)
     if values[0] not in prompt and values[0] not in (negative or ""):
         raise AxisError(
-            f"{what}: the first value '{values[0]}' is not in the prompt or the negative prompt, so "
-            f"nothing would be replaced. Prompt: \"{prompt}\". Put '{values[0]}' in the prompt (e.g. "
-            f"<lora:NAME-{values[0]}:1>) or start the values with a text the prompt holds."
-        )
+            "{what}: the first value '{first}' is not in the prompt or the negative prompt, so nothing would be "
+            "replaced. Prompt: \"{prompt}\". Put '{first}' in the prompt (e.g. <lora:NAME-{first}:1>) or start the "
+            "values with a text the prompt holds.", what=what, first=values[0], prompt=prompt)
     return values
 
 

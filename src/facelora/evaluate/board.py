@@ -234,7 +234,8 @@ def score_images(items: list[tuple[Path, GroupKey] | tuple[Path, GroupKey, str]]
         if progress:
             progress(i + 1, len(items), Path(path).name)
     if not scores:
-        raise LikenessError(f"None of the {len(items)} images is readable: " + "; ".join(s.line() for s in skipped[:3]))
+        raise LikenessError("None of the {n} images is readable: {skipped}", n=len(items),
+                            skipped="; ".join(s.line() for s in skipped[:3]))
     groups = [_group(k, v, clone_below) for k, v in by_group.items()]
     best = pick_best(groups)
     warnings = [w for g in groups for w in g.warnings_said]

@@ -90,9 +90,8 @@ class LoraSlot:
             except (ValueError, KeyError, RuntimeError, OSError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise GridError(
-                    f"diffusers could not load {file.name} as a LoRA ({first}); A1111 and ComfyUI would "
-                    f"likely refuse it too. Is it an SD1.5 LoRA in Kohya's format?"
-                ) from None
+                    "diffusers could not load {file} as a LoRA ({first}); A1111 and ComfyUI would likely refuse "
+                    "it too. Is it an SD1.5 LoRA in Kohya's format?", file=file.name, first=first) from None
             self._check_applied(file)
             self.file = file
 
@@ -105,10 +104,9 @@ class LoraSlot:
         if applied != in_file:
             self.pipe.unload_lora_weights()
             raise GridError(
-                f"diffusers applied only {applied} of the {in_file} LoRA modules in {file.name}: the rest "
-                f"name modules this base model does not have (another architecture?) or that diffusers "
-                f"does not know, and A1111 or ComfyUI would skip them as well."
-            )
+                "diffusers applied only {applied} of the {in_file} LoRA modules in {file}: the rest name modules "
+                "this base model does not have (another architecture?) or that diffusers does not know, and "
+                "A1111 or ComfyUI would skip them as well.", applied=applied, in_file=in_file, file=file.name)
 
     def weigh(self, tag: LoraTag) -> None:
         """Set the weight; `<lora:NAME:TE:UNET>` gives the text encoder and UNet their own."""

@@ -132,11 +132,12 @@ def default_prompt(trigger: str, class_word: str | None) -> str:
 def parse_size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX×,]\s*(\d+)\s*", text or "") or re.fullmatch(r"\s*(\d+)\s*", text or "")
     if not m:
-        raise GridError(f"Size '{text}' must be WxH, e.g. 512x512 (or one number for a square).")
+        raise GridError("Size '{text}' must be WxH, e.g. 512x512 (or one number for a square).", text=text)
     w = int(m.group(1))
     h = int(m.group(2)) if m.lastindex == 2 else w
     if w % 8 or h % 8 or w < 64 or h < 64:
-        raise GridError(f"Size {w}x{h}: both sides must be multiples of 8 and at least 64 (the VAE works in 8-pixel blocks).")
+        raise GridError("Size {w}x{h}: both sides must be multiples of 8 and at least 64 (the VAE works in 8-pixel "
+                        "blocks).", w=w, h=h)
     return w, h
 
 
@@ -179,7 +180,8 @@ def _probe_axis(options: GridOptions, project: Project) -> Axis:
 
     for given, what in ((options.prompt, "--prompt"), (options.xsr, "--xsr"), (options.ysr, "--ysr"), (options.z_values, "--z-values")):
         if given:
-            raise GridError(f"--z probes takes its prompts from {project.probes_toml}; leave out {what} (edit that file instead).")
+            raise GridError("--z probes takes its prompts from {file}; leave out {what} (edit that file instead).",
+                            file=str(project.probes_toml), what=what)
     settings = project.settings()
     values = read_probes(probes_file(project.probes_toml), settings.trigger, settings.class_word)
     return Axis("probes", values, [str(v) for v in values])
@@ -193,9 +195,9 @@ def _z_axis(options: GridOptions, prompt: str, negative: str) -> Axis:
         return Axis(None, [None], [])
     kind = Z_KINDS.get(options.z.strip().lower())
     if kind is None:
-        raise GridError(f"Unknown Z axis '{options.z}': use prompts (Prompt S/R), seeds, cfg or steps.")
+        raise GridError("Unknown Z axis '{z}': use prompts (Prompt S/R), seeds, cfg or steps.", z=options.z)
     if not options.z_values:
-        raise GridError(f"The Z axis '{options.z}' needs values, e.g. --z {kind} \"...\".")
+        raise GridError("The Z axis '{z}' needs values, e.g. --z {kind} \"...\".", z=options.z, kind=kind)
     if kind == "prompts":
         values = axes.parse_sr(options.z_values, prompt, negative, "--z prompts")
         return Axis(kind, values, list(values))
@@ -223,16 +225,17 @@ def _cell_prompt(prompt: str, negative: str, x: Axis, y: Axis, z: Axis, xv: Any,
             p, n = axes.replace(p, n, axis.values[0], value)
     found = infotext.lora_tags(p)
     if len(found) > 1:
-        raise GridError(f"Cell {xv} / {yv}: the prompt ends up with {len(found)} <lora:...> tags: \"{p}\"")
+        raise GridError("Cell {xv} / {yv}: the prompt ends up with {n} <lora:...> tags: \"{p}\"", xv=xv, yv=yv,
+                        n=len(found), p=p)
     tag = found[0] if found else None
     if x.kind == "files":
         tag = LoraTag(xv, tag.weight if tag else 1.0, tag.unet_weight if tag else None)
     if y.kind == "weights":
         if tag is None:
             raise GridError(
-                f"--weights set the weight of the prompt's <lora:NAME:W> tag, but the prompt for "
-                f"'{xv}' has none: \"{p}\". Put the tag in the prompt, e.g. <lora:{output_name}-{xv}:1>."
-            )
+                "--weights set the weight of the prompt's <lora:NAME:W> tag, but the prompt for '{xv}' has none: "
+                "\"{p}\". Put the tag in the prompt, e.g. <lora:{output_name}-{xv}:1>.", xv=xv, p=p,
+                output_name=output_name)
         tag = LoraTag(tag.name, float(yv), None)
     return (infotext.set_lora_tag(p, tag) if tag else p), n, tag
 
@@ -252,10 +255,9 @@ def plan_grid(project: Project, options: GridOptions) -> GridPlan:
     base_model = options.base_model or cfg.pretrained_model_name_or_path
     if not base_model:
         raise GridError(
-            "The project names no base model (pretrained_model_name_or_path): set it with "
-            f"'facelora config set \"{project.root}\" base_model PATH' (or the GUI), or pass --base-model PATH "
-            "(an SD1.5 .safetensors or diffusers folder)."
-        )
+            "The project names no base model (pretrained_model_name_or_path): set it with 'facelora config set "
+            "\"{root}\" base_model PATH' (or the GUI), or pass --base-model PATH (an SD1.5 .safetensors or "
+            "diffusers folder).", root=str(project.root))
     if len(infotext.lora_tags(prompt)) > 1:
         raise GridError("The prompt has several <lora:...> tags; the grid compares one LoRA file at a time, so keep one.")
 

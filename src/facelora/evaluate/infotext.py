@@ -61,7 +61,7 @@ def _weight(s: str | None, tag: str, default: float) -> float:
     try:
         return float(s)
     except ValueError:
-        raise PromptError(f"{tag}: the weight '{s}' is not a number; write e.g. <lora:NAME:0.8>.") from None
+        raise PromptError("{tag}: the weight '{s}' is not a number; write e.g. <lora:NAME:0.8>.", tag=tag, s=s) from None
 
 
 def find_lora_tags(prompt: str) -> list[tuple[tuple[int, int], LoraTag]]:
@@ -89,10 +89,8 @@ def set_lora_tag(prompt: str, tag: LoraTag) -> str:
     """Replace the prompt's one `<lora:...>` tag with `tag`, or append it when there is none."""
     found = find_lora_tags(prompt)
     if len(found) > 1:
-        raise PromptError(
-            f"The prompt has {len(found)} <lora:...> tags; a grid cell compares one LoRA file at a "
-            f"time, so keep one: \"{prompt}\""
-        )
+        raise PromptError("The prompt has {n} <lora:...> tags; a grid cell compares one LoRA file at a time, so "
+                          "keep one: \"{prompt}\"", n=len(found), prompt=prompt)
     if not found:
         return f"{prompt.rstrip()} {tag.text()}".strip()
     (start, end), _ = found[0]

@@ -56,7 +56,7 @@ def read_image(path: Path) -> tuple[np.ndarray | None, str | None]:
 def load_rgb(path: Path) -> np.ndarray:
     image, why = read_image(path)
     if image is None:
-        raise LikenessError(f"{path}: {why}")
+        raise LikenessError("{path}: {why}", path=str(path), why=why)
     return image
 
 
@@ -199,13 +199,12 @@ def build_reference(paths: list[Path], cache: Path | None = None, progress: Prog
     if cache and fresh != stored:
         atomic_write_json(cache, fresh)
     if not fresh:
-        raise LikenessError(f"None of the {len(paths)} reference files is a readable image: "
-                            + "; ".join(s.line() for s in ref.skipped[:3]))
+        raise LikenessError("None of the {n} reference files is a readable image: {skipped}", n=len(paths),
+                            skipped="; ".join(s.line() for s in ref.skipped[:3]))
     if not ref.vectors:
         raise LikenessError(
-            f"None of the {len(paths)} reference photos has a face dlib can find, so there is nothing "
-            f"to compare with. Use the prepared crops (facelora prepare) or clearer photos."
-        )
+            "None of the {n} reference photos has a face dlib can find, so there is nothing to compare with. Use "
+            "the prepared crops (facelora prepare) or clearer photos.", n=len(paths))
     return ref
 
 

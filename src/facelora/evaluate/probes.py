@@ -74,21 +74,25 @@ def read_probes(path: Path, trigger: str, class_word: str | None) -> list[Probe]
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-        raise ProbeError(f"{path}: cannot read the probe prompts ({e}). Fix it, or delete it to get the defaults back.") from None
+        raise ProbeError("{path}: cannot read the probe prompts ({why}). Fix it, or delete it to get the defaults "
+                         "back.", path=str(path), why=str(e)) from None
     unknown = set(data) - set(KINDS)
     if unknown:
-        raise ProbeError(f"{path}: unknown probe kind(s) {', '.join(sorted(unknown))}; use {', '.join(KINDS)}.")
+        raise ProbeError("{path}: unknown probe kind(s) {unknown}; use {kinds}.", path=str(path),
+                         unknown=", ".join(sorted(unknown)), kinds=", ".join(KINDS))
     out: list[Probe] = []
     for kind in KINDS:
         texts = data.get(kind, [])
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise ProbeError(f"{path}: '{kind}' must be a list of prompt strings.")
+            raise ProbeError("{path}: '{kind}' must be a list of prompt strings.", path=str(path), kind=kind)
         for text in texts:
             if kind == "bleed" and ("{trigger}" in text or re.search(rf"\b{re.escape(trigger)}\b", text)):
-                raise ProbeError(f"{path}: the bleed prompt \"{text}\" names the trigger; bleed prompts ask about other people.")
+                raise ProbeError("{path}: the bleed prompt \"{text}\" names the trigger; bleed prompts ask about other "
+                                 "people.", path=str(path), text=text)
             prompt = text.replace("{trigger}", trigger).replace("{class}", class_word or "person").strip()
             if prompt and all(p.prompt != prompt for p in out):
                 out.append(Probe(kind, prompt))
     if not any(p.kind in ("likeness", "flexibility") for p in out):
-        raise ProbeError(f"{path}: no likeness or flexibility prompt, so there is nothing to score the person on.")
+        raise ProbeError("{path}: no likeness or flexibility prompt, so there is nothing to score the person on.",
+                         path=str(path))
     return out

@@ -59,18 +59,19 @@ def score_project(project: Project, options: ScoreOptions | None = None, progres
     options = options or ScoreOptions()
     grid_path = project.grid_json
     if not grid_path.is_file():
-        raise LikenessError(f"No grid to score in {project.eval_dir}: make one first with 'facelora grid \"{project.root}\"'.")
+        raise LikenessError("No grid to score in {folder}: make one first with 'facelora grid \"{root}\"'.",
+                            folder=str(project.eval_dir), root=str(project.root))
     grid = load_json(grid_path, "the grid's index")
     cells = grid.get("cells") if isinstance(grid, dict) else None
     if not isinstance(cells, list) or not all(isinstance(c, dict) and {"path", "x"} <= c.keys() for c in cells):
-        raise LikenessError(f"{grid_path} is not a grid index (no list of cells): make the grid again.")
+        raise LikenessError("{path} is not a grid index (no list of cells): make the grid again.", path=str(grid_path))
     cfg = project.train_config()
     losses: dict[str, float | None] = {}
     items = []
     for c in cells:
         path = inside(project.root, c["path"], "A grid cell")
         if not path.is_file():
-            raise LikenessError(f"The grid's cell {c['path']} is missing; make the grid again.")
+            raise LikenessError("The grid's cell {path} is missing; make the grid again.", path=c["path"])
         file = Path(c["file"]).stem if c.get("file") else None
         if file is not None and file not in losses:
             losses[file] = validation_loss(Path(cfg.output_dir) / c["file"])
@@ -127,7 +128,7 @@ def install_best(project: Project, report: LikenessReport, dest_dir: Path, overw
     best = report.best or (pick_best(report.groups, clean_only=False) if force else None)
     if best is None:
         hint = " (--force installs the best of them anyway)" if pick_best(report.groups, clean_only=False) else ""
-        raise LikenessError(f"Nothing to install: {report.verdict}{hint}")
+        raise LikenessError("Nothing to install: {verdict}{hint}", verdict=report.verdict, hint=hint)
     cfg = project.train_config()
     source = loras.resolve(best.file, Path(cfg.output_dir), cfg.output_name)
     dest = loras.install(source, dest_dir, best.weight, project.settings().trigger, overwrite)
@@ -158,12 +159,12 @@ def score_folder(reference_dir: Path, images_dir: Path, options: ScoreOptions | 
     options = options or ScoreOptions()
     for d, what in ((reference_dir, "--reference"), (images_dir, "--images")):
         if not Path(d).is_dir():
-            raise LikenessError(f"{what} {d} is not a folder.")
+            raise LikenessError("{what} {path} is not a folder.", what=what, path=str(d))
     photos = list_images(Path(reference_dir))
     images = list_images(Path(images_dir))
     for folder, found in ((reference_dir, photos), (images_dir, images)):
         if not found:
-            raise LikenessError(f"No images (.png .jpg .jpeg .webp .bmp) in {folder}.")
+            raise LikenessError("No images (.png .jpg .jpeg .webp .bmp) in {folder}.", folder=str(folder))
     ref = build_reference(photos)
     items = [(p, group_of(p)) for p in images]
     items.sort(key=lambda it: (it[1].order, it[1].file or "", it[1].weight if it[1].weight is not None else -1))

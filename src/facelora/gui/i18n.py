@@ -89,7 +89,8 @@ PLAIN: dict[str, str] = {
 # tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
 CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
                 "prepare/pipeline.py", "prepare/images.py", "evaluate/loras.py", "gui/",
-                "config/", "networks/", "kohya_layout.py", "estimate.py", "tables.py", "demo_photos.py", "fonts.py")
+                "config/", "networks/", "kohya_layout.py", "estimate.py", "tables.py", "demo_photos.py", "fonts.py",
+                "evaluate/", "prepare/", "faces.py", "headpose.py", "report.py", "run.py")
 # Where the training run's messages come from (messages.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")

@@ -103,7 +103,7 @@ class WD14Tagger:
         try:
             self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
         except Exception as e:
-            raise CaptionerError(f"onnxruntime cannot load {model}: {e}") from None
+            raise CaptionerError("onnxruntime cannot load {model}: {why}", model=str(model), why=str(e)) from None
         self.tags, self.categories = _read_tags(table)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
@@ -113,7 +113,8 @@ class WD14Tagger:
         self.size = side if isinstance(side, int) and side > 0 else 448
         out = self.session.get_outputs()[0].shape
         if isinstance(out[-1], int) and out[-1] != len(self.tags):
-            raise CaptionerError(f"{model.name} scores {out[-1]} tags but {table.name} lists {len(self.tags)}.")
+            raise CaptionerError("{model} scores {scored} tags but {table} lists {listed}.", model=model.name,
+                                 scored=out[-1], table=table.name, listed=len(self.tags))
         self.general_threshold = general_threshold
         self.character_threshold = character_threshold
         self.name = f"wd14:{model.parent.name}/{model.name}"
@@ -152,11 +153,11 @@ def _tagger_files(path: Path) -> tuple[Path, Path]:
         model, table = path, path.with_name("selected_tags.csv")
     if not model.is_file() or model.suffix.lower() != ".onnx":
         raise CaptionerError(
-            f"--captioner {path}: expected a folder with model.onnx and selected_tags.csv (a WD14 tagger), "
-            f"or the .onnx file itself; no such model here."
-        )
+            "--captioner {path}: expected a folder with model.onnx and selected_tags.csv (a WD14 tagger), or the "
+            ".onnx file itself; no such model here.", path=str(path))
     if not table.is_file():
-        raise CaptionerError(f"--captioner {path}: {table.name} (the tag list) is missing beside {model.name}.")
+        raise CaptionerError("--captioner {path}: {table} (the tag list) is missing beside {model}.", path=str(path),
+                             table=table.name, model=model.name)
     return model, table
 
 
@@ -171,11 +172,12 @@ def _read_tags(table: Path) -> tuple[list[str], list[str]]:
             try:
                 name, category = row["name"], row["category"]
             except KeyError:
-                raise CaptionerError(f"{table} needs 'name' and 'category' columns (WD14's selected_tags.csv).") from None
+                raise CaptionerError("{table} needs 'name' and 'category' columns (WD14's selected_tags.csv).",
+                                     table=str(table)) from None
             tags.append(name if name in _KAOMOJI else name.replace("_", " "))
             categories.append(_CATEGORY.get(category.strip(), "other"))
     if not tags:
-        raise CaptionerError(f"{table} lists no tags.")
+        raise CaptionerError("{table} lists no tags.", table=str(table))
     return tags, categories
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PIL import Image
 
-from ..errors import Templated
+from ..errors import ConfigError, Templated
 from ..messages import Message, said
 from ..faces import Head
 
@@ -131,7 +131,7 @@ def frame_said(head: Head, width: int, height: int, framing: str = DEFAULT_FRAMI
                level: bool = False) -> tuple[Framed, Message | None]:
     """frame(), its note as a template and values (for the GUI's language)."""
     if framing not in FRAMINGS:
-        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}")
+        raise ConfigError("framing must be one of {names}", names=", ".join(FRAMINGS))  # a ValueError
     f = FRAMINGS[framing]
     side = (side_ratio or f.side) * head.length
     roll = head.roll

