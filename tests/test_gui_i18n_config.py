@@ -74,3 +74,21 @@ def test_a_lora_file_of_another_shape_says_which_rank_in_chinese():
     assert str(other.value).startswith("The LoRA does not match the network: it lacks 1 tensors of 1 modules this "
                                        "network has (e.g. lora_unet_b.lora_down.weight); it has 1 tensors of 1 modules")
     assert i18n.error_message(other.value, "zh-CN").endswith("或另一个工具？）。")
+
+
+def test_a_parameter_refused_by_its_validator_shows_in_chinese_beside_pydantics_words():
+    from facelora.config import TrainConfig
+    from facelora.config.overrides import apply
+    from facelora.errors import said_by
+
+    with pytest.raises(ConfigError) as refused:
+        apply(TrainConfig(), {"optimizer_type": "x", "network_dim": "abc"})
+    english, chinese = _shown(refused.value)
+    assert english == str(refused.value) == (
+        "Invalid parameter(s): network_dim: Input should be a valid integer, unable to parse string as an integer "
+        "(got 'abc'); optimizer_type: Value error, unknown optimizer 'x'; choose one of AdamW, AdamW8bit, "
+        "PagedAdamW8bit, PagedAdamW, DAdaptAdam, Adafactor, Prodigy, Lion, Lion8bit, PagedLion8bit, SGDNesterov "
+        "(got 'x')")
+    assert chinese.startswith("参数无效：network_dim：Input should be a valid integer")  # pydantic's own words
+    assert "optimizer_type：未知的优化器 'x'；请从以下选择：AdamW" in chinese and "Value error" not in chinese
+    assert said_by(refused.value).text == english  # an event or a report keeps the English, as JSON holds it

@@ -19,7 +19,9 @@ class Message:
 
     @property
     def text(self) -> str:
-        return self.template.format(**self.values) if self.values else self.template
+        if not self.values:
+            return self.template
+        return self.template.format(**{k: v.text if isinstance(v, Message) else v for k, v in self.values.items()})
 
     def keys(self) -> dict[str, Any]:
         """The event keys that carry it (events.jsonl's message, template and values)."""
@@ -27,8 +29,15 @@ class Message:
 
     def plain(self) -> Message:
         """The same message with its values as JSON holds them (a path as its text)."""
-        return Message(self.template, {k: v if isinstance(v, (int, float, bool)) else str(v)
-                                       for k, v in self.values.items()})
+        return Message(self.template, {k: v if isinstance(v, (int, float, bool)) else
+                                       v.text if isinstance(v, Message) else str(v) for k, v in self.values.items()})
+
+
+def joined(messages: list[Message], separator: str = "; ") -> Message:
+    """Several messages as one (a value may itself be a Message): each is filled, and translated,
+    on its own; the joined template holds only their places."""
+    return Message(separator.join(f"{{m{i}}}" for i in range(len(messages))),
+                   {f"m{i}": m for i, m in enumerate(messages)})
 
 
 def said(template: str, **values: Any) -> Message:

@@ -9,7 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Templated
+from ..messages import Message, joined, said
 from .fields import TrainConfig
 
 
@@ -69,11 +70,17 @@ def apply(cfg: TrainConfig, updates: dict[str, Any]) -> TrainConfig:
         raise ConfigError("Invalid parameter(s): {problems}", problems=problems(e)) from None
 
 
-def problems(e: ValidationError) -> str:
-    """Pydantic's errors as one line a person reads: field, problem, value given."""
-    lines = []
+def problems(e: ValidationError) -> Message:
+    """Pydantic's errors as one line a person reads: field, problem, value given. A validator's
+    own error keeps its template (the GUI says it in its language); pydantic's words stay as
+    pydantic writes them."""
+    found = []
     for err in e.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
-    return "; ".join(lines)
+        where, got = ".".join(str(p) for p in err["loc"]), repr(err.get("input"))
+        error = (err.get("ctx") or {}).get("error")
+        if isinstance(error, Templated) and err["msg"] == f"Value error, {error}":
+            found.append(said("{where}: Value error, {error} (got {got})", where=where, error=error.said, got=got))
+        else:
+            found.append(said("{where}: {msg} (got {got})", where=where, msg=err["msg"], got=got))
+    return joined(found)
 

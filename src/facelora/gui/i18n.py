@@ -123,7 +123,8 @@ def error_message(e: BaseException, lang: str | None = None) -> str:
     values (said_in); a message with no translation keeps its English after its kind's words
     ("路径被拒绝：..."); in English, the message as it is."""
     lang = lang or _current[0]
-    message = said_by(e)
+    own = getattr(e, "said", None)  # with its nested messages, which said_by flattens for JSON
+    message = own if isinstance(own, Message) and str(e) == own.text else said_by(e)
     if lang == "en" or message.template in CATALOGUES[lang]:
         return said_in(message, lang)
     kind = next((ERROR_KINDS[c.__name__] for c in type(e).__mro__ if c.__name__ in ERROR_KINDS), None)
@@ -134,17 +135,19 @@ def said_in(message: Message, lang: str | None = None) -> str:
     """A message (an error's, or events.jsonl's template and values) in the GUI's language; one
     with no translation, or from an old file without its template, in its English."""
     lang = lang or _current[0]
-    if lang == "en" or message.template not in CATALOGUES[lang]:
+    nested = any(isinstance(v, Message) for v in message.values.values())
+    if lang == "en" or message.template not in CATALOGUES[lang] and not nested:
         return message.text
     return _filled(message.template, message.values, lang)
 
 
 def _filled(template: str, values: dict[str, Any], lang: str) -> str:
     """The template translated, filled with the values; a value that is itself a word of the GUI
-    (a path's `what`) translated too."""
+    (a path's `what`) or a message translated too."""
     if not values:
         return tr(template, lang)
-    return T(template, lang, **{k: tr(v, lang) if isinstance(v, str) else v for k, v in values.items()})
+    return T(template, lang, **{k: tr(v, lang) if isinstance(v, str) else said_in(v, lang) if isinstance(v, Message)
+                                else v for k, v in values.items()})
 
 
 def language() -> str:

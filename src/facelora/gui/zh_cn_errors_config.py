@@ -18,6 +18,8 @@ ZH_CN_ERRORS_CONFIG: dict[str, str] = {
         "参数 '{item}' 必须写成 'key=value'（例如 weight_decay=0.01）。",
     # config/settings.py: facelora.toml
     "{path} is not valid TOML: {error}": "{path} 不是有效的 TOML：{error}",
+    "{where}: Value error, {error} (got {got})": "{where}：{error}（输入的是 {got}）",
+    "{where}: {msg} (got {got})": "{where}：{msg}（输入的是 {got}）",
     "{path}: Invalid parameter(s): {problems}": "{path}：参数无效：{problems}",
     # config/kohya.py and kohya_network.py: importing and exporting Kohya configs
     "Set output_name before exporting: Kohya needs a file name.": "导出前请设置 output_name：Kohya 需要一个文件名。",
