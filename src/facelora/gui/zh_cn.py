@@ -1,8 +1,8 @@
 """Simplified Chinese (zh-CN) for the GUI, keyed by the English text in the code: the pages'
 labels, help lines and Markdown, and every fixed message (templates keep their {placeholders}).
 Kohya's parameter names and file names stay as they are. The parameters' words are in
-zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py, scoring's
-verdicts in zh_cn_evaluate.py."""
+zh_cn_params.py, the core's errors in zh_cn_errors.py and zh_cn_errors_*.py (one a part of the code), the
+training run's messages in zh_cn_train.py, scoring's verdicts in zh_cn_evaluate.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
 from .zh_cn_errors_config import ZH_CN_ERRORS_CONFIG
