@@ -88,7 +88,9 @@ PLAIN: dict[str, str] = {
 # raise sites are written as templates with values, each with a zh-CN template (zh_cn_errors.py).
 # tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
 CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
-                "prepare/pipeline.py", "prepare/images.py", "evaluate/loras.py", "gui/")
+                "prepare/pipeline.py", "prepare/images.py", "evaluate/loras.py", "gui/",
+                "model/", "train/", "dataset.py", "buckets.py", "lora_file.py", "fileio.py", "classimages.py",
+                "vram.py", "parallel.py")
 # Where the training run's messages come from (messages.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")

@@ -1,10 +1,11 @@
 """Simplified Chinese (zh-CN) for the GUI, keyed by the English text in the code: the pages'
 labels, help lines and Markdown, and every fixed message (templates keep their {placeholders}).
 Kohya's parameter names and file names stay as they are. The parameters' words are in
-zh_cn_params.py, the core's errors in zh_cn_errors.py, the training run's messages in zh_cn_train.py, scoring's
-verdicts in zh_cn_evaluate.py."""
+zh_cn_params.py, the core's errors in zh_cn_errors.py (the training side's in zh_cn_errors_train.py),
+the training run's messages in zh_cn_train.py, scoring's verdicts in zh_cn_evaluate.py."""
 
 from .zh_cn_errors import ZH_CN_ERRORS
+from .zh_cn_errors_train import ZH_CN_ERRORS_TRAIN
 from .zh_cn_evaluate import ZH_CN_EVALUATE
 from .zh_cn_params import ZH_CN_PARAMS
 from .zh_cn_prepare import ZH_CN_PREPARE
@@ -217,4 +218,5 @@ ZH_CN: dict[str, str] = {
     **ZH_CN_TRAIN,
     **ZH_CN_PREPARE,
     **ZH_CN_EVALUATE,
+    **ZH_CN_ERRORS_TRAIN,
 }
