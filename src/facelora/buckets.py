@@ -82,7 +82,8 @@ def image_size(path: Path) -> tuple[int, int]:
                 w, h = h, w
             return w, h
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
+        raise TrainDataError("Cannot read the training image {path}: {error}. Replace or remove it.", path=str(path),
+                             error=str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class Bucketing:
 
     def _checked(self, path: Path, bucket: tuple[int, int]) -> tuple[int, int]:
         if 0 in bucket:
-            raise TrainDataError(f"The training image {path} is smaller than bucket_reso_steps "
-                                 f"({self.bucket_reso_steps} px) on one side: with bucket_no_upscale it is "
-                                 f"never enlarged. Replace it, or turn bucket_no_upscale off.")
+            raise TrainDataError("The training image {path} is smaller than bucket_reso_steps ({step} px) on one side: "
+                                 "with bucket_no_upscale it is never enlarged. Replace it, or turn bucket_no_upscale "
+                                 "off.", path=str(path), step=self.bucket_reso_steps)
         return bucket

@@ -61,8 +61,8 @@ def generate_class_images(project: Project, options: ClassImageOptions = ClassIm
 
     settings = project.settings()
     if not settings.class_word:
-        raise ClassImagesError(f"{project.config_path} has no class_word (woman, man, person): class images "
-                               f"are photos of that class. Set it in [project] and run again.")
+        raise ClassImagesError("{file} has no class_word (woman, man, person): class images are photos of that "
+                               "class. Set it in [project] and run again.", file=str(project.config_path))
     cfg = project.train_config()
     base = options.base_model or cfg.pretrained_model_name_or_path
     if not base:

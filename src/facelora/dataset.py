@@ -170,7 +170,7 @@ def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing:
     layout is one of the usual mistakes; with `bucketing`, put each image in its bucket."""
     root = Path(train_data_dir)
     if not root.is_dir():
-        raise DatasetError(f"Training folder '{root}' does not exist.")
+        raise DatasetError("Training folder '{root}' does not exist.", root=str(root))
     try:
         Concept.parse(root.name)
         leaf = bool(list_images(root))
@@ -178,26 +178,28 @@ def scan(train_data_dir: str | Path, caption_extension: str = ".txt", bucketing:
         leaf = False
     if leaf:
         raise DatasetError(
-            f"'{root}' is a '<repeats>_<trigger>' folder itself. Point train_data_dir at its parent "
-            f"('{root.parent}'), as in Kohya's trainer: the number in the folder name is how often "
-            f"each image repeats."
+            "'{root}' is a '<repeats>_<trigger>' folder itself. Point train_data_dir at its parent "
+            "('{parent}'), as in Kohya's trainer: the number in the folder name is how often "
+            "each image repeats.", root=str(root), parent=str(root.parent)
         )
     folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     loose = list_images(root)
     if not folders:
-        hint = f" It holds {len(loose)} images directly;" if loose else ""
         raise DatasetError(
-            f"'{root}' has no '<repeats>_<trigger>' folder.{hint} put the images in a folder such as "
-            f"'{root / '15_ohwx woman'}' (15 repeats, trigger word 'ohwx', class 'woman')."
-        )
+            "'{root}' has no '<repeats>_<trigger>' folder. It holds {n} images directly; put the images in a "
+            "folder such as '{example}' (15 repeats, trigger word 'ohwx', class 'woman')." if loose else
+            "'{root}' has no '<repeats>_<trigger>' folder. put the images in a folder such as '{example}' "
+            "(15 repeats, trigger word 'ohwx', class 'woman').",
+            root=str(root), n=len(loose), example=str(root / "15_ohwx woman"))
     subsets = []
     for folder in folders:
         concept = Concept.parse(folder.name)
         images = list_images(folder)
         if not images:
             raise DatasetError(
-                f"'{folder}' holds no images ({', '.join(IMAGE_EXTENSIONS)}). Add photos, or run "
-                f"'facelora prepare PHOTOS {root.parent}' to make them."
+                "'{folder}' holds no images ({extensions}). Add photos, or run "
+                "'facelora prepare PHOTOS {parent}' to make them.", folder=str(folder),
+                extensions=", ".join(IMAGE_EXTENSIONS), parent=str(root.parent)
             )
         captions, missing, garbled = {}, [], []
         for img in images:
@@ -272,7 +274,8 @@ def hold_out(dataset: Dataset, split: float, seed: int) -> Dataset:
         keep, out = split_validation(s.images, split, seed)
         keep = sorted(keep)
         if not keep:
-            raise DatasetError(f"validation_split {split} leaves no photo of '{s.folder}' to train on; lower it.")
+            raise DatasetError("validation_split {split} leaves no photo of '{folder}' to train on; lower it.",
+                               split=split, folder=str(s.folder))
         train.append(replace(s, images=keep, captions={p: s.captions[p] for p in keep}))
         if out:
             held.append(replace(s, images=sorted(out), captions={p: s.captions[p] for p in out},
@@ -299,33 +302,40 @@ def with_masks(dataset: Dataset, conditioning_data_dir: str | Path) -> Dataset:
     Kohya export names per subset)."""
     root = Path(conditioning_data_dir)
     if not root.is_dir():
-        raise DatasetError(f"conditioning_data_dir '{root}' does not exist. Write the head masks there with "
-                           f"'facelora prepare PHOTOS PROJECT --head-mask --mask-dir {root.name}', or unset it.")
+        raise DatasetError("conditioning_data_dir '{root}' does not exist. Write the head masks there with "
+                           "'facelora prepare PHOTOS PROJECT --head-mask --mask-dir {name}', or unset it.",
+                           root=str(root), name=root.name)
     return replace(dataset, subsets=[replace(s, masks=pair_masks(s, root / s.folder.name)) for s in dataset.subsets])
 
 
 def pair_masks(subset: Subset, folder: Path) -> dict[Path, Path]:
     if subset.missing_captions:  # Kohya's conditioning subsets have no folder words to fall back to
-        raise DatasetError(f"With masks from conditioning_data_dir every photo needs its caption file, as in Kohya "
-                           f"(which trains them with an empty caption): {file_list(subset.missing_captions)}.")
+        raise DatasetError("With masks from conditioning_data_dir every photo needs its caption file, as in Kohya "
+                           "(which trains them with an empty caption): {files}.",
+                           files=file_list(subset.missing_captions))
     masks = list_images(folder) if folder.is_dir() else []
     by_stem: dict[str, list[Path]] = {}
     for m in masks:
         by_stem.setdefault(m.stem, []).append(m)
-    where = f"the conditioning folder '{folder}' (the masks of '{subset.folder.name}', each named as its photo)"
+    where = {"folder": str(folder), "name": subset.folder.name}
     if twice := [p for ps in by_stem.values() if len(ps) > 1 for p in ps]:
-        raise DatasetError(f"{where} holds more than one mask for a photo: {file_list(twice)}. Keep one each.")
+        raise DatasetError("the conditioning folder '{folder}' (the masks of '{name}', each named as its photo) "
+                           "holds more than one mask for a photo: {files}. Keep one each.", files=file_list(twice),
+                           **where)
     if missing := [p for p in subset.images if p.stem not in by_stem]:
-        raise DatasetError(f"{len(missing)} photo(s) have no mask in {where}: {file_list(missing)}. Add them "
-                           f"(prepare --head-mask --mask-dir writes them): Kohya's masked_loss needs one each.")
+        raise DatasetError("{n} photo(s) have no mask in the conditioning folder '{folder}' (the masks of '{name}', "
+                           "each named as its photo): {files}. Add them (prepare --head-mask --mask-dir writes them): "
+                           "Kohya's masked_loss needs one each.", n=len(missing), files=file_list(missing), **where)
     stems = {p.stem for p in subset.images}
     if extra := [m for m in masks if m.stem not in stems]:
-        raise DatasetError(f"{where} holds {len(extra)} mask(s) of no photo (Kohya refuses extra conditioning "
-                           f"images): {file_list(extra)}. Remove them.")
+        raise DatasetError("the conditioning folder '{folder}' (the masks of '{name}', each named as its photo) "
+                           "holds {n} mask(s) of no photo (Kohya refuses extra conditioning images): {files}. Remove "
+                           "them.", n=len(extra), files=file_list(extra), **where)
     pairs = {p: by_stem[p.stem][0] for p in subset.images}
     if other := [m for p, m in pairs.items() if image_size(m) != image_size(p)]:
-        raise DatasetError(f"{len(other)} mask(s) in {where} are not the size of their photo (Kohya needs the same "
-                           f"size): {file_list(other)}.")
+        raise DatasetError("{n} mask(s) in the conditioning folder '{folder}' (the masks of '{name}', each named as "
+                           "its photo) are not the size of their photo (Kohya needs the same size): {files}.",
+                           n=len(other), files=file_list(other), **where)
     return pairs
 
 

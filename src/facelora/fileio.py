@@ -161,11 +161,12 @@ def read_bytes(path: Path, what: str = "the file") -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise ReadError(f"Could not read {what} {path}: there is no such file.") from None
+        raise ReadError("Could not read {what} {path}: there is no such file.", what=what, path=str(path)) from None
     except IsADirectoryError:
-        raise ReadError(f"Could not read {what} {path}: it is a folder; give a file.") from None
+        raise ReadError("Could not read {what} {path}: it is a folder; give a file.", what=what, path=str(path)) from None
     except OSError as e:
-        raise ReadError(f"Could not read {what} {path}: {e.strerror or e}.") from None
+        raise ReadError("Could not read {what} {path}: {error}.", what=what, path=str(path),
+                        error=str(e.strerror or e)) from None
 
 
 def read_text(path: Path, what: str = "the file") -> str:
@@ -174,8 +175,8 @@ def read_text(path: Path, what: str = "the file") -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ReadError(f"Could not read {what} {path}: it is not UTF-8 text (byte {e.start} is "
-                        f"{data[e.start:e.start + 1]!r}). Save it as UTF-8.") from None
+        raise ReadError("Could not read {what} {path}: it is not UTF-8 text (byte {at} is {byte}). Save it as "
+                        "UTF-8.", what=what, path=str(path), at=e.start, byte=repr(data[e.start:e.start + 1])) from None
 
 
 def load_json(path: Path, what: str = "the file") -> Any:
@@ -183,5 +184,5 @@ def load_json(path: Path, what: str = "the file") -> Any:
     try:
         return json.loads(read_text(path, what))
     except json.JSONDecodeError as e:
-        raise ReadError(f"Could not read {what} {path}: it is not valid JSON ({e}). It may be "
-                        f"damaged or half written; make it again.") from None
+        raise ReadError("Could not read {what} {path}: it is not valid JSON ({error}). It may be damaged or half "
+                        "written; make it again.", what=what, path=str(path), error=str(e)) from None

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import FaceloraError
+from .errors import FaceloraError, Templated
 from .fileio import atomic_write_bytes
 from .model.family import SD15, ModelFamily
 from .model.files import read_header, read_tensors
@@ -30,6 +30,10 @@ NETWORK_MODULE = "networks.lora"
 
 class LoRAFileError(FaceloraError, ValueError):
     """A LoRA file that cannot be read, is not a Kohya LoRA, or does not fit the network."""
+
+
+class MetadataTypeError(Templated, TypeError):
+    """Metadata that is not all strings: a bug of the caller, with its message as a template."""
 
 
 # --- hashes ------------------------------------------------------------------------------------
@@ -53,7 +57,7 @@ def addnet_hash(path: str | Path) -> str:
     try:
         return model_hash(Path(path).read_bytes())
     except OSError as e:
-        raise LoRAFileError(f"Cannot read {path}: {e}") from None
+        raise LoRAFileError("Cannot read {path}: {error}", path=str(path), error=str(e)) from None
 
 
 # --- reading and writing -----------------------------------------------------------------------
@@ -81,7 +85,7 @@ def save_lora(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict
     check_keys(list(tensors), "The tensors to save")
     bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
     if bad:
-        raise TypeError(f"LoRA metadata values must be strings; not so for {bad[:5]}")
+        raise MetadataTypeError("LoRA metadata values must be strings; not so for {keys}", keys=str(bad[:5]))
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in tensors.items()}
     training = safetensors_bytes(tensors, metadata={k: v for k, v in metadata.items() if k.startswith("ss_")})
     full = dict(metadata, sshs_model_hash=model_hash(training), sshs_legacy_hash=legacy_hash(training))
@@ -94,7 +98,7 @@ def read_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
     truncated or foreign file."""
     path = Path(path)
     if not path.is_file():
-        raise LoRAFileError(f"No LoRA file at {path}.")
+        raise LoRAFileError("No LoRA file at {path}.", path=str(path))
     shapes, metadata = read_header(path, "LoRA", LoRAFileError)
     check_keys(list(shapes), path.name)
     return read_tensors(path, "LoRA", LoRAFileError), metadata
@@ -148,26 +152,27 @@ def module_type(suffixes: set[str]) -> str | None:
 def check_keys(keys: list[str], what: str, family: ModelFamily = SD15) -> None:
     """Every key a LoRA or LyCORIS key of the family, and every module's tensors complete."""
     if not keys:
-        raise LoRAFileError(f"{what} holds no tensors: not a LoRA.")
+        raise LoRAFileError("{what} holds no tensors: not a LoRA.", what=what)
     pattern = _key_pattern(family)
     foreign = [k for k in keys if not pattern.match(k)]
     if foreign:
         sample = foreign[0]
         if sample.startswith(("model.diffusion_model.", "first_stage_model.", "cond_stage_model.")):
-            kind = "a base model checkpoint, not a LoRA"
-        elif sample.startswith(("lora_te1_", "lora_te2_")):
-            kind = "an SDXL LoRA (lora_te1_/lora_te2_ names); facelora's LoRAs are SD1.5"
-        else:
-            kind = f"not a Kohya SD1.5 LoRA or LyCORIS file (a key like '{sample}')"
-        raise LoRAFileError(f"{what} is {kind}.")
+            raise LoRAFileError("{what} is a base model checkpoint, not a LoRA.", what=what)
+        if sample.startswith(("lora_te1_", "lora_te2_")):
+            raise LoRAFileError("{what} is an SDXL LoRA (lora_te1_/lora_te2_ names); facelora's LoRAs are SD1.5.",
+                                what=what)
+        raise LoRAFileError("{what} is not a Kohya SD1.5 LoRA or LyCORIS file (a key like '{key}').", what=what,
+                            key=sample)
     modules: dict[str, set[str]] = {}
     for k in keys:
         name, _, suffix = k.partition(".")
         modules.setdefault(name, set()).add(suffix)
     broken = [n for n in sorted(modules) if module_type(modules[n]) is None]
     if broken:
-        raise LoRAFileError(f"{what} is incomplete: {broken[0]} has {sorted(modules[broken[0]])}, not the whole "
-                            f"lora_down and lora_up weight (or LoHa's hada_*, LoKr's lokr_* tensors).")
+        raise LoRAFileError("{what} is incomplete: {module} has {suffixes}, not the whole lora_down and lora_up "
+                            "weight (or LoHa's hada_*, LoKr's lokr_* tensors).", what=what, module=broken[0],
+                            suffixes=str(sorted(modules[broken[0]])))
 
 
 def network_type(keys: list[str]) -> str:

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
+from .errors import ConfigError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -45,7 +47,8 @@ def worker_count(requested: int | None = None) -> int:
             try:
                 requested = int(env)
             except ValueError:
-                raise ValueError(f"{ENV} must be a whole number of processes or 'auto', not '{env}'") from None
+                raise ConfigError("{name} must be a whole number of processes or 'auto', not '{env}'", name=ENV,
+                                  env=env) from None
     return max(1, requested or 1)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from .config import TrainConfig, parse_kv_args
 from .config.fields import MAX_RANK
+from .errors import ConfigError
 from .model.family import SD15
 
 GIB = 2**30
@@ -343,7 +344,8 @@ def calibrated(bench_json: Path | dict, base: Activations = MODELLED) -> Activat
         act = r["peak_memory_bytes"] - sum(exact.values())
         figures[cfg.gradient_checkpointing].append(max(act, 0) / (w * h * cfg.train_batch_size))
     if not figures[True] or not figures[False]:
-        raise ValueError(f"{bench_json}: calibration needs facelora rows with and without gradient_checkpointing")
+        raise ConfigError("{file}: calibration needs facelora rows with and without gradient_checkpointing",
+                          file=str(bench_json))
     med = {k: sorted(v)[len(v) // 2] for k, v in figures.items()}
     gpu = data.get("machine", {}).get("gpu", "a GPU")
     return Activations(med[False], med[True], 1.0, f"activations measured by bench/gpu.py on {gpu}")

@@ -90,7 +90,9 @@ PLAIN: dict[str, str] = {
 CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
                 "prepare/pipeline.py", "prepare/images.py", "evaluate/loras.py", "gui/",
                 "config/", "networks/", "kohya_layout.py", "estimate.py", "tables.py", "demo_photos.py", "fonts.py",
-                "evaluate/", "prepare/", "faces.py", "headpose.py", "report.py", "run.py")
+                "evaluate/", "prepare/", "faces.py", "headpose.py", "report.py", "run.py",
+                "model/", "train/", "dataset.py", "buckets.py", "lora_file.py", "fileio.py", "classimages.py",
+                "vram.py", "parallel.py")
 # Where the training run's messages come from (messages.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")

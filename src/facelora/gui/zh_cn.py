@@ -7,6 +7,7 @@ training run's messages in zh_cn_train.py, scoring's verdicts in zh_cn_evaluate.
 from .zh_cn_errors import ZH_CN_ERRORS
 from .zh_cn_errors_config import ZH_CN_ERRORS_CONFIG
 from .zh_cn_errors_eval import ZH_CN_ERRORS_EVAL
+from .zh_cn_errors_train import ZH_CN_ERRORS_TRAIN
 from .zh_cn_evaluate import ZH_CN_EVALUATE
 from .zh_cn_params import ZH_CN_PARAMS
 from .zh_cn_prepare import ZH_CN_PREPARE
@@ -221,4 +222,5 @@ ZH_CN: dict[str, str] = {
     **ZH_CN_EVALUATE,
     **ZH_CN_ERRORS_CONFIG,
     **ZH_CN_ERRORS_EVAL,
+    **ZH_CN_ERRORS_TRAIN,
 }

@@ -17,7 +17,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..fileio import load_json
-from .family import SD15, TINY
+from .family import EXPECTED, SD15, TINY
 from .files import read_header, read_tensors
 from .sdmodel import (
     SD15_DIR,
@@ -47,8 +47,9 @@ def load_base(path_or_name: str, allow_pickle: bool = False, *, dtype: torch.dty
         path = path.parent
     if not path.exists():
         raise BaseModelError(
-            f"No base model at '{path_or_name}': no such file or folder. facelora never downloads "
-            f"models; download an SD1.5 checkpoint yourself and give its path. {ldm.EXPECTED}"
+            "No base model at '{path}': no such file or folder. facelora never downloads "
+            "models; download an SD1.5 checkpoint yourself and give its path. {expected}",
+            path=str(path_or_name), expected=EXPECTED
         )
     if path.is_dir():
         return _load_diffusers_folder(path, allow_pickle, dtype)
@@ -61,37 +62,39 @@ def load_base(path_or_name: str, allow_pickle: bool = False, *, dtype: torch.dty
         checkpoint = _read_pickle(path, allow_pickle)
         _check_single_file(path, {k: tuple(v.shape) for k, v in checkpoint.items()})
     else:
-        raise BaseModelError(f"'{path.name}' is neither a .safetensors checkpoint nor a diffusers folder. {ldm.EXPECTED}")
+        raise BaseModelError("'{name}' is neither a .safetensors checkpoint nor a diffusers folder. {expected}",
+                             name=path.name, expected=EXPECTED)
     return _from_checkpoint(checkpoint, path, dtype)
 
 
 def _check_single_file(path: Path, shapes: dict[str, tuple[int, ...]]) -> None:
     problem = ldm.identify_problem(shapes)
     if problem:
-        raise BaseModelError(f"{path.name}: {problem} {ldm.EXPECTED}")
+        raise BaseModelError("{name}: {problem} {expected}", name=path.name, problem=problem, expected=EXPECTED)
 
 
 def _read_pickle(path: Path, allow_pickle: bool) -> dict[str, torch.Tensor]:
     if not allow_pickle:
         raise BaseModelError(
-            f"{path.name} is a pickle checkpoint ({path.suffix}), which can run code when it is loaded. "
-            f"Use the model's .safetensors version, or, if you trust the file, pass --allow-pickle "
-            f"(allow_pickle=True): facelora then reads it with torch.load(weights_only=True), which "
-            f"refuses anything but tensors."
+            "{name} is a pickle checkpoint ({suffix}), which can run code when it is loaded. "
+            "Use the model's .safetensors version, or, if you trust the file, pass --allow-pickle "
+            "(allow_pickle=True): facelora then reads it with torch.load(weights_only=True), which "
+            "refuses anything but tensors.", name=path.name, suffix=path.suffix
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise BaseModelError(
-            f"{path.name} could not be read as a checkpoint of plain tensors ({first}). It may be "
-            f"truncated, or hold Python objects that torch.load(weights_only=True) refuses to run. "
-            f"Use the model's .safetensors version."
+            "{name} could not be read as a checkpoint of plain tensors ({error}). It may be "
+            "truncated, or hold Python objects that torch.load(weights_only=True) refuses to run. "
+            "Use the model's .safetensors version.", name=path.name, error=first
         ) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
-        raise BaseModelError(f"{path.name} holds a {type(obj).__name__}, not a checkpoint's weights. {ldm.EXPECTED}")
+        raise BaseModelError("{name} holds a {type}, not a checkpoint's weights. {expected}", name=path.name,
+                             type=type(obj).__name__, expected=EXPECTED)
     return {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
@@ -105,8 +108,8 @@ def _config_dir_for(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
         if conv_in == unet["block_out_channels"][0] and token == te["hidden_size"]:
             return config_dir
     raise BaseModelError(
-        f"{path.name}: its UNet starts {conv_in} channels wide and its text encoder is {token} wide; "
-        f"SD1.5's are 320 and 768. {ldm.EXPECTED}"
+        "{name}: its UNet starts {conv_in} channels wide and its text encoder is {token} wide; "
+        "SD1.5's are 320 and 768. {expected}", name=path.name, conv_in=conv_in, token=token, expected=EXPECTED
     )
 
 
@@ -131,14 +134,17 @@ def _fill(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: st
         missing, unexpected = module.load_state_dict(state_dict, strict=False, assign=True)
     except RuntimeError as e:
         detail = next((line.strip() for line in str(e).splitlines() if "size mismatch" in line), str(e)[:300])
-        raise BaseModelError(f"{path.name}: its {what} weights do not fit SD1.5's {what} ({detail}). {ldm.EXPECTED}") from None
+        raise BaseModelError("{name}: its {what} weights do not fit SD1.5's {what} ({detail}). {expected}",
+                             name=path.name, what=what, detail=detail, expected=EXPECTED) from None
     if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} {what} weights are missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} are unknown (e.g. {unexpected[0]})")
-        raise BaseModelError(f"{path.name} is incomplete or not SD1.5: {'; '.join(parts)}. {ldm.EXPECTED}")
+        values = dict(name=path.name, what=what, n=len(missing), key=(missing or [""])[0], unknown=len(unexpected),
+                      other=(unexpected or [""])[0], expected=EXPECTED)
+        if missing and unexpected:
+            raise BaseModelError("{name} is incomplete or not SD1.5: {n} {what} weights are missing (e.g. {key}); "
+                                 "{unknown} are unknown (e.g. {other}). {expected}", **values)
+        raise BaseModelError("{name} is incomplete or not SD1.5: {n} {what} weights are missing (e.g. {key}). "
+                             "{expected}" if missing else "{name} is incomplete or not SD1.5: {unknown} are unknown "
+                             "(e.g. {other}). {expected}", **values)
 
 
 def _own_copy(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -155,7 +161,7 @@ def _align(module: torch.nn.Module) -> None:
 def _load_diffusers_folder(folder: Path, allow_pickle: bool, dtype: torch.dtype) -> SDModel:
     problem = _diffusers_folder_problem(folder)
     if problem:
-        raise BaseModelError(f"{problem} {ldm.EXPECTED}")
+        raise BaseModelError("{problem} {expected}", problem=problem, expected=EXPECTED)
     variants = {p: _weights_variant(folder / p, allow_pickle) for p in ("unet", "text_encoder", "vae")}
     try:
         unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", torch_dtype=dtype, **variants["unet"])
@@ -164,7 +170,8 @@ def _load_diffusers_folder(folder: Path, allow_pickle: bool, dtype: torch.dtype)
             text_encoder = CLIPTextModel.from_pretrained(folder / "text_encoder", dtype=dtype, **variants["text_encoder"])
     except (OSError, ValueError, RuntimeError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BaseModelError(f"The diffusers folder {folder} could not be loaded ({first}). {ldm.EXPECTED}") from None
+        raise BaseModelError("The diffusers folder {folder} could not be loaded ({error}). {expected}",
+                             folder=str(folder), error=first, expected=EXPECTED) from None
     for module in (unet, vae, text_encoder):
         _align(module)
     has_tokenizer = (folder / "tokenizer" / "vocab.json").is_file()
@@ -208,9 +215,9 @@ def _weights_variant(part: Path, allow_pickle: bool) -> dict[str, Any]:
     if any(n.endswith(".bin") for n in names):
         if not allow_pickle:
             raise BaseModelError(
-                f"{part} holds only pickle weights (.bin), which can run code when loaded. Use a "
-                f"model with .safetensors weights or, if you trust it, pass --allow-pickle."
+                "{part} holds only pickle weights (.bin), which can run code when loaded. Use a "
+                "model with .safetensors weights or, if you trust it, pass --allow-pickle.", part=str(part)
             )
         fp16_only = not any(n.endswith(".bin") and ".fp16." not in n for n in names)
         return {"use_safetensors": False, **({"variant": "fp16"} if fp16_only else {})}
-    raise BaseModelError(f"{part} has a config but no weights (.safetensors). {ldm.EXPECTED}")
+    raise BaseModelError("{part} has a config but no weights (.safetensors). {expected}", part=str(part), expected=EXPECTED)

@@ -65,6 +65,14 @@ class ModelFamily:
 
 _SD15_DIR = Path(__file__).parent / "sd15"
 
+# what every base model message ends with: the models facelora can train on
+EXPECTED = (
+    "facelora needs a Stable Diffusion 1.5 base model: a single .safetensors checkpoint "
+    "(such as v1-5-pruned-emaonly.safetensors or an SD1.5 fine-tune), or a diffusers folder holding "
+    "model_index.json, unet/, text_encoder/ and vae/."
+)
+
+
 SD15 = ModelFamily(
     name="SD1.5",
     config_dir=_SD15_DIR,
@@ -120,7 +128,7 @@ def sampler_key(name: str, family: ModelFamily = SD15) -> str:
     key = name.strip().lower().replace("++", "pp").replace("+", "p").replace("-", "_").replace(" ", "_")
     if key not in family.samplers:
         names = ", ".join(f"{k} ('{s.display}')" for k, s in family.samplers.items())
-        raise UnknownSamplerError(f"Unknown sampler '{name}'. Choose one of: {names}.")
+        raise UnknownSamplerError("Unknown sampler '{name}'. Choose one of: {names}.", name=name, names=names)
     return key
 
 

@@ -21,6 +21,8 @@ from diffusers.loaders.single_file_utils import (
     convert_ldm_vae_checkpoint,
 )
 
+from .sdmodel import BaseModelError
+
 UNET_PREFIX = "model.diffusion_model."
 VAE_PREFIX = "first_stage_model."
 CLIP_PREFIX = "cond_stage_model.transformer."
@@ -130,17 +132,11 @@ def _rename(key: str, top: dict[str, str], rules: list[tuple[str, Any]]) -> str:
         m = re.fullmatch(pattern, key)
         if m:
             return build(*(int(g) if g.isdigit() else g for g in m.groups()))
-    raise ValueError(f"No single-file name for diffusers weight '{key}': not an SD1.5-architecture model.")
+    raise BaseModelError("No single-file name for diffusers weight '{key}': not an SD1.5-architecture model.",
+                         key=key)
 
 
 # --- what is this file? ------------------------------------------------------------------------
-
-EXPECTED = (
-    "facelora needs a Stable Diffusion 1.5 base model: a single .safetensors checkpoint "
-    "(such as v1-5-pruned-emaonly.safetensors or an SD1.5 fine-tune), or a diffusers folder holding "
-    "model_index.json, unet/, text_encoder/ and vae/."
-)
-
 
 def identify_problem(shapes: dict[str, tuple[int, ...]]) -> str | None:
     """Why a file with these keys (name -> shape) is not an SD1.5 single-file checkpoint, saying

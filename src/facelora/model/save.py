@@ -35,8 +35,8 @@ def save_diffusers(model: SDModel, folder: str | Path) -> None:
     Built beside the target and renamed into place, so a failure leaves any earlier folder."""
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not (folder / "model_index.json").is_file():
-        raise BaseModelError(f"{folder} exists and is not a diffusers model; facelora will not replace it. "
-                             f"Choose another folder.")
+        raise BaseModelError("{folder} exists and is not a diffusers model; facelora will not replace it. "
+                             "Choose another folder.", folder=str(folder))
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:

@@ -23,7 +23,8 @@ def encode_prompt(model: SDModel, input_ids: torch.Tensor, clip_skip: int = 1) -
     te = model.text_encoder
     layers = te.config.num_hidden_layers
     if not 1 <= clip_skip <= layers:
-        raise FaceloraError(f"clip_skip {clip_skip} is out of range: the text encoder has {layers} layers (use 1 or 2).")
+        raise FaceloraError("clip_skip {clip_skip} is out of range: the text encoder has {layers} layers (use 1 or 2).",
+                            clip_skip=clip_skip, layers=layers)
     input_ids = input_ids.to(te.device)
     if clip_skip == 1:
         return te(input_ids)[0]

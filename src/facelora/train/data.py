@@ -42,7 +42,8 @@ def open_rgb(path: Path, alpha: bool = False) -> Image.Image:
             im.load()
             return ImageOps.exif_transpose(im).convert("RGBA" if alpha else "RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise TrainDataError(f"Cannot read the training image {path}: {e}. Replace or remove it.") from None
+        raise TrainDataError("Cannot read the training image {path}: {error}. Replace or remove it.", path=str(path),
+                             error=str(e)) from None
 
 
 def fit(image: Image.Image, size: tuple[int, int], crop_only: bool = False) -> Image.Image:
@@ -140,8 +141,9 @@ class TrainData:
         self.dataset = dataset.bucketed(Bucketing.of(cfg))  # the buckets the plan counted
         self.sizes = {path: image_size(path) for path, _, _ in self.dataset.items()}
         if small := [p for p, size in self.sizes.items() if min(size) < MIN_SIDE]:
-            raise TrainDataError(f"{len(small)} training image(s) are smaller than {MIN_SIDE} px on a side, too small "
-                                 f"to learn a face from: {file_list(small)}. Remove them, or prepare larger photos.")
+            raise TrainDataError("{n} training image(s) are smaller than {side} px on a side, too small to learn a face "
+                                 "from: {files}. Remove them, or prepare larger photos.", n=len(small), side=MIN_SIDE,
+                                 files=file_list(small))
         buckets = {p: b for s in self.dataset.subsets for p, b in s.buckets.items()}
         masks = {p: m for s in self.dataset.subsets for p, m in s.masks.items()}
         keeps = Bucketing.of(cfg).keeps_scale
@@ -276,8 +278,8 @@ def check_finite(latents: torch.Tensor, paths: list[Path]) -> None:
     bad = [str(p) for p, lat in zip(paths, latents) if not torch.isfinite(lat).all()]
     if bad:
         raise TrainDataError(
-            f"The VAE gave NaN/inf latents for {', '.join(bad)}. The image may be broken (re-save it), or the "
-            f"VAE overflows in half precision: train with mixed_precision 'no' or use a fixed VAE."
+            "The VAE gave NaN/inf latents for {files}. The image may be broken (re-save it), or the "
+            "VAE overflows in half precision: train with mixed_precision 'no' or use a fixed VAE.", files=", ".join(bad)
         )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
+
 
 class WeightsEMA:
     def __init__(self, network: torch.nn.Module, decay: float):
@@ -29,7 +31,7 @@ class WeightsEMA:
         """The average a state_dict holds; ValueError when it is of another decay or network."""
         shadow = state["shadow"]
         if float(state["decay"]) != self.decay:
-            raise ValueError(f"it has decay {state['decay']}, this EMA {self.decay}")
+            raise ConfigError("it has decay {saved}, this EMA {decay}", saved=state["decay"], decay=self.decay)
         if set(shadow) != set(self.shadow) or any(shadow[k].shape != v.shape for k, v in self.shadow.items()):
             raise ValueError("other weights (modules or rank) than this network's")
         for k, v in self.shadow.items():

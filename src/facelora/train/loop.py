@@ -211,7 +211,7 @@ def checked(cfg: TrainConfig, cuda: bool) -> tuple[TrainConfig, Dataset, list[Sa
         notes.append(warning)
     prompts = read_prompts(cfg.sample_prompts) if cfg.sample_every_n_epochs else []
     if cfg.network_weights and not Path(cfg.network_weights).is_file():
-        raise ConfigError(f"network_weights: no LoRA file at {cfg.network_weights}.")
+        raise ConfigError("network_weights: no LoRA file at {path}.", path=str(cfg.network_weights))
     return cfg, dataset, prompts, notes
 
 

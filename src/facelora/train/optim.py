@@ -36,7 +36,8 @@ def _class(module: str, name: str, package: str) -> type:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError:
-        raise FaceloraError(f"The {name} optimizer needs the '{package}' package: pip install {package}") from None
+        raise FaceloraError("The {name} optimizer needs the '{package}' package: pip install {package}", name=name,
+                            package=package) from None
 
 
 def _bnb(name: str) -> Callable[[], type]:
@@ -194,7 +195,8 @@ def make_optimizer(cfg: TrainConfig, unet_params: Params, te_params: Params,
         try:
             optimizer = cls(param_groups, lr=cfg.learning_rate, **kwargs)
         except TypeError as e:
-            raise ConfigError(f"optimizer_args {cfg.optimizer_args} do not fit {name}: {e}") from None
+            raise ConfigError("optimizer_args {args} do not fit {name}: {error}", args=str(cfg.optimizer_args), name=name,
+                              error=str(e)) from None
     args = ",".join(f"{k}={v}" for k, v in cfg.optimizer_kwargs().items())
     description = f"{cls.__module__}.{cls.__name__}" + (f"({args})" if args else "")
     return Optim(optimizer, [g[0] for g in groups], description, relative_step, notes)

@@ -36,8 +36,8 @@ def to_json(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
         return obj.item()
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
-    raise ResumeError(f"Cannot save a {type(obj).__name__} in the training state ({path}); "
-                     f"this optimizer or scheduler keeps values facelora cannot save without pickle.")
+    raise ResumeError("Cannot save a {type} in the training state ({path}); this optimizer or scheduler keeps "
+                      "values facelora cannot save without pickle.", type=type(obj).__name__, path=str(path))
 
 
 def from_json(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:

@@ -275,23 +275,24 @@ def compare_config(saved: dict[str, Any], cfg: TrainConfig, saved_processes: int
     differ = [k for k in now if k in saved and saved[k] != now[k]]
     fatal = [k for k in differ if k in MUST_MATCH]
     if "output_name" in differ:  # runs never mix: its files would go on under this run's name
-        raise ResumeError(f"The newest saved state is of the run '{saved['output_name']}', not '{now['output_name']}': "
-                          f"resuming it here would mix the two runs' files. Resume it with --output_name "
-                          f"{saved['output_name']}, or train from the start without --resume. Nothing was changed.")
+        raise ResumeError("The newest saved state is of the run '{saved}', not '{now}': resuming it here would mix "
+                          "the two runs' files. Resume it with --output_name {saved}, or train from the start without "
+                          "--resume. Nothing was changed.", saved=str(saved["output_name"]), now=str(now["output_name"]))
     if "ema_decay" in fatal:
-        raise ResumeError(f"The saved state's EMA of the weights has ema_decay {saved['ema_decay']}, this run asks for "
-                          f"{now['ema_decay']}: its averaged weights cannot go on. Resume with --ema_decay "
-                          f"{saved['ema_decay'] if saved['ema_decay'] is not None else 'none'}, or train from the "
-                          f"start without --resume.")
+        raise ResumeError("The saved state's EMA of the weights has ema_decay {saved}, this run asks for {now}: its "
+                          "averaged weights cannot go on. Resume with --ema_decay {flag}, or train from the start "
+                          "without --resume.", saved=str(saved["ema_decay"]), now=str(now["ema_decay"]),
+                          flag=str(saved["ema_decay"] if saved["ema_decay"] is not None else "none"))
     if "network_module" in fatal or "network_args" in fatal:
-        raise ResumeError(f"The saved state is of another network type: {saved.get('network_module')} "
-                          f"{saved.get('network_args')}, this run trains {cfg.network_module} {cfg.network_args}. "
-                          f"Resume with the saved network_module and network_args, or train from the start "
-                          f"without --resume.")
+        raise ResumeError("The saved state is of another network type: {saved_module} {saved_args}, this run trains "
+                          "{module} {args}. Resume with the saved network_module and network_args, or train from the "
+                          "start without --resume.", saved_module=str(saved.get("network_module")),
+                          saved_args=str(saved.get("network_args")), module=str(cfg.network_module),
+                          args=str(cfg.network_args))
     if fatal:
         what = ", ".join(f"{k} (saved {saved[k]!r}, now {now[k]!r})" for k in fatal)
-        raise ResumeError(f"The saved state does not fit this run: {what}. Resume with the same settings, "
-                         f"or train from the start without --resume.")
+        raise ResumeError("The saved state does not fit this run: {what}. Resume with the same settings, "
+                          "or train from the start without --resume.", what=what)
     notes = []
     ignore = {"pretrained_model_name_or_path", "train_data_dir", "output_dir", "logging_dir"}
     changed = [k for k in differ if k not in ignore]
@@ -315,7 +316,8 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
     weights = load_file(str(folder / "network.safetensors"))
     own = network.state_dict()
     if set(weights) != set(own) or any(weights[k].shape != own[k].shape for k in own):
-        raise ResumeError(f"The network in {folder} does not match this run's LoRA (other modules or rank).")
+        raise ResumeError("The network in {folder} does not match this run's LoRA (other modules or rank).",
+                          folder=str(folder))
     network.load_state_dict({k: v.to(own[k].device, own[k].dtype) for k, v in weights.items()})
     opt_tensors = load_file(str(folder / "optimizer.safetensors"))
     optimizer.load_state_dict(from_json(json.loads((folder / "optimizer.json").read_text(encoding="utf-8")), opt_tensors))
@@ -328,8 +330,8 @@ def load_state(folder: Path, network: torch.nn.Module, optimizer: torch.optim.Op
     set_rng_states(load_file(str(folder / "rng.safetensors")), json.loads((folder / "rng.json").read_text(encoding="utf-8")))
     loop = LoopState(**json.loads((folder / "loop.json").read_text(encoding="utf-8")))
     if loop.seed != cfg.seed:
-        raise ResumeError(f"The saved state was trained with seed {loop.seed}, this run has {cfg.seed}: "
-                         f"resume with --seed {loop.seed}.")
+        raise ResumeError("The saved state was trained with seed {saved}, this run has {seed}: resume with --seed "
+                          "{saved}.", saved=loop.seed, seed=cfg.seed)
     return Resumed(folder, loop, bool(manifest.get("finished")), saved_cfg, notes)
 
 
@@ -343,7 +345,8 @@ def restore_ema(folder: Path, ema: WeightsEMA) -> list[Message]:
     try:
         ema.load_state_dict(from_json(json.loads((folder / "ema.json").read_text(encoding="utf-8")), tensors))
     except ValueError as e:
-        raise ResumeError(f"The EMA weights in {folder} do not fit this run's network: {e}") from None
+        raise ResumeError("The EMA weights in {folder} do not fit this run's network: {error}", folder=str(folder),
+                          error=str(e)) from None
     return []
 
 

@@ -44,7 +44,8 @@ def parse_prompt(line: str) -> SamplePrompt:
         key, _, value = part.strip().partition(" ")
         key, value = key.lower(), value.strip()
         if key not in _OPTIONS:
-            raise PromptsError(f"Unknown option --{key} in the sample prompt '{line.strip()}'; use --n --w --h --d --l --s.")
+            raise PromptsError("Unknown option --{key} in the sample prompt '{line}'; use --n --w --h --d --l --s.",
+                               key=key, line=line.strip())
         field = _OPTIONS[key]
         try:
             if field == "negative":
@@ -54,9 +55,10 @@ def parse_prompt(line: str) -> SamplePrompt:
             else:
                 setattr(sp, field, int(value))
         except ValueError:
-            raise PromptsError(f"--{key} needs a number in the sample prompt '{line.strip()}' (got '{value}').") from None
+            raise PromptsError("--{key} needs a number in the sample prompt '{line}' (got '{value}').", key=key,
+                               line=line.strip(), value=value) from None
     if not sp.prompt:
-        raise PromptsError(f"The sample prompt line '{line.strip()}' has options but no prompt.")
+        raise PromptsError("The sample prompt line '{line}' has options but no prompt.", line=line.strip())
     # Kohya: sides are multiples of 8, at least 64
     sp.width, sp.height = max(64, sp.width - sp.width % 8), max(64, sp.height - sp.height % 8)
     return sp
@@ -65,10 +67,10 @@ def parse_prompt(line: str) -> SamplePrompt:
 def read_prompts(path: str | Path) -> list[SamplePrompt]:
     path = Path(path)
     if not path.is_file():
-        raise PromptsError(f"The sample prompts file {path} does not exist.")
+        raise PromptsError("The sample prompts file {path} does not exist.", path=str(path))
     lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
-        raise PromptsError(f"The sample prompts file {path} holds no prompt (one prompt a line).")
+        raise PromptsError("The sample prompts file {path} holds no prompt (one prompt a line).", path=str(path))
     return [parse_prompt(ln) for ln in lines]
 
 
