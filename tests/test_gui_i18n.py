@@ -2,7 +2,7 @@
 component the built page holds (labels, help lines, placeholders, buttons, Markdown), every
 parameter's plain label and help (TrainConfig's, prepare's and the grid's fields), and every
 fixed message in gui/'s source (T(), tr() and note() literals, table row names, the state words),
-and the core's messages the pages show: every raise in i18n.CORE_SOURCES is a template with a
+and the core's messages the pages show: every raise outside i18n.CLI_ONLY is a template with a
 zh-CN template, and every FaceloraError class has its kind in Chinese for the rest."""
 
 from __future__ import annotations
@@ -73,12 +73,11 @@ def _what(node: ast.AST) -> list[str]:
 
 
 def _core_messages() -> tuple[list[str], list[str]]:
-    """The messages raised in i18n.CORE_SOURCES (the code the GUI's pages call): their templates,
+    """The messages raised outside i18n.CLI_ONLY (anything the GUI's pages call): their templates,
     and the raise sites whose message is not a template (an f-string, a sum, a call), which the
     GUI could not translate."""
     templates, untranslatable = [], []
-    files = sorted({f for src in i18n.CORE_SOURCES for f in ([SRC / src] if src.endswith(".py") else
-                                                             (SRC / src).rglob("*.py"))})
+    files = sorted(f for f in SRC.rglob("*.py") if not f.relative_to(SRC).as_posix().startswith(i18n.CLI_ONLY))
     makers = _message_makers()
     for path in files:
         if path.name.startswith("zh_cn") or path.name == "i18n.py":

@@ -84,15 +84,11 @@ PLAIN: dict[str, str] = {
 }
 
 
-# Where the core's messages that the GUI shows come from (what its pages call in-process): their
-# raise sites are written as templates with values, each with a zh-CN template (zh_cn_errors.py).
-# tests/test_gui_i18n.py holds them to it; an error from elsewhere shows its kind's words below.
-CORE_SOURCES = ("paths.py", "project.py", "locks.py", "plan.py", "config/checks.py", "config/overrides.py",
-                "prepare/pipeline.py", "prepare/images.py", "evaluate/loras.py", "gui/",
-                "config/", "networks/", "kohya_layout.py", "estimate.py", "tables.py", "demo_photos.py", "fonts.py",
-                "evaluate/", "prepare/", "faces.py", "headpose.py", "report.py", "run.py",
-                "model/", "train/", "dataset.py", "buckets.py", "lora_file.py", "fileio.py", "classimages.py",
-                "vram.py", "parallel.py")
+# The GUI can show a message from any module but the CLI's own (cli/, whose messages only a
+# terminal shows): each raise elsewhere is written as a template with its values, each with a zh-CN
+# template (zh_cn_errors*.py); tests/test_gui_i18n.py holds them to it. An error from a library shows
+# its kind's words below, then its English.
+CLI_ONLY = ("cli/", "__main__.py")
 # Where the training run's messages come from (messages.said calls, written into events.jsonl's End,
 # Error and Skipped events for the Train page), each with a zh-CN template (zh_cn_train.py).
 RUN_SOURCES = ("train/", "prepare/")

@@ -1,4 +1,4 @@
-"""zh-CN templates of the core's messages that the GUI shows (the raise sites of i18n.CORE_SOURCES,
+"""zh-CN templates of the core's messages that the GUI shows (the raise sites of any module but i18n.CLI_ONLY,
 written as templates with values), the words of each error kind (i18n.ERROR_KINDS) and the
 words a path message names (`what`). A value stays as it is (a path, a Kohya name, pydantic's
 detail); tests/test_gui_i18n.py names any message that is missing here."""
