@@ -1,5 +1,5 @@
 """zh-CN templates of the errors evaluate/, prepare/, faces.py and run.py raise (written as templates
-with values, any module but i18n.CLI_ONLY): a value stays as it is (a path, a file name, an option, a Kohya name);
+with values): a value stays as it is (a path, a file name, an option, a Kohya name);
 tests/test_gui_i18n.py names any message that is missing here."""
 
 ZH_CN_ERRORS_EVAL: dict[str, str] = {

@@ -1,6 +1,5 @@
 """zh-CN templates of the training side's errors the GUI shows (the raise sites of model/, train/,
-dataset.py, buckets.py, lora_file.py, fileio.py, classimages.py, vram.py and parallel.py, each in
-any module but i18n.CLI_ONLY). A value stays as it is (a path, a file name, a Kohya name, a library's detail);
+dataset.py, buckets.py, lora_file.py, fileio.py, classimages.py, vram.py and parallel.py). A value stays as it is (a path, a file name, a Kohya name, a library's detail);
 tests/test_gui_i18n.py names any message that is missing here."""
 
 from ..model.family import EXPECTED
