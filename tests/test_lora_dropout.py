@@ -20,6 +20,7 @@ from facelora.model.tiny import build_tiny
 from facelora.networks import check_args, create_network, evaluating
 from facelora.networks.lora import LoRAModule
 from facelora.train.checkpoints import metadata
+from facelora.train.resume import ResumeError, compare_config
 
 DROPS = {"dropout": 0.5, "rank_dropout": 0.5, "module_dropout": 0.5}
 # kohya_ss test/config/locon-AdamW.json's network keys (the file's other keys change nothing here)
@@ -172,3 +173,11 @@ def test_evaluating_turns_the_dropouts_off_for_a_while():
     plain.eval()
     torch.testing.assert_close(got, org(x))
     plain.remove()
+
+
+def test_resume_notes_a_changed_network_dropout_and_refuses_changed_network_args():
+    saved = TrainConfig(output_name="ohwx").model_dump(mode="json")
+    notes = compare_config(saved, TrainConfig(output_name="ohwx", network_dropout=0.1), 1, 1)
+    assert "network_dropout None -> 0.1" in " ".join(str(n) for n in notes)
+    with pytest.raises(ResumeError, match="another network type"):
+        compare_config(saved, TrainConfig(output_name="ohwx", network_args=["rank_dropout=0.1"]), 1, 1)

@@ -59,7 +59,8 @@ class LoRAModule(nn.Module):
         self.register_buffer("alpha", torch.tensor(float(alpha)))
         self.scale = float(alpha) / self.rank
         self.multiplier = float(multiplier)
-        self.dropout, self.rank_dropout, self.module_dropout = dropout or None, rank_dropout or None, module_dropout or None
+        self.dropout, self.rank_dropout, self.module_dropout = (p or None for p in (dropout, rank_dropout,
+                                                                                    module_dropout))
         self._org = [org_module]  # a list, so the original's weights are not registered as ours
         # Linear, and 1x1 convolutions with no stride, padding or groups, are matrix products;
         # computed as such (see forward), a 1x1 convolution on NCHW avoids oneDNN's reorders.
