@@ -4,22 +4,29 @@ kohya_ss GUI's "Kohya LoCon" files, exported and recorded in the file's metadata
 
 from __future__ import annotations
 
+import io
 import json
 from types import SimpleNamespace
 
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 from torch.nn import functional as F
+from typer.testing import CliRunner
 
+from conftest import tiny_training_project
 from facelora import config as c
+from facelora.cli import app
 from facelora.config import TrainConfig
 from facelora.errors import FaceloraError
 from facelora.gui.pages.tools import kohya_args
+from facelora.lora_file import network_type, read_lora
 from facelora.model.tiny import build_tiny
 from facelora.networks import check_args, create_network, evaluating
 from facelora.networks.lora import LoRAModule
 from facelora.train.checkpoints import metadata
+from facelora.train.loop import train
 from facelora.train.resume import ResumeError, compare_config
 
 DROPS = {"dropout": 0.5, "rank_dropout": 0.5, "module_dropout": 0.5}
@@ -181,3 +188,19 @@ def test_resume_notes_a_changed_network_dropout_and_refuses_changed_network_args
     assert "network_dropout None -> 0.1" in " ".join(str(n) for n in notes)
     with pytest.raises(ResumeError, match="another network type"):
         compare_config(saved, TrainConfig(output_name="ohwx", network_args=["rank_dropout=0.1"]), 1, 1)
+
+
+def test_a_gui_kohya_locon_file_with_dropouts_trains_the_tiny_model(tmp_path):
+    project = tiny_training_project(tmp_path / "p", images=2, repeats=2)
+    gui = tmp_path / "locon.json"
+    gui.write_text(json.dumps(GUI_LOCON), encoding="utf-8")
+    res = CliRunner().invoke(app, ["config", "import", str(project.root), str(gui)])
+    assert res.exit_code == 0, res.output
+    cfg = c.apply(project.train_config(), dict(pretrained_model_name_or_path="tiny", resolution="64",
+                                               max_train_steps=2, max_train_epochs=None, sample_every_n_epochs=None))
+    tensors, meta = read_lora(train(project, cfg, console=Console(file=io.StringIO())).final)
+    assert meta["ss_network_dropout"] == "0.1"
+    assert json.loads(meta["ss_network_args"]) == {"conv_dim": "16", "conv_alpha": "8", "rank_dropout": "0.1",
+                                                    "module_dropout": "0.1"}
+    assert network_type(list(tensors)) == "LoRA" and all(torch.isfinite(t).all() for t in tensors.values())
+    assert any(k.endswith("conv1.lora_down.weight") for k in tensors)  # LoCon: the 3x3 convolutions too
