@@ -66,8 +66,10 @@ def test_create_network_from_a_config(tiny):
     assert net.rank == 4 and net.alpha == 2.0
     unet_only = create_network(TrainConfig(network_dim=4, network_alpha=2.0, network_train_unet_only=True), tiny)
     assert unet_only.loras and not unet_only.text_encoder_loras
-    with pytest.raises(Exception, match="no dropout"):
-        lora_network.create_network(1.0, 4, 2.0, tiny.vae, tiny.text_encoder, tiny.unet, neuron_dropout=0.1)
+    with pytest.raises(FaceloraError, match="network_dropout=1.0: a probability"):
+        lora_network.create_network(1.0, 4, 2.0, tiny.vae, tiny.text_encoder, tiny.unet, neuron_dropout=1.0)
+    dropped = lora_network.create_network(1.0, 4, 2.0, tiny.vae, tiny.text_encoder, tiny.unet, neuron_dropout=0.1)
+    assert all(m.dropout == 0.1 for m in dropped.loras.values())
 
 
 def test_create_network_from_a_files_weights(tiny, tmp_path):

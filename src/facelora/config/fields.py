@@ -70,6 +70,10 @@ class TrainConfig(BaseModel):
     network_train_unet_only: bool = _f(False, "Train the UNet only, not the text encoder.")
     network_train_text_encoder_only: bool = _f(False, "Train the text encoder only, not the UNet.")
 
+    # --- network_dropout (Kohya's): dropout on each LoRA module's rank outputs, while training ----
+    network_dropout: float | None = _f(None, "Drop this share of each LoRA module's rank outputs at every training "
+                                       "step (0-1; 0.1 is common); unset: off. Files are unchanged.", ge=0, lt=1)
+
     # --- steps -------------------------------------------------------------------------------
     train_batch_size: int = _f(1, "Images per step; 1 suits most GPUs.", "basic", ge=1)
     max_train_steps: int = _f(1600, "Total optimizer steps when max_train_epochs is not set.", "basic", ge=1)

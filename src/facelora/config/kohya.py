@@ -25,7 +25,7 @@ from .values import parse_kv_args
 _KOHYA_SECTIONS = {
     "model_arguments": ["pretrained_model_name_or_path"],
     "additional_network_arguments": [
-        "network_module", "network_dim", "network_alpha", "network_args", "network_weights",
+        "network_module", "network_dim", "network_alpha", "network_dropout", "network_args", "network_weights",
         "network_train_unet_only", "network_train_text_encoder_only", "unet_lr", "text_encoder_lr",
     ],
     "optimizer_arguments": [

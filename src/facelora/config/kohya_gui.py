@@ -20,8 +20,9 @@ from .kohya_network import network_values
 # saves the trained fp32 weights, optimizer_type "" is AdamW). seed None is a random seed: drawn
 # at import. resolution has no default (sd-scripts requires it), so facelora's stays.
 SD_SCRIPTS_DEFAULTS: dict[str, Any] = {
-    "network_module": "networks.lora", "network_dim": 4, "network_alpha": 1.0, "network_args": [],
-    "network_weights": None, "network_train_unet_only": False, "network_train_text_encoder_only": False,
+    "network_module": "networks.lora", "network_dim": 4, "network_alpha": 1.0, "network_dropout": None,
+    "network_args": [], "network_weights": None, "network_train_unet_only": False,
+    "network_train_text_encoder_only": False,
     "train_batch_size": 1, "max_train_steps": 1600, "max_train_epochs": None, "gradient_accumulation_steps": 1,
     "learning_rate": 2e-6, "unet_lr": None, "text_encoder_lr": None, "optimizer_type": "AdamW",
     "optimizer_args": [], "lr_scheduler": "constant", "lr_scheduler_num_cycles": 1, "lr_scheduler_power": 1.0,
@@ -53,6 +54,7 @@ ZERO_IS_OFF = {
     "max_train_epochs", "max_train_steps", "save_every_n_epochs", "save_every_n_steps", "save_last_n_epochs",
     "min_snr_gamma", "sample_every_n_epochs", "noise_offset", "max_token_length", "seed", "clip_skip",
     "multires_noise_iterations", "multires_noise_discount", "ip_noise_gamma", "scale_weight_norms",
+    "network_dropout",
 }
 # Sections of the GUI's config.toml that hold the GUI's own settings, not a training run's.
 GUI_SECTIONS = {"settings", "server", "configuration", "dataset_preparation", "huggingface", "sdxl",

@@ -39,7 +39,7 @@ PLAIN: dict[str, str] = {
     "pretrained_model_name_or_path": "Base model", "train_data_dir": "Image folder",
     "output_dir": "Output folder", "output_name": "Model output name", "logging_dir": "Logging folder",
     "caption_extension": "Caption file extension", "network_module": "Network type",
-    "network_dim": "Network Rank (Dimension)", "network_alpha": "Network Alpha",
+    "network_dim": "Network Rank (Dimension)", "network_alpha": "Network Alpha", "network_dropout": "Network dropout",
     "network_args": "Network arguments", "network_weights": "Start from LoRA file",
     "network_train_unet_only": "Train UNet only", "network_train_text_encoder_only": "Train text encoder only",
     "train_batch_size": "Train batch size", "max_train_steps": "Max train steps",

@@ -57,9 +57,9 @@ ZH_CN_ERRORS_CONFIG: dict[str, str] = {
     # networks/: network_module and network_args
     "network_module '{name}': facelora trains {modules}.": "network_module '{name}'：facelora 训练 {modules}。",
     "network_args {key}={value}: must be above 0.": "network_args {key}={value}：必须大于 0。",
-    "network_args {unknown}: networks.lora in facelora takes {known} (LoHa, LoKr, DoRA and dropouts: "
+    "network_args {unknown}: networks.lora in facelora takes {known} (LoHa, LoKr and DoRA: "
     "network_module lycoris.kohya).":
-        "network_args {unknown}：facelora 的 networks.lora 接受 {known}（LoHa、LoKr、DoRA 和 dropout："
+        "network_args {unknown}：facelora 的 networks.lora 接受 {known}（LoHa、LoKr 和 DoRA："
         "请用 network_module lycoris.kohya）。",
     "network_args conv_alpha needs conv_dim (the rank of the 3x3 convolutions' LoRA).":
         "network_args conv_alpha 需要 conv_dim（3x3 卷积的 LoRA 的秩）。",
@@ -81,8 +81,6 @@ ZH_CN_ERRORS_CONFIG: dict[str, str] = {
     # networks/: building a LoRA and loading its file
     "A LoRA must train the UNet, the text encoder, or both.": "LoRA 必须训练 UNet、文本编码器，或两者都训练。",
     "{name}: LoRA adapts Linear and Conv2d modules, not {kind}": "{name}：LoRA 只适配 Linear 和 Conv2d 模块，不适配 {kind}",
-    "network_dropout {dropout}: facelora's LoRA has no dropout; remove it (lycoris.kohya has one).":
-        "network_dropout {dropout}：facelora 的 LoRA 没有 dropout；请去掉它（lycoris.kohya 有）。",
     "The LoRA has alpha {file_alpha:g}, the network {alpha:g}; set {what} to {file_alpha:g}.":
         "该 LoRA 的 alpha 为 {file_alpha:g}，网络的为 {alpha:g}；请把 {what} 设为 {file_alpha:g}。",
     "create_network_from_weights needs a file or weights_sd.": "create_network_from_weights 需要一个文件或 weights_sd。",

@@ -132,6 +132,9 @@ ZH_CN_PARAMS: dict[str, str] = {
     "Network type": "网络类型",
     "Network Rank (Dimension)": "网络秩（维度）",
     "Network Alpha": "网络 Alpha",
+    "Network dropout": "网络 dropout",
+    "Drop this share of each LoRA module's rank outputs at every training step (0-1; 0.1 is common); unset: off. "
+    "Files are unchanged.": "每个训练步丢弃每个 LoRA 模块秩输出的这一比例（0-1；常用 0.1）；不设置即关闭。文件不受影响。",
     "Network arguments": "网络参数",
     "Start from LoRA file": "从 LoRA 文件开始",
     "Train UNet only": "只训练 UNet",

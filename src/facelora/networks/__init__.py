@@ -13,6 +13,7 @@ paths and the checks need no torch, so reading the table and checking a config l
 from __future__ import annotations
 
 import importlib
+from contextlib import contextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,10 @@ from ..errors import FaceloraError
 from .args import CHECKS
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from torch import nn
+
     from ..config import TrainConfig
     from ..model.sdmodel import SDModel
 
@@ -66,9 +71,10 @@ def check_network_args(cfg: TrainConfig) -> None:
 
 def create_network(cfg: TrainConfig, model: SDModel, multiplier: float = 1.0):
     """A new network of cfg.network_module over the parts cfg trains, sized by network_dim and
-    network_alpha, with cfg.network_args."""
+    network_alpha, with network_dropout and cfg.network_args."""
     return network_module(cfg.network_module).create_network(
         multiplier, cfg.network_dim, cfg.network_alpha, model.vae, model.text_encoder, model.unet,
+        neuron_dropout=cfg.network_dropout,
         train_unet=cfg.train_unet, train_text_encoder=cfg.train_text_encoder, family=model.family,
         **network_kwargs(cfg))
 
@@ -82,3 +88,15 @@ def create_network_from_weights(file, model: SDModel, multiplier: float = 1.0, n
     name = network_module_name or metadata.get("ss_network_module") or NETWORK_MODULE
     return network_module(name).create_network_from_weights(
         multiplier, file, model.vae, model.text_encoder, model.unet, weights_sd=weights_sd, family=model.family)
+
+
+@contextmanager
+def evaluating(network: nn.Module) -> Iterator[None]:
+    """The network in eval mode for a while (no dropout: samples and validation see the LoRA
+    that is saved), then back in the mode it was in."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield
+    finally:
+        network.train(was_training)

@@ -10,8 +10,10 @@ from ..errors import FaceloraError
 from .blocks import ARGS as BLOCK_ARGS
 from .blocks import block_lr_weights
 
-# networks.lora's network_args, as sd-scripts reads them (Kohya's LoCon and block-wise rates)
-LORA_ARGS = ("conv_dim", "conv_alpha") + BLOCK_ARGS
+# sd-scripts' networks.lora dropouts beside network_dropout (training only)
+DROPOUT_ARGS = ("rank_dropout", "module_dropout")
+# networks.lora's network_args, as sd-scripts reads them (Kohya's LoCon, dropouts, block-wise rates)
+LORA_ARGS = ("conv_dim", "conv_alpha") + DROPOUT_ARGS + BLOCK_ARGS
 # The algorithms facelora trains through lycoris (lycoris' "lora" is LoCon on Linear layers only
 # when conv_dim is unset) and the network_args lycoris.kohya reads that facelora passes on.
 LYCORIS_ALGOS = ("lora", "locon", "loha", "lokr")
@@ -29,13 +31,21 @@ def _positive(network_args: dict) -> None:
             raise FaceloraError("network_args {key}={value}: must be above 0.", key=key, value=network_args[key])
 
 
+def check_probabilities(values: dict) -> None:
+    """Dropout probabilities (None: unset) from 0 up to, not including, 1."""
+    for key, value in values.items():
+        if value is not None and not 0 <= float(value) < 1:
+            raise FaceloraError("network_args {key}={value}: a probability, from 0 up to 1.", key=key, value=value)
+
+
 def check_lora_args(network_args: dict) -> None:
     """A clear error for a network_arg facelora's networks.lora does not take or cannot use."""
     unknown = sorted(set(network_args) - set(LORA_ARGS))
     if unknown:
-        raise FaceloraError("network_args {unknown}: networks.lora in facelora takes {known} (LoHa, LoKr, DoRA and "
-                            "dropouts: network_module lycoris.kohya).", unknown=unknown, known=", ".join(LORA_ARGS))
+        raise FaceloraError("network_args {unknown}: networks.lora in facelora takes {known} (LoHa, LoKr and DoRA: "
+                            "network_module lycoris.kohya).", unknown=unknown, known=", ".join(LORA_ARGS))
     _positive(network_args)
+    check_probabilities({k: network_args[k] for k in DROPOUT_ARGS if k in network_args})
     if "conv_alpha" in network_args and "conv_dim" not in network_args:
         raise FaceloraError("network_args conv_alpha needs conv_dim (the rank of the 3x3 convolutions' LoRA).")
     block_lr_weights(network_args)
@@ -52,10 +62,7 @@ def check_lycoris_args(network_args: dict) -> None:
         raise FaceloraError("network_args algo={algo}: facelora trains the LyCORIS algorithms {known}.", algo=algo,
                             known=", ".join(LYCORIS_ALGOS))
     _positive(network_args)
-    for key in ("dropout", "rank_dropout", "module_dropout"):
-        if key in network_args and not 0 <= float(network_args[key]) < 1:
-            raise FaceloraError("network_args {key}={value}: a probability, from 0 up to 1.", key=key,
-                                value=network_args[key])
+    check_probabilities({k: network_args[k] for k in ("dropout",) + DROPOUT_ARGS if k in network_args})
     if lycoris_true(network_args.get("bypass_mode")) and lycoris_true(network_args.get("dora_wd")):
         raise FaceloraError("network_args bypass_mode=True with dora_wd=True: lycoris' bypass forward leaves DoRA's "
                             "weight decomposition out, so it would train a plain LoRA. Leave bypass_mode unset: "

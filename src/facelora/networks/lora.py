@@ -2,7 +2,8 @@
 sd-scripts' two constructors for it. The file it is saved in is lora_file.py's.
 
 Each adapted module keeps its weight W and gains two small matrices: its output becomes
-W x + up(down(x)) * multiplier * alpha / rank.
+W x + up(down(x)) * multiplier * alpha / rank. Training, sd-scripts' three dropouts may thin
+the second term (LoRAModule.dropped_forward); they never change the saved weights.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import FaceloraError, Templated
 from ..lora_file import LoRAFileError, module_name, read_lora
 from ..model import cpu_linear
 from ..model.family import SD15, ModelFamily
+from .args import DROPOUT_ARGS, check_probabilities
 from .args import check_lora_args as check_args
 from .blocks import block_index, block_lr_weights
 from .targets import conv_target_modules, is_conv_3x3, target_modules
@@ -32,9 +34,12 @@ class LoRAModule(nn.Module):
     """One adapted module: down (rank x in) and up (out x rank), Linear or 1x1 Conv2d like the
     original. Applied, it takes the original's forward over: org_forward(x) + up(down(x)) *
     multiplier * alpha / rank, computed in the cheaper of two equal forms (forward). down starts
-    Kaiming-uniform (a = sqrt 5), up at zero, so a new network changes nothing until trained."""
+    Kaiming-uniform (a = sqrt 5), up at zero, so a new network changes nothing until trained.
+    dropout, rank_dropout and module_dropout are sd-scripts' (network_dropout and two network_args),
+    probabilities that act only in train mode; None or 0 is off."""
 
-    def __init__(self, lora_name: str, org_module: nn.Module, rank: int, alpha: float, multiplier: float = 1.0):
+    def __init__(self, lora_name: str, org_module: nn.Module, rank: int, alpha: float, multiplier: float = 1.0,
+                 dropout: float | None = None, rank_dropout: float | None = None, module_dropout: float | None = None):
         super().__init__()
         self.lora_name = lora_name
         self.rank = int(rank)
@@ -54,6 +59,8 @@ class LoRAModule(nn.Module):
         self.register_buffer("alpha", torch.tensor(float(alpha)))
         self.scale = float(alpha) / self.rank
         self.multiplier = float(multiplier)
+        self.dropout, self.rank_dropout, self.module_dropout = (p or None for p in (dropout, rank_dropout,
+                                                                                    module_dropout))
         self._org = [org_module]  # a list, so the original's weights are not registered as ours
         # Linear, and 1x1 convolutions with no stride, padding or groups, are matrix products;
         # computed as such (see forward), a 1x1 convolution on NCHW avoids oneDNN's reorders.
@@ -86,6 +93,8 @@ class LoRAModule(nn.Module):
         self._org_forward = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and (self.dropout or self.rank_dropout or self.module_dropout):
+            return self.dropped_forward(x)
         org, down, up = self.org_module, self.lora_down.weight, self.lora_up.weight
         m = self.multiplier * self.scale
         if not self._as_products or org.weight.dtype != down.dtype or not (
@@ -103,6 +112,27 @@ class LoRAModule(nn.Module):
         # passes over the output to scale it and add it.
         base = _product(x, org.weight.flatten(1), conv, org.bias)
         return _product(_product(x, down.flatten(1), conv), up.flatten(1), conv, add_to=base, alpha=m)
+
+    def dropped_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """sd-scripts' LoRAModule.forward in training, step for step (the same random draws): with
+        probability module_dropout the original output alone; else dropout on down's output, and
+        rank_dropout's per-sample mask over the rank, its survivors scaled by 1 / (1 - p)."""
+        out = self._org_forward(x)
+        if self.module_dropout and torch.rand(1) < self.module_dropout:
+            return out
+        lx = self.lora_down(x.to(self.lora_down.weight.dtype))
+        if self.dropout:
+            lx = F.dropout(lx, p=self.dropout)
+        scale = self.scale
+        if self.rank_dropout:
+            mask = torch.rand((lx.size(0), self.rank), device=lx.device) > self.rank_dropout
+            if lx.dim() == 3:  # the text encoder's [batch, tokens, rank]
+                mask = mask.unsqueeze(1)
+            elif lx.dim() == 4:  # a convolution's [batch, rank, h, w]
+                mask = mask.unsqueeze(-1).unsqueeze(-1)
+            lx = lx * mask
+            scale = self.scale / (1.0 - self.rank_dropout)  # as if the rank were smaller
+        return out + (self.lora_up(lx) * self.multiplier * scale).to(out.dtype)
 
     def _merging_is_cheaper(self, tokens: int, fan_in: int, fan_out: int, training: bool) -> bool:
         """Whether (W + m up down) x costs fewer FLOPs than W x + m up(down x), for `tokens`
@@ -166,7 +196,8 @@ class LoRANetwork(NetworkParts):
     def __init__(self, unet: nn.Module, text_encoder: nn.Module, rank: int, alpha: float,
                  train_unet: bool = True, train_text_encoder: bool = True, multiplier: float = 1.0,
                  family: ModelFamily = SD15, conv_dim: int | None = None, conv_alpha: float | None = None,
-                 lr_weights: list[float] | None = None, only: set[str] | None = None):
+                 lr_weights: list[float] | None = None, only: set[str] | None = None,
+                 dropouts: dict[str, float | None] | None = None):
         super().__init__()
         if not (train_unet or train_text_encoder):
             raise FaceloraError("A LoRA must train the UNet, the text encoder, or both.")
@@ -184,7 +215,7 @@ class LoRANetwork(NetworkParts):
                 continue  # Kohya makes no module in a block that does not learn
             conv = is_conv_3x3(module)
             lora = LoRAModule(name, module, conv_dim if conv else self.rank,
-                              self.conv_alpha if conv else self.alpha, multiplier)
+                              self.conv_alpha if conv else self.alpha, multiplier, **(dropouts or {}))
             self.add_module(name, lora)
             self.loras[name] = lora
         self.text_encoder_loras = [m for n, m in self.loras.items() if n.startswith(family.text_encoder_prefix)]
@@ -251,17 +282,18 @@ def create_network(multiplier: float, network_dim: int | None, network_alpha: fl
                    **network_args) -> LoRANetwork:
     """A new LoRA over the parts to train. network_dim defaults to 4 and network_alpha to 1, as in
     sd-scripts; conv_dim adds Kohya's LoCon (conv_alpha defaults to 1), down/mid/up_lr_weight the
-    block-wise learning rates. No dropout."""
-    if neuron_dropout:
-        raise FaceloraError("network_dropout {dropout}: facelora's LoRA has no dropout; remove it (lycoris.kohya has "
-                            "one).", dropout=neuron_dropout)
+    block-wise learning rates, neuron_dropout (network_dropout), rank_dropout and module_dropout
+    sd-scripts' training-only dropouts."""
     check_args(network_args)
+    check_probabilities({"network_dropout": neuron_dropout})
     conv_dim = int(network_args["conv_dim"]) if "conv_dim" in network_args else None
     conv_alpha = float(network_args.get("conv_alpha", 1.0)) if conv_dim else None
     return LoRANetwork(unet, text_encoder, 4 if network_dim is None else network_dim,
                        1.0 if network_alpha is None else network_alpha, train_unet=train_unet,
                        train_text_encoder=train_text_encoder, multiplier=multiplier, family=family,
-                       conv_dim=conv_dim, conv_alpha=conv_alpha, lr_weights=block_lr_weights(network_args))
+                       conv_dim=conv_dim, conv_alpha=conv_alpha, lr_weights=block_lr_weights(network_args),
+                       dropouts={"dropout": neuron_dropout, **{k: float(network_args[k]) for k in DROPOUT_ARGS
+                                                               if k in network_args}})
 
 
 def _one(values: set, what: str, file) -> float | None:

@@ -39,7 +39,8 @@ def metadata(info: RunInfo, epoch: int, step: int, validation_loss: float | None
     # facelora's own key, only when there is one: the latest validation loss (Kohya records none)
     own = {} if validation_loss is None else {"validation_loss": f"{validation_loss:.6f}"}
     return kohya_metadata(
-        network_dim=cfg.network_dim, network_alpha=cfg.network_alpha, output_name=cfg.output_name,
+        network_dim=cfg.network_dim, network_alpha=cfg.network_alpha, network_dropout=cfg.network_dropout,
+        output_name=cfg.output_name,
         sd_model_name=info.base_model_name, clip_skip=cfg.clip_skip, resolution=cfg.resolution_wh,
         num_train_images=dataset.num_train_samples, epoch=epoch, steps=step, training_started_at=info.started_at,
         tag_frequency=data.dataset.tag_frequency(), dataset_dirs=dirs, bucket_info=data.bucket_info(),

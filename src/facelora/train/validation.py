@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
+from ..networks import evaluating
 from .data import Batch, TrainData, cache_latents, encode
 from .loss import diffusion_loss, sample_noise
 from .state import derived_seed
@@ -72,10 +73,8 @@ class Validator:
         """The mean loss over every held-out batch x every fixed timestep."""
         device, cfg = accelerator.device, self.cfg
         encoder = model.family.text()
-        was_training = network.training
-        network.eval()
         losses = []
-        try:
+        with evaluating(network):
             for b, batch in enumerate(self.batches()):
                 latents = batch.latents.to(device) if batch.latents is not None else encode(
                     model.vae, batch.pixels, torch.Generator().manual_seed(derived_seed(self.seed, "val-vae", b))).float()
@@ -88,6 +87,4 @@ class Validator:
                         pred = model.unet(model.noise_scheduler.add_noise(latents, noise, timesteps), timesteps, text).sample
                     losses.append(diffusion_loss(pred, noise, timesteps, snr, cfg.min_snr_gamma, batch.masks,
                                                  batch.loss_weights).item())
-        finally:
-            network.train(was_training)
         return sum(losses) / len(losses) if losses else float("nan")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..filenames import samples_dir
+from ..networks import evaluating
 from ..project import Project
 from . import checkpoints
 from . import resume as saved
@@ -62,9 +63,10 @@ class RunFiles:
                     self.reporter.removed(old)
         if self.prompts and epoch % cfg.sample_every_n_epochs == 0:
             if self.main:
-                paths = make_samples(self.model, self.prompts, samples_dir(cfg.output_dir), cfg.output_name,
-                                     epoch, sampler=cfg.sample_sampler, clip_skip=cfg.clip_skip, base_seed=cfg.seed,
-                                     autocast=self.accelerator.autocast)
+                with evaluating(self.network):  # the LoRA as saved: no dropout
+                    paths = make_samples(self.model, self.prompts, samples_dir(cfg.output_dir), cfg.output_name,
+                                         epoch, sampler=cfg.sample_sampler, clip_skip=cfg.clip_skip,
+                                         base_seed=cfg.seed, autocast=self.accelerator.autocast)
                 self.samples += paths
                 self.reporter.samples(paths, state.global_step, epoch)
                 self.likeness(paths, epoch, state)
