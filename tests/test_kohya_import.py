@@ -181,3 +181,22 @@ def test_cli_import_prints_the_differences_and_a_refusal_changes_nothing(tmp_pat
     assert "network_dim 64 (face default 128)" in res.output and "Imported" in res.output
     saved = p.settings().train
     assert saved.network_dim == 64 and saved.seed == 1234 and saved.train_data_dir == "image"
+
+
+@pytest.mark.parametrize("name, text, said", [
+    ("dataset.toml", '[general]\ncaption_extension = ".txt"\n[[datasets]]\nresolution = 512\n'
+     '[[datasets.subsets]]\nimage_dir = "img/10_ohwx"\nnum_repeats = 10\n', "is a Kohya dataset config"),
+    ("meta_lat.json", json.dumps({"img/10_ohwx/a.jpg": {"caption": "ohwx", "train_resolution": [512, 512]}}),
+     "holds no training parameter"),
+    ("leco_prompts.toml", '[[prompts]]\ntarget = "van gogh"\n', "holds no training parameter"),
+])
+def test_a_kohya_file_that_is_no_training_config_is_refused_and_changes_nothing(tmp_path, name, text, said):
+    """kohya_ss's test/config holds dataset configs, caption metadata and LECO prompts beside its
+    training configs: imported, they would reset every parameter to sd-scripts' defaults."""
+    p = init_project(tmp_path / "p 项目", "ohwx")
+    before = p.config_path.read_bytes()
+    f = tmp_path / name
+    f.write_text(text, encoding="utf-8")
+    res = runner.invoke(app, ["config", "import", str(p.root), str(f)])
+    assert res.exit_code == 2 and said in res.output and "Nothing was changed" in res.output, res.output
+    assert "Traceback" not in res.output and p.config_path.read_bytes() == before

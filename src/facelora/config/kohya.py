@@ -15,7 +15,7 @@ from ..errors import ConfigError, FaceloraError
 from ..networks import check_args
 from .fields import OPTIONAL_PROJECT_FOLDERS, PROJECT_FOLDERS, TrainConfig
 from .kohya_dataset import DATASET_CONFIG_FILE, needs_dataset_config
-from .kohya_gui import GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
+from .kohya_gui import GUI_NAMES, GUI_SECTIONS, gui_values, is_off, sd_scripts_defaults
 from .overrides import LIST_FIELDS, apply
 from .values import parse_kv_args
 
@@ -113,6 +113,7 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
                 flat.update(v)
         else:
             flat[k] = v
+    _check_is_training_config(raw, flat, source)
     gui = gui or "LoRA_type" in flat or "epoch" in flat
     for flag in ("v2", "v_parameterization", "sdxl"):
         if flat.get(flag) is True:
@@ -153,6 +154,19 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
     if "seed" not in flat:
         notes.append(f"The file sets no seed, so a random one was drawn ({cfg.seed}), as sd-scripts does.")
     return cfg, ([unused_note] if unused_note else []) + notes  # what Kohya does differently, first
+
+
+def _check_is_training_config(raw: dict[str, Any], flat: dict[str, Any], source: Path | None) -> None:
+    """Refuse a file that is no training config (a dataset config, a caption metadata JSON, a LECO
+    prompts file) before it resets every parameter to sd-scripts' defaults."""
+    file = source.name if source else "The file"
+    if "datasets" in raw:
+        raise ConfigError("{file} is a Kohya dataset config (folders, repeats, resolution), not a training config: "
+                          "import the training config that names it (dataset_config), or lay its folders out as "
+                          "image/<repeats>_<trigger> and run facelora init there. Nothing was changed.", file=file)
+    if not any(k in TrainConfig.model_fields or k in GUI_NAMES or k == "LoRA_type" for k in flat):
+        raise ConfigError("{file} holds no training parameter of sd-scripts or kohya_ss (learning_rate, network_dim, "
+                          "...): it is not a Kohya training config. Nothing was changed.", file=file)
 
 
 def _network_problem(updates: dict[str, Any]) -> str | None:

@@ -18,6 +18,14 @@ ZH_CN_ERRORS_CONFIG: dict[str, str] = {
         "参数 '{item}' 必须写成 'key=value'（例如 weight_decay=0.01）。",
     # config/settings.py: facelora.toml
     "{path} is not valid TOML: {error}": "{path} 不是有效的 TOML：{error}",
+    "{file} is a Kohya dataset config (folders, repeats, resolution), not a training config: import the training "
+    "config that names it (dataset_config), or lay its folders out as image/<repeats>_<trigger> and run facelora init "
+    "there. Nothing was changed.":
+        "{file} 是 Kohya 的数据集配置（文件夹、重复次数、分辨率），不是训练配置：请导入引用它的训练配置（dataset_config），"
+        "或把它的文件夹整理成 image/<repeats>_<trigger> 后在那里运行 facelora init。没有做任何更改。",
+    "{file} holds no training parameter of sd-scripts or kohya_ss (learning_rate, network_dim, ...): it is not a Kohya "
+    "training config. Nothing was changed.":
+        "{file} 中没有 sd-scripts 或 kohya_ss 的训练参数（learning_rate、network_dim 等）：它不是 Kohya 训练配置。没有做任何更改。",
     "{where}: Value error, {error} (got {got})": "{where}：{error}（输入的是 {got}）",
     "{where}: {msg} (got {got})": "{where}：{msg}（输入的是 {got}）",
     "{path}: Invalid parameter(s): {problems}": "{path}：参数无效：{problems}",
