@@ -113,11 +113,11 @@ def import_kohya(text: str, base: TrainConfig | None = None, source: Path | None
                 flat.update(v)
         else:
             flat[k] = v
-    _check_is_training_config(raw, flat, source)
     gui = gui or "LoRA_type" in flat or "epoch" in flat
     for flag in ("v2", "v_parameterization", "sdxl"):
         if flat.get(flag) is True:
             raise ConfigError("This config trains with {flag}=true; facelora trains SD1.5 LoRA only.", flag=flag)
+    _check_is_training_config(raw, flat, source)
     notes: list[str] = []
     if gui:
         flat, notes = gui_values(flat)
